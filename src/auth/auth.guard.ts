@@ -1,0 +1,47 @@
+import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { AppException, ErrorCode } from '../common/errors';
+import { ApiKeysService } from './api-keys.service';
+import { AuthenticatedRequest, PUBLIC_KEY, ROLES_KEY } from './auth.decorators';
+import { parseOnBehalfOf } from './on-behalf-of';
+import { Role } from './role';
+
+/**
+ * The one global guard. Deny by default: a route is reachable without a key only with
+ * `@Public()`, and with a key only when `@Authenticated(...)` lists the key's role.
+ */
+@Injectable()
+export class AuthGuard implements CanActivate {
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly apiKeys: ApiKeysService,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    if (context.getType() !== 'http') return true;
+    const targets = [context.getHandler(), context.getClass()];
+    if (this.reflector.getAllAndOverride<boolean>(PUBLIC_KEY, targets)) return true;
+    const roles = this.reflector.getAllAndOverride<Role[] | undefined>(ROLES_KEY, targets) ?? [];
+
+    const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
+    const secret = bearerToken(request.headers.authorization);
+    const key = await this.apiKeys.authenticate(secret);
+    if (!key) throw AppException.unauthorized(ErrorCode.InvalidApiKey, 'Invalid or revoked API key');
+
+    const onBehalfOf = parseOnBehalfOf(request.headers['x-on-behalf-of']);
+    if (!roles.includes(key.role)) throw AppException.forbidden();
+    request.principal = { apiKeyId: key.id, orgId: key.orgId, role: key.role, teamId: key.teamId, onBehalfOf };
+    return true;
+  }
+}
+
+function bearerToken(header: string | undefined): string {
+  if (!header) {
+    throw AppException.unauthorized(ErrorCode.MissingApiKey, 'Missing API key: send "Authorization: Bearer <api-key>"');
+  }
+  const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
+  if (!match) {
+    throw AppException.unauthorized(ErrorCode.InvalidApiKey, 'Malformed Authorization header: expected "Bearer <api-key>"');
+  }
+  return match[1];
+}

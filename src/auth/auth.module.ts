@@ -1,0 +1,19 @@
+import { Module } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { ApiKeyCache } from './api-key-cache';
+import { ApiKey } from './api-key.entity';
+import { ApiKeysController } from './api-keys.controller';
+import { ApiKeysService } from './api-keys.service';
+import { AuthGuard } from './auth.guard';
+import { Org } from './org.entity';
+import { OrgsController } from './orgs.controller';
+import { OrgsService } from './orgs.service';
+
+@Module({
+  imports: [TypeOrmModule.forFeature([Org, ApiKey])],
+  controllers: [OrgsController, ApiKeysController],
+  providers: [OrgsService, ApiKeysService, ApiKeyCache, { provide: APP_GUARD, useClass: AuthGuard }],
+  exports: [OrgsService, ApiKeysService],
+})
+export class AuthModule {}

@@ -1,0 +1,35 @@
+import { ApiProperty } from '@nestjs/swagger';
+import { StringField } from '../../common/validation';
+import { Org } from '../org.entity';
+
+export class CreateOrgDto {
+  @StringField({ description: 'Display name of the org', example: 'Acme', maxLength: 200 })
+  name: string;
+}
+
+export class OrgDto {
+  @ApiProperty({ example: 'org_3ZkQ9mW2pL8xYc4RtV7bN1sD' })
+  id: string;
+
+  @ApiProperty({ example: 'Acme' })
+  name: string;
+
+  @ApiProperty({ type: 'integer', description: 'Creation time, Unix seconds', example: 1735689600 })
+  created_at: number;
+
+  static from(org: Org): OrgDto {
+    return { id: org.id, name: org.name, created_at: unixSeconds(org.createdAt) };
+  }
+}
+
+export class OrgListDto {
+  @ApiProperty({ enum: ['list'], example: 'list' })
+  object: 'list';
+
+  @ApiProperty({ type: [OrgDto] })
+  data: OrgDto[];
+}
+
+export function unixSeconds(date: Date): number {
+  return Math.floor(date.getTime() / 1000);
+}

@@ -1,0 +1,43 @@
+import { Body, Controller, Get, Param, Post } from '@nestjs/common';
+import { SdkNamespace } from '../common/sdk-namespace';
+import { ApiTags } from '@nestjs/swagger';
+import { Operation } from '../common/api-responses';
+import { Auth, Authenticated } from './auth.decorators';
+import { OrgIdParamsDto } from './dto/api-key.dto';
+import { CreateOrgDto, OrgDto, OrgListDto } from './dto/org.dto';
+import { OrgsService } from './orgs.service';
+import { Principal } from './principal';
+import { Role } from './role';
+
+@ApiTags('orgs')
+@SdkNamespace('orgs')
+@Controller('api/v1/orgs')
+export class OrgsController {
+  constructor(private readonly orgs: OrgsService) {}
+
+  @Post()
+  @Authenticated(Role.ClusterAdmin)
+  @Operation({ summary: 'Create an org', description: 'Creates a tenant. Cluster admins only.', response: OrgDto, created: true })
+  async create(@Body() body: CreateOrgDto): Promise<OrgDto> {
+    return OrgDto.from(await this.orgs.create(body.name));
+  }
+
+  @Get()
+  @Authenticated(Role.ClusterAdmin)
+  @Operation({ summary: 'List orgs', description: 'Every org, oldest first. Cluster admins only.', response: OrgListDto })
+  async list(): Promise<OrgListDto> {
+    return { object: 'list', data: (await this.orgs.list()).map(OrgDto.from) };
+  }
+
+  @Get(':orgId')
+  @Authenticated(Role.ClusterAdmin, Role.OrgAdmin, Role.Member)
+  @Operation({
+    summary: 'Get an org',
+    description: 'Cluster admins read any org; org admins and members read their own.',
+    response: OrgDto,
+    notFound: 'No such org (or it belongs to another tenant)',
+  })
+  async get(@Auth() principal: Principal, @Param() params: OrgIdParamsDto): Promise<OrgDto> {
+    return OrgDto.from(await this.orgs.getVisible(principal, params.orgId));
+  }
+}

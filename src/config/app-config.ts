@@ -1,0 +1,140 @@
+import { isAbsolute, resolve } from 'node:path';
+
+export type ProcessRole = 'all' | 'api' | 'worker';
+export const PROCESS_ROLES: readonly ProcessRole[] = ['all', 'api', 'worker'];
+
+/** Typed, validated configuration. Built once from the environment by {@link loadConfig}. */
+export interface AppConfig {
+  port: number;
+  host: string;
+  /** Unset: an embedded PostgreSQL is started under `dataDir` and this is filled in at start-up. */
+  databaseUrl: string | undefined;
+  redisUrl: string;
+  /** Prefix of every Redis key, queue and channel this process uses. */
+  redisPrefix: string;
+  adminApiKey: string | undefined;
+  processRole: ProcessRole;
+  webhookAllowPrivateTargets: boolean;
+  /** 32-byte key encrypting webhook secrets at rest; generated under `dataDir` when unset. */
+  secretsKey: Buffer | undefined;
+  dataDir: string;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Largest accepted request body, bytes. */
+  bodyLimitBytes: number;
+  /** How often the worker re-evaluates every budget, milliseconds. */
+  alertEvaluationIntervalMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export const API_KEY_PATTERN = /^mk-[A-Za-z0-9]{32,}$/;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+type Env = Record<string, string | undefined>;
+
+/** Reads and validates every variable; throws one {@link ConfigError} naming all bad ones. */
+export function loadConfig(env: Env = process.env): AppConfig {
+  const problems: string[] = [];
+  const read = (name: string): string | undefined => {
+    const value = env[name];
+    return value === undefined || value.trim() === '' ? undefined : value.trim();
+  };
+  const integer = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = read(name);
+    if (raw === undefined) return fallback;
+    if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+      problems.push(`${name} must be an integer from ${min} to ${max} (got "${raw}")`);
+      return fallback;
+    }
+    return Number(raw);
+  };
+  const boolean = (name: string, fallback: boolean): boolean => {
+    const raw = read(name)?.toLowerCase();
+    if (raw === undefined) return fallback;
+    if (['true', '1', 'yes'].includes(raw)) return true;
+    if (['false', '0', 'no'].includes(raw)) return false;
+    problems.push(`${name} must be true or false (got "${raw}")`);
+    return fallback;
+  };
+  const url = (name: string, protocols: string[]): string | undefined => {
+    const raw = read(name);
+    if (raw === undefined) return undefined;
+    try {
+      const parsed = new URL(raw);
+      if (!protocols.includes(parsed.protocol)) throw new Error('protocol');
+      return raw;
+    } catch {
+      problems.push(`${name} must be a ${protocols.map((p) => p + '//').join(' or ')} URL`);
+      return undefined;
+    }
+  };
+
+  const port = integer('PORT', 3000, 0, 65535);
+  const host = read('HOST') ?? '0.0.0.0';
+  const databaseUrl = url('DATABASE_URL', ['postgres:', 'postgresql:']);
+  const redisUrl = url('REDIS_URL', ['redis:', 'rediss:']) ?? 'redis://127.0.0.1:6379';
+
+  const redisPrefix = read('REDIS_PREFIX') ?? 'tally';
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(redisPrefix)) {
+    problems.push('REDIS_PREFIX must be 1-64 letters, digits, "_", "." or "-"');
+  }
+
+  const adminApiKey = read('ADMIN_API_KEY');
+  if (adminApiKey !== undefined && !API_KEY_PATTERN.test(adminApiKey)) {
+    // Never echo the value: it is a secret.
+    problems.push('ADMIN_API_KEY must be "mk-" followed by at least 32 letters or digits');
+  }
+
+  const role = (read('PROCESS_ROLE') ?? 'all') as ProcessRole;
+  if (!PROCESS_ROLES.includes(role)) {
+    problems.push(`PROCESS_ROLE must be one of ${PROCESS_ROLES.join(', ')} (got "${role}")`);
+  }
+
+  let secretsKey: Buffer | undefined;
+  const rawSecretsKey = read('SECRETS_KEY');
+  if (rawSecretsKey !== undefined) {
+    secretsKey = parseSecretsKey(rawSecretsKey);
+    if (!secretsKey) problems.push('SECRETS_KEY must be 32 bytes, as 64 hex digits or base64');
+  }
+
+  const logLevel = (read('LOG_LEVEL') ?? 'info') as AppConfig['logLevel'];
+  if (!LOG_LEVELS.includes(logLevel)) {
+    problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`);
+  }
+
+  const dataDirRaw = read('DATA_DIR') ?? '.data';
+  const config: AppConfig = {
+    port,
+    host,
+    databaseUrl,
+    redisUrl,
+    redisPrefix,
+    adminApiKey,
+    processRole: role,
+    webhookAllowPrivateTargets: boolean('WEBHOOK_ALLOW_PRIVATE_TARGETS', false),
+    secretsKey,
+    dataDir: isAbsolute(dataDirRaw) ? dataDirRaw : resolve(process.cwd(), dataDirRaw),
+    logLevel,
+    bodyLimitBytes: integer('BODY_LIMIT_BYTES', 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
+    alertEvaluationIntervalMs: integer('ALERT_EVALUATION_INTERVAL_MS', 5000, 100, 3_600_000),
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+export function parseSecretsKey(raw: string): Buffer | undefined {
+  if (/^[0-9a-fA-F]{64}$/.test(raw)) return Buffer.from(raw, 'hex');
+  if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(raw)) {
+    const buf = Buffer.from(raw, 'base64');
+    if (buf.length === 32) return buf;
+  }
+  return undefined;
+}
+
+/** Nest injection token for the {@link AppConfig}. */
+export const APP_CONFIG = Symbol('APP_CONFIG');

@@ -1,0 +1,61 @@
+import { Controller, Get, Inject } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiProperty, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
+import { InjectDataSource } from '@nestjs/typeorm';
+import Redis from 'ioredis';
+import { DataSource } from 'typeorm';
+import { SdkNamespace } from '../common/sdk-namespace';
+import { Public } from '../auth/auth.decorators';
+import { ErrorResponseDto } from '../common/dto/error-response.dto';
+import { AppException, ErrorCode } from '../common/errors';
+import { REDIS } from '../redis/redis.module';
+
+export class HealthDto {
+  @ApiProperty({ enum: ['ok'], example: 'ok' })
+  status: 'ok';
+}
+
+const CHECK_TIMEOUT_MS = 2000;
+
+function withTimeout<T>(promise: Promise<T>): Promise<T> {
+  return Promise.race([
+    promise,
+    new Promise<T>((_, reject) => setTimeout(() => reject(new Error('timeout')), CHECK_TIMEOUT_MS).unref()),
+  ]);
+}
+
+@ApiTags('health')
+@SdkNamespace('health')
+@Controller('health')
+export class HealthController {
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    @Inject(REDIS) private readonly redis: Redis,
+  ) {}
+
+  @Get('live')
+  @Public()
+  @ApiOperation({ summary: 'Liveness', description: 'The process is up and serving HTTP.' })
+  @ApiOkResponse({ type: HealthDto })
+  live(): HealthDto {
+    return { status: 'ok' };
+  }
+
+  @Get('ready')
+  @Public()
+  @ApiOperation({ summary: 'Readiness', description: 'PostgreSQL and Redis both answer.' })
+  @ApiOkResponse({ type: HealthDto })
+  @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'The database or Redis does not answer' })
+  async ready(): Promise<HealthDto> {
+    const [database, redis] = await Promise.allSettled([
+      withTimeout(this.dataSource.query('SELECT 1')),
+      withTimeout(this.redis.ping()),
+    ]);
+    const down = [database.status === 'rejected' ? 'database' : null, redis.status === 'rejected' ? 'redis' : null].filter(
+      (name): name is string => name !== null,
+    );
+    if (down.length > 0) {
+      throw AppException.unavailable(ErrorCode.NotReady, `Not ready: ${down.join(' and ')} unreachable`, 5);
+    }
+    return { status: 'ok' };
+  }
+}

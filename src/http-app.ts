@@ -1,0 +1,70 @@
+import { randomUUID } from 'node:crypto';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { Logger } from 'pino';
+import { parse as parseQuery } from 'qs';
+import { AppModule } from './app.module';
+import { AllExceptionsFilter } from './common/all-exceptions.filter';
+import { NestPinoLogger } from './common/logger';
+import { createValidationPipe } from './common/validation';
+import { AppConfig } from './config/app-config';
+import { MetricsService } from './metrics/metrics.service';
+import { buildOpenApiDocument, mountSwaggerUi } from './openapi';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Query strings: repeated keys and `a[]=` both become arrays (comma lists are split per field). */
+export function parseQueryString(query: string): Record<string, unknown> {
+  return parseQuery(query, { depth: 1, parameterLimit: 1000, arrayLimit: 1000, allowPrototypes: false, duplicates: 'combine' });
+}
+
+/** Builds the HTTP application (not listening yet): the same for `npm start`, tests and the OpenAPI CLI. */
+export async function createHttpApp(
+  config: AppConfig,
+  logger: Logger,
+  options: { preview?: boolean } = {},
+): Promise<NestFastifyApplication> {
+  const adapter = new FastifyAdapter({
+    bodyLimit: config.bodyLimitBytes,
+    // The client's X-Request-ID is echoed when it is a sane token; otherwise one is generated.
+    requestIdHeader: false,
+    genReqId: (req: { headers: Record<string, string | string[] | undefined> }) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    routerOptions: { querystringParser: parseQueryString, ignoreTrailingSlash: true },
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
+    logger: new NestPinoLogger(logger),
+    preview: options.preview,
+    abortOnError: false,
+  });
+  app.useGlobalPipes(createValidationPipe());
+  app.useGlobalFilters(new AllExceptionsFilter());
+
+  const fastify = app.getHttpAdapter().getInstance();
+  fastify.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  if (!options.preview) {
+    const metrics = app.get(MetricsService);
+    fastify.addHook('onResponse', async (request, reply) => {
+      const route = request.routeOptions.url ?? 'unmatched';
+      metrics.observeRequest(request.method, route, reply.statusCode, reply.elapsedTime / 1000);
+      const line = {
+        context: 'HTTP',
+        reqId: request.id,
+        method: request.method,
+        route,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+      };
+      if (reply.statusCode >= 500) logger.warn(line, 'request failed');
+      else logger.info(line, 'request');
+    });
+  }
+  mountSwaggerUi(app, buildOpenApiDocument(app));
+  return app;
+}

@@ -1,0 +1,71 @@
+import { spawn, spawnSync } from 'node:child_process';
+import Redis, { RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
+
+/** ioredis options for a REDIS_URL; BullMQ workers need `maxRetriesPerRequest: null`. */
+export function redisOptions(url: string, extra: RedisOptions = {}): RedisOptions {
+  const parsed = new URL(url);
+  return {
+    host: parsed.hostname.replace(/^\[|\]$/g, ''),
+    port: parsed.port ? Number(parsed.port) : 6379,
+    username: parsed.username ? decodeURIComponent(parsed.username) : undefined,
+    password: parsed.password ? decodeURIComponent(parsed.password) : undefined,
+    db: parsed.pathname.length > 1 ? Number(parsed.pathname.slice(1)) : 0,
+    tls: parsed.protocol === 'rediss:' ? {} : undefined,
+    lazyConnect: false,
+    enableReadyCheck: true,
+    ...extra,
+  };
+}
+
+export async function redisAnswers(url: string, timeoutMs = 1500): Promise<boolean> {
+  const client = new Redis(
+    redisOptions(url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: timeoutMs, retryStrategy: () => null }),
+  );
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return (await client.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    client.disconnect();
+  }
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+/**
+ * SPEC §1: when nothing answers at REDIS_URL and `redis-server` is on PATH, start a local one for
+ * development (no persistence; stopped with this process). Otherwise exit with a message.
+ */
+export async function ensureRedis(url: string, logger: Logger): Promise<{ stop(): void } | undefined> {
+  if (await redisAnswers(url)) return undefined;
+  const { hostname, port } = new URL(url);
+  const onPath = spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
+  if (!isLoopback(hostname) || !onPath) {
+    throw new Error(
+      `Redis does not answer at ${new URL(url).host}. Start one (e.g. "apt-get install redis-server" then ` +
+        '"redis-server --daemonize yes"), or set REDIS_URL to a Redis that runs.',
+    );
+  }
+  const redisPort = port || '6379';
+  logger.warn({ context: 'Redis', port: redisPort }, 'No Redis answered; starting a local redis-server for development');
+  const child = spawn(
+    'redis-server',
+    ['--port', redisPort, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: 'ignore', detached: false },
+  );
+  const stop = () => {
+    if (child.exitCode === null) child.kill('SIGTERM');
+  };
+  process.once('exit', stop);
+  for (let attempt = 0; attempt < 50; attempt++) {
+    if (await redisAnswers(url, 500)) return { stop };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  stop();
+  throw new Error(`Started redis-server on port ${redisPort} but it does not answer`);
+}

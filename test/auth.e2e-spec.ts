@@ -1,0 +1,224 @@
+import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
+
+describe('auth (SPEC §2)', () => {
+  let t: TestApp;
+  let acme: Awaited<ReturnType<typeof seedOrg>>;
+  let globex: Awaited<ReturnType<typeof seedOrg>>;
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    acme = await seedOrg(t, 'Acme', 'team-a');
+    globex = await seedOrg(t, 'Globex');
+  });
+  afterAll(() => t.close());
+
+  describe('401: missing, unknown, malformed, revoked', () => {
+    it('rejects a request with no key', async () => {
+      const res = await t.get('/api/v1/api-keys', { key: null });
+      expect(res.status).toBe(401);
+      expect(res.body).toEqual({
+        error: {
+          message: 'Missing API key: send "Authorization: Bearer <api-key>"',
+          type: 'authentication_error',
+          code: 'missing_api_key',
+          param: null,
+        },
+      });
+      expect(res.headers.get('www-authenticate')).toBe('Bearer');
+    });
+
+    it('rejects an unknown key and a malformed header alike', async () => {
+      const unknown = await t.get('/api/v1/api-keys', { key: 'mk-' + 'x'.repeat(40) });
+      expect(unknown.status).toBe(401);
+      expect(unknown.body.error.code).toBe('invalid_api_key');
+      const notMk = await t.get('/api/v1/api-keys', { key: 'sk-abc' });
+      expect(notMk.status).toBe(401);
+      const basic = await t.get('/api/v1/api-keys', { key: null, headers: { authorization: 'Basic Zm9vOmJhcg==' } });
+      expect(basic.status).toBe(401);
+      expect(basic.body.error.code).toBe('invalid_api_key');
+    });
+
+    it('fails a revoked key at once, and never echoes the secret', async () => {
+      const key = await acme.make('member');
+      expect((await t.get('/api/v1/api-keys', { key: key.key })).status).toBe(200); // now cached
+      const revoked = await t.delete(`/api/v1/api-keys/${key.id}`);
+      expect(revoked.status).toBe(200);
+      expect(revoked.body.revoked_at).toEqual(expect.any(Number));
+      expect(revoked.text).not.toContain(key.key);
+      expect((await t.get('/api/v1/api-keys', { key: key.key })).status).toBe(401);
+      // Revoking again is idempotent: same object, same time.
+      const again = await t.delete(`/api/v1/api-keys/${key.id}`);
+      expect(again.status).toBe(200);
+      expect(again.body.revoked_at).toBe(revoked.body.revoked_at);
+    });
+
+    it('fails a revoked key at once on another instance sharing the database and Redis', async () => {
+      const other = await startTestApp({ REDIS_PREFIX: t.config.redisPrefix }, { database: t.db });
+      try {
+        const key = await acme.make('member');
+        expect((await other.get('/api/v1/api-keys', { key: key.key })).status).toBe(200); // cached there
+        expect((await t.delete(`/api/v1/api-keys/${key.id}`)).status).toBe(200);
+        expect((await other.get('/api/v1/api-keys', { key: key.key })).status).toBe(401);
+      } finally {
+        await other.close();
+      }
+    });
+  });
+
+  describe('403: known key, role not allowed', () => {
+    it.each([
+      ['member', 'POST', '/api/v1/orgs'],
+      ['member', 'POST', '/api/v1/api-keys'],
+      ['org_admin', 'POST', '/api/v1/orgs'],
+      ['org_admin', 'GET', '/api/v1/orgs'],
+    ])('%s cannot %s %s', async (role, method, path) => {
+      const key = role === 'member' ? acme.member.key : acme.orgAdmin.key;
+      const res = await t.request(method, path, method === 'POST' ? { name: 'x', role: 'member' } : undefined, { key });
+      expect(res.status).toBe(403);
+      expect(res.body.error).toMatchObject({ type: 'permission_error', code: 'forbidden' });
+    });
+
+    it('an ingest key reaches nothing of the management API', async () => {
+      const ingest = await createSystemKey(t, 'ingest');
+      for (const [method, path] of [
+        ['GET', '/api/v1/api-keys'],
+        ['GET', `/api/v1/orgs/${acme.org.id}`],
+        ['POST', '/api/v1/orgs'],
+      ]) {
+        expect((await t.request(method, path, method === 'POST' ? { name: 'x' } : undefined, { key: ingest.key })).status).toBe(403);
+      }
+    });
+
+    it('an org admin cannot create cluster_admin or ingest keys', async () => {
+      for (const role of ['cluster_admin', 'ingest']) {
+        const res = await t.post('/api/v1/api-keys', { name: 'x', role }, { key: acme.orgAdmin.key });
+        expect(res.status).toBe(403);
+      }
+    });
+
+    it('only cluster admins filter keys by org_id', async () => {
+      const res = await t.get(`/api/v1/api-keys?org_id=${acme.org.id}`, { key: acme.orgAdmin.key });
+      expect(res.status).toBe(403);
+    });
+  });
+
+  describe('404: another tenant\'s objects do not exist', () => {
+    it('an org admin cannot see another org or its keys', async () => {
+      expect((await t.get(`/api/v1/orgs/${globex.org.id}`, { key: acme.orgAdmin.key })).status).toBe(404);
+      const key = await t.get(`/api/v1/api-keys/${globex.member.id}`, { key: acme.orgAdmin.key });
+      expect(key.status).toBe(404);
+      expect(key.body.error).toEqual({
+        message: `API key '${globex.member.id}' not found`,
+        type: 'not_found_error',
+        code: 'not_found',
+        param: null,
+      });
+      expect((await t.delete(`/api/v1/api-keys/${globex.member.id}`, { key: acme.orgAdmin.key })).status).toBe(404);
+      // Unknown and foreign look the same.
+      const unknown = await t.get('/api/v1/api-keys/key_doesnotexist', { key: acme.orgAdmin.key });
+      expect(unknown.status).toBe(404);
+    });
+
+    it('an org admin cannot create keys in another org', async () => {
+      const res = await t.post('/api/v1/api-keys', { name: 'x', role: 'member', org_id: globex.org.id }, { key: acme.orgAdmin.key });
+      expect(res.status).toBe(404);
+    });
+
+    it('a member sees only its own key', async () => {
+      const list = await t.get('/api/v1/api-keys', { key: acme.member.key });
+      expect(list.status).toBe(200);
+      expect(list.body.data.map((k: { id: string }) => k.id)).toEqual([acme.member.id]);
+      expect((await t.get(`/api/v1/api-keys/${acme.orgAdmin.id}`, { key: acme.member.key })).status).toBe(404);
+      expect((await t.get(`/api/v1/api-keys/${acme.member.id}`, { key: acme.member.key })).status).toBe(200);
+      expect((await t.get(`/api/v1/orgs/${acme.org.id}`, { key: acme.member.key })).status).toBe(200);
+    });
+  });
+
+  describe('X-On-Behalf-Of', () => {
+    it.each([
+      ['empty', ''],
+      ['a lone *', '*'],
+      ['too long', 'u'.repeat(151)],
+      ['non-ASCII', 'usér'],
+      ['a control character', 'a\tb'],
+    ])('rejects %s with 400', async (_name, value) => {
+      const res = await t.get('/api/v1/api-keys', { headers: { 'x-on-behalf-of': value } });
+      expect(res.status).toBe(400);
+      expect(res.body.error).toMatchObject({ code: 'invalid_on_behalf_of', param: 'X-On-Behalf-Of' });
+    });
+
+    it('accepts 150 printable characters and carries the user into the audit fields of writes', async () => {
+      const user = 'u'.repeat(149) + '!';
+      const res = await t.post(
+        '/api/v1/api-keys',
+        { name: 'audited', role: 'member' },
+        { key: acme.orgAdmin.key, headers: { 'x-on-behalf-of': user } },
+      );
+      expect(res.status).toBe(201);
+      const [row] = await t.dataSource.query('SELECT created_by, created_on_behalf_of FROM api_keys WHERE id = $1', [res.body.id]);
+      expect(row).toEqual({ created_by: acme.orgAdmin.id, created_on_behalf_of: user });
+    });
+  });
+
+  describe('management endpoints', () => {
+    it('creates an org (cluster admin) and lists and reads it', async () => {
+      const created = await t.post('/api/v1/orgs', { name: 'Initech' });
+      expect(created.status).toBe(201);
+      expect(created.body).toEqual({ id: expect.stringMatching(/^org_[A-Za-z0-9]{24}$/), name: 'Initech', created_at: expect.any(Number) });
+      const list = await t.get('/api/v1/orgs');
+      expect(list.body.object).toBe('list');
+      expect(list.body.data).toContainEqual(created.body);
+      expect((await t.get(`/api/v1/orgs/${created.body.id}`)).body).toEqual(created.body);
+    });
+
+    it('shows a new key\'s secret once, with the documented fields', async () => {
+      const res = await t.post('/api/v1/api-keys', { name: 'k', role: 'member', team_id: 'team-x' }, { key: acme.orgAdmin.key });
+      expect(res.status).toBe(201);
+      expect(res.body).toEqual({
+        id: expect.stringMatching(/^key_[A-Za-z0-9]{24}$/),
+        org_id: acme.org.id,
+        name: 'k',
+        role: 'member',
+        team_id: 'team-x',
+        key_prefix: res.body.key.slice(0, 7),
+        created_at: expect.any(Number),
+        revoked_at: null,
+        key: expect.stringMatching(/^mk-[A-Za-z0-9]{32,}$/),
+      });
+      const read = await t.get(`/api/v1/api-keys/${res.body.id}`);
+      expect(read.body).not.toHaveProperty('key');
+      expect(read.text).not.toContain(res.body.key);
+      // The new key works at once.
+      expect((await t.get(`/api/v1/api-keys/${res.body.id}`, { key: res.body.key })).status).toBe(200);
+      const [row] = await t.dataSource.query('SELECT secret_hash FROM api_keys WHERE id = $1', [res.body.id]);
+      expect(Buffer.isBuffer(row.secret_hash) && row.secret_hash.length).toBe(32);
+    });
+
+    it('puts cluster_admin and ingest keys in the system org', async () => {
+      const ingest = await createSystemKey(t, 'ingest');
+      expect((await t.get(`/api/v1/api-keys/${ingest.id}`)).body.org_id).toBe('org_system');
+      const res = await t.post('/api/v1/api-keys', { name: 'x', role: 'ingest', org_id: acme.org.id });
+      expect(res.status).toBe(400);
+      expect(res.body.error.param).toBe('org_id');
+    });
+
+    it('requires org_id from cluster admins for tenant keys, and a real org', async () => {
+      expect((await t.post('/api/v1/api-keys', { name: 'x', role: 'member' })).body.error.param).toBe('org_id');
+      expect((await t.post('/api/v1/api-keys', { name: 'x', role: 'member', org_id: 'org_nope' })).status).toBe(404);
+    });
+
+    it('names every bad and unknown field in one 400', async () => {
+      const res = await t.post('/api/v1/api-keys', { name: '', role: 'root', extra: 1 });
+      expect(res.status).toBe(400);
+      expect(res.body.error.type).toBe('invalid_request_error');
+      expect(res.body.error.details.map((d: { param: string }) => d.param).sort()).toEqual(['extra', 'name', 'role']);
+    });
+
+    it('lists an org admin\'s own org only, and a cluster admin filters by org', async () => {
+      const mine = await t.get('/api/v1/api-keys', { key: acme.orgAdmin.key });
+      expect(new Set(mine.body.data.map((k: { org_id: string }) => k.org_id))).toEqual(new Set([acme.org.id]));
+      const filtered = await t.get(`/api/v1/api-keys?org_id=${globex.org.id}`);
+      expect(filtered.body.data.map((k: { id: string }) => k.id).sort()).toEqual([globex.member.id, globex.orgAdmin.id].sort());
+    });
+  });
+});
