@@ -45,6 +45,8 @@ export async function createHttpApp(
   app.useGlobalFilters(new AllExceptionsFilter());
 
   const fastify = app.getHttpAdapter().getInstance();
+  // JSON only: any other body type is a 415, not a string handed to validation.
+  fastify.removeContentTypeParser(['text/plain']);
   fastify.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });

@@ -16,7 +16,7 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
     .setDescription(DESCRIPTION)
     .setVersion('1.0.0')
     .addBearerAuth(
-      { type: 'http', scheme: 'bearer', description: 'API key: `Authorization: Bearer mk-…`' },
+      { type: 'http', scheme: 'bearer', bearerFormat: 'mk-…', description: 'API key: `Authorization: Bearer mk-…`' },
       BEARER_SCHEME,
     )
     .addApiKey(

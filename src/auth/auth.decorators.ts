@@ -20,8 +20,9 @@ export const Public = () => SetMetadata(PUBLIC_KEY, true);
 export function Authenticated(...roles: Role[]) {
   return applyDecorators(
     SetMetadata(ROLES_KEY, roles),
+    // A bearer key alone, or a bearer key with X-On-Behalf-Of (both sent together).
     ApiBearerAuth(BEARER_SCHEME),
-    ApiSecurity(ON_BEHALF_OF_SCHEME),
+    ApiSecurity({ [BEARER_SCHEME]: [], [ON_BEHALF_OF_SCHEME]: [] }),
     ApiHeader({
       name: 'X-On-Behalf-Of',
       required: false,

@@ -40,6 +40,8 @@ export function toAppException(err: unknown): { exception: AppException; unexpec
 
   if (err instanceof HttpException) {
     const status = err.getStatus();
+    // Nest re-raises Fastify's body-parser errors as plain HttpExceptions carrying Fastify's message.
+    if (status === HttpStatus.BAD_REQUEST && /JSON/.test(err.message)) return invalidJson();
     const [type, code] = STATUS_TYPES[status] ?? [ErrorType.Server, ErrorCode.Internal];
     const message =
       status === HttpStatus.NOT_FOUND ? 'No such route' : status >= 500 ? 'Internal server error' : err.message;
@@ -52,18 +54,7 @@ export function toAppException(err: unknown): { exception: AppException; unexpec
     const status = e.statusCode;
     const [type, code] = STATUS_TYPES[status] ?? [ErrorType.InvalidRequest, ErrorCode.ValidationFailed];
     const fastifyCode = typeof e.code === 'string' ? e.code : '';
-    if (fastifyCode.startsWith('FST_ERR_CTP_INVALID_JSON') || /JSON/.test(String(e.message))) {
-      return {
-        exception: AppException.badRequest(ErrorCode.InvalidJson, 'The request body is not valid JSON'),
-        unexpected: false,
-      };
-    }
-    if (fastifyCode === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
-      return {
-        exception: AppException.badRequest(ErrorCode.InvalidJson, 'The request body is empty but declared as JSON'),
-        unexpected: false,
-      };
-    }
+    if (fastifyCode.startsWith('FST_ERR_CTP_') && /JSON/.test(String(e.message))) return invalidJson();
     const messages: Record<number, string> = {
       413: 'The request body is too large',
       415: 'Unsupported content type: send application/json',
@@ -81,6 +72,13 @@ export function toAppException(err: unknown): { exception: AppException; unexpec
     };
   }
   return { exception: AppException.internal(), unexpected: true };
+}
+
+function invalidJson() {
+  return {
+    exception: AppException.badRequest(ErrorCode.InvalidJson, 'The request body is not valid JSON'),
+    unexpected: false,
+  };
 }
 
 /** What may be logged of an unexpected error: no SQL, no parameters, no stack. */

@@ -1,0 +1,63 @@
+import { ConfigError, loadConfig } from './app-config';
+
+describe('loadConfig', () => {
+  it('applies the SPEC §1 defaults', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      port: 3000,
+      host: '0.0.0.0',
+      databaseUrl: undefined,
+      redisUrl: 'redis://127.0.0.1:6379',
+      adminApiKey: undefined,
+      processRole: 'all',
+      webhookAllowPrivateTargets: false,
+      secretsKey: undefined,
+    });
+    expect(config.dataDir).toMatch(/\.data$/);
+  });
+
+  it('reads every variable', () => {
+    const config = loadConfig({
+      PORT: '8080',
+      HOST: '127.0.0.1',
+      DATABASE_URL: 'postgres://u:p@db:5432/tally',
+      REDIS_URL: 'redis://cache:6380/2',
+      ADMIN_API_KEY: 'mk-' + 'a'.repeat(32),
+      PROCESS_ROLE: 'worker',
+      WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
+      SECRETS_KEY: 'ab'.repeat(32),
+    });
+    expect(config).toMatchObject({
+      port: 8080,
+      host: '127.0.0.1',
+      databaseUrl: 'postgres://u:p@db:5432/tally',
+      redisUrl: 'redis://cache:6380/2',
+      processRole: 'worker',
+      webhookAllowPrivateTargets: true,
+    });
+    expect(config.secretsKey?.length).toBe(32);
+  });
+
+  it('names every bad variable in one error, without echoing secrets', () => {
+    let error: ConfigError | undefined;
+    try {
+      loadConfig({
+        PORT: 'eighty',
+        DATABASE_URL: 'mysql://x',
+        REDIS_URL: 'http://x',
+        ADMIN_API_KEY: 'sk-secret-value',
+        PROCESS_ROLE: 'both',
+        WEBHOOK_ALLOW_PRIVATE_TARGETS: 'maybe',
+        SECRETS_KEY: 'short',
+      });
+    } catch (err) {
+      error = err as ConfigError;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error!.problems.map((p) => p.split(' ')[0]).sort()).toEqual(
+      ['ADMIN_API_KEY', 'DATABASE_URL', 'PORT', 'PROCESS_ROLE', 'REDIS_URL', 'SECRETS_KEY', 'WEBHOOK_ALLOW_PRIVATE_TARGETS'].sort(),
+    );
+    expect(error!.message).not.toContain('sk-secret-value');
+    expect(error!.message).not.toContain('short');
+  });
+});

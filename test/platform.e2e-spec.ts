@@ -1,0 +1,120 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { generateOpenApiYaml } from '../src/cli/openapi';
+import { createTestDatabase } from './helpers/test-database';
+import { startTestApp, TestApp } from './helpers/test-app';
+
+describe('platform: health, metrics, docs, errors, request ids', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+  afterAll(() => t.close());
+
+  it('answers liveness and readiness without a key', async () => {
+    expect(await t.get('/health/live', { key: null })).toMatchObject({ status: 200, body: { status: 'ok' } });
+    expect(await t.get('/health/ready', { key: null })).toMatchObject({ status: 200, body: { status: 'ok' } });
+  });
+
+  it('echoes a sane X-Request-ID and generates one otherwise', async () => {
+    const echoed = await t.get('/health/live', { key: null, headers: { 'x-request-id': 'req-abc.123' } });
+    expect(echoed.headers.get('x-request-id')).toBe('req-abc.123');
+    const generated = await t.get('/health/live', { key: null, headers: { 'x-request-id': 'bad id with spaces!' } });
+    expect(generated.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    const onError = await t.get('/api/v1/orgs', { key: null });
+    expect(onError.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('exposes Prometheus metrics with request counts and latencies by route and status', async () => {
+    await t.get('/api/v1/orgs');
+    const res = await t.get('/metrics', { key: null });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('text/plain');
+    expect(res.text).toMatch(/tally_http_requests_total\{method="GET",route="\/api\/v1\/orgs",status="200"\} \d+/);
+    expect(res.text).toMatch(/tally_http_request_duration_seconds_bucket\{le="0.005",method="GET",route="\/api\/v1\/orgs",status="200"\}/);
+    expect(res.text).toContain('tally_process_resident_memory_bytes');
+  });
+
+  it('serves Swagger UI and the live document as JSON and YAML', async () => {
+    const ui = await t.get('/docs', { key: null });
+    expect(ui.status).toBe(200);
+    expect(ui.text).toContain('swagger-ui');
+    const json = await t.get('/docs-json', { key: null });
+    expect(json.body.openapi).toMatch(/^3\./);
+    expect(json.body.components.securitySchemes).toMatchObject({
+      bearer: { type: 'http', scheme: 'bearer' },
+      'on-behalf-of': { type: 'apiKey', in: 'header', name: 'X-On-Behalf-Of' },
+    });
+    const yaml = await t.get('/docs-yaml', { key: null });
+    expect(yaml.text).toContain('openapi: 3.');
+  });
+
+  it('keeps openapi.yaml equal to what the code generates (run `npm run openapi`)', async () => {
+    const committed = readFileSync(resolve(__dirname, '..', 'openapi.yaml'), 'utf8');
+    expect(committed).toBe(await generateOpenApiYaml());
+  });
+
+  it('gives every operation a unique SDK-style operationId, a summary, tags and an error schema', async () => {
+    const doc = (await t.get('/docs-json', { key: null })).body;
+    const ids: string[] = [];
+    for (const [path, item] of Object.entries<Record<string, any>>(doc.paths)) {
+      for (const [method, op] of Object.entries<any>(item)) {
+        ids.push(op.operationId);
+        expect({ path, method, id: op.operationId }).toEqual({ path, method, id: expect.stringMatching(/^[a-z][A-Za-z]*(\.[a-z][A-Za-z]*)+$/) });
+        expect(op.summary).toBeTruthy();
+        expect(op.tags?.length).toBeGreaterThan(0);
+        if (op.security) expect(op.responses['401']).toBeDefined();
+      }
+    }
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  describe('one error shape for everything', () => {
+    it('unknown routes', async () => {
+      const res = await t.get('/api/v1/nope');
+      expect(res.status).toBe(404);
+      expect(res.body).toEqual({ error: { message: 'No such route', type: 'not_found_error', code: 'route_not_found', param: null } });
+    });
+
+    it('malformed JSON', async () => {
+      const res = await t.post('/api/v1/orgs', undefined, { raw: '{"name": ' });
+      expect(res.status).toBe(400);
+      expect(res.body.error).toMatchObject({ type: 'invalid_request_error', code: 'invalid_json' });
+    });
+
+    it('a body over the limit', async () => {
+      const res = await t.post('/api/v1/orgs', { name: 'x'.repeat(t.config.bodyLimitBytes) });
+      expect(res.status).toBe(413);
+      expect(res.body.error).toMatchObject({ code: 'payload_too_large' });
+    });
+
+    it('a non-JSON content type', async () => {
+      const res = await t.post('/api/v1/orgs', undefined, { raw: 'name=x', headers: { 'content-type': 'text/plain' } });
+      expect(res.status).toBe(415);
+      expect(res.body.error).toMatchObject({ code: 'unsupported_media_type' });
+    });
+
+    it('unknown query parameters', async () => {
+      const res = await t.get('/api/v1/api-keys?colour=blue');
+      expect(res.status).toBe(400);
+      expect(res.body.error).toMatchObject({ code: 'validation_failed', param: 'colour' });
+    });
+  });
+});
+
+describe('readiness when the database goes away', () => {
+  it('answers 503 with Retry-After and the error shape, and the process stays up', async () => {
+    const db = await createTestDatabase();
+    const t = await startTestApp({}, { database: db });
+    try {
+      await db.drop(); // terminates every connection and removes the database
+      const res = await t.get('/health/ready', { key: null });
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('5');
+      expect(res.body.error).toMatchObject({ type: 'service_unavailable_error', code: 'not_ready', message: 'Not ready: database unreachable' });
+      expect((await t.get('/health/live', { key: null })).status).toBe(200);
+    } finally {
+      await t.close();
+    }
+  });
+});

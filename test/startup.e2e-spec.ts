@@ -1,0 +1,76 @@
+import pino from 'pino';
+import { bootstrapAdminKey } from '../src/auth/admin-bootstrap';
+import { startProcess } from '../src/bootstrap';
+import { loadConfig } from '../src/config/app-config';
+import { createDataSource } from '../src/database/data-source';
+import { hashApiKeySecret } from '../src/auth/secrets';
+import { createTestDatabase } from './helpers/test-database';
+import { randomAdminKey, startTestApp } from './helpers/test-app';
+
+describe('start-up (SPEC §1)', () => {
+  it('ADMIN_API_KEY: the key exists after start-up, once, however often the service starts', async () => {
+    const db = await createTestDatabase();
+    const adminKey = randomAdminKey();
+    try {
+      for (let i = 0; i < 2; i++) {
+        const t = await startTestApp({ ADMIN_API_KEY: adminKey }, { database: db });
+        const res = await t.post('/api/v1/orgs', { name: `Acme ${i}` }, { key: adminKey });
+        expect(res.status).toBe(201);
+        await t.close();
+      }
+      const ds = createDataSource(db.url);
+      await ds.initialize();
+      const rows = await ds.query('SELECT role, org_id FROM api_keys WHERE secret_hash = $1', [hashApiKeySecret(adminKey)]);
+      await ds.destroy();
+      expect(rows).toEqual([{ role: 'cluster_admin', org_id: 'org_system' }]);
+    } finally {
+      await db.drop();
+    }
+  });
+
+  it('without ADMIN_API_KEY, generates one admin key on a fresh database only', async () => {
+    const db = await createTestDatabase();
+    const ds = createDataSource(db.url);
+    await ds.initialize();
+    try {
+      const [first, second] = await Promise.all([bootstrapAdminKey(ds, undefined), bootstrapAdminKey(ds, undefined)]);
+      const generated = [first, second].filter((o) => o.kind === 'generated');
+      expect(generated).toHaveLength(1);
+      expect([first, second].map((o) => o.kind).sort()).toEqual(['admins-exist', 'generated']);
+      const secret = (generated[0] as { secret: string }).secret;
+      expect(secret).toMatch(/^mk-[A-Za-z0-9]{32,}$/);
+      expect(await ds.query('SELECT count(*)::int AS n FROM api_keys WHERE secret_hash = $1', [hashApiKeySecret(secret)])).toEqual([
+        { n: 1 },
+      ]);
+      expect((await bootstrapAdminKey(ds, undefined)).kind).toBe('admins-exist');
+    } finally {
+      await ds.destroy();
+      await db.drop();
+    }
+  });
+
+  it('PROCESS_ROLE=worker runs without an HTTP server; PROCESS_ROLE=api listens', async () => {
+    const db = await createTestDatabase();
+    const common = {
+      DATABASE_URL: db.url,
+      REDIS_URL: process.env.TEST_REDIS_URL!,
+      REDIS_PREFIX: `test-role-${Date.now()}`,
+      ADMIN_API_KEY: randomAdminKey(),
+      SECRETS_KEY: 'ab'.repeat(32),
+      PORT: '0',
+      HOST: '127.0.0.1',
+    };
+    const logger = pino({ level: 'silent' });
+    const worker = await startProcess(loadConfig({ ...common, PROCESS_ROLE: 'worker' }), logger);
+    const api = await startProcess(loadConfig({ ...common, PROCESS_ROLE: 'api' }), logger);
+    try {
+      expect('getHttpServer' in worker.app).toBe(false);
+      const url = await (api.app as unknown as { getUrl(): Promise<string> }).getUrl();
+      expect((await fetch(`${url}/health/ready`)).status).toBe(200);
+    } finally {
+      await worker.stop();
+      await api.stop();
+      await db.drop();
+    }
+  });
+});
