@@ -12,6 +12,18 @@ describe('auth (SPEC §2)', () => {
   });
   afterAll(() => t.close());
 
+  it('never writes a secret or an Authorization header to the log', async () => {
+    const created = await acme.make('member');
+    await t.get('/api/v1/api-keys', { key: created.key });
+    await t.get('/api/v1/api-keys', { key: 'mk-' + 'Z'.repeat(40) }); // a failed attempt is logged too
+    const log = t.logs.join('');
+    expect(log).toContain('"route":"/api/v1/api-keys"'); // the requests were logged
+    for (const secret of [t.adminKey, created.key, acme.orgAdmin.key, 'mk-' + 'Z'.repeat(40)]) {
+      expect(log).not.toContain(secret);
+    }
+    expect(log.toLowerCase()).not.toContain('bearer ');
+  });
+
   describe('401: missing, unknown, malformed, revoked', () => {
     it('rejects a request with no key', async () => {
       const res = await t.get('/api/v1/api-keys', { key: null });
