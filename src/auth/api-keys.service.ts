@@ -13,6 +13,9 @@ import { hashApiKeySecret, looksLikeApiKey, newApiKeySecret } from './secrets';
 
 @Injectable()
 export class ApiKeysService {
+  /** A key's org never changes, so this needs no invalidation (bounded, oldest dropped first). */
+  private readonly orgByKey = new Map<string, string>();
+
   constructor(
     @InjectRepository(ApiKey) private readonly keys: Repository<ApiKey>,
     private readonly orgs: OrgsService,
@@ -36,6 +39,17 @@ export class ApiKeysService {
       this.cache.set(hex, cached, snapshot);
     }
     return cached.revoked ? null : cached;
+  }
+
+  /** The org of a key (revoked or not), or null for an unknown key; answered from memory once seen. */
+  async orgOf(keyId: string): Promise<string | null> {
+    const cached = this.orgByKey.get(keyId);
+    if (cached !== undefined) return cached;
+    const row = await this.keys.findOne({ where: { id: keyId }, select: { id: true, orgId: true } });
+    if (!row) return null;
+    if (this.orgByKey.size >= 100_000) this.orgByKey.delete(this.orgByKey.keys().next().value as string);
+    this.orgByKey.set(keyId, row.orgId);
+    return row.orgId;
   }
 
   async create(principal: Principal, dto: CreateApiKeyDto): Promise<{ key: ApiKey; secret: string }> {

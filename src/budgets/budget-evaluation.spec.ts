@@ -1,0 +1,47 @@
+import { evaluateBudget } from './budget-evaluation';
+import { Budget } from './budget.entity';
+import { budgetWindow } from './budget-window';
+
+function budget(partial: Partial<Budget>): Budget {
+  return Object.assign(new Budget(), {
+    id: 'bud_x',
+    period: 'daily',
+    limitKind: 'cost',
+    limitValue: '10.000000000',
+    thresholds: [
+      { pct: 50, action: 'alert' },
+      { pct: 100, action: 'block' },
+    ],
+    ...partial,
+  });
+}
+const window = budgetWindow('daily', new Date('2026-11-21T12:00:00Z'));
+
+describe('evaluateBudget', () => {
+  it('compares exactly at the threshold (cost)', () => {
+    const below = evaluateBudget(budget({}), { costNano: 4_999_999_999n, tokens: 0n }, window);
+    expect(below.reached).toEqual([]);
+    expect(below.pct).toBe(49.999999); // truncated to 6 decimals
+    const at = evaluateBudget(budget({}), { costNano: 5_000_000_000n, tokens: 0n }, window);
+    expect(at.reached).toEqual([{ pct: 50, action: 'alert' }]);
+    expect(at.pct).toBe(50);
+    expect(at.blocked).toBe(false);
+    const over = evaluateBudget(budget({}), { costNano: 10_000_000_000n, tokens: 0n }, window);
+    expect(over.blocked).toBe(true);
+    expect(over.pct).toBe(100);
+  });
+
+  it('counts tokens against token limits with fractional limits (the seed: 3281.35)', () => {
+    const b = budget({ limitKind: 'tokens', limitValue: '3281.350000000', thresholds: [{ pct: 100, action: 'block' }] });
+    expect(evaluateBudget(b, { costNano: 999_999_999_999n, tokens: 3281n }, window).blocked).toBe(false);
+    const over = evaluateBudget(b, { costNano: 0n, tokens: 3282n }, window);
+    expect(over.blocked).toBe(true);
+    expect(over.pct).toBe(100.019808); // 3282 / 3281.35, truncated
+  });
+
+  it('supports fractional threshold percents and huge spends without precision loss', () => {
+    const b = budget({ limitValue: '1000000000.000000000', thresholds: [{ pct: 33.333333, action: 'alert' }] });
+    expect(evaluateBudget(b, { costNano: 333_333_329_999_999_999n, tokens: 0n }, window).reached).toEqual([]);
+    expect(evaluateBudget(b, { costNano: 333_333_330_000_000_000n, tokens: 0n }, window).reached).toHaveLength(1);
+  });
+});

@@ -1,0 +1,128 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import Redis from 'ioredis';
+import { Repository } from 'typeorm';
+import { REDIS, RedisKeys } from '../redis/redis.module';
+import { UsageSpendService } from '../usage/usage-spend.service';
+import { Budget, BudgetOwner, BudgetScope } from './budget.entity';
+import { currentWindow, evaluateBudget, Evaluation } from './budget-evaluation';
+
+/** One blocking budget as the check reports it. */
+export interface BlockEntry {
+  budget_id: string;
+  scope: BudgetScope;
+  owner: BudgetOwner;
+  pct: number;
+  resets_at: number;
+}
+
+interface ScopeState {
+  /** When the evaluation that wrote this started (ms): older evaluations never overwrite newer ones. */
+  at: number;
+  blocks: BlockEntry[];
+}
+
+const STATE_TTL_MS = 40 * 86_400_000;
+
+/** Writes `ARGV[1]` (a ScopeState) unless the stored one is newer. */
+const SET_IF_NEWER = `
+local current = redis.call('GET', KEYS[1])
+if current then
+  local stored = cjson.decode(current)
+  if stored.at > tonumber(ARGV[2]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+return 1`;
+
+/**
+ * Live budget state. Evaluates budgets against the usage aggregates and keeps, per scope, the
+ * list of blocking budgets in Redis, so the budget check answers with one Redis read whatever
+ * the number of records. Refreshed after ingest, on every budget change, and by the worker.
+ */
+@Injectable()
+export class BudgetStateService {
+  private readonly logger = new Logger(BudgetStateService.name);
+
+  constructor(
+    @InjectRepository(Budget) private readonly budgets: Repository<Budget>,
+    private readonly spend: UsageSpendService,
+    @Inject(REDIS) private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+  ) {}
+
+  /** Evaluates one budget in its current window. */
+  async evaluate(budget: Budget, now = new Date()): Promise<Evaluation> {
+    const window = currentWindow(budget, now);
+    const spend = await this.spend.spend(
+      { orgId: budget.orgId, apiKeyId: budget.scope === 'apikey' ? budget.scopeId : undefined },
+      window.start,
+      window.end,
+    );
+    return evaluateBudget(budget, spend, window);
+  }
+
+  /** Re-evaluates the budgets of an org and of some of its keys (after ingest touched them). */
+  async refreshForUsage(orgId: string, apiKeyIds: string[]): Promise<Evaluation[]> {
+    const budgets = await this.budgets
+      .createQueryBuilder('b')
+      .where(`(b.scope = 'org' AND b.scope_id = :orgId) OR (b.scope = 'apikey' AND b.scope_id = ANY(:keys))`, { orgId, keys: apiKeyIds })
+      .getMany();
+    return this.refreshBudgets(budgets, [
+      { scope: 'org', scopeId: orgId },
+      ...apiKeyIds.map((id) => ({ scope: 'apikey' as const, scopeId: id })),
+    ]);
+  }
+
+  async refreshScope(scope: BudgetScope, scopeId: string): Promise<Evaluation[]> {
+    const budgets = await this.budgets.findBy({ scope, scopeId });
+    return this.refreshBudgets(budgets, [{ scope, scopeId }]);
+  }
+
+  /**
+   * Evaluates `budgets` and rewrites the state of each scope in `scopes` (a scope with no budget
+   * left gets an empty state). Every budget of a listed scope must be in `budgets`.
+   */
+  async refreshBudgets(budgets: Budget[], scopes: Array<{ scope: BudgetScope; scopeId: string }>): Promise<Evaluation[]> {
+    const at = Date.now();
+    const evaluations = await Promise.all(budgets.map((b) => this.evaluate(b, new Date(at))));
+    const byScope = new Map<string, BlockEntry[]>(scopes.map((s) => [this.stateKey(s.scope, s.scopeId), []]));
+    for (const e of evaluations) {
+      const key = this.stateKey(e.budget.scope, e.budget.scopeId);
+      if (!byScope.has(key)) byScope.set(key, []);
+      if (e.blocked) {
+        byScope.get(key)!.push({
+          budget_id: e.budget.id,
+          scope: e.budget.scope,
+          owner: e.budget.owner,
+          pct: e.pct,
+          resets_at: Math.floor(e.window.end.getTime() / 1000),
+        });
+      }
+    }
+    const pipeline = this.redis.pipeline();
+    for (const [key, blocks] of byScope) {
+      const state: ScopeState = { at, blocks };
+      pipeline.eval(SET_IF_NEWER, 1, key, JSON.stringify(state), String(at), String(STATE_TTL_MS));
+    }
+    await pipeline.exec();
+    return evaluations;
+  }
+
+  /** The blocking budgets of a key and its org, from Redis; blocks of a past window have lifted. */
+  async blocksFor(orgId: string, apiKeyId: string, now = Date.now()): Promise<BlockEntry[]> {
+    const raw = await this.redis.mget(this.stateKey('apikey', apiKeyId), this.stateKey('org', orgId));
+    const nowSeconds = Math.floor(now / 1000);
+    const blocks: BlockEntry[] = [];
+    for (const value of raw) {
+      if (!value) continue;
+      for (const block of (JSON.parse(value) as ScopeState).blocks) {
+        if (block.resets_at > nowSeconds) blocks.push(block);
+      }
+    }
+    return blocks;
+  }
+
+  private stateKey(scope: BudgetScope, scopeId: string): string {
+    return this.keys.key('budget-blocks', scope, scopeId);
+  }
+}

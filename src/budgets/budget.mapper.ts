@@ -1,0 +1,33 @@
+import { unixSeconds } from '../auth/dto/org.dto';
+import { costToNumber, Evaluation, limitAsNumber } from './budget-evaluation';
+import { formatWindow } from './budget-window';
+import { BudgetDto } from './dto/budget.dto';
+
+/** The seed's budget object, with its live spend. */
+export function toBudgetDto(e: Evaluation): BudgetDto {
+  const b = e.budget;
+  return {
+    id: b.id,
+    object: 'llm.budget',
+    scope: b.scope,
+    scope_id: b.scopeId,
+    org_id: b.orgId,
+    owner: b.owner,
+    period: b.period,
+    limit_kind: b.limitKind,
+    limit: limitAsNumber(b),
+    thresholds: b.thresholds.map((t) => ({ pct: t.pct, action: t.action })),
+    alert_webhook_url: b.webhookUrl,
+    spend: {
+      window: formatWindow(e.window),
+      cost_spent_nano: e.spend.costNano.toString(),
+      cost_spent: costToNumber(e.spend.costNano),
+      tokens_spent: e.spend.tokens.toString(),
+      pct: e.pct,
+      resets_at: unixSeconds(e.window.end),
+    },
+    created_at: unixSeconds(b.createdAt),
+    updated_at: unixSeconds(b.updatedAt),
+  };
+}
+

@@ -1,0 +1,121 @@
+import { Body, Controller, Delete, Get, Param, Post, Put, Query } from '@nestjs/common';
+import { ApiTags } from '@nestjs/swagger';
+import { Auth, Authenticated } from '../auth/auth.decorators';
+import { ApiKeyIdParamsDto, OrgIdParamsDto } from '../auth/dto/api-key.dto';
+import { Principal } from '../auth/principal';
+import { Role } from '../auth/role';
+import { Operation } from '../common/api-responses';
+import { SdkNamespace } from '../common/sdk-namespace';
+import { BudgetCheckService } from './budget-check.service';
+import { toBudgetDto } from './budget.mapper';
+import { BudgetStateService } from './budget-state.service';
+import { Budget, BudgetScope } from './budget.entity';
+import { BudgetsService } from './budgets.service';
+import {
+  BudgetCheckDto,
+  BudgetCheckResultDto,
+  BudgetDto,
+  BudgetIdParamsDto,
+  BudgetListDto,
+  DeletedBudgetDto,
+  ListBudgetsQueryDto,
+  OwnerQueryDto,
+  SetBudgetDto,
+  SetBudgetResultDto,
+} from './dto/budget.dto';
+
+const READERS = [Role.ClusterAdmin, Role.OrgAdmin, Role.Member];
+const WRITERS = [Role.ClusterAdmin, Role.OrgAdmin];
+const SET_DESCRIPTION =
+  'Creates or replaces the budget of this scope and owner, and re-evaluates it against live spend at once. ' +
+  'Only cluster admins set `owner: cluster` budgets. A webhook URL without a secret gets a generated `whsec_` secret, returned in this response only.';
+
+@ApiTags('budgets')
+@SdkNamespace('llm.budgets')
+@Controller('api/v1/llm/budgets')
+export class BudgetsController {
+  constructor(
+    private readonly budgets: BudgetsService,
+    private readonly state: BudgetStateService,
+    private readonly checks: BudgetCheckService,
+  ) {}
+
+  @Put('apikey/:apiKeyId')
+  @Authenticated(...WRITERS)
+  @Operation({ summary: 'Set an API key budget', description: SET_DESCRIPTION, response: SetBudgetResultDto, notFound: 'No such API key (or it belongs to another tenant)' })
+  setApiKey(@Auth() principal: Principal, @Param() params: ApiKeyIdParamsDto, @Body() body: SetBudgetDto): Promise<SetBudgetResultDto> {
+    return this.set(principal, 'apikey', params.apiKeyId, body);
+  }
+
+  @Put('org/:orgId')
+  @Authenticated(...WRITERS)
+  @Operation({ summary: 'Set an org budget', description: SET_DESCRIPTION, response: SetBudgetResultDto, notFound: 'No such org (or it belongs to another tenant)' })
+  setOrg(@Auth() principal: Principal, @Param() params: OrgIdParamsDto, @Body() body: SetBudgetDto): Promise<SetBudgetResultDto> {
+    return this.set(principal, 'org', params.orgId, body);
+  }
+
+  @Post('check')
+  @Authenticated(Role.Ingest, Role.ClusterAdmin)
+  @Operation({
+    summary: 'Check whether budgets allow a request',
+    description:
+      'The gateway calls this before each request. Lists every budget of the key or its org whose `block` threshold is reached in the current window. Answered from live state in Redis, not by aggregating records.',
+    response: BudgetCheckResultDto,
+    notFound: 'No such API key',
+  })
+  check(@Body() body: BudgetCheckDto): Promise<BudgetCheckResultDto> {
+    return this.checks.check(body.api_key_id);
+  }
+
+  @Get()
+  @Authenticated(...READERS)
+  @Operation({
+    summary: 'List budgets',
+    description: 'Cluster admins see every budget, org admins their org\'s, members their own key\'s. Each with its live spend.',
+    response: BudgetListDto,
+  })
+  async list(@Auth() principal: Principal, @Query() query: ListBudgetsQueryDto): Promise<BudgetListDto> {
+    return this.listOf(await this.budgets.list(principal, query));
+  }
+
+  @Get('org/:orgId')
+  @Authenticated(...READERS)
+  @Operation({ summary: 'Get an org\'s budgets', description: 'The org\'s budgets (cluster and org owner), with live spend.', response: BudgetListDto, notFound: 'No such org (or it belongs to another tenant)' })
+  async getOrg(@Auth() principal: Principal, @Param() params: OrgIdParamsDto, @Query() query: OwnerQueryDto): Promise<BudgetListDto> {
+    return this.listOf(await this.budgets.listForScope(principal, 'org', params.orgId, query.owner));
+  }
+
+  @Get('apikey/:apiKeyId')
+  @Authenticated(...READERS)
+  @Operation({ summary: 'Get an API key\'s budgets', description: 'The key\'s budgets (cluster and org owner), with live spend.', response: BudgetListDto, notFound: 'No such API key (or it belongs to another tenant)' })
+  async getApiKey(@Auth() principal: Principal, @Param() params: ApiKeyIdParamsDto, @Query() query: OwnerQueryDto): Promise<BudgetListDto> {
+    return this.listOf(await this.budgets.listForScope(principal, 'apikey', params.apiKeyId, query.owner));
+  }
+
+  @Get(':budgetId')
+  @Authenticated(...READERS)
+  @Operation({ summary: 'Get a budget', description: 'One budget with its live spend.', response: BudgetDto, notFound: 'No such budget (or it belongs to another tenant)' })
+  async get(@Auth() principal: Principal, @Param() params: BudgetIdParamsDto): Promise<BudgetDto> {
+    return toBudgetDto(await this.state.evaluate(await this.budgets.getVisible(principal, params.budgetId)));
+  }
+
+  @Delete(':budgetId')
+  @Authenticated(...WRITERS)
+  @Operation({ summary: 'Delete a budget', description: 'Deletes the budget; its blocks lift at once.', response: DeletedBudgetDto, notFound: 'No such budget (or it belongs to another tenant)' })
+  async delete(@Auth() principal: Principal, @Param() params: BudgetIdParamsDto): Promise<DeletedBudgetDto> {
+    const budget = await this.budgets.delete(principal, params.budgetId);
+    return { id: budget.id, object: 'llm.budget.deleted', deleted: true };
+  }
+
+  private async set(principal: Principal, scope: BudgetScope, scopeId: string, body: SetBudgetDto): Promise<SetBudgetResultDto> {
+    const { budget, generatedSecret } = await this.budgets.set(principal, scope, scopeId, body);
+    const dto: SetBudgetResultDto = toBudgetDto(await this.state.evaluate(budget));
+    if (generatedSecret) dto.webhook_secret = generatedSecret;
+    return dto;
+  }
+
+  private async listOf(budgets: Budget[]): Promise<BudgetListDto> {
+    const evaluations = await Promise.all(budgets.map((b) => this.state.evaluate(b)));
+    return { object: 'list', data: evaluations.map(toBudgetDto) };
+  }
+}

@@ -1,0 +1,35 @@
+import { DynamicModule, Module, OnModuleInit } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { AuthModule } from '../auth/auth.module';
+import { UsageModule } from '../usage/usage.module';
+import { UsageIngestService } from '../usage/usage-ingest.service';
+import { BudgetCheckService } from './budget-check.service';
+import { BudgetStateService } from './budget-state.service';
+import { Budget } from './budget.entity';
+import { BudgetsController } from './budgets.controller';
+import { BudgetsService } from './budgets.service';
+
+@Module({})
+export class BudgetsModule implements OnModuleInit {
+  constructor(
+    private readonly ingest: UsageIngestService,
+    private readonly state: BudgetStateService,
+  ) {}
+
+  static forRoot(options: { api: boolean }): DynamicModule {
+    return {
+      module: BudgetsModule,
+      imports: [TypeOrmModule.forFeature([Budget]), AuthModule, UsageModule],
+      controllers: options.api ? [BudgetsController] : [],
+      providers: [BudgetsService, BudgetStateService, BudgetCheckService],
+      exports: [BudgetsService, BudgetStateService],
+    };
+  }
+
+  /** Ingest that touches a budgeted scope re-evaluates it before the ingest response is sent. */
+  onModuleInit(): void {
+    this.ingest.onIngested(async (event) => {
+      await this.state.refreshForUsage(event.orgId, event.apiKeyIds);
+    });
+  }
+}

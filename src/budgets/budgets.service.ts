@@ -1,0 +1,182 @@
+import { randomBytes } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { Repository } from 'typeorm';
+import { ApiKeysService } from '../auth/api-keys.service';
+import { OrgsService } from '../auth/orgs.service';
+import { Principal } from '../auth/principal';
+import { Role } from '../auth/role';
+import { toScaled, fromScaled } from '../common/decimal';
+import { AppException } from '../common/errors';
+import { newId } from '../common/ids';
+import { sealSecret } from '../common/secret-box';
+import { assertPublicTarget, UnsafeWebhookTarget } from '../common/ssrf';
+import { APP_CONFIG, AppConfig } from '../config/app-config';
+import { Budget, BudgetOwner, BudgetScope } from './budget.entity';
+import { BudgetStateService } from './budget-state.service';
+import { ListBudgetsQueryDto, SetBudgetDto } from './dto/budget.dto';
+
+export type BudgetChangeListener = (budget: Budget, change: 'set' | 'deleted') => Promise<void>;
+
+/** Budgets: who may read and write which, and the webhook settings stored with them. */
+@Injectable()
+export class BudgetsService {
+  private readonly listeners: BudgetChangeListener[] = [];
+
+  constructor(
+    @InjectRepository(Budget) private readonly budgets: Repository<Budget>,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly orgs: OrgsService,
+    private readonly apiKeys: ApiKeysService,
+    private readonly state: BudgetStateService,
+  ) {}
+
+  /** Called after a budget is set or deleted (the alerts evaluator re-evaluates it at once). */
+  onChanged(listener: BudgetChangeListener): void {
+    this.listeners.push(listener);
+  }
+
+  /** Creates or replaces the (scope, scope_id, owner) budget. Returns a generated webhook secret once. */
+  async set(principal: Principal, scope: BudgetScope, scopeId: string, dto: SetBudgetDto): Promise<{ budget: Budget; generatedSecret?: string }> {
+    const owner: BudgetOwner = dto.owner ?? 'org';
+    if (owner === 'cluster' && principal.role !== Role.ClusterAdmin) {
+      throw AppException.forbidden('Only cluster admins set owner: cluster budgets');
+    }
+    const orgId = await this.scopeOrg(principal, scope, scopeId);
+    const url = dto.webhook_url ?? null;
+    if (url === null && typeof dto.webhook_secret === 'string') {
+      throw AppException.validation([{ param: 'webhook_secret', message: 'needs a webhook_url' }]);
+    }
+    if (url !== null) {
+      try {
+        await assertPublicTarget(new URL(url), this.config.webhookAllowPrivateTargets);
+      } catch (err) {
+        if (err instanceof UnsafeWebhookTarget) throw AppException.validation([{ param: 'webhook_url', message: err.message }]);
+        throw err;
+      }
+    }
+    const limit = toScaled(dto.limit, 9);
+    if (limit === null) throw AppException.validation([{ param: 'limit', message: 'must be a decimal with at most 9 places' }]);
+
+    return this.budgets.manager.transaction(async (manager) => {
+      const repo = manager.getRepository(Budget);
+      const existing = await repo
+        .createQueryBuilder('b')
+        .addSelect('b.webhookSecretSealed')
+        .where('b.scope = :scope AND b.scope_id = :scopeId AND b.owner = :owner', { scope, scopeId, owner })
+        .setLock('pessimistic_write')
+        .getOne();
+      let sealed: Buffer | null = null;
+      let generatedSecret: string | undefined;
+      if (url !== null) {
+        if (typeof dto.webhook_secret === 'string') sealed = sealSecret(this.secretsKey, dto.webhook_secret);
+        else if (dto.webhook_secret === undefined && existing?.webhookSecretSealed) sealed = existing.webhookSecretSealed;
+        else {
+          generatedSecret = `whsec_${randomBytes(32).toString('base64')}`;
+          sealed = sealSecret(this.secretsKey, generatedSecret);
+        }
+      }
+      const values = {
+        period: dto.period,
+        limitKind: dto.limit_kind,
+        limitValue: fromScaled(limit, 9),
+        thresholds: dto.thresholds.map((t) => ({ pct: t.pct, action: t.action ?? 'alert' })),
+        webhookUrl: url,
+        webhookSecretSealed: sealed,
+        webhookDisabledAt: null,
+        updatedBy: principal.apiKeyId,
+        updatedOnBehalfOf: principal.onBehalfOf,
+      };
+      let id: string;
+      if (existing) {
+        await repo.update({ id: existing.id }, values);
+        id = existing.id;
+      } else {
+        id = newId('bud');
+        // A concurrent PUT of the same (scope, scope_id, owner) loses the race on the unique index
+        // and is retried by the client; ON CONFLICT turns it into an update instead.
+        await repo
+          .createQueryBuilder()
+          .insert()
+          .values({ id, scope, scopeId, orgId, owner, ...values })
+          .orUpdate(['period', 'limit_kind', 'limit_value', 'thresholds', 'webhook_url', 'webhook_secret_sealed', 'webhook_disabled_at', 'updated_by', 'updated_on_behalf_of', 'updated_at'], ['scope', 'scope_id', 'owner'])
+          .execute();
+      }
+      const budget = await repo.findOneByOrFail({ scope, scopeId, owner });
+      return { budget, generatedSecret };
+    }).then(async (result) => {
+      await this.changed(result.budget, 'set');
+      return result;
+    });
+  }
+
+  async list(principal: Principal, query: ListBudgetsQueryDto): Promise<Budget[]> {
+    if (query.org_id !== undefined && principal.role !== Role.ClusterAdmin) {
+      throw AppException.forbidden('Only cluster admins may filter by org_id');
+    }
+    const qb = this.budgets.createQueryBuilder('b').orderBy('b.created_at', 'ASC').addOrderBy('b.id', 'ASC');
+    if (query.scope) qb.andWhere('b.scope = :scope', { scope: query.scope });
+    if (query.owner) qb.andWhere('b.owner = :owner', { owner: query.owner });
+    if (principal.role === Role.ClusterAdmin) {
+      if (query.org_id) qb.andWhere('b.org_id = :orgId', { orgId: query.org_id });
+    } else if (principal.role === Role.OrgAdmin) {
+      qb.andWhere('b.org_id = :orgId', { orgId: principal.orgId });
+    } else {
+      qb.andWhere(`b.scope = 'apikey' AND b.scope_id = :keyId`, { keyId: principal.apiKeyId });
+    }
+    return qb.getMany();
+  }
+
+  /** The budgets of one scope the principal may see (404 when the scope itself is not visible). */
+  async listForScope(principal: Principal, scope: BudgetScope, scopeId: string, owner?: BudgetOwner): Promise<Budget[]> {
+    await this.scopeOrg(principal, scope, scopeId);
+    const budgets = await this.budgets.find({ where: { scope, scopeId, ...(owner ? { owner } : {}) }, order: { owner: 'ASC' } });
+    return budgets.filter((b) => this.canSee(principal, b));
+  }
+
+  async getVisible(principal: Principal, id: string): Promise<Budget> {
+    const budget = await this.budgets.findOneBy({ id });
+    if (!budget || !this.canSee(principal, budget)) throw AppException.notFound('Budget', id);
+    return budget;
+  }
+
+  async delete(principal: Principal, id: string): Promise<Budget> {
+    const budget = await this.getVisible(principal, id);
+    if (budget.owner === 'cluster' && principal.role !== Role.ClusterAdmin) {
+      throw AppException.forbidden('Only cluster admins delete owner: cluster budgets');
+    }
+    await this.budgets.delete({ id });
+    await this.changed(budget, 'deleted');
+    return budget;
+  }
+
+  private async changed(budget: Budget, change: 'set' | 'deleted'): Promise<void> {
+    await this.state.refreshScope(budget.scope, budget.scopeId);
+    for (const listener of this.listeners) await listener(budget, change);
+  }
+
+  private get secretsKey(): Buffer {
+    if (!this.config.secretsKey) throw new Error('SECRETS_KEY was not resolved at start-up');
+    return this.config.secretsKey;
+  }
+
+  private canSee(principal: Principal, budget: Budget): boolean {
+    switch (principal.role) {
+      case Role.ClusterAdmin:
+        return true;
+      case Role.OrgAdmin:
+        return budget.orgId === principal.orgId;
+      default:
+        return budget.scope === 'apikey' && budget.scopeId === principal.apiKeyId;
+    }
+  }
+
+  /** The org of a scope the principal may see; 404 for unknown or another tenant's. */
+  private async scopeOrg(principal: Principal, scope: BudgetScope, scopeId: string): Promise<string> {
+    if (scope === 'org') {
+      if (principal.role === Role.Member) throw AppException.notFound('Org', scopeId);
+      return (await this.orgs.getVisible(principal, scopeId)).id;
+    }
+    return (await this.apiKeys.getVisible(principal, scopeId)).orgId;
+  }
+}

@@ -1,0 +1,279 @@
+import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import {
+  ArrayMaxSize,
+  ArrayMinSize,
+  ArrayUnique,
+  IsArray,
+  IsIn,
+  IsNumber,
+  IsOptional,
+  IsPositive,
+  IsString,
+  IsUrl,
+  Max,
+  MaxLength,
+  MinLength,
+  ValidateIf,
+  ValidateNested,
+} from 'class-validator';
+import { EnumField, StringField } from '../../common/validation';
+import { BUDGET_PERIODS, BudgetPeriod } from '../budget-window';
+import type { BudgetOwner, BudgetScope, LimitKind, ThresholdAction } from '../budget.entity';
+
+export const BUDGET_SCOPES: readonly BudgetScope[] = ['org', 'apikey'];
+export const BUDGET_OWNERS: readonly BudgetOwner[] = ['cluster', 'org'];
+export const LIMIT_KINDS: readonly LimitKind[] = ['cost', 'tokens'];
+export const THRESHOLD_ACTIONS: readonly ThresholdAction[] = ['alert', 'block'];
+const ID_PATTERN = /^[A-Za-z0-9_-]+$/;
+
+@ApiSchema({ name: 'BudgetThreshold' })
+export class ThresholdDto {
+  @IsNumber({ allowNaN: false, allowInfinity: false, maxDecimalPlaces: 6 })
+  @IsPositive()
+  @Max(1000)
+  @ApiProperty({
+    description: 'Percent of the limit (greater than 0, at most 1000, unique in the list)',
+    example: 80,
+    exclusiveMinimum: true,
+    minimum: 0,
+    maximum: 1000,
+  })
+  pct: number;
+
+  @IsOptional()
+  @IsIn(THRESHOLD_ACTIONS as ThresholdAction[], { message: `must be one of: ${THRESHOLD_ACTIONS.join(', ')}` })
+  @ApiPropertyOptional({
+    enum: THRESHOLD_ACTIONS,
+    enumName: 'ThresholdAction',
+    default: 'alert',
+    description: '`alert` sends a webhook when crossed; `block` also makes the budget check refuse traffic',
+  })
+  action?: ThresholdAction;
+}
+
+@ApiSchema({ name: 'SetBudgetRequest' })
+export class SetBudgetDto {
+  @EnumField(BUDGET_PERIODS, { description: 'Budget window: UTC day, week (from Monday) or month', enumName: 'BudgetPeriod', example: 'weekly' })
+  period: BudgetPeriod;
+
+  @EnumField(LIMIT_KINDS, { description: 'What the limit counts: cost (major currency units) or tokens (input + output)', enumName: 'LimitKind', example: 'tokens' })
+  limit_kind: LimitKind;
+
+  @IsNumber({ allowNaN: false, allowInfinity: false, maxDecimalPlaces: 9 })
+  @IsPositive()
+  @Max(1e18)
+  @ApiProperty({
+    description: 'Limit in major units: currency amount for cost, token count for tokens',
+    example: 3281.35,
+    exclusiveMinimum: true,
+    minimum: 0,
+    maximum: 1e18,
+  })
+  limit: number;
+
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(20)
+  @ArrayUnique((t: ThresholdDto) => t?.pct, { message: 'must not repeat a pct' })
+  @ValidateNested({ each: true })
+  @Type(() => ThresholdDto)
+  @ApiProperty({ type: [ThresholdDto], minItems: 1, maxItems: 20, example: [{ pct: 80, action: 'alert' }, { pct: 100, action: 'block' }] })
+  thresholds: ThresholdDto[];
+
+  @EnumField(BUDGET_OWNERS, {
+    description: 'cluster = the operator\'s ceiling (org admins read it only); org = the org\'s own budget',
+    enumName: 'BudgetOwner',
+    default: 'org',
+    optional: true,
+  })
+  owner?: BudgetOwner;
+
+  @ValidateIf((_o, v) => v !== null && v !== undefined)
+  @IsString()
+  @MaxLength(2048)
+  @IsUrl({ protocols: ['http', 'https'], require_protocol: true, require_tld: false, allow_underscores: true }, { message: 'must be an http(s) URL' })
+  @ApiPropertyOptional({
+    type: String,
+    format: 'uri',
+    nullable: true,
+    maxLength: 2048,
+    description: 'Where threshold alerts are POSTed (signed per Standard Webhooks). Private addresses are refused.',
+    example: 'https://hooks.example.com/tally',
+  })
+  webhook_url?: string | null;
+
+  @ValidateIf((_o, v) => v !== null && v !== undefined)
+  @IsString()
+  @MinLength(1)
+  @MaxLength(256)
+  @ApiPropertyOptional({
+    type: String,
+    nullable: true,
+    minLength: 1,
+    maxLength: 256,
+    description:
+      'Signing secret (`whsec_` + base64, or any string used as UTF-8 bytes). Omitted: the current one is kept, or one is generated. null: a new one is generated. Never returned except when generated.',
+    example: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+  })
+  webhook_secret?: string | null;
+}
+
+@ApiSchema({ name: 'BudgetSpend' })
+export class SpendDto {
+  @ApiProperty({ description: 'Current window as an ISO 8601 interval (UTC)', example: '2026-11-16T00:00:00Z/2026-11-23T00:00:00Z' })
+  window: string;
+
+  @ApiProperty({ description: 'Cost spent in the window, integer nano-units, as a string', example: '1250000000' })
+  cost_spent_nano: string;
+
+  @ApiProperty({ description: 'Cost spent in the window, major units', example: 1.25 })
+  cost_spent: number;
+
+  @ApiProperty({ description: 'Tokens (input + output) spent in the window, as a string', example: '182000' })
+  tokens_spent: string;
+
+  @ApiProperty({ description: 'Spent / limit × 100, in the budget\'s kind', example: 55.46 })
+  pct: number;
+
+  @ApiProperty({ type: 'integer', description: 'When the window ends and the spend resets, Unix seconds', example: 1795392000 })
+  resets_at: number;
+}
+
+@ApiSchema({ name: 'BudgetThresholdResult' })
+export class ThresholdResultDto {
+  @ApiProperty({ example: 80 })
+  pct: number;
+
+  @ApiProperty({ enum: THRESHOLD_ACTIONS, enumName: 'ThresholdAction', example: 'alert' })
+  action: ThresholdAction;
+}
+
+@ApiSchema({ name: 'Budget' })
+export class BudgetDto {
+  @ApiProperty({ example: 'bud_4kQ9mW2pL8xYc4RtV7bN1sDa' })
+  id: string;
+
+  @ApiProperty({ enum: ['llm.budget'], example: 'llm.budget' })
+  object: 'llm.budget';
+
+  @ApiProperty({ enum: BUDGET_SCOPES, enumName: 'BudgetScope', example: 'apikey' })
+  scope: BudgetScope;
+
+  @ApiProperty({ example: 'key_8hYt2LmQ4xWv9RkP3sZc6NbD' })
+  scope_id: string;
+
+  @ApiProperty({ example: 'org_3ZkQ9mW2pL8xYc4RtV7bN1sD', description: 'The org the scope belongs to' })
+  org_id: string;
+
+  @ApiProperty({ enum: BUDGET_OWNERS, enumName: 'BudgetOwner', example: 'org' })
+  owner: BudgetOwner;
+
+  @ApiProperty({ enum: BUDGET_PERIODS, enumName: 'BudgetPeriod', example: 'weekly' })
+  period: BudgetPeriod;
+
+  @ApiProperty({ enum: LIMIT_KINDS, enumName: 'LimitKind', example: 'tokens' })
+  limit_kind: LimitKind;
+
+  @ApiProperty({ example: 3281.35 })
+  limit: number;
+
+  @ApiProperty({ type: [ThresholdResultDto] })
+  thresholds: ThresholdResultDto[];
+
+  @ApiProperty({ type: String, nullable: true, example: 'https://hooks.example.com/tally' })
+  alert_webhook_url: string | null;
+
+  @ApiProperty({ type: SpendDto })
+  spend: SpendDto;
+
+  @ApiProperty({ type: 'integer', description: 'Unix seconds', example: 1795296000 })
+  created_at: number;
+
+  @ApiProperty({ type: 'integer', description: 'Unix seconds', example: 1795296000 })
+  updated_at: number;
+}
+
+@ApiSchema({ name: 'SetBudgetResponse' })
+export class SetBudgetResultDto extends BudgetDto {
+  @ApiPropertyOptional({
+    description: 'The generated webhook secret: present only in the response of the PUT that generated it',
+    example: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+  })
+  webhook_secret?: string;
+}
+
+@ApiSchema({ name: 'BudgetList' })
+export class BudgetListDto {
+  @ApiProperty({ enum: ['list'], example: 'list' })
+  object: 'list';
+
+  @ApiProperty({ type: [BudgetDto] })
+  data: BudgetDto[];
+}
+
+@ApiSchema({ name: 'DeletedBudget' })
+export class DeletedBudgetDto {
+  @ApiProperty({ example: 'bud_4kQ9mW2pL8xYc4RtV7bN1sDa' })
+  id: string;
+
+  @ApiProperty({ enum: ['llm.budget.deleted'], example: 'llm.budget.deleted' })
+  object: 'llm.budget.deleted';
+
+  @ApiProperty({ enum: [true], example: true })
+  deleted: true;
+}
+
+export class ListBudgetsQueryDto {
+  @EnumField(BUDGET_SCOPES, { description: 'Only budgets of this scope', enumName: 'BudgetScope', optional: true })
+  scope?: BudgetScope;
+
+  @EnumField(BUDGET_OWNERS, { description: 'Only budgets of this owner', enumName: 'BudgetOwner', optional: true })
+  owner?: BudgetOwner;
+
+  @StringField({ description: 'Only budgets of this org (cluster admins only)', maxLength: 40, pattern: ID_PATTERN, optional: true, example: 'org_3ZkQ9mW2pL8xYc4RtV7bN1sD' })
+  org_id?: string;
+}
+
+export class OwnerQueryDto {
+  @EnumField(BUDGET_OWNERS, { description: 'Only the budget of this owner', enumName: 'BudgetOwner', optional: true })
+  owner?: BudgetOwner;
+}
+
+export class BudgetIdParamsDto {
+  @StringField({ description: 'Budget id', example: 'bud_4kQ9mW2pL8xYc4RtV7bN1sDa', maxLength: 40, pattern: ID_PATTERN })
+  budgetId: string;
+}
+
+@ApiSchema({ name: 'BudgetCheckRequest' })
+export class BudgetCheckDto {
+  @StringField({ description: 'The API key about to make a request', example: 'key_8hYt2LmQ4xWv9RkP3sZc6NbD', maxLength: 40, pattern: ID_PATTERN })
+  api_key_id: string;
+}
+
+@ApiSchema({ name: 'BudgetBlock' })
+export class BudgetBlockDto {
+  @ApiProperty({ example: 'bud_4kQ9mW2pL8xYc4RtV7bN1sDa' })
+  budget_id: string;
+
+  @ApiProperty({ enum: BUDGET_SCOPES, enumName: 'BudgetScope', example: 'org' })
+  scope: BudgetScope;
+
+  @ApiProperty({ enum: BUDGET_OWNERS, enumName: 'BudgetOwner', example: 'cluster' })
+  owner: BudgetOwner;
+
+  @ApiProperty({ description: 'Spend as a percent of the limit when last evaluated', example: 104.2 })
+  pct: number;
+
+  @ApiProperty({ type: 'integer', description: 'When the window resets and the block lifts, Unix seconds', example: 1795392000 })
+  resets_at: number;
+}
+
+@ApiSchema({ name: 'BudgetCheckResult' })
+export class BudgetCheckResultDto {
+  @ApiProperty({ example: false })
+  allowed: boolean;
+
+  @ApiProperty({ type: [BudgetBlockDto], description: 'Every budget of the key or its org whose block threshold is reached' })
+  blocked_by: BudgetBlockDto[];
+}
