@@ -119,7 +119,10 @@ export class UsageReportsService {
       data,
       total_cost: nanoToNumber(total),
       total_cost_nano: total.toString(),
-      unpriced_models: unpriced.filter((row) => row.measures.unpriced_requests! > 0n).map((row) => row.dimensions.model as string),
+      unpriced_models: unpriced
+        .filter((row) => row.measures.unpriced_requests! > 0n)
+        .map((row) => row.dimensions.model as string)
+        .sort(),
     };
   }
 
