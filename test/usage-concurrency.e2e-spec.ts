@@ -79,8 +79,7 @@ describe('concurrent overlapping ingest', () => {
     const res = await t.get(`/api/v1/llm/usage/costs?start_time=${T0}&end_time=${T0 + 86400}&group_by=org_id`);
     const expected = referenceCosts(raw, { start: T0, end: T0 + 86400, groupBy: ['org_id'], filter: {} });
     expect(res.body.total_cost_nano).toBe(expected.total_cost_nano);
-    expect(res.body.data.map(({ cost: _c, ...l }: Record<string, unknown>) => l).sort((a: { org_id: string }, b: { org_id: string }) => (a.org_id < b.org_id ? -1 : 1))).toEqual(
-      [...expected.data].sort((a, b) => ((a.org_id as string) < (b.org_id as string) ? -1 : 1)),
-    );
+    const byOrg = (a: Record<string, unknown>, b: Record<string, unknown>) => ((a.org_id as string) < (b.org_id as string) ? -1 : 1);
+    expect(res.body.data.map(({ cost: _c, ...l }: Record<string, unknown>) => l).sort(byOrg)).toEqual([...expected.data].sort(byOrg));
   });
 });

@@ -1,4 +1,4 @@
-import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
+import { createSystemKey, HttpResult, seedOrg, startTestApp, TestApp } from './helpers/test-app';
 import { DAY, HOUR, ingestOk, MINUTE, T0 } from './helpers/usage';
 import { loadRawRecords, RawRecord, ReferenceFilter, referenceBuckets, referenceCompletions, referenceCosts, sortResults } from './helpers/usage-reference';
 import { int, MODELS, pick, prng, PROJECTS, randomRecords, USERS } from './helpers/usage-random';
@@ -86,10 +86,10 @@ describe('usage reports equal a plain aggregation of the raw records (property)'
   function randomFilters(): { params: Params; filter: ReferenceFilter } {
     const params: Params = {};
     const filter: ReferenceFilter = {};
-    if (rand() < 0.25) params.user_ids = filter.user_ids = subset(USERS.filter((u): u is string => u !== null));
+    if (rand() < 0.25) params.user_ids = filter.user_ids = subset(USERS.flatMap((u) => (u === null ? [] : [u])));
     if (rand() < 0.25) params.api_key_ids = filter.api_key_ids = subset(keyIds);
     if (rand() < 0.25) params.models = filter.models = subset(MODELS);
-    if (rand() < 0.25) params.project_ids = filter.project_ids = subset(PROJECTS.filter((p): p is string => p !== null));
+    if (rand() < 0.25) params.project_ids = filter.project_ids = subset(PROJECTS.flatMap((p) => (p === null ? [] : [p])));
     if (rand() < 0.25) params.batch = filter.batch = rand() < 0.5;
     return { params, filter };
   }
@@ -112,7 +112,7 @@ describe('usage reports equal a plain aggregation of the raw records (property)'
       const got = [];
       let page: string | null = null;
       do {
-        const res = await t.get(`${path}?${encode(page ? { ...query, page } : query, form)}`, { key: who.key, headers: who.headers });
+        const res: HttpResult = await t.get(`${path}?${encode(page ? { ...query, page } : query, form)}`, { key: who.key, headers: who.headers });
         if (res.status !== 200) throw new Error(`query ${i}: ${res.status} ${res.text}`);
         got.push(...res.body.data.map((b: { results: Array<Record<string, unknown>> }) => ({ ...b, results: sortResults(b.results) })));
         page = res.body.next_page;

@@ -128,7 +128,10 @@ const COST_FIELDS: Record<string, keyof RawRecord> = {
 };
 
 /** The MKA1 cost report over raw records, lines sorted by cost (desc) then fields. */
-export function referenceCosts(records: RawRecord[], query: { start: number; end: number; groupBy: string[]; filter: ReferenceFilter }) {
+export function referenceCosts(
+  records: RawRecord[],
+  query: { start: number; end: number; groupBy: string[]; filter: ReferenceFilter },
+): { data: Array<Record<string, unknown>>; total_cost_nano: string; unpriced_models: string[] } {
   const lines = new Map<string, { fields: Record<string, unknown>; cost: bigint }>();
   const unpriced = new Set<string>();
   let total = 0n;
