@@ -154,7 +154,7 @@ interface ArrayFieldOptions extends FieldOptions {
   maxItems?: number;
 }
 
-function queryArray(options: ArrayFieldOptions, each: PropertyDecorator[], items: ApiPropertyOptions) {
+function queryArray(options: ArrayFieldOptions, each: PropertyDecorator[], schema: ApiPropertyOptions) {
   return applyDecorators(
     ...presence(options),
     Transform(({ value }) => splitQueryArray(value)),
@@ -162,7 +162,7 @@ function queryArray(options: ArrayFieldOptions, each: PropertyDecorator[], items
     ArrayNotEmpty(),
     ArrayMaxSize(options.maxItems ?? 100),
     ...each,
-    apiProperty(options, { type: 'array', items, maxItems: options.maxItems ?? 100 } as ApiPropertyOptions),
+    apiProperty(options, { maxItems: options.maxItems ?? 100, ...schema } as ApiPropertyOptions),
   );
 }
 
@@ -175,7 +175,7 @@ export function StringArrayQueryField(options: ArrayFieldOptions & { maxLength: 
       MinLength(1, { each: true, message: 'must not contain empty values' }),
       MaxLength(options.maxLength, { each: true, message: `each value must be at most ${options.maxLength} characters` }),
     ],
-    { type: 'string', minLength: 1, maxLength: options.maxLength } as ApiPropertyOptions,
+    { type: 'array', items: { type: 'string', minLength: 1, maxLength: options.maxLength } } as ApiPropertyOptions,
   );
 }
 
@@ -184,7 +184,7 @@ export function EnumArrayQueryField<T extends string>(values: readonly T[], opti
   return queryArray(
     { ...options, maxItems: options.maxItems ?? values.length },
     [IsIn(values as T[], { each: true, message: `each value must be one of: ${values.join(', ')}` })],
-    { enum: values as T[], enumName: options.enumName } as ApiPropertyOptions,
+    { enum: values as T[], enumName: options.enumName, isArray: true } as ApiPropertyOptions,
   );
 }
 
