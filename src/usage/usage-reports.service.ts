@@ -8,7 +8,7 @@ import { CompletionsGroupBy, CompletionsPageDto, CompletionsQueryDto, Completion
 import { CostLineDto, CostsQueryDto, CostsReportDto } from './dto/costs.dto';
 import { OpenAiCostsPageDto, OpenAiCostsQueryDto, OpenAiCostsResultDto } from './dto/openai-costs.dto';
 import { Dimension, Measure } from './rollups';
-import { Bucket, BucketWidth, floorTo, pageOfBuckets, WIDTH_SECONDS } from './time-buckets';
+import { BucketWidth, floorTo, pageOfBuckets, WIDTH_SECONDS } from './time-buckets';
 import { AggregateRow, UsageAggregator, UsageFilter } from './usage-aggregator';
 import { usageFilter } from './usage-scope';
 
@@ -35,6 +35,14 @@ interface BucketQuery {
   filter: UsageFilter;
 }
 
+/** The `page` object shared by the usage report and OpenAI's costs. */
+interface Page<R> {
+  object: 'page';
+  data: Array<{ object: 'bucket'; start_time: number; end_time: number; results: R[] }>;
+  has_more: boolean;
+  next_page: string | null;
+}
+
 interface Cursor {
   /** Aligned start of the next bucket. */
   n: number;
@@ -59,28 +67,20 @@ export class UsageReportsService {
   async completions(principal: Principal, query: CompletionsQueryDto): Promise<CompletionsPageDto> {
     const width = query.bucket_width ?? '1d';
     const groupBy = query.group_by ?? [];
-    const page = await this.bucketPage({
-      report: 'completions',
-      startTime: query.start_time,
-      endTime: query.end_time,
-      width,
-      limit: query.limit ?? DEFAULT_LIMITS[width],
-      page: query.page,
-      dimensions: groupBy,
-      measures: COMPLETION_MEASURES,
-      filter: usageFilter(principal, query),
-    });
-    return {
-      object: 'page',
-      data: page.buckets.map((b) => ({
-        object: 'bucket',
-        start_time: b.start,
-        end_time: b.end,
-        results: b.rows.map((row) => completionResult(row, groupBy)),
-      })),
-      has_more: page.nextPage !== null,
-      next_page: page.nextPage,
-    };
+    return this.bucketPage(
+      {
+        report: 'completions',
+        startTime: query.start_time,
+        endTime: query.end_time,
+        width,
+        limit: query.limit ?? DEFAULT_LIMITS[width],
+        page: query.page,
+        dimensions: groupBy,
+        measures: COMPLETION_MEASURES,
+        filter: usageFilter(principal, query),
+      },
+      (row) => completionResult(row, groupBy),
+    );
   }
 
   /** SPEC §3.3: cost per group over the range, the exact total, and the models without a price. */
@@ -129,41 +129,31 @@ export class UsageReportsService {
   /** OpenAI's Costs API shape: daily buckets of `organization.costs.result`. */
   async openAiCosts(principal: Principal, query: OpenAiCostsQueryDto): Promise<OpenAiCostsPageDto> {
     const groupBy = query.group_by ?? [];
-    const page = await this.bucketPage({
-      report: 'openai-costs',
-      startTime: query.start_time,
-      endTime: query.end_time,
-      width: '1d',
-      limit: query.limit ?? 7,
-      page: query.page,
-      dimensions: groupBy.map(toDimension),
-      measures: ['cost_nano'],
-      filter: usageFilter(principal, query),
-    });
     const currency = this.config.currency;
-    return {
-      object: 'page',
-      data: page.buckets.map((b) => ({
-        object: 'bucket',
-        start_time: b.start,
-        end_time: b.end,
-        results: b.rows.map(
-          (row): OpenAiCostsResultDto => ({
-            object: 'organization.costs.result',
-            amount: { value: nanoToNumber(row.measures.cost_nano!), currency },
-            line_item: groupBy.includes('line_item') ? (row.dimensions.model as string) : null,
-            project_id: groupBy.includes('project_id') ? (row.dimensions.project_id as string | null) : null,
-            api_key_id: groupBy.includes('api_key_id') ? (row.dimensions.api_key_id as string) : null,
-          }),
-        ),
-      })),
-      has_more: page.nextPage !== null,
-      next_page: page.nextPage,
-    };
+    return this.bucketPage(
+      {
+        report: 'openai-costs',
+        startTime: query.start_time,
+        endTime: query.end_time,
+        width: '1d',
+        limit: query.limit ?? 7,
+        page: query.page,
+        dimensions: groupBy.map(toDimension),
+        measures: ['cost_nano'],
+        filter: usageFilter(principal, query),
+      },
+      (row): OpenAiCostsResultDto => ({
+        object: 'organization.costs.result',
+        amount: { value: nanoToNumber(row.measures.cost_nano!), currency },
+        line_item: groupBy.includes('line_item') ? (row.dimensions.model as string) : null,
+        project_id: groupBy.includes('project_id') ? (row.dimensions.project_id as string | null) : null,
+        api_key_id: groupBy.includes('api_key_id') ? (row.dimensions.api_key_id as string) : null,
+      }),
+    );
   }
 
-  /** One page of buckets with their rows, and the cursor of the next page. */
-  private async bucketPage(query: BucketQuery): Promise<{ buckets: Array<Bucket & { rows: AggregateRow[] }>; nextPage: string | null }> {
+  /** One page of buckets (empty ones too), each result made by `toResult`, and the cursor of the next page. */
+  private async bucketPage<R>(query: BucketQuery, toResult: (row: AggregateRow) => R): Promise<Page<R>> {
     const width = WIDTH_SECONDS[query.width];
     const print = fingerprint({
       r: query.report,
@@ -190,8 +180,15 @@ export class UsageReportsService {
     const byBucket = new Map<number, AggregateRow[]>();
     for (const row of rows) byBucket.set(row.bucket!, [...(byBucket.get(row.bucket!) ?? []), row]);
     return {
-      buckets: buckets.map((b) => ({ ...b, rows: byBucket.get(b.start - (b.start % width)) ?? [] })),
-      nextPage: next === null ? null : encodeCursor({ n: next, e: range.to, f: print }),
+      object: 'page',
+      data: buckets.map((b) => ({
+        object: 'bucket',
+        start_time: b.start,
+        end_time: b.end,
+        results: (byBucket.get(b.start - (b.start % width)) ?? []).map(toResult),
+      })),
+      has_more: next !== null,
+      next_page: next === null ? null : encodeCursor({ n: next, e: range.to, f: print }),
     };
   }
 }
