@@ -138,15 +138,16 @@ describe('usage ingest (SPEC §3.1)', () => {
     const before = await count();
     const res = await ingest(t, ingestKey.key, [
       record(acme.member.id, { org_id: acme.org.id }),
+      { ...record(acme.member.id), org_id: null },
       record('key_doesnotexist'),
       record(acme.member.id, { org_id: globex.org.id }),
       record(globex.member.id, { org_id: 'org_nope' }),
     ]);
     expect(res.status).toBe(400);
     expect(res.body.error.details).toEqual([
-      { param: 'records[1].api_key_id', message: "unknown API key 'key_doesnotexist'" },
-      { param: 'records[2].org_id', message: `does not match the org of API key '${acme.member.id}'` },
-      { param: 'records[3].org_id', message: `does not match the org of API key '${globex.member.id}'` },
+      { param: 'records[2].api_key_id', message: "unknown API key 'key_doesnotexist'" },
+      { param: 'records[3].org_id', message: `does not match the org of API key '${acme.member.id}'` },
+      { param: 'records[4].org_id', message: `does not match the org of API key '${globex.member.id}'` },
     ]);
     expect(await count()).toBe(before);
   });

@@ -88,7 +88,7 @@ export class UsageIngestService {
       const key = keys.get(record.api_key_id);
       if (!key) {
         problems.push({ param: `records[${index}].api_key_id`, message: `unknown API key '${record.api_key_id}'` });
-      } else if (record.org_id !== undefined && record.org_id !== key.org_id) {
+      } else if (record.org_id !== undefined && record.org_id !== null && record.org_id !== key.org_id) {
         problems.push({ param: `records[${index}].org_id`, message: `does not match the org of API key '${key.id}'` });
       } else {
         const priced = price(record, prices);

@@ -55,8 +55,10 @@ export class UsageController {
   @Operation({
     summary: 'Cost report',
     description:
-      'Cost over [start_time, end_time) (any alignment), per group, with the exact total in nano-units and the models that had ' +
-      'no price (counted at 0). Scoped like the usage report.',
+      'Cost over [start_time, end_time), per group, most expensive first, with the exact total in nano-units and the models ' +
+      'that had no price (their records count 0). Any alignment is exact: whole days are read from daily rollups, the ragged ' +
+      'hours and minutes around them from hourly and per-minute rollups, and only sub-minute edges from raw records. Scoped ' +
+      'like the usage report.',
     response: CostsReportDto,
   })
   costs(@Auth() principal: Principal, @Query() query: CostsQueryDto): Promise<CostsReportDto> {
