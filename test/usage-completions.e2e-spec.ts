@@ -194,6 +194,9 @@ describe('GET /api/v1/llm/usage/completions (SPEC §3.2, seed)', () => {
     await expectInvalid({ start_time: T0, end_time: T0 + 5 * DAY, bucket_width: '1h', page: first.body.next_page });
     const forged = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(first.body.next_page, 'base64url').toString()), n: T0 + 5 })).toString('base64url');
     await expectInvalid({ start_time: T0, end_time: T0 + 5 * DAY, limit: 2, page: forged });
+    const open = await get({ start_time: T0, limit: 2 });
+    const farEnd = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(open.body.next_page, 'base64url').toString()), e: 2 ** 52 })).toString('base64url');
+    await expectInvalid({ start_time: T0, limit: 2, page: farEnd });
     // Another principal cannot reuse it either.
     const other = await get({ start_time: T0, end_time: T0 + 5 * DAY, limit: 2, page: first.body.next_page }, acme.member.key);
     expect(other.body.error.code).toBe('invalid_cursor');

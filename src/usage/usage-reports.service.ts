@@ -10,6 +10,7 @@ import { OpenAiCostsPageDto, OpenAiCostsQueryDto, OpenAiCostsResultDto } from '.
 import { Dimension, Measure } from './rollups';
 import { BucketWidth, floorTo, pageOfBuckets, WIDTH_SECONDS } from './time-buckets';
 import { AggregateRow, UsageAggregator, UsageFilter } from './usage-aggregator';
+import { LATEST_QUERY_TIME } from './usage-fields';
 import { usageFilter } from './usage-scope';
 
 const COMPLETION_MEASURES: Measure[] = [
@@ -165,7 +166,11 @@ export class UsageReportsService {
     });
     const cursor = query.page === undefined ? undefined : decodeCursor(query.page, isCursor);
     const misplaced = (c: Cursor) =>
-      c.n % width !== 0 || c.n <= floorTo(query.startTime, width) || c.n >= c.e || (query.endTime !== undefined && c.e !== query.endTime);
+      c.n % width !== 0 ||
+      c.n <= floorTo(query.startTime, width) ||
+      c.n >= c.e ||
+      c.e > LATEST_QUERY_TIME ||
+      (query.endTime !== undefined && c.e !== query.endTime);
     if (cursor && (cursor.f !== print || misplaced(cursor))) throw invalidCursor();
     const range = resolveRange(query.startTime, cursor?.e ?? query.endTime);
     const { buckets, next } = pageOfBuckets(range, width, cursor?.n ?? range.from, query.limit);
