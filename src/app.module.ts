@@ -9,6 +9,7 @@ import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { redisOptions } from './redis/redis';
 import { RedisModule } from './redis/redis.module';
+import { UsageApiModule, UsageModule } from './usage/usage.module';
 
 /** Which halves of the product a process runs (PROCESS_ROLE). */
 export interface ProcessParts {
@@ -38,7 +39,8 @@ export class AppModule {
           prefix: config.redisPrefix,
         }),
         AuthModule,
-        ...(parts.api ? [HealthModule] : []),
+        UsageModule,
+        ...(parts.api ? [HealthModule, UsageApiModule] : []),
       ],
     };
   }
