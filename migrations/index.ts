@@ -1,4 +1,6 @@
 // Every migration, in order. `npm run migration:generate -- Name` adds new ones here.
 import { Foundation1795296150373 } from './1795296150373-Foundation';
+import { Usage1795296445061 } from './1795296445061-Usage';
+import { Budgets1795297154288 } from './1795297154288-Budgets';
 
-export const MIGRATIONS: Function[] = [Foundation1795296150373];
+export const MIGRATIONS: Function[] = [Foundation1795296150373, Usage1795296445061, Budgets1795297154288];

@@ -2,6 +2,7 @@ import { BullModule } from '@nestjs/bullmq';
 import { DynamicModule, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AuthModule } from './auth/auth.module';
+import { BudgetsApiModule, BudgetsModule } from './budgets/budgets.module';
 import { AppConfig } from './config/app-config';
 import { ConfigModule } from './config/config.module';
 import { dataSourceOptions } from './database/data-source';
@@ -9,6 +10,7 @@ import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { redisOptions } from './redis/redis';
 import { RedisModule } from './redis/redis.module';
+import { UsageApiModule, UsageModule } from './usage/usage.module';
 
 /** Which halves of the product a process runs (PROCESS_ROLE). */
 export interface ProcessParts {
@@ -38,7 +40,9 @@ export class AppModule {
           prefix: config.redisPrefix,
         }),
         AuthModule,
-        ...(parts.api ? [HealthModule] : []),
+        UsageModule,
+        BudgetsModule,
+        ...(parts.api ? [HealthModule, UsageApiModule, BudgetsApiModule] : []),
       ],
     };
   }

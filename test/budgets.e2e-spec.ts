@@ -1,7 +1,7 @@
 import { BudgetStateService } from '../src/budgets/budget-state.service';
 import { budgetWindow } from '../src/budgets/budget-window';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
-import { ingest } from './helpers/usage';
+import { ingestOk, record } from './helpers/usage';
 
 const seedBody = { period: 'weekly', limit_kind: 'tokens', limit: 3281.35, thresholds: [{ pct: 50, action: 'alert' }] };
 const costBudget = (limit: number, extra: Record<string, unknown> = {}) => ({
@@ -20,6 +20,9 @@ describe('budgets (SPEC §4)', () => {
   let acme: Awaited<ReturnType<typeof seedOrg>>;
   let globex: Awaited<ReturnType<typeof seedOrg>>;
   let ingestKey: string;
+  /** Ingests records with no tokens or cost unless given. */
+  const ingest = (_t: TestApp, key: string, rows: Array<{ api_key_id: string } & Record<string, unknown>>) =>
+    ingestOk(t, key, rows.map(({ api_key_id, ...rest }) => record(api_key_id, { input_tokens: 0, output_tokens: 0, ...rest })));
 
   beforeAll(async () => {
     t = await startTestApp();

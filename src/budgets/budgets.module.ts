@@ -1,4 +1,4 @@
-import { DynamicModule, Module, OnModuleInit } from '@nestjs/common';
+import { Module, OnModuleInit } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AuthModule } from '../auth/auth.module';
 import { UsageModule } from '../usage/usage.module';
@@ -9,22 +9,20 @@ import { Budget } from './budget.entity';
 import { BudgetsController } from './budgets.controller';
 import { BudgetsService } from './budgets.service';
 
-@Module({})
+/**
+ * Budgets, their live spend and the enforcement state. Import it for the services (the alerts
+ * worker uses {@link BudgetStateService}); the HTTP side is {@link BudgetsApiModule}.
+ */
+@Module({
+  imports: [TypeOrmModule.forFeature([Budget]), AuthModule, UsageModule],
+  providers: [BudgetsService, BudgetStateService, BudgetCheckService],
+  exports: [BudgetsService, BudgetStateService, BudgetCheckService],
+})
 export class BudgetsModule implements OnModuleInit {
   constructor(
     private readonly ingest: UsageIngestService,
     private readonly state: BudgetStateService,
   ) {}
-
-  static forRoot(options: { api: boolean }): DynamicModule {
-    return {
-      module: BudgetsModule,
-      imports: [TypeOrmModule.forFeature([Budget]), AuthModule, UsageModule],
-      controllers: options.api ? [BudgetsController] : [],
-      providers: [BudgetsService, BudgetStateService, BudgetCheckService],
-      exports: [BudgetsService, BudgetStateService],
-    };
-  }
 
   /** Ingest that touches a budgeted scope re-evaluates it before the ingest response is sent. */
   onModuleInit(): void {
@@ -33,3 +31,6 @@ export class BudgetsModule implements OnModuleInit {
     });
   }
 }
+
+@Module({ imports: [BudgetsModule], controllers: [BudgetsController] })
+export class BudgetsApiModule {}

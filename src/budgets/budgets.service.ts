@@ -6,7 +6,7 @@ import { ApiKeysService } from '../auth/api-keys.service';
 import { OrgsService } from '../auth/orgs.service';
 import { Principal } from '../auth/principal';
 import { Role } from '../auth/role';
-import { toScaled, fromScaled } from '../common/decimal';
+import { formatNano, numberToDecimalString, parseDecimalToNano } from '../common/money';
 import { AppException } from '../common/errors';
 import { newId } from '../common/ids';
 import { sealSecret } from '../common/secret-box';
@@ -55,8 +55,7 @@ export class BudgetsService {
         throw err;
       }
     }
-    const limit = toScaled(dto.limit, 9);
-    if (limit === null) throw AppException.validation([{ param: 'limit', message: 'must be a decimal with at most 9 places' }]);
+    const limit = parseDecimalToNano(numberToDecimalString(dto.limit)); // validated: positive, at most 9 decimals
 
     return this.budgets.manager.transaction(async (manager) => {
       const repo = manager.getRepository(Budget);
@@ -79,7 +78,7 @@ export class BudgetsService {
       const values = {
         period: dto.period,
         limitKind: dto.limit_kind,
-        limitValue: fromScaled(limit, 9),
+        limitValue: formatNano(limit),
         thresholds: dto.thresholds.map((t) => ({ pct: t.pct, action: t.action ?? 'alert' })),
         webhookUrl: url,
         webhookSecretSealed: sealed,

@@ -2,6 +2,9 @@ import { applyDecorators, ValidationError, ValidationPipe } from '@nestjs/common
 import { ApiProperty, ApiPropertyOptional, ApiPropertyOptions } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import {
+  ArrayMaxSize,
+  ArrayNotEmpty,
+  IsArray,
   IsBoolean,
   IsIn,
   IsInt,
@@ -13,9 +16,12 @@ import {
   MaxLength,
   Min,
   MinLength,
+  ValidateBy,
   ValidateIf,
+  ValidationOptions,
 } from 'class-validator';
 import { AppException, FieldProblem } from './errors';
+import { numberToDecimalString, parseDecimalToNano } from './money';
 
 /** Flattens class-validator's tree into one problem per bad field, with dotted/indexed paths. */
 export function flattenValidationErrors(errors: ValidationError[], parent = ''): FieldProblem[] {
@@ -130,4 +136,113 @@ export function BoolField(options: FieldOptions & { default?: boolean; fromQuery
 export function toIntegerOrRaw(value: unknown): unknown {
   if (typeof value === 'string' && /^-?\d{1,16}$/.test(value)) return Number(value);
   return value;
+}
+
+/**
+ * Query-string arrays: repeated keys (`a=x&a=y`) and the bracket form (`a[]=x`, mapped by the qs
+ * parser) arrive as arrays, a single value as a string; every value is also split on commas
+ * (`a=x,y`). Duplicates are dropped (first one kept); empty values are kept so validation names them.
+ */
+export function splitQueryArray(value: unknown): unknown {
+  if (value === undefined || value === null) return value;
+  const items = Array.isArray(value) ? value : [value];
+  if (!items.every((item) => typeof item === 'string')) return value;
+  return [...new Set((items as string[]).flatMap((item) => item.split(',')))];
+}
+
+interface ArrayFieldOptions extends FieldOptions {
+  maxItems?: number;
+}
+
+function queryArray(options: ArrayFieldOptions, each: PropertyDecorator[], schema: ApiPropertyOptions) {
+  return applyDecorators(
+    ...presence(options),
+    Transform(({ value }) => splitQueryArray(value)),
+    IsArray(),
+    ArrayNotEmpty(),
+    ArrayMaxSize(options.maxItems ?? 100),
+    ...each,
+    apiProperty(options, { maxItems: options.maxItems ?? 100, ...schema } as ApiPropertyOptions),
+  );
+}
+
+/** A query array of strings: repeated keys, `a[]=` and comma-separated values all accepted. */
+export function StringArrayQueryField(options: ArrayFieldOptions & { maxLength: number }) {
+  return queryArray(
+    options,
+    [
+      IsString({ each: true }),
+      MinLength(1, { each: true, message: 'must not contain empty values' }),
+      MaxLength(options.maxLength, { each: true, message: `each value must be at most ${options.maxLength} characters` }),
+    ],
+    { type: 'array', items: { type: 'string', minLength: 1, maxLength: options.maxLength } } as ApiPropertyOptions,
+  );
+}
+
+/** A query array of enum values, accepted in the same three encodings. */
+export function EnumArrayQueryField<T extends string>(values: readonly T[], options: ArrayFieldOptions & { enumName: string }) {
+  return queryArray(
+    { ...options, maxItems: options.maxItems ?? values.length },
+    [IsIn(values as T[], { each: true, message: `each value must be one of: ${values.join(', ')}` })],
+    { enum: values as T[], enumName: options.enumName, isArray: true } as ApiPropertyOptions,
+  );
+}
+
+/** A custom check as a class-validator decorator with its message. */
+export function Check(name: string, isValid: (value: unknown, object: object) => boolean, message: string, options?: ValidationOptions) {
+  return ValidateBy(
+    { name, validator: { validate: (value, args) => isValid(value, args?.object ?? {}), defaultMessage: () => message } },
+    options,
+  );
+}
+
+/**
+ * A non-negative decimal in major units, given as a string ("2.50") or a JSON number (2.5), with
+ * at most `maxDecimals` decimals. Numbers become their shortest decimal string, so the DTO holds a
+ * string that is parsed exactly, never through float arithmetic.
+ */
+export function DecimalField(options: FieldOptions & { maxDecimals: number; max: string }) {
+  const pattern = new RegExp(`^\\d{1,20}(\\.\\d{1,${options.maxDecimals}})?$`);
+  const message = `must be a non-negative decimal number (string or number) with at most ${options.maxDecimals} decimals`;
+  const maxNano = parseDecimalToNano(options.max);
+  return applyDecorators(
+    ...presence(options),
+    Transform(({ value }) => (typeof value === 'number' && Number.isFinite(value) ? numberToDecimalString(value) : value)),
+    Check('isDecimal', (value) => typeof value === 'string' && pattern.test(value), message),
+    Check(
+      'maxDecimal',
+      (value) => typeof value !== 'string' || !pattern.test(value) || parseDecimalToNano(value) <= maxNano,
+      `must not be greater than ${options.max}`,
+    ),
+    apiProperty(options, {
+      oneOf: [
+        { type: 'string', pattern: pattern.source },
+        { type: 'number', minimum: 0, maximum: Number(options.max) },
+      ],
+    } as ApiPropertyOptions),
+  );
+}
+
+/**
+ * A non-negative integer that may exceed 2^53: a JSON integer up to 2^53 − 1, or a string of
+ * decimal digits up to `max`. The DTO keeps what was sent; read it with `BigInt(value)`.
+ */
+export function BigIntField(options: FieldOptions & { max: bigint }) {
+  const message = `must be a non-negative integer (a JSON integer up to 2^53 − 1, or a string of digits up to ${options.max})`;
+  return applyDecorators(
+    ...presence(options),
+    Check(
+      'isBigInt',
+      (value) =>
+        (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) ||
+        (typeof value === 'string' && /^\d{1,20}$/.test(value) && BigInt(value) <= options.max),
+      message,
+    ),
+    apiProperty(options, {
+      oneOf: [
+        { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+        { type: 'string', pattern: '^\\d{1,19}$' },
+      ],
+    } as ApiPropertyOptions),
+  );
 }

@@ -23,6 +23,8 @@ export interface AppConfig {
   bodyLimitBytes: number;
   /** How often the worker re-evaluates every budget, milliseconds. */
   alertEvaluationIntervalMs: number;
+  /** Currency of every amount (CURRENCY, lowercase ISO 4217; default `usd`). */
+  currency: string;
 }
 
 export class ConfigError extends Error {
@@ -107,6 +109,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
     problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`);
   }
 
+  const currency = (read('CURRENCY') ?? 'usd').toLowerCase();
+  if (!/^[a-z]{3}$/.test(currency)) problems.push(`CURRENCY must be a three-letter ISO 4217 code (got "${currency}")`);
+
   const dataDirRaw = read('DATA_DIR') ?? '.data';
   const config: AppConfig = {
     port,
@@ -122,6 +127,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     logLevel,
     bodyLimitBytes: integer('BODY_LIMIT_BYTES', 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
     alertEvaluationIntervalMs: integer('ALERT_EVALUATION_INTERVAL_MS', 5000, 100, 3_600_000),
+    currency,
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

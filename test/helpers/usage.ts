@@ -1,32 +1,68 @@
-import { randomBytes } from 'node:crypto';
-import { TestApp } from './test-app';
+import { HttpResult, TestApp } from './test-app';
 
-export interface RecordInput {
+/** 2024-01-01T00:00:00Z, the seed's start_time. */
+export const T0 = 1704067200;
+export const MINUTE = 60;
+export const HOUR = 3600;
+export const DAY = 86400;
+
+export interface RecordBody {
+  id: string;
   api_key_id: string;
+  model: string;
+  input_tokens: number;
+  output_tokens: number;
   created_at: number;
-  input_tokens?: number;
-  output_tokens?: number;
-  cost_nano?: string | number;
-  model?: string;
-  user_id?: string;
-  id?: string;
+  org_id?: string;
+  input_cached_tokens?: number;
+  input_audio_tokens?: number;
+  output_audio_tokens?: number;
+  user_id?: string | null;
+  project_id?: string | null;
+  batch?: boolean;
+  service_tier?: string | null;
+  cost_nano?: number | string;
 }
 
-/** Ingests records through the real API with an ingest key; fails the test on anything but 200. */
-export async function ingest(t: TestApp, ingestKey: string, records: RecordInput[]) {
-  const res = await t.post(
-    '/api/v1/llm/usage/records',
-    {
-      records: records.map((r) => ({
-        id: r.id ?? `chatcmpl-${randomBytes(8).toString('hex')}`,
-        model: r.model ?? 'gpt-test',
-        input_tokens: r.input_tokens ?? 0,
-        output_tokens: r.output_tokens ?? 0,
-        ...r,
-      })),
-    },
-    { key: ingestKey },
-  );
+let counter = 0;
+
+/** A valid record; ids are unique within the test process unless given. */
+export function record(apiKeyId: string, overrides: Partial<RecordBody> = {}): RecordBody {
+  counter += 1;
+  return {
+    id: `chatcmpl-${process.pid}-${counter}`,
+    api_key_id: apiKeyId,
+    model: 'meetkai:functionary-urdu-mini-pak',
+    input_tokens: 100,
+    output_tokens: 25,
+    created_at: T0 + 3600,
+    ...overrides,
+  };
+}
+
+export function ingest(t: TestApp, key: string, records: unknown[]): Promise<HttpResult> {
+  return t.post('/api/v1/llm/usage/records', { records }, { key });
+}
+
+/** Ingests and fails the test unless the batch is stored. */
+export async function ingestOk(t: TestApp, key: string, records: unknown[]): Promise<{ accepted: number; duplicates: number }> {
+  const res = await ingest(t, key, records);
   if (res.status !== 200) throw new Error(`ingest: ${res.status} ${res.text}`);
-  return res.body as { accepted: number; duplicates: number };
+  return res.body;
+}
+
+/** Every row of a table, sorted, with bigint and timestamp columns as strings, for exact comparisons. */
+export async function tableRows(t: TestApp, table: string): Promise<Array<Record<string, unknown>>> {
+  const rows: Array<Record<string, unknown>> = await t.dataSource.query(`SELECT * FROM ${table}`);
+  return rows
+    .map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, v instanceof Date ? v.toISOString() : v])))
+    .sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1));
+}
+
+export function query(params: Record<string, string | number | boolean | Array<string | number>>): string {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    for (const v of Array.isArray(value) ? value : [value]) search.append(key, String(v));
+  }
+  return search.toString();
 }

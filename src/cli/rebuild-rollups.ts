@@ -1,0 +1,59 @@
+import 'reflect-metadata';
+import { createDataSource } from '../database/data-source';
+import { RebuildProgress, rebuildRollups, RebuildTotals } from '../usage/rollup-rebuild';
+
+interface Output {
+  write(text: string): unknown;
+  isTTY?: boolean;
+}
+
+const WIDTH = 30;
+
+/** A text progress bar: redrawn in place on a terminal, a new line every 10% elsewhere. */
+export function progressBar(out: Output): (progress: RebuildProgress) => void {
+  let lastTenth = -1;
+  return ({ done, total, orgId }) => {
+    const ratio = total === 0 ? 1 : done / total;
+    const filled = Math.round(ratio * WIDTH);
+    const line = `[${'#'.repeat(filled)}${'-'.repeat(WIDTH - filled)}] ${String(Math.floor(ratio * 100)).padStart(3)}% ${done}/${total} org-days  ${orgId}`;
+    if (out.isTTY) {
+      out.write(`\r${line}\x1b[K${done === total ? '\n' : ''}`);
+    } else if (Math.floor(ratio * 10) !== lastTenth) {
+      lastTenth = Math.floor(ratio * 10);
+      out.write(`${line}\n`);
+    }
+  };
+}
+
+export function summary(totals: RebuildTotals, seconds: number): string {
+  return (
+    `Rebuilt rollups of ${totals.records} records: ${totals.orgs} orgs, ${totals.days} org-days; ` +
+    `rows: ${totals.rows.minute} per-minute, ${totals.rows.hour} per-hour, ${totals.rows.day} per-day (${seconds.toFixed(1)} s)\n`
+  );
+}
+
+/**
+ * `npm run rollups:rebuild`: rebuilds the usage rollups of DATABASE_URL from the raw completion
+ * records (the source of truth). Idempotent; safe to run while the service ingests.
+ */
+export async function main(env: Record<string, string | undefined> = process.env, out: Output = process.stderr): Promise<RebuildTotals> {
+  const url = env.DATABASE_URL;
+  if (!url) throw new Error('Set DATABASE_URL to the database whose rollups to rebuild');
+  const dataSource = createDataSource(url, { extra: { max: 2, application_name: 'tally-rollups-rebuild' } });
+  await dataSource.initialize();
+  const started = Date.now();
+  try {
+    const totals = await rebuildRollups(dataSource, progressBar(out));
+    out.write(summary(totals, (Date.now() - started) / 1000));
+    return totals;
+  } finally {
+    await dataSource.destroy();
+  }
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}

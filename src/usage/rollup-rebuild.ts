@@ -1,0 +1,68 @@
+import { DataSource } from 'typeorm';
+import { rebuildRollupRange, RollupGranularity, ROLLUP_TABLES } from './rollups';
+import { DAY } from './time-buckets';
+import { ROLLUP_LOCK_CLASS } from './usage-ingest.service';
+
+export interface RebuildProgress {
+  done: number;
+  total: number;
+  orgId: string;
+}
+
+export interface RebuildTotals {
+  orgs: number;
+  days: number;
+  records: number;
+  rows: Record<RollupGranularity, number>;
+}
+
+/** Days (Unix day numbers) on which an org has rows in a table: a loose index scan, one probe per day. */
+function daysSql(table: string, time: string): string {
+  return `WITH RECURSIVE days(day) AS (
+      SELECT floor(extract(epoch FROM min(${time})) / ${DAY})::bigint FROM ${table} WHERE org_id = $1
+      UNION ALL
+      SELECT (SELECT floor(extract(epoch FROM min(${time})) / ${DAY})::bigint FROM ${table}
+              WHERE org_id = $1 AND ${time} >= to_timestamp((days.day + 1) * ${DAY}))
+      FROM days WHERE days.day IS NOT NULL)
+    SELECT day FROM days WHERE day IS NOT NULL`;
+}
+
+const SOURCES: Array<[string, string]> = [
+  ['completion_records', 'created_at'],
+  ...Object.values(ROLLUP_TABLES).map((table): [string, string] => [table, 'bucket_start']),
+];
+
+/**
+ * Rebuilds every rollup row from the raw records, one transaction per org and UTC day: each
+ * deletes that day's rollup rows and inserts them again from the records, so the command is
+ * idempotent and can stop and resume anywhere. Days that only have (stale) rollup rows are
+ * cleared. An exclusive per-org advisory lock makes concurrent ingests of that org wait.
+ */
+export async function rebuildRollups(dataSource: DataSource, onProgress: (progress: RebuildProgress) => void = () => undefined): Promise<RebuildTotals> {
+  // Records reference keys, keys reference orgs (never deleted): every org's days are found from here.
+  const orgRows: Array<{ id: string }> = await dataSource.query('SELECT id FROM orgs ORDER BY id');
+  const plan: Array<{ orgId: string; days: number[] }> = [];
+  for (const { id } of orgRows) {
+    const days = new Set<number>();
+    for (const [table, time] of SOURCES) {
+      for (const row of await dataSource.query(daysSql(table, time), [id])) days.add(Number(row.day));
+    }
+    if (days.size > 0) plan.push({ orgId: id, days: [...days].sort((a, b) => a - b) });
+  }
+  const totals: RebuildTotals = { orgs: plan.length, days: 0, records: 0, rows: { minute: 0, hour: 0, day: 0 } };
+  const total = plan.reduce((n, p) => n + p.days.length, 0);
+  onProgress({ done: 0, total, orgId: plan[0]?.orgId ?? '' });
+  for (const { orgId, days } of plan) {
+    for (const day of days) {
+      const counts = await dataSource.transaction(async (manager) => {
+        await manager.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [ROLLUP_LOCK_CLASS, orgId]);
+        return rebuildRollupRange(manager, orgId, new Date(day * DAY * 1000), new Date((day + 1) * DAY * 1000));
+      });
+      totals.days += 1;
+      totals.records += counts.records;
+      for (const granularity of Object.keys(totals.rows) as RollupGranularity[]) totals.rows[granularity] += counts.rows[granularity];
+      onProgress({ done: totals.days, total, orgId });
+    }
+  }
+  return totals;
+}

@@ -1,0 +1,121 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { Dimension, Measure, NULLABLE_DIMENSIONS, RAW_MEASURE_SQL, rawDimensionSql, ROLLUP_TABLES } from './rollups';
+import { BucketWidth, decomposeRange, Granularity, GRANULARITY_SECONDS, Segment, WIDTH_GRANULARITY, WIDTH_SECONDS } from './time-buckets';
+
+/** Which records a query counts. Every condition must hold. */
+export interface UsageFilter {
+  /** One org, or every org (cluster admins without `org_id`). */
+  orgId?: string;
+  /** Each entry keeps records whose dimension is one of its values. */
+  anyOf: Array<{ dimension: Dimension; values: string[] }>;
+  batch?: boolean;
+}
+
+export interface AggregateQuery {
+  /** [from, to) in Unix seconds, any alignment. */
+  from: number;
+  to: number;
+  /** Sums per UTC-aligned bucket of this width; omitted: one sum over the whole range. */
+  width?: BucketWidth;
+  dimensions: Dimension[];
+  measures: Measure[];
+  filter: UsageFilter;
+}
+
+export interface AggregateRow {
+  /** Aligned start of the bucket (Unix seconds), or null without a width. */
+  bucket: number | null;
+  /** Grouped dimensions; null where the record had none. */
+  dimensions: Partial<Record<Dimension, string | boolean | null>>;
+  measures: Partial<Record<Measure, bigint>>;
+}
+
+const SOURCE: Record<Granularity, { table: string; time: string }> = {
+  day: { table: ROLLUP_TABLES.day, time: 'bucket_start' },
+  hour: { table: ROLLUP_TABLES.hour, time: 'bucket_start' },
+  minute: { table: ROLLUP_TABLES.minute, time: 'bucket_start' },
+  raw: { table: 'completion_records', time: 'created_at' },
+};
+
+/**
+ * Builds the SQL of an aggregate query. The range is split (see {@link decomposeRange}) so that
+ * whole days come from the daily rollup, ragged hours and minutes from the finer ones, and only
+ * sub-minute edges from raw records: the rows read depend on the range and the number of
+ * distinct groups, not on the number of records stored.
+ */
+export function buildAggregateSql(query: AggregateQuery): { sql: string; params: unknown[] } | null {
+  const segments = decomposeRange(query.from, query.to, query.width ? WIDTH_GRANULARITY[query.width] : 'day');
+  if (segments.length === 0) return null;
+  const params: unknown[] = [];
+  const param = (value: unknown) => `$${params.push(value)}`;
+  const filter = filterSql(query.filter, param);
+  const keyCount = (query.width ? 1 : 0) + query.dimensions.length;
+
+  const bySource = new Map<Granularity, Segment[]>();
+  for (const segment of segments) bySource.set(segment.granularity, [...(bySource.get(segment.granularity) ?? []), segment]);
+  const parts = [...bySource].map(([granularity, sourceSegments]) => {
+    const { table, time } = SOURCE[granularity];
+    const raw = granularity === 'raw';
+    const ranges = sourceSegments.map((s) => `(${time} >= ${param(iso(s.from))} AND ${time} < ${param(iso(s.to))})`).join(' OR ');
+    const columns = [
+      ...(query.width ? [`${bucketSql(time, granularity, WIDTH_SECONDS[query.width])} AS bucket`] : []),
+      ...query.dimensions.map((d) => `${raw ? rawDimensionSql(d) : d} AS ${d}`),
+      ...query.measures.map((m) => `SUM(${raw ? RAW_MEASURE_SQL[m] : m}) AS ${m}`),
+    ];
+    return `SELECT ${columns.join(', ')} FROM ${table} WHERE (${ranges})${filter}${groupBy(keyCount)}`;
+  });
+  const keys = [...(query.width ? ['bucket'] : []), ...query.dimensions];
+  const sql =
+    parts.length === 1
+      ? parts[0]
+      : `SELECT ${[...keys, ...query.measures.map((m) => `SUM(${m}) AS ${m}`)].join(', ')} FROM (${parts.join(' UNION ALL ')}) u${groupBy(keyCount)}`;
+  return { sql: keyCount > 0 ? `${sql} ORDER BY ${positions(keyCount)}` : sql, params };
+}
+
+function filterSql(filter: UsageFilter, param: (value: unknown) => string): string {
+  let sql = '';
+  if (filter.orgId !== undefined) sql += ` AND org_id = ${param(filter.orgId)}`;
+  for (const { dimension, values } of filter.anyOf) sql += ` AND ${dimension} = ANY(${param(values)})`;
+  if (filter.batch !== undefined) sql += ` AND batch = ${param(filter.batch)}`;
+  return sql;
+}
+
+function bucketSql(time: string, granularity: Granularity, width: number): string {
+  if (granularity !== 'raw' && GRANULARITY_SECONDS[granularity] === width) return `extract(epoch FROM ${time})::bigint`;
+  return `(floor(extract(epoch FROM ${time}) / ${width}) * ${width})::bigint`;
+}
+
+function groupBy(count: number): string {
+  return count > 0 ? ` GROUP BY ${positions(count)}` : '';
+}
+
+function positions(count: number): string {
+  return Array.from({ length: count }, (_v, i) => i + 1).join(', ');
+}
+
+function iso(unixSeconds: number): string {
+  return new Date(unixSeconds * 1000).toISOString();
+}
+
+/** Runs aggregate queries over the rollups (and raw records for sub-minute edges). */
+@Injectable()
+export class UsageAggregator {
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  async aggregate(query: AggregateQuery): Promise<AggregateRow[]> {
+    const built = buildAggregateSql(query);
+    if (!built) return [];
+    const rows: Array<Record<string, unknown>> = await this.dataSource.query(built.sql, built.params);
+    return rows
+      .filter((row) => query.measures.some((m) => row[m] !== null))
+      .map((row) => ({
+        bucket: query.width ? Number(row.bucket) : null,
+        dimensions: Object.fromEntries(
+          query.dimensions.map((d) => [d, NULLABLE_DIMENSIONS.has(d) && row[d] === '' ? null : (row[d] as string | boolean)]),
+        ),
+        measures: Object.fromEntries(query.measures.map((m) => [m, BigInt(row[m] as string)])),
+      }));
+  }
+}

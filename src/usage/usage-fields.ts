@@ -1,0 +1,23 @@
+/** Field rules shared by records, filters and the price book. */
+
+/** Model names and record ids: printable ASCII characters without spaces (e.g. `meetkai:functionary-urdu-mini-pak`). */
+export const PRINTABLE_PATTERN = /^[\x21-\x7E]+$/;
+export const MODEL_MAX_LENGTH = 200;
+
+/** Ids we issue (`org_…`, `key_…`). */
+export const ID_PATTERN = /^[A-Za-z0-9_-]+$/;
+
+/** External user ids: the X-On-Behalf-Of rule (1-150 printable ASCII characters, not `*`). */
+export const USER_ID_PATTERN = /^(?!\*$)[\x20-\x7E]+$/;
+export const USER_ID_MAX_LENGTH = 150;
+
+export const PROJECT_ID_MAX_LENGTH = 128;
+export const SERVICE_TIER_MAX_LENGTH = 64;
+export const RECORD_ID_MAX_LENGTH = 200;
+
+/** 2000-01-01T00:00:00Z: records claiming to be older are refused. */
+export const EARLIEST_RECORD_TIME = 946684800;
+/** Records may be stamped at most this far ahead of the server's clock (clock skew). */
+export const MAX_FUTURE_SKEW_SECONDS = 86400;
+/** 3000-01-01T00:00:00Z: the largest time a query or price accepts. */
+export const LATEST_QUERY_TIME = 32503680000;

@@ -1,0 +1,235 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, EntityManager } from 'typeorm';
+import { describeError } from '../common/error-mapping';
+import { AppException, FieldProblem } from '../common/errors';
+import { computeCostNano, MAX_BIGINT } from '../common/money';
+import { IngestRecordDto } from './dto/ingest.dto';
+import { PriceBookService, PriceResolver } from './price-book.service';
+import { aggregateRollup, ROLLUP_GRANULARITIES, RollupInput, upsertRollups } from './rollups';
+
+/** What the budgets module hears after an ingest: one event per org that got new records. */
+export interface IngestEvent {
+  orgId: string;
+  /** Keys with new records in this batch, sorted. */
+  apiKeyIds: string[];
+  /** created_at of the earliest and latest new record. */
+  earliest: Date;
+  latest: Date;
+}
+export type IngestListener = (event: IngestEvent) => Promise<void>;
+
+/** A validated record ready to store. */
+interface StoredRecord extends RollupInput {
+  orgId: string;
+  id: string;
+  unpriced: boolean;
+}
+
+interface KeyRow {
+  id: string;
+  org_id: string;
+  team_id: string | null;
+}
+
+/** Serialises rollup rebuilds (exclusive) against ingests (shared) per org; first key of pg_advisory_xact_lock(int, int). */
+export const ROLLUP_LOCK_CLASS = 7_240_116;
+
+const RETRYABLE = new Set(['40P01', '40001']); // deadlock, serialization failure
+const NUMERIC_OUT_OF_RANGE = '22003';
+
+@Injectable()
+export class UsageIngestService {
+  private readonly logger = new Logger(UsageIngestService.name);
+  private readonly listeners: IngestListener[] = [];
+
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly priceBook: PriceBookService,
+  ) {}
+
+  /**
+   * Registers a listener awaited after each ingest commits and before the response is sent, once
+   * per org with new records. A failing listener is logged; the ingest still succeeds.
+   */
+  onIngested(listener: IngestListener): void {
+    this.listeners.push(listener);
+  }
+
+  /**
+   * Stores a batch: checks every key reference and prices every record first (a 400 naming each
+   * bad index, nothing written), then inserts new records and adds them to the rollups in one
+   * transaction. Records already stored (same org and id) are skipped and counted as duplicates.
+   */
+  async ingest(records: IngestRecordDto[]): Promise<{ accepted: number; duplicates: number }> {
+    const stored = await this.prepare(records);
+    const unique = new Map<string, StoredRecord>();
+    for (const record of stored) {
+      const key = `${record.orgId}\u0000${record.id}`;
+      if (!unique.has(key)) unique.set(key, record);
+    }
+    // Sorted by (org, id): concurrent batches take row locks in the same order.
+    const sorted = [...unique.values()].sort((a, b) => compare(a.orgId, b.orgId) || compare(a.id, b.id));
+    const fresh = await this.store(sorted);
+    await this.notify(fresh);
+    return { accepted: fresh.length, duplicates: records.length - fresh.length };
+  }
+
+  private async prepare(records: IngestRecordDto[]): Promise<StoredRecord[]> {
+    const keyIds = [...new Set(records.map((r) => r.api_key_id))];
+    const keyRows: KeyRow[] = await this.dataSource.query('SELECT id, org_id, team_id FROM api_keys WHERE id = ANY($1)', [keyIds]);
+    const keys = new Map(keyRows.map((k) => [k.id, k]));
+    const unpricedModels = [...new Set(records.filter((r) => r.cost_nano === undefined || r.cost_nano === null).map((r) => r.model))];
+    const prices = await this.priceBook.resolver(unpricedModels);
+
+    const problems: FieldProblem[] = [];
+    const stored: StoredRecord[] = [];
+    records.forEach((record, index) => {
+      const key = keys.get(record.api_key_id);
+      if (!key) {
+        problems.push({ param: `records[${index}].api_key_id`, message: `unknown API key '${record.api_key_id}'` });
+      } else if (record.org_id !== undefined && record.org_id !== null && record.org_id !== key.org_id) {
+        problems.push({ param: `records[${index}].org_id`, message: `does not match the org of API key '${key.id}'` });
+      } else {
+        const priced = price(record, prices);
+        if (priced.costNano > MAX_BIGINT) {
+          problems.push({ param: `records[${index}]`, message: 'the cost computed from the price book exceeds 2^63 − 1 nano-units' });
+        }
+        stored.push(toStored(record, key, priced));
+      }
+    });
+    if (problems.length > 0) throw AppException.validation(problems);
+    return stored;
+  }
+
+  private async store(records: StoredRecord[]): Promise<StoredRecord[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.dataSource.transaction((manager) => this.storeIn(manager, records));
+      } catch (err) {
+        const code = (err as { driverError?: { code?: string } }).driverError?.code;
+        if (code === NUMERIC_OUT_OF_RANGE) {
+          throw AppException.validation([{ param: 'records', message: 'the stored sums would exceed 2^63 − 1' }]);
+        }
+        if (!code || !RETRYABLE.has(code) || attempt >= 3) throw err;
+      }
+    }
+  }
+
+  private async storeIn(manager: EntityManager, records: StoredRecord[]): Promise<StoredRecord[]> {
+    if (records.length === 0) return [];
+    const orgIds = [...new Set(records.map((r) => r.orgId))];
+    // Shared per-org locks: ingests run side by side; a rollup rebuild of the org waits for them.
+    await manager.query(
+      `SELECT pg_advisory_xact_lock_shared(${ROLLUP_LOCK_CLASS}, h) FROM (SELECT DISTINCT hashtext(o) AS h FROM unnest($1::text[]) o ORDER BY 1) l`,
+      [orgIds],
+    );
+    const d = (r: StoredRecord) => r.dimensions;
+    const inserted: Array<{ org_id: string; id: string }> = await manager.query(
+      `INSERT INTO completion_records (org_id, id, api_key_id, team_id, user_id, project_id, model, input_tokens, output_tokens,
+         input_cached_tokens, input_audio_tokens, output_audio_tokens, batch, service_tier, cost_nano, unpriced, created_at)
+       SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::varchar[], $6::varchar[], $7::varchar[],
+         $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::boolean[], $14::varchar[], $15::bigint[],
+         $16::boolean[], $17::timestamptz[])
+       ON CONFLICT (org_id, id) DO NOTHING
+       RETURNING org_id, id`,
+      [
+        records.map((r) => r.orgId),
+        records.map((r) => r.id),
+        records.map((r) => d(r).api_key_id),
+        records.map((r) => nullIfEmpty(d(r).team_id)),
+        records.map((r) => nullIfEmpty(d(r).user_id)),
+        records.map((r) => nullIfEmpty(d(r).project_id)),
+        records.map((r) => d(r).model),
+        records.map((r) => r.measures.input_tokens.toString()),
+        records.map((r) => r.measures.output_tokens.toString()),
+        records.map((r) => r.measures.input_cached_tokens.toString()),
+        records.map((r) => r.measures.input_audio_tokens.toString()),
+        records.map((r) => r.measures.output_audio_tokens.toString()),
+        records.map((r) => d(r).batch),
+        records.map((r) => nullIfEmpty(d(r).service_tier)),
+        records.map((r) => r.measures.cost_nano.toString()),
+        records.map((r) => r.unpriced),
+        records.map((r) => new Date(r.createdAt * 1000).toISOString()),
+      ],
+    );
+    const insertedKeys = new Set(inserted.map((row) => `${row.org_id}\u0000${row.id}`));
+    const fresh = records.filter((r) => insertedKeys.has(`${r.orgId}\u0000${r.id}`));
+    for (const granularity of ROLLUP_GRANULARITIES) {
+      await upsertRollups(manager, granularity, aggregateRollup(fresh, granularity));
+    }
+    return fresh;
+  }
+
+  private async notify(fresh: StoredRecord[]): Promise<void> {
+    if (this.listeners.length === 0) return;
+    const events = new Map<string, IngestEvent>();
+    for (const record of fresh) {
+      const at = new Date(record.createdAt * 1000);
+      const event = events.get(record.orgId);
+      if (!event) {
+        events.set(record.orgId, { orgId: record.orgId, apiKeyIds: [String(record.dimensions.api_key_id)], earliest: at, latest: at });
+        continue;
+      }
+      if (!event.apiKeyIds.includes(String(record.dimensions.api_key_id))) event.apiKeyIds.push(String(record.dimensions.api_key_id));
+      if (at < event.earliest) event.earliest = at;
+      if (at > event.latest) event.latest = at;
+    }
+    for (const event of events.values()) {
+      event.apiKeyIds.sort();
+      for (const listener of this.listeners) {
+        try {
+          await listener(event);
+        } catch (err) {
+          this.logger.error({ msg: 'An ingest listener failed; the ingest itself succeeded', orgId: event.orgId, ...describeError(err) });
+        }
+      }
+    }
+  }
+}
+
+/** The record's cost: as sent, else from the price version in force at its created_at, else 0 and unpriced. */
+function price(record: IngestRecordDto, resolve: PriceResolver): { costNano: bigint; unpriced: boolean } {
+  if (record.cost_nano !== undefined && record.cost_nano !== null) return { costNano: BigInt(record.cost_nano), unpriced: false };
+  const prices = resolve(record.model, record.created_at);
+  if (!prices) return { costNano: 0n, unpriced: true };
+  const tokens = { inputTokens: record.input_tokens, inputCachedTokens: record.input_cached_tokens ?? 0, outputTokens: record.output_tokens };
+  return { costNano: computeCostNano(tokens, prices), unpriced: false };
+}
+
+function toStored(record: IngestRecordDto, key: KeyRow, priced: { costNano: bigint; unpriced: boolean }): StoredRecord {
+  return {
+    orgId: key.org_id,
+    id: record.id,
+    unpriced: priced.unpriced,
+    createdAt: record.created_at,
+    dimensions: {
+      org_id: key.org_id,
+      api_key_id: key.id,
+      team_id: key.team_id ?? '',
+      user_id: record.user_id ?? '',
+      model: record.model,
+      project_id: record.project_id ?? '',
+      batch: record.batch ?? false,
+      service_tier: record.service_tier ?? '',
+    },
+    measures: {
+      input_tokens: BigInt(record.input_tokens),
+      output_tokens: BigInt(record.output_tokens),
+      input_cached_tokens: BigInt(record.input_cached_tokens ?? 0),
+      input_audio_tokens: BigInt(record.input_audio_tokens ?? 0),
+      output_audio_tokens: BigInt(record.output_audio_tokens ?? 0),
+      num_model_requests: 1n,
+      cost_nano: priced.costNano,
+      unpriced_requests: priced.unpriced ? 1n : 0n,
+    },
+  };
+}
+
+function nullIfEmpty(value: string | boolean): string | null {
+  return value === '' ? null : String(value);
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,233 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Principal } from '../auth/principal';
+import { APP_CONFIG, AppConfig } from '../config/app-config';
+import { decodeCursor, encodeCursor, fingerprint, invalidCursor } from '../common/cursor';
+import { AppException } from '../common/errors';
+import { nanoToNumber } from '../common/money';
+import { CompletionsGroupBy, CompletionsPageDto, CompletionsQueryDto, CompletionsResultDto, DEFAULT_LIMITS } from './dto/completions.dto';
+import { CostLineDto, CostsQueryDto, CostsReportDto } from './dto/costs.dto';
+import { OpenAiCostsPageDto, OpenAiCostsQueryDto, OpenAiCostsResultDto } from './dto/openai-costs.dto';
+import { Dimension, Measure } from './rollups';
+import { BucketWidth, floorTo, pageOfBuckets, WIDTH_SECONDS } from './time-buckets';
+import { AggregateRow, UsageAggregator, UsageFilter } from './usage-aggregator';
+import { LATEST_QUERY_TIME } from './usage-fields';
+import { usageFilter } from './usage-scope';
+
+const COMPLETION_MEASURES: Measure[] = [
+  'input_tokens',
+  'output_tokens',
+  'input_cached_tokens',
+  'num_model_requests',
+  'input_audio_tokens',
+  'output_audio_tokens',
+];
+const COSTS_DIMENSIONS: Record<string, Dimension> = { external_user_id: 'user_id', line_item: 'model' };
+
+interface BucketQuery {
+  /** Tells cursors of different reports apart. */
+  report: string;
+  startTime: number;
+  endTime?: number;
+  width: BucketWidth;
+  limit: number;
+  page?: string;
+  dimensions: Dimension[];
+  measures: Measure[];
+  filter: UsageFilter;
+}
+
+/** The `page` object shared by the usage report and OpenAI's costs. */
+interface Page<R> {
+  object: 'page';
+  data: Array<{ object: 'bucket'; start_time: number; end_time: number; results: R[] }>;
+  has_more: boolean;
+  next_page: string | null;
+}
+
+interface Cursor {
+  /** Aligned start of the next bucket. */
+  n: number;
+  /** End of the range, fixed by the first page (end_time defaults to now). */
+  e: number;
+  /** Fingerprint of the query. */
+  f: string;
+}
+
+const isCursor = (v: unknown): v is Cursor =>
+  typeof v === 'object' && v !== null && [(v as Cursor).n, (v as Cursor).e].every(Number.isSafeInteger) && typeof (v as Cursor).f === 'string';
+
+/** Usage and cost reports: the MKA1 endpoints and the OpenAI-compatible aliases share this code. */
+@Injectable()
+export class UsageReportsService {
+  constructor(
+    private readonly aggregator: UsageAggregator,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  /** SPEC §3.2: usage per bucket, grouped, with every bucket of the page (empty ones too). */
+  async completions(principal: Principal, query: CompletionsQueryDto): Promise<CompletionsPageDto> {
+    const width = query.bucket_width ?? '1d';
+    const groupBy = query.group_by ?? [];
+    return this.bucketPage(
+      {
+        report: 'completions',
+        startTime: query.start_time,
+        endTime: query.end_time,
+        width,
+        limit: query.limit ?? DEFAULT_LIMITS[width],
+        page: query.page,
+        dimensions: groupBy,
+        measures: COMPLETION_MEASURES,
+        filter: usageFilter(principal, query),
+      },
+      (row) => completionResult(row, groupBy),
+    );
+  }
+
+  /** SPEC §3.3: cost per group over the range, the exact total, and the models without a price. */
+  async costs(principal: Principal, query: CostsQueryDto): Promise<CostsReportDto> {
+    const range = resolveRange(query.start_time, query.end_time);
+    const groupBy = query.group_by ?? [];
+    const filter = usageFilter(principal, query);
+    const [rows, unpriced] = await Promise.all([
+      this.aggregator.aggregate({ ...range, dimensions: groupBy.map(toDimension), measures: ['cost_nano'], filter }),
+      this.aggregator.aggregate({ ...range, dimensions: ['model'], measures: ['unpriced_requests'], filter }),
+    ]);
+    const data: CostLineDto[] = rows
+      .map((row) => {
+        const value = (field: string) => (groupBy.includes(field as never) ? (row.dimensions[toDimension(field)] as string | null) : null);
+        const costNano = row.measures.cost_nano!;
+        return {
+          model: value('model'),
+          api_key_id: value('api_key_id'),
+          team_id: value('team_id'),
+          external_user_id: value('external_user_id'),
+          org_id: value('org_id'),
+          cost: nanoToNumber(costNano),
+          cost_nano: costNano.toString(),
+          sortKey: costNano,
+        };
+      })
+      .sort((a, b) => (a.sortKey > b.sortKey ? -1 : a.sortKey < b.sortKey ? 1 : 0))
+      .map(({ sortKey: _sortKey, ...line }) => line);
+    const total = rows.reduce((sum, row) => sum + row.measures.cost_nano!, 0n);
+    return {
+      object: 'llm.usage.costs',
+      currency: this.config.currency,
+      start_time: range.from,
+      end_time: range.to,
+      group_by: groupBy,
+      data,
+      total_cost: nanoToNumber(total),
+      total_cost_nano: total.toString(),
+      unpriced_models: unpriced
+        .filter((row) => row.measures.unpriced_requests! > 0n)
+        .map((row) => row.dimensions.model as string)
+        .sort(),
+    };
+  }
+
+  /** OpenAI's Costs API shape: daily buckets of `organization.costs.result`. */
+  async openAiCosts(principal: Principal, query: OpenAiCostsQueryDto): Promise<OpenAiCostsPageDto> {
+    const groupBy = query.group_by ?? [];
+    const currency = this.config.currency;
+    return this.bucketPage(
+      {
+        report: 'openai-costs',
+        startTime: query.start_time,
+        endTime: query.end_time,
+        width: '1d',
+        limit: query.limit ?? 7,
+        page: query.page,
+        dimensions: groupBy.map(toDimension),
+        measures: ['cost_nano'],
+        filter: usageFilter(principal, query),
+      },
+      (row): OpenAiCostsResultDto => ({
+        object: 'organization.costs.result',
+        amount: { value: nanoToNumber(row.measures.cost_nano!), currency },
+        line_item: groupBy.includes('line_item') ? (row.dimensions.model as string) : null,
+        project_id: groupBy.includes('project_id') ? (row.dimensions.project_id as string | null) : null,
+        api_key_id: groupBy.includes('api_key_id') ? (row.dimensions.api_key_id as string) : null,
+      }),
+    );
+  }
+
+  /** One page of buckets (empty ones too), each result made by `toResult`, and the cursor of the next page. */
+  private async bucketPage<R>(query: BucketQuery, toResult: (row: AggregateRow) => R): Promise<Page<R>> {
+    const width = WIDTH_SECONDS[query.width];
+    const print = fingerprint({
+      r: query.report,
+      s: query.startTime,
+      e: query.endTime ?? null,
+      w: query.width,
+      d: query.dimensions,
+      f: query.filter,
+    });
+    const cursor = query.page === undefined ? undefined : decodeCursor(query.page, isCursor);
+    const misplaced = (c: Cursor) =>
+      c.n % width !== 0 ||
+      c.n <= floorTo(query.startTime, width) ||
+      c.n >= c.e ||
+      c.e > LATEST_QUERY_TIME ||
+      (query.endTime !== undefined && c.e !== query.endTime);
+    if (cursor && (cursor.f !== print || misplaced(cursor))) throw invalidCursor();
+    const range = resolveRange(query.startTime, cursor?.e ?? query.endTime);
+    const { buckets, next } = pageOfBuckets(range, width, cursor?.n ?? range.from, query.limit);
+    const rows = await this.aggregator.aggregate({
+      from: buckets[0].start,
+      to: buckets[buckets.length - 1].end,
+      width: query.width,
+      dimensions: query.dimensions,
+      measures: query.measures,
+      filter: query.filter,
+    });
+    const byBucket = new Map<number, AggregateRow[]>();
+    for (const row of rows) byBucket.set(row.bucket!, [...(byBucket.get(row.bucket!) ?? []), row]);
+    return {
+      object: 'page',
+      data: buckets.map((b) => ({
+        object: 'bucket',
+        start_time: b.start,
+        end_time: b.end,
+        results: (byBucket.get(b.start - (b.start % width)) ?? []).map(toResult),
+      })),
+      has_more: next !== null,
+      next_page: next === null ? null : encodeCursor({ n: next, e: range.to, f: print }),
+    };
+  }
+}
+
+/** [start_time, end_time) with end_time defaulting to now; end must be after start. */
+function resolveRange(startTime: number, endTime: number | undefined): { from: number; to: number } {
+  const to = endTime ?? Math.floor(Date.now() / 1000);
+  if (to <= startTime) {
+    const message = endTime === undefined ? 'must be in the past when end_time is omitted (it defaults to now)' : 'must be before end_time';
+    throw AppException.validation([{ param: 'start_time', message }]);
+  }
+  return { from: startTime, to };
+}
+
+function toDimension(field: string): Dimension {
+  return COSTS_DIMENSIONS[field] ?? (field as Dimension);
+}
+
+function completionResult(row: AggregateRow, groupBy: CompletionsGroupBy[]): CompletionsResultDto {
+  const grouped = <T>(field: CompletionsGroupBy): T | null => (groupBy.includes(field) ? (row.dimensions[field] as T) : null);
+  const count = (m: Measure) => Number(row.measures[m]);
+  return {
+    object: 'organization.usage.completions.result',
+    input_tokens: count('input_tokens'),
+    output_tokens: count('output_tokens'),
+    input_cached_tokens: count('input_cached_tokens'),
+    num_model_requests: count('num_model_requests'),
+    input_audio_tokens: count('input_audio_tokens'),
+    output_audio_tokens: count('output_audio_tokens'),
+    user_id: grouped('user_id'),
+    api_key_id: grouped('api_key_id'),
+    model: grouped('model'),
+    batch: grouped('batch'),
+    service_tier: grouped('service_tier'),
+    project_id: grouped('project_id'),
+  };
+}

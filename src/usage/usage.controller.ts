@@ -1,0 +1,67 @@
+import { Body, Controller, Get, Post, Query } from '@nestjs/common';
+import { ApiTags } from '@nestjs/swagger';
+import { Auth, Authenticated } from '../auth/auth.decorators';
+import { Principal } from '../auth/principal';
+import { Role } from '../auth/role';
+import { Operation } from '../common/api-responses';
+import { SdkNamespace } from '../common/sdk-namespace';
+import { CompletionsPageDto, CompletionsQueryDto } from './dto/completions.dto';
+import { CostsQueryDto, CostsReportDto } from './dto/costs.dto';
+import { IngestRecordsDto, IngestResultDto, MAX_BATCH } from './dto/ingest.dto';
+import { UsageIngestService } from './usage-ingest.service';
+import { UsageReportsService } from './usage-reports.service';
+
+export const USAGE_READERS = [Role.ClusterAdmin, Role.OrgAdmin, Role.Member];
+
+export const COMPLETIONS_DESCRIPTION =
+  'Usage of chat completions in UTC-aligned time buckets, aggregated from the ChatCompletion table. Every bucket in the page is ' +
+  'returned, empty ones too; the first and last bucket are clipped to [start_time, end_time). A result field is null unless ' +
+  'grouped by it. Cluster admins see every org (or one, with `org_id`), org admins their org, members their own key; with ' +
+  'X-On-Behalf-Of only that end user\'s records.';
+
+@ApiTags('usage')
+@SdkNamespace('llm.usage')
+@Controller('api/v1/llm/usage')
+export class UsageController {
+  constructor(
+    private readonly ingest: UsageIngestService,
+    private readonly reports: UsageReportsService,
+  ) {}
+
+  @Post('records')
+  @Authenticated(Role.Ingest, Role.ClusterAdmin)
+  @Operation({
+    summary: 'Ingest completion records',
+    description:
+      `Stores a batch of 1 to ${MAX_BATCH} completion records. The whole batch is validated first: any bad record makes it a 400 ` +
+      'naming every bad index and field, and nothing is written. A record whose id is already stored for its org is skipped and ' +
+      'counted in `duplicates` (safe to retry). Records without `cost_nano` are priced from the price book at their created_at; ' +
+      'a model without a price is stored at 0 and flagged unpriced. Records of revoked keys are accepted (the gateway may report late).',
+    response: IngestResultDto,
+  })
+  async ingestRecords(@Body() body: IngestRecordsDto): Promise<IngestResultDto> {
+    return { object: 'usage.records.ingest', ...(await this.ingest.ingest(body.records)) };
+  }
+
+  @Get('completions')
+  @Authenticated(...USAGE_READERS)
+  @Operation({ summary: 'Usage of chat completions', description: COMPLETIONS_DESCRIPTION, response: CompletionsPageDto })
+  completions(@Auth() principal: Principal, @Query() query: CompletionsQueryDto): Promise<CompletionsPageDto> {
+    return this.reports.completions(principal, query);
+  }
+
+  @Get('costs')
+  @Authenticated(...USAGE_READERS)
+  @Operation({
+    summary: 'Cost report',
+    description:
+      'Cost over [start_time, end_time), per group, most expensive first, with the exact total in nano-units and the models ' +
+      'that had no price (their records count 0). Any alignment is exact: whole days are read from daily rollups, the ragged ' +
+      'hours and minutes around them from hourly and per-minute rollups, and only sub-minute edges from raw records. Scoped ' +
+      'like the usage report.',
+    response: CostsReportDto,
+  })
+  costs(@Auth() principal: Principal, @Query() query: CostsQueryDto): Promise<CostsReportDto> {
+    return this.reports.costs(principal, query);
+  }
+}

@@ -1,0 +1,81 @@
+import { main, progressBar } from '../src/cli/rebuild-rollups';
+import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
+import { DAY, HOUR, ingestOk, T0, tableRows } from './helpers/usage';
+import { prng, randomRecords } from './helpers/usage-random';
+
+const TABLES = ['usage_rollups_minute', 'usage_rollups_hour', 'usage_rollups_day'];
+
+describe('rollup rebuild command (npm run rollups:rebuild)', () => {
+  let t: TestApp;
+  let acme: Awaited<ReturnType<typeof seedOrg>>;
+  let globex: Awaited<ReturnType<typeof seedOrg>>;
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    acme = await seedOrg(t, 'Acme', 'team-a');
+    globex = await seedOrg(t, 'Globex');
+    const ingestKey = await createSystemKey(t, 'ingest');
+    await t.put('/api/v1/llm/prices/model-b', { input_per_mtok: '0.15', cached_input_per_mtok: '0.075', output_per_mtok: '0.6', effective_from: T0 });
+    const rand = prng(42);
+    const records = randomRecords(rand, [acme.member.id, acme.orgAdmin.id, globex.member.id], 1500, T0, 4, 'rebuild');
+    for (let i = 0; i < records.length; i += 500) await ingestOk(t, ingestKey.key, records.slice(i, i + 500));
+  });
+  afterAll(() => t.close());
+
+  const snapshot = async () => Promise.all(TABLES.map((table) => tableRows(t, table)));
+  const run = async () => {
+    const lines: string[] = [];
+    const totals = await main({ DATABASE_URL: t.db.url }, { write: (s: string) => lines.push(s) });
+    return { totals, output: lines.join('') };
+  };
+
+  it('rebuilds rollups identical to the ones kept at ingest, from the raw records', async () => {
+    const kept = await snapshot();
+    expect(kept[0].length).toBeGreaterThan(1000);
+    // Damage every table in a different way.
+    await t.dataSource.query(`DELETE FROM usage_rollups_minute WHERE bucket_start < $1`, [new Date((T0 + DAY) * 1000)]);
+    await t.dataSource.query(`UPDATE usage_rollups_hour SET input_tokens = input_tokens + 1, cost_nano = 0 WHERE org_id = $1`, [acme.org.id]);
+    await t.dataSource.query(`DELETE FROM usage_rollups_day WHERE org_id = $1`, [globex.org.id]);
+    await t.dataSource.query(
+      `INSERT INTO usage_rollups_day (org_id, bucket_start, api_key_id, team_id, user_id, model, project_id, batch, service_tier, num_model_requests)
+       VALUES ($1, $2, 'key_ghost', '', '', 'ghost', '', false, '', 5)`,
+      [acme.org.id, new Date((T0 + 30 * DAY) * 1000)],
+    );
+    await t.dataSource.query(
+      `INSERT INTO usage_rollups_minute (org_id, bucket_start, api_key_id, team_id, user_id, model, project_id, batch, service_tier, num_model_requests)
+       VALUES ($1, $2, 'key_ghost', '', '', 'ghost', '', false, '', 5)`,
+      [globex.org.id, new Date((T0 - 40 * DAY + HOUR) * 1000)],
+    );
+    expect(await snapshot()).not.toEqual(kept);
+
+    const { totals, output } = await run();
+    expect(await snapshot()).toEqual(kept);
+    // 4 days of records per org, plus one ghost day each.
+    expect(totals).toEqual({ orgs: 2, days: 5 + 5, records: 1500, rows: { minute: kept[0].length, hour: kept[1].length, day: kept[2].length } });
+    expect(output).toContain('[------------------------------]   0% 0/10 org-days');
+    expect(output).toContain('[##############################] 100% 10/10 org-days');
+    expect(output).toMatch(new RegExp(`Rebuilt rollups of 1500 records: 2 orgs, 10 org-days; rows: ${kept[0].length} per-minute`));
+  });
+
+  it('is idempotent', async () => {
+    const before = await snapshot();
+    const { totals } = await run();
+    expect(totals.days).toBe(8); // the ghost days are gone
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('draws the bar in place on a terminal', () => {
+    const writes: string[] = [];
+    const bar = progressBar({ isTTY: true, write: (s: string) => writes.push(s) });
+    bar({ done: 1, total: 4, orgId: 'org_a' });
+    bar({ done: 4, total: 4, orgId: 'org_a' });
+    expect(writes).toEqual([
+      '\r[########----------------------]  25% 1/4 org-days  org_a\x1b[K',
+      '\r[##############################] 100% 4/4 org-days  org_a\x1b[K\n',
+    ]);
+  });
+
+  it('needs DATABASE_URL', async () => {
+    await expect(main({}, { write: () => undefined })).rejects.toThrow('Set DATABASE_URL');
+  });
+});
