@@ -74,8 +74,20 @@ export class BudgetStateService {
   }
 
   async refreshScope(scope: BudgetScope, scopeId: string): Promise<Evaluation[]> {
-    const budgets = await this.budgets.findBy({ scope, scopeId });
-    return this.refreshBudgets(budgets, [{ scope, scopeId }]);
+    return this.refreshScopes([{ scope, scopeId }]);
+  }
+
+  /** Re-evaluates every budget of the given scopes. */
+  async refreshScopes(scopes: Array<{ scope: BudgetScope; scopeId: string }>): Promise<Evaluation[]> {
+    if (scopes.length === 0) return [];
+    const budgets = await this.budgets
+      .createQueryBuilder('b')
+      .where('(b.scope, b.scope_id) IN (SELECT * FROM unnest(CAST(:scopes AS varchar[]), CAST(:ids AS varchar[])))', {
+        scopes: scopes.map((s) => s.scope),
+        ids: scopes.map((s) => s.scopeId),
+      })
+      .getMany();
+    return this.refreshBudgets(budgets, scopes);
   }
 
   /**

@@ -12,6 +12,10 @@ describe('loadConfig', () => {
       processRole: 'all',
       webhookAllowPrivateTargets: false,
       secretsKey: undefined,
+      alertEvaluationIntervalMs: 5000,
+      webhookTimeoutMs: 10_000,
+      webhookRetryBaseMs: 15_000,
+      webhookMaxAttempts: 20,
     });
     expect(config.dataDir).toMatch(/\.data$/);
   });
@@ -26,6 +30,10 @@ describe('loadConfig', () => {
       PROCESS_ROLE: 'worker',
       WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
       SECRETS_KEY: 'ab'.repeat(32),
+      ALERT_EVALUATION_INTERVAL_MS: '250',
+      WEBHOOK_TIMEOUT_MS: '500',
+      WEBHOOK_RETRY_BASE_MS: '20',
+      WEBHOOK_MAX_ATTEMPTS: '3',
     });
     expect(config).toMatchObject({
       port: 8080,
@@ -34,6 +42,10 @@ describe('loadConfig', () => {
       redisUrl: 'redis://cache:6380/2',
       processRole: 'worker',
       webhookAllowPrivateTargets: true,
+      alertEvaluationIntervalMs: 250,
+      webhookTimeoutMs: 500,
+      webhookRetryBaseMs: 20,
+      webhookMaxAttempts: 3,
     });
     expect(config.secretsKey?.length).toBe(32);
   });
@@ -49,13 +61,25 @@ describe('loadConfig', () => {
         PROCESS_ROLE: 'both',
         WEBHOOK_ALLOW_PRIVATE_TARGETS: 'maybe',
         SECRETS_KEY: 'short',
+        WEBHOOK_TIMEOUT_MS: '0',
+        WEBHOOK_MAX_ATTEMPTS: '100',
       });
     } catch (err) {
       error = err as ConfigError;
     }
     expect(error).toBeInstanceOf(ConfigError);
     expect(error!.problems.map((p) => p.split(' ')[0]).sort()).toEqual(
-      ['ADMIN_API_KEY', 'DATABASE_URL', 'PORT', 'PROCESS_ROLE', 'REDIS_URL', 'SECRETS_KEY', 'WEBHOOK_ALLOW_PRIVATE_TARGETS'].sort(),
+      [
+        'ADMIN_API_KEY',
+        'DATABASE_URL',
+        'PORT',
+        'PROCESS_ROLE',
+        'REDIS_URL',
+        'SECRETS_KEY',
+        'WEBHOOK_ALLOW_PRIVATE_TARGETS',
+        'WEBHOOK_MAX_ATTEMPTS',
+        'WEBHOOK_TIMEOUT_MS',
+      ].sort(),
     );
     expect(error!.message).not.toContain('sk-secret-value');
     expect(error!.message).not.toContain('short');

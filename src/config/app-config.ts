@@ -23,6 +23,12 @@ export interface AppConfig {
   bodyLimitBytes: number;
   /** How often the worker re-evaluates every budget, milliseconds. */
   alertEvaluationIntervalMs: number;
+  /** Total time a webhook delivery attempt may take (connect, send, response headers), milliseconds. */
+  webhookTimeoutMs: number;
+  /** First retry delay of a failed webhook delivery; later ones double up to 480 × this (see alerts/webhook-backoff.ts). */
+  webhookRetryBaseMs: number;
+  /** Attempts per webhook delivery, the first included. */
+  webhookMaxAttempts: number;
   /** Currency of every amount (CURRENCY, lowercase ISO 4217; default `usd`). */
   currency: string;
 }
@@ -127,6 +133,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
     logLevel,
     bodyLimitBytes: integer('BODY_LIMIT_BYTES', 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
     alertEvaluationIntervalMs: integer('ALERT_EVALUATION_INTERVAL_MS', 5000, 100, 3_600_000),
+    webhookTimeoutMs: integer('WEBHOOK_TIMEOUT_MS', 10_000, 100, 60_000),
+    webhookRetryBaseMs: integer('WEBHOOK_RETRY_BASE_MS', 15_000, 10, 3_600_000),
+    webhookMaxAttempts: integer('WEBHOOK_MAX_ATTEMPTS', 20, 1, 50),
     currency,
   };
   if (problems.length > 0) throw new ConfigError(problems);
