@@ -1,3 +1,5 @@
+import { Alert } from '../alerts/alert.entity';
+import { WebhookDelivery } from '../alerts/webhook-delivery.entity';
 import { ApiKey } from '../auth/api-key.entity';
 import { Org } from '../auth/org.entity';
 import { Budget } from '../budgets/budget.entity';
@@ -6,4 +8,4 @@ import { ModelPrice } from '../usage/entities/model-price.entity';
 import { UsageRollupDay, UsageRollupHour, UsageRollupMinute } from '../usage/entities/usage-rollup.entity';
 
 /** Every entity, listed once; the data source, the CLI and the drift check use this list. */
-export const ENTITIES = [Org, ApiKey, CompletionRecord, ModelPrice, UsageRollupMinute, UsageRollupHour, UsageRollupDay, Budget];
+export const ENTITIES = [Org, ApiKey, CompletionRecord, ModelPrice, UsageRollupMinute, UsageRollupHour, UsageRollupDay, Budget, Alert, WebhookDelivery];

@@ -1,0 +1,57 @@
+import { Check, Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn } from 'typeorm';
+import { Budget, ThresholdAction } from '../budgets/budget.entity';
+
+/**
+ * Where an alert's delivery stands. `pending`: to be delivered (a delivery job exists or the
+ * evaluator re-enqueues one); `delivered`: a receiver answered 2xx; `failed`: every attempt failed
+ * or the receiver answered 410; `skipped`: the budget had no (enabled) webhook.
+ */
+export type AlertState = 'pending' | 'delivered' | 'failed' | 'skipped';
+export const ALERT_STATES: readonly AlertState[] = ['pending', 'delivered', 'failed', 'skipped'];
+
+/**
+ * One threshold crossing: at most one per (budget, window, threshold pct), enforced by the unique
+ * index, whatever the number of evaluators. Its id is the webhook's `webhook-id`, and `body` holds
+ * the exact bytes every attempt and redelivery sends.
+ */
+@Entity({ name: 'alerts' })
+@Index('alerts_budget_window_pct_key', ['budgetId', 'windowStart', 'thresholdPct'], { unique: true })
+@Index('alerts_state_idx', ['state', 'id'])
+@Check('alerts_state_check', `"state" IN ('pending', 'delivered', 'failed', 'skipped')`)
+export class Alert {
+  @PrimaryColumn({ type: 'varchar', length: 40 })
+  id: string;
+
+  @Column({ name: 'budget_id', type: 'varchar', length: 40 })
+  budgetId: string;
+
+  @ManyToOne(() => Budget, { onDelete: 'CASCADE' })
+  @JoinColumn({ name: 'budget_id' })
+  budget?: Budget;
+
+  @Column({ name: 'window_start', type: 'timestamptz' })
+  windowStart: Date;
+
+  @Column({ name: 'window_end', type: 'timestamptz' })
+  windowEnd: Date;
+
+  /** The threshold's pct exactly as configured (at most 6 decimals); read as a string. */
+  @Column({ name: 'threshold_pct', type: 'numeric', precision: 10, scale: 6 })
+  thresholdPct: string;
+
+  @Column({ name: 'threshold_action', type: 'varchar', length: 10 })
+  thresholdAction: ThresholdAction;
+
+  /** The JSON body, exactly as sent (signature input), built once at the crossing. */
+  @Column({ type: 'text' })
+  body: string;
+
+  @Column({ type: 'varchar', length: 10 })
+  state: AlertState;
+
+  @Column({ name: 'created_at', type: 'timestamptz' })
+  createdAt: Date;
+
+  @Column({ name: 'delivered_at', type: 'timestamptz', nullable: true })
+  deliveredAt: Date | null;
+}
