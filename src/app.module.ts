@@ -1,6 +1,7 @@
 import { BullModule } from '@nestjs/bullmq';
 import { DynamicModule, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { AlertsApiModule, AlertsModule, AlertsWorkerModule } from './alerts/alerts.module';
 import { AuthModule } from './auth/auth.module';
 import { BudgetsApiModule, BudgetsModule } from './budgets/budgets.module';
 import { AppConfig } from './config/app-config';
@@ -42,7 +43,9 @@ export class AppModule {
         AuthModule,
         UsageModule,
         BudgetsModule,
-        ...(parts.api ? [HealthModule, UsageApiModule, BudgetsApiModule] : []),
+        AlertsModule,
+        ...(parts.api ? [HealthModule, UsageApiModule, BudgetsApiModule, AlertsApiModule] : []),
+        ...(parts.worker ? [AlertsWorkerModule] : []),
       ],
     };
   }

@@ -1,0 +1,52 @@
+import { Controller, Get, Param, Post, Query } from '@nestjs/common';
+import { ApiTags } from '@nestjs/swagger';
+import { Auth, Authenticated } from '../auth/auth.decorators';
+import { Principal } from '../auth/principal';
+import { Role } from '../auth/role';
+import { BudgetIdParamsDto } from '../budgets/dto/budget.dto';
+import { Operation } from '../common/api-responses';
+import { SdkNamespace } from '../common/sdk-namespace';
+import { DeliveryLogService } from './delivery-log.service';
+import { DeliveryIdParamsDto, ListDeliveriesQueryDto, WebhookDeliveryDto, WebhookDeliveryListDto } from './dto/delivery.dto';
+
+/**
+ * The webhook delivery log of a budget. Cluster admins and the org admins of the budget's org
+ * (its `owner: cluster` budgets included: a redelivery only resends an alert that was already
+ * sent to that org's URL, it changes no setting).
+ */
+@ApiTags('budgets')
+@SdkNamespace('llm.budgets')
+@Controller('api/v1/llm/budgets')
+export class DeliveriesController {
+  constructor(private readonly log: DeliveryLogService) {}
+
+  @Get(':budgetId/deliveries')
+  @Authenticated(Role.ClusterAdmin, Role.OrgAdmin)
+  @Operation({
+    summary: 'List webhook deliveries of a budget',
+    description:
+      'Every threshold-alert delivery attempt of the budget, newest first: when it was made, the HTTP status or the error, the latency, and when the next retry is due. ' +
+      'The `alert_id` is the `webhook-id` the receiver saw.',
+    response: WebhookDeliveryListDto,
+    notFound: 'No such budget (or it belongs to another tenant)',
+  })
+  listDeliveries(@Auth() principal: Principal, @Param() params: BudgetIdParamsDto, @Query() query: ListDeliveriesQueryDto): Promise<WebhookDeliveryListDto> {
+    return this.log.list(principal, params.budgetId, query);
+  }
+
+  @Post('deliveries/:deliveryId/redeliver')
+  @Authenticated(Role.ClusterAdmin, Role.OrgAdmin)
+  @Operation({
+    summary: 'Redeliver a webhook',
+    description:
+      'Queues the alert of this delivery again: a new attempt sequence (retried like the first) with the same `webhook-id` and the same body bytes, ' +
+      'a fresh `webhook-timestamp` and signature, to the budget\'s current webhook URL. Answers with the new, pending attempt.',
+    response: WebhookDeliveryDto,
+    accepted: true,
+    notFound: 'No such delivery (or it belongs to another tenant)',
+    conflict: 'The budget has no webhook URL, or its webhook was disabled by a 410 Gone',
+  })
+  redeliver(@Auth() principal: Principal, @Param() params: DeliveryIdParamsDto): Promise<WebhookDeliveryDto> {
+    return this.log.redeliver(principal, params.deliveryId);
+  }
+}

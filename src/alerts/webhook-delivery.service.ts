@@ -1,0 +1,143 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { UnrecoverableError } from 'bullmq';
+import { Counter } from 'prom-client';
+import { In, IsNull, Repository } from 'typeorm';
+import { Budget } from '../budgets/budget.entity';
+import { newId } from '../common/ids';
+import { openSecret } from '../common/secret-box';
+import { APP_CONFIG, AppConfig } from '../config/app-config';
+import { MetricsService } from '../metrics/metrics.service';
+import { Alert, AlertState } from './alert.entity';
+import { retryDelayMs } from './webhook-backoff';
+import { DeliveryTrigger, WebhookDelivery } from './webhook-delivery.entity';
+import { sendWebhook, SendResult } from './webhook-sender';
+import { signatureHeaders } from './webhook-signature';
+
+/** One attempt of a delivery job, as BullMQ runs it. */
+export interface DeliveryAttempt {
+  trigger: DeliveryTrigger;
+  alertId: string;
+  /** 1-based attempt of this job. */
+  attempt: number;
+  maxAttempts: number;
+  jobId: string;
+  retryBaseMs: number;
+  /** A redelivery's `pending` row, which its first attempt fills in. */
+  pendingDeliveryId?: string;
+}
+
+/** No attempt follows a 410 or the job's last attempt. */
+function isLast(job: DeliveryAttempt, result: SendResult): boolean {
+  return job.attempt >= job.maxAttempts || result.outcome === 'gone';
+}
+
+type AttemptRecord = Pick<WebhookDelivery, 'status' | 'url' | 'statusCode' | 'error' | 'latencyMs' | 'attemptedAt' | 'nextRetryAt'>;
+
+/**
+ * Makes one delivery attempt: signs the alert's stored body, POSTs it, logs the attempt, and
+ * settles the alert. A failure throws so BullMQ retries with the webhook backoff; 410 disables
+ * the budget's webhook and stops (UnrecoverableError).
+ */
+@Injectable()
+export class WebhookDeliveryService {
+  private readonly logger = new Logger('WebhookDelivery');
+  private readonly attempts: Counter<string>;
+
+  constructor(
+    @InjectRepository(Alert) private readonly alerts: Repository<Alert>,
+    @InjectRepository(Budget) private readonly budgets: Repository<Budget>,
+    @InjectRepository(WebhookDelivery) private readonly deliveries: Repository<WebhookDelivery>,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    metrics: MetricsService,
+  ) {
+    this.attempts = metrics.counter('tally_webhook_delivery_attempts_total', 'Webhook delivery attempts, by outcome', ['outcome']);
+  }
+
+  async attempt(job: DeliveryAttempt): Promise<void> {
+    const alert = await this.alerts.findOneBy({ id: job.alertId });
+    if (!alert) return; // its budget was deleted
+    // A crossing's own delivery stops once the alert is settled (e.g. re-enqueued after it finished).
+    if (job.trigger === 'alert' && alert.state !== 'pending') return;
+    const budget = await this.budgets
+      .createQueryBuilder('b')
+      .addSelect('b.webhookSecretSealed')
+      .where('b.id = :id', { id: alert.budgetId })
+      .getOne();
+    if (!budget) return;
+    if (!budget.webhookUrl || budget.webhookDisabledAt || !budget.webhookSecretSealed) {
+      const reason = budget.webhookUrl ? 'webhook disabled after HTTP 410; set the budget again to re-enable it' : 'the budget has no webhook URL';
+      if (job.trigger === 'alert') await this.settle(alert.id, 'skipped', ['pending']);
+      if (job.pendingDeliveryId) {
+        await this.log(job, alert, { status: 'failed', url: null, statusCode: null, error: reason, latencyMs: null, attemptedAt: new Date(), nextRetryAt: null });
+      }
+      return;
+    }
+    const url = budget.webhookUrl;
+    const result = await this.send(alert, url, openSecret(this.secretsKey, budget.webhookSecretSealed), job);
+
+    if (result.outcome === 'success') {
+      await this.settle(alert.id, 'delivered', ['pending', 'failed']);
+      return;
+    }
+    if (result.outcome === 'gone') {
+      // Only the URL that answered 410 is disabled: a URL set since stays enabled.
+      await this.budgets.update({ id: budget.id, webhookUrl: url, webhookDisabledAt: IsNull() }, { webhookDisabledAt: new Date() });
+      if (job.trigger === 'alert') await this.settle(alert.id, 'failed', ['pending']);
+      throw new UnrecoverableError(result.error ?? 'HTTP 410');
+    }
+    // A redelivery that gives up leaves the alert's state alone (its own delivery may still be retrying).
+    if (isLast(job, result) && job.trigger === 'alert') await this.settle(alert.id, 'failed', ['pending']);
+    throw new Error(result.error ?? 'delivery failed');
+  }
+
+  /** Signs the stored body for this attempt's timestamp, POSTs it, counts it and logs it. */
+  private async send(alert: Alert, url: string, secret: string, job: DeliveryAttempt): Promise<SendResult> {
+    const attemptedAt = new Date();
+    const timestamp = Math.floor(attemptedAt.getTime() / 1000);
+    const result = await sendWebhook(new URL(url), alert.body, signatureHeaders(secret, alert.id, timestamp, alert.body), {
+      timeoutMs: this.config.webhookTimeoutMs,
+      allowPrivateTargets: this.config.webhookAllowPrivateTargets,
+    });
+    this.attempts.inc({ outcome: result.outcome });
+    const last = isLast(job, result);
+    if (result.outcome !== 'success') {
+      // No URL in the log line: it may carry a token in its query string.
+      const line = { alertId: alert.id, budgetId: alert.budgetId, attempt: job.attempt, outcome: result.outcome, statusCode: result.statusCode };
+      if (last) this.logger.warn({ msg: 'Webhook delivery gave up', ...line });
+      else this.logger.log({ msg: 'Webhook delivery attempt failed; it will be retried', ...line });
+    }
+    await this.log(job, alert, {
+      status: result.outcome === 'success' ? 'succeeded' : 'failed',
+      url,
+      statusCode: result.statusCode,
+      error: result.error,
+      latencyMs: result.latencyMs,
+      attemptedAt,
+      nextRetryAt: result.outcome === 'success' || last ? null : new Date(Date.now() + retryDelayMs(job.attempt, job.retryBaseMs, job.jobId)),
+    });
+    return result;
+  }
+
+  private async settle(alertId: string, state: AlertState, from: AlertState[]): Promise<void> {
+    await this.alerts.update(
+      { id: alertId, state: In(from) },
+      { state, ...(state === 'delivered' ? { deliveredAt: new Date() } : {}) },
+    );
+  }
+
+  /** Fills in the redelivery's pending row on its first attempt; otherwise adds a row. */
+  private async log(job: DeliveryAttempt, alert: Alert, record: AttemptRecord): Promise<void> {
+    const values = { attempt: job.attempt, ...record };
+    if (job.pendingDeliveryId) {
+      const filled = await this.deliveries.update({ id: job.pendingDeliveryId, status: 'pending' }, values);
+      if (filled.affected) return;
+    }
+    await this.deliveries.insert({ id: newId('dlv'), alertId: alert.id, budgetId: alert.budgetId, trigger: job.trigger, ...values });
+  }
+
+  private get secretsKey(): Buffer {
+    if (!this.config.secretsKey) throw new Error('SECRETS_KEY was not resolved at start-up');
+    return this.config.secretsKey;
+  }
+}
