@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { prepareDependencies } from '../../src/bootstrap';
 import { createRootLogger } from '../../src/common/logger';
@@ -111,8 +112,24 @@ export async function startTestApp(env: Record<string, string> = {}, options: { 
     close: async () => {
       await app.close();
       if (!options.database) await db.drop();
+      // The prefix was made up for this app alone: leave nothing of it in the shared Redis.
+      if (env.REDIS_PREFIX === undefined) await deleteRedisPrefix(config.redisUrl, config.redisPrefix);
     },
   };
+}
+
+export async function deleteRedisPrefix(url: string, prefix: string): Promise<void> {
+  const redis = new Redis(url);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      if (keys.length > 0) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
 }
 
 /** Creates an org and keys of each tenant role in it, through the API. */
