@@ -5,7 +5,7 @@ import { BudgetStateService } from '../src/budgets/budget-state.service';
 import { Budget } from '../src/budgets/budget.entity';
 import { RunningProcess, startProcess } from '../src/bootstrap';
 import { loadConfig } from '../src/config/app-config';
-import { alertRows, costBudget, settle, spend } from './helpers/alerts';
+import { alertRows, monthlyBudget, settle, spend } from './helpers/alerts';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
 import { startReceiver, WebhookReceiver } from './helpers/webhook-receiver';
 import { waitFor } from './helpers/wait-for';
@@ -44,7 +44,7 @@ describe('alerts: exactly one alert per (budget, window, threshold) across worke
     org = await seedOrg(t, 'Once');
     const res = await t.put(
       `/api/v1/llm/budgets/org/${org.org.id}`,
-      costBudget(1, {
+      monthlyBudget(1, {
         webhook_url: hook.url,
         thresholds: [
           { pct: 50, action: 'alert' },
@@ -83,7 +83,7 @@ describe('alerts: exactly one alert per (budget, window, threshold) across worke
   });
 
   it('raising the limit and crossing the same thresholds again in the window does not re-fire them', async () => {
-    await t.put(`/api/v1/llm/budgets/org/${org.org.id}`, costBudget(2, { webhook_url: hook.url, thresholds: [{ pct: 50, action: 'alert' }, { pct: 80, action: 'alert' }, { pct: 100, action: 'block' }] })); // 42.5 %
+    await t.put(`/api/v1/llm/budgets/org/${org.org.id}`, monthlyBudget(2, { webhook_url: hook.url, thresholds: [{ pct: 50, action: 'alert' }, { pct: 80, action: 'alert' }, { pct: 100, action: 'block' }] })); // 42.5 %
     await spend(t, ingestKey, org.member.id, 900_000_000n); // 1.75 of 2: 87.5 %, past 50 and 80 again
     await settle(apps(), 3);
     expect((await alertRows(t, budget.id)).map((a) => a.threshold_pct)).toEqual(['50.000000', '80.000000']);

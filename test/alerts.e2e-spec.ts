@@ -1,7 +1,7 @@
 import { Client } from 'pg';
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
 import { budgetWindow, formatWindow } from '../src/budgets/budget-window';
-import { alertRows, costBudget, settle, spend } from './helpers/alerts';
+import { alertRows, monthlyBudget, settle, spend } from './helpers/alerts';
 import { createTestDatabase } from './helpers/test-database';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
 import { freePort, startReceiver, WebhookReceiver } from './helpers/webhook-receiver';
@@ -27,7 +27,7 @@ describe('threshold alerts (SPEC §5)', () => {
   const budgetOn = async (url: string, body: Record<string, unknown> = {}) => {
     const org = await seedOrg(t, `Org ${Math.random()}`);
     const key = await org.make('member');
-    const res = await t.put(`/api/v1/llm/budgets/apikey/${key.id}`, costBudget(1, { webhook_url: url, ...body }));
+    const res = await t.put(`/api/v1/llm/budgets/apikey/${key.id}`, monthlyBudget(1, { webhook_url: url, ...body }));
     if (res.status !== 200) throw new Error(`budget: ${res.status} ${res.text}`);
     return { org, key, budget: res.body, secret: res.body.webhook_secret as string | undefined };
   };
@@ -190,7 +190,7 @@ describe('threshold alerts (SPEC §5)', () => {
     expect(refused.body.error.type).toBe('conflict_error');
 
     // Setting the budget again re-enables the URL; a redelivery then goes out.
-    await t.put(`/api/v1/llm/budgets/apikey/${key.id}`, costBudget(1, { webhook_url: hook.url }));
+    await t.put(`/api/v1/llm/budgets/apikey/${key.id}`, monthlyBudget(1, { webhook_url: hook.url }));
     const again = await t.post(`/api/v1/llm/budgets/deliveries/${gone.id}/redeliver`);
     expect(again.status).toBe(202);
     await waitFor(() => hook.requests.length === 2, 'the redelivery');
@@ -215,7 +215,7 @@ describe('threshold alerts (SPEC §5)', () => {
 
   it('records an alert exactly once for a budget without a webhook URL, and sends nothing', async () => {
     const org = await seedOrg(t, 'No Hook');
-    const res = await t.put(`/api/v1/llm/budgets/org/${org.org.id}`, costBudget(1));
+    const res = await t.put(`/api/v1/llm/budgets/org/${org.org.id}`, monthlyBudget(1));
     await spend(t, ingestKey, org.member.id, 1_200_000_000n);
     await waitFor(async () => (await alertRows(t, res.body.id)).length === 2, 'two alerts');
     await settle([t.app]);
@@ -237,7 +237,7 @@ describe('threshold alerts (SPEC §5)', () => {
       hook = await receiver();
       acme = await seedOrg(t, 'Acme Deliveries');
       globex = await seedOrg(t, 'Globex Deliveries');
-      clusterBudget = (await t.put(`/api/v1/llm/budgets/org/${acme.org.id}`, costBudget(1, { owner: 'cluster', webhook_url: hook.url }))).body;
+      clusterBudget = (await t.put(`/api/v1/llm/budgets/org/${acme.org.id}`, monthlyBudget(1, { owner: 'cluster', webhook_url: hook.url }))).body;
       await spend(t, ingestKey, acme.member.id, 1_000_000_000n);
       await waitFor(() => hook.requests.length === 2, 'both alerts');
       const rows = await waitFor(async () => {
@@ -303,7 +303,7 @@ describe('alerts: delivery-time SSRF check', () => {
     try {
       const ingestKey = (await createSystemKey(t, 'ingest')).key;
       const org = await seedOrg(t, 'Rebinding');
-      const res = await t.put(`/api/v1/llm/budgets/org/${org.org.id}`, costBudget(1, { webhook_url: 'http://8.8.8.8/hooks/tally' }));
+      const res = await t.put(`/api/v1/llm/budgets/org/${org.org.id}`, monthlyBudget(1, { webhook_url: 'http://8.8.8.8/hooks/tally' }));
       expect(res.status).toBe(200);
       // The name now resolves to loopback (as after a DNS change).
       await t.dataSource.query('UPDATE budgets SET webhook_url = $1 WHERE id = $2', [`http://localhost:${hook.port}/hooks/tally`, res.body.id]);
@@ -331,7 +331,7 @@ describe('alerts: graceful shutdown', () => {
     try {
       const ingestKey = (await createSystemKey(t, 'ingest')).key;
       const org = await seedOrg(t, 'Closing');
-      const res = await t.put(`/api/v1/llm/budgets/org/${org.org.id}`, costBudget(1, { webhook_url: hook.url }));
+      const res = await t.put(`/api/v1/llm/budgets/org/${org.org.id}`, monthlyBudget(1, { webhook_url: hook.url }));
       await spend(t, ingestKey, org.member.id, 600_000_000n);
       await waitFor(() => hook.requests.length === 1, 'the request to arrive');
       await t.close(); // the receiver answers only after a pause: the job is still running here

@@ -1,19 +1,10 @@
 import { BudgetStateService } from '../src/budgets/budget-state.service';
 import { budgetWindow } from '../src/budgets/budget-window';
+import { costBudget } from './helpers/budgets';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
 import { ingestOk, record } from './helpers/usage';
 
 const seedBody = { period: 'weekly', limit_kind: 'tokens', limit: 3281.35, thresholds: [{ pct: 50, action: 'alert' }] };
-const costBudget = (limit: number, extra: Record<string, unknown> = {}) => ({
-  period: 'daily',
-  limit_kind: 'cost',
-  limit,
-  thresholds: [
-    { pct: 50, action: 'alert' },
-    { pct: 100, action: 'block' },
-  ],
-  ...extra,
-});
 
 describe('budgets (SPEC §4)', () => {
   let t: TestApp;

@@ -3,22 +3,14 @@ import { getQueueToken } from '@nestjs/bullmq';
 import { Queue } from 'bullmq';
 import { AlertEvaluatorService } from '../../src/alerts/alert-evaluator.service';
 import { AlertQueue } from '../../src/alerts/alert-jobs';
+import { costBudget } from './budgets';
 import { TestApp } from './test-app';
 import { ingestOk, record } from './usage';
 import { waitFor } from './wait-for';
 
-/** A monthly cost budget (limit in major units) with the given thresholds. */
-export function costBudget(limit: number, extra: Record<string, unknown> = {}) {
-  return {
-    period: 'monthly',
-    limit_kind: 'cost',
-    limit,
-    thresholds: [
-      { pct: 50, action: 'alert' },
-      { pct: 100, action: 'block' },
-    ],
-    ...extra,
-  };
+/** A monthly cost budget: a test never straddles a window's end unless it runs across a month's. */
+export function monthlyBudget(limit: number, extra: Record<string, unknown> = {}) {
+  return costBudget(limit, { period: 'monthly', ...extra });
 }
 
 /** Ingests one record of `costNano` for the key, now. */
