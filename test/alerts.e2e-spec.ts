@@ -33,7 +33,8 @@ describe('threshold alerts (SPEC §5)', () => {
   };
 
   beforeAll(async () => {
-    t = await startTestApp(FAST_RETRIES);
+    // Evaluate-all runs hourly here: what alerts in these tests is the evaluation that ingest or a budget change enqueues.
+    t = await startTestApp({ ...FAST_RETRIES, ALERT_EVALUATION_INTERVAL_MS: '3600000' });
     ingestKey = (await createSystemKey(t, 'ingest')).key;
   });
   afterAll(async () => {
@@ -211,6 +212,17 @@ describe('threshold alerts (SPEC §5)', () => {
       ['failed', 302, 'HTTP 302: redirects are not followed'],
     ]);
     expect(hook.requests).toHaveLength(2);
+  });
+
+  it('setting a budget re-evaluates it at once: a limit lowered below the spend alerts', async () => {
+    const hook = await receiver();
+    const { key, budget } = await budgetOn(hook.url, { thresholds: [{ pct: 50, action: 'alert' }] });
+    await spend(t, ingestKey, key.id, 300_000_000n); // 30 %
+    await settle([t.app]);
+    expect(hook.requests).toEqual([]);
+    await t.put(`/api/v1/llm/budgets/apikey/${key.id}`, monthlyBudget(0.5, { webhook_url: hook.url, thresholds: [{ pct: 50, action: 'alert' }] })); // 60 %
+    await waitFor(() => hook.requests.length === 1, 'the webhook after the change');
+    expect(JSON.parse(hook.requests[0].body).data).toMatchObject({ budget: { id: budget.id, limit: 0.5, spend: { pct: 60 } }, threshold: { pct: 50 } });
   });
 
   it('records an alert exactly once for a budget without a webhook URL, and sends nothing', async () => {

@@ -5,7 +5,7 @@ import { loadConfig } from '../src/config/app-config';
 import { createDataSource } from '../src/database/data-source';
 import { hashApiKeySecret } from '../src/auth/secrets';
 import { createTestDatabase } from './helpers/test-database';
-import { randomAdminKey, startTestApp } from './helpers/test-app';
+import { deleteRedisPrefix, randomAdminKey, startTestApp } from './helpers/test-app';
 
 describe('start-up (SPEC §1)', () => {
   it('ADMIN_API_KEY: the key exists after start-up, once, however often the service starts', async () => {
@@ -71,6 +71,7 @@ describe('start-up (SPEC §1)', () => {
       await worker.stop();
       await api.stop();
       await db.drop();
+      await deleteRedisPrefix(common.REDIS_URL, common.REDIS_PREFIX); // the worker's job scheduler and queues
     }
   });
 });
