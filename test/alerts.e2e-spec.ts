@@ -238,6 +238,15 @@ describe('threshold alerts (SPEC §5)', () => {
     expect(await deliveries(res.body.id)).toEqual([]);
   });
 
+  it('counts alerts and delivery attempts by outcome in /metrics', async () => {
+    const text = (await t.get('/metrics', { key: null })).text;
+    expect(text).toMatch(/tally_alerts_created_total\{action="alert"\} [1-9]\d*/);
+    expect(text).toMatch(/tally_alerts_created_total\{action="block"\} [1-9]\d*/);
+    for (const outcome of ['success', 'http_error', 'timeout', 'network_error', 'gone', 'redirect']) {
+      expect(text).toMatch(new RegExp(`tally_webhook_delivery_attempts_total\\{outcome="${outcome}"\\} [1-9]\\d*`));
+    }
+  });
+
   describe('the delivery log endpoints', () => {
     let hook: WebhookReceiver;
     let acme: Awaited<ReturnType<typeof seedOrg>>;
