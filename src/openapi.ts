@@ -1,5 +1,6 @@
 import { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
+import type { ParameterObject, SchemaObject } from '@nestjs/swagger/dist/interfaces/open-api-spec.interface';
 import { dump } from 'js-yaml';
 import { BEARER_SCHEME, ON_BEHALF_OF_SCHEME } from './auth/auth.decorators';
 import { operationId } from './common/sdk-namespace';
@@ -56,11 +57,34 @@ export function toStableYaml(document: OpenAPIObject): string {
   return dump(JSON.parse(JSON.stringify(document)), { sortKeys: true, lineWidth: 120, noRefs: true });
 }
 
+/** Swagger UI at /docs (showing {@link swaggerUiDocument}); the document itself at /docs-json and /docs-yaml. */
 export function mountSwaggerUi(app: INestApplication, document: OpenAPIObject): void {
-  SwaggerModule.setup('docs', app, document, {
-    jsonDocumentUrl: 'docs-json',
-    yamlDocumentUrl: 'docs-yaml',
+  SwaggerModule.setup('docs', app, swaggerUiDocument(document), {
+    raw: false,
     customSiteTitle: 'Tally API',
     swaggerOptions: { persistAuthorization: true, displayRequestDuration: true },
   });
+  SwaggerModule.setup('docs', app, document, { ui: false, jsonDocumentUrl: 'docs-json', yamlDocumentUrl: 'docs-yaml' });
+}
+
+/**
+ * The document as Swagger UI shows it. "Try it out" fills every parameter with its example, so the
+ * examples of optional parameters (a user filter, a page cursor, an org, X-On-Behalf-Of) would
+ * narrow or break the first call; for Swagger UI they move into the parameter's description, and
+ * only required parameters (and defaults) are pre-filled.
+ */
+export function swaggerUiDocument(document: OpenAPIObject): OpenAPIObject {
+  const copy = JSON.parse(JSON.stringify(document)) as OpenAPIObject;
+  for (const item of Object.values(copy.paths)) {
+    for (const operation of Object.values(item as Record<string, { parameters?: ParameterObject[] }>)) {
+      for (const parameter of operation.parameters ?? []) {
+        const schema = parameter.schema as SchemaObject | undefined;
+        if (parameter.required || schema?.example === undefined) continue;
+        const example = Array.isArray(schema.example) ? schema.example.join(',') : String(schema.example);
+        parameter.description = `${parameter.description ?? ''} Example: \`${example}\`.`.trim();
+        delete schema.example;
+      }
+    }
+  }
+  return copy;
 }

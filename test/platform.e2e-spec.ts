@@ -47,6 +47,9 @@ describe('platform: health, metrics, docs, errors, request ids', () => {
     });
     const yaml = await t.get('/docs-yaml', { key: null });
     expect(yaml.text).toContain('openapi: 3.');
+    // The served document keeps every example (Swagger UI's own copy does not pre-fill optional parameters).
+    const completions = json.body.paths['/api/v1/llm/usage/completions'].get;
+    expect(completions.parameters.find((p: { name: string }) => p.name === 'user_ids').schema.example).toEqual(['user_123', 'user_456']);
   });
 
   it('keeps openapi.yaml equal to what the code generates (run `npm run openapi`)', async () => {

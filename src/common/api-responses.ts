@@ -33,8 +33,13 @@ export interface NotFound {
 }
 
 /** A 404 answer about a missing `what` (another tenant's objects are 404s too, never 403s). */
-export function notFound(what: string, exampleId: string, description = `No such ${what.toLowerCase()} (or it belongs to another tenant)`): NotFound {
+export function notFound(what: string, exampleId: string, description = `No such ${lowerFirstWord(what)} (or it belongs to another tenant)`): NotFound {
   return { description, example: AppException.notFound(what, exampleId).body() };
+}
+
+/** "Org" → "org", "API key" stays. */
+function lowerFirstWord(text: string): string {
+  return /^[A-Z][a-z]/.test(text) ? text[0].toLowerCase() + text.slice(1) : text;
 }
 
 /** Named examples of a request or response body (the first is what Swagger UI pre-fills). */
