@@ -2,11 +2,13 @@ import type { Examples } from '../../common/api-responses';
 
 /**
  * Bodies shown in the OpenAPI document. The usage page is the MKA1 seed's response
- * (usage-completions.txt), plus the two audio counters every result carries.
+ * (usage-completions.txt) to the seed's request (grouped by model only, so user_id and api_key_id
+ * are null), plus the two audio counters every result carries; the completions test checks that
+ * the API answers exactly this.
  */
 export const USAGE_PAGE_EXAMPLES: Examples = {
   oneDay: {
-    summary: 'One day grouped by user_id, api_key_id and model (the MKA1 example)',
+    summary: 'One day grouped by model (the MKA1 example)',
     value: {
       object: 'page',
       data: [
@@ -23,8 +25,8 @@ export const USAGE_PAGE_EXAMPLES: Examples = {
               num_model_requests: 12,
               input_audio_tokens: 0,
               output_audio_tokens: 0,
-              user_id: 'user_123',
-              api_key_id: 'key_abc123',
+              user_id: null,
+              api_key_id: null,
               model: 'meetkai:functionary-urdu-mini-pak',
               batch: null,
               service_tier: null,
