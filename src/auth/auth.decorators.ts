@@ -20,6 +20,7 @@ export const Public = () => applyDecorators(SetMetadata(PUBLIC_KEY, true), NoSec
 /** Adds `security: []` to the operation (merged into its @ApiOperation metadata, whichever runs first). */
 function NoSecurityRequirement(): MethodDecorator {
   return (_target, _key, descriptor) => {
+    if (!descriptor) return; // on a class: only the guard's metadata applies
     const operation = Reflect.getMetadata(DECORATORS.API_OPERATION, descriptor.value as object) ?? {};
     Reflect.defineMetadata(DECORATORS.API_OPERATION, { ...operation, security: [] }, descriptor.value as object);
   };
