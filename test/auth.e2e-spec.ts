@@ -170,6 +170,20 @@ describe('auth (SPEC §2)', () => {
       const [row] = await t.dataSource.query('SELECT created_by, created_on_behalf_of FROM api_keys WHERE id = $1', [res.body.id]);
       expect(row).toEqual({ created_by: acme.orgAdmin.id, created_on_behalf_of: user });
     });
+
+    it('refuses the caller\'s own API key as the user (what an SDK given one token for every scheme sends), storing nothing', async () => {
+      const before = await t.dataSource.query('SELECT count(*)::int AS n FROM api_keys');
+      const res = await t.post(
+        '/api/v1/api-keys',
+        { name: 'leaky', role: 'member' },
+        { key: acme.orgAdmin.key, headers: { 'x-on-behalf-of': acme.orgAdmin.key } },
+      );
+      expect(res.status).toBe(400);
+      expect(res.body.error).toMatchObject({ code: 'invalid_on_behalf_of', param: 'X-On-Behalf-Of' });
+      expect(res.body.error.message).toContain('must not repeat the API key');
+      expect(res.text).not.toContain(acme.orgAdmin.key);
+      expect(await t.dataSource.query('SELECT count(*)::int AS n FROM api_keys')).toEqual(before);
+    });
   });
 
   describe('management endpoints', () => {

@@ -47,6 +47,9 @@ describe('platform: health, metrics, docs, errors, request ids', () => {
     });
     const yaml = await t.get('/docs-yaml', { key: null });
     expect(yaml.text).toContain('openapi: 3.');
+    // The served document keeps every example (Swagger UI's own copy does not pre-fill optional parameters).
+    const completions = json.body.paths['/api/v1/llm/usage/completions'].get;
+    expect(completions.parameters.find((p: { name: string }) => p.name === 'user_ids').schema.example).toEqual(['user_123', 'user_456']);
   });
 
   it('keeps openapi.yaml equal to what the code generates (run `npm run openapi`)', async () => {
@@ -54,16 +57,33 @@ describe('platform: health, metrics, docs, errors, request ids', () => {
     expect(committed).toBe(await generateOpenApiYaml());
   });
 
-  it('gives every operation a unique SDK-style operationId, a summary, tags and an error schema', async () => {
+  it('documents every operation for SDKs and Swagger UI: id, summary, description, tag, examples, every error answer', async () => {
     const doc = (await t.get('/docs-json', { key: null })).body;
+    const declaredTags = doc.tags.map((tag: { name: string }) => tag.name);
     const ids: string[] = [];
     for (const [path, item] of Object.entries<Record<string, any>>(doc.paths)) {
       for (const [method, op] of Object.entries<any>(item)) {
+        const where = `${method.toUpperCase()} ${path}`;
         ids.push(op.operationId);
-        expect({ path, method, id: op.operationId }).toEqual({ path, method, id: expect.stringMatching(/^[a-z][A-Za-z]*(\.[a-z][A-Za-z]*)+$/) });
-        expect(op.summary).toBeTruthy();
-        expect(op.tags?.length).toBeGreaterThan(0);
-        if (op.security) expect(op.responses['401']).toBeDefined();
+        expect({ where, id: op.operationId }).toEqual({ where, id: expect.stringMatching(/^[a-z][A-Za-z]*(\.[a-z][A-Za-z]*)+$/) });
+        expect({ where, summary: !!op.summary, description: !!op.description }).toEqual({ where, summary: true, description: true });
+        expect({ where, tags: op.tags.every((tag: string) => declaredTags.includes(tag)) && op.tags.length === 1 }).toEqual({ where, tags: true });
+        for (const parameter of op.parameters ?? []) {
+          expect({ where, parameter: parameter.name, example: parameter.schema?.example !== undefined }).toEqual({ where, parameter: parameter.name, example: true });
+        }
+        const codes = Object.keys(op.responses);
+        const expected = op.security.length === 0 ? [] : ['400', '401', '403', '503'];
+        if (op.requestBody) expected.push('413', '415');
+        expect({ where, codes }).toEqual({ where, codes: expect.arrayContaining(expected) });
+        for (const code of codes.filter((c) => c >= '400')) {
+          const content = op.responses[code].content['application/json'];
+          expect({ where, code, schema: content.schema.$ref, example: content.example?.error?.type }).toEqual({
+            where,
+            code,
+            schema: '#/components/schemas/ErrorResponse',
+            example: expect.any(String),
+          });
+        }
       }
     }
     expect(new Set(ids).size).toBe(ids.length);

@@ -1,3 +1,4 @@
+import { USAGE_PAGE_EXAMPLES } from '../src/usage/dto/usage.examples';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
 import { DAY, HOUR, ingestOk, MINUTE, query, record, T0 } from './helpers/usage';
 import { loadRawRecords, RawRecord, ReferenceFilter, referenceCompletions, sortResults } from './helpers/usage-reference';
@@ -78,35 +79,8 @@ describe('GET /api/v1/llm/usage/completions (SPEC §3.2, seed)', () => {
       models: [M],
     });
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({
-      object: 'page',
-      data: [
-        {
-          object: 'bucket',
-          start_time: 1704067200,
-          end_time: 1704153600,
-          results: [
-            {
-              object: 'organization.usage.completions.result',
-              input_tokens: 1200,
-              output_tokens: 300,
-              input_cached_tokens: 200,
-              num_model_requests: 12,
-              input_audio_tokens: 0,
-              output_audio_tokens: 0,
-              user_id: null,
-              api_key_id: null,
-              model: M,
-              batch: null,
-              service_tier: null,
-              project_id: null,
-            },
-          ],
-        },
-      ],
-      has_more: false,
-      next_page: null,
-    });
+    // Exactly the example the OpenAPI document shows for this operation.
+    expect(res.body).toEqual(USAGE_PAGE_EXAMPLES.oneDay.value);
   });
 
   it('groups by each field, null for ungrouped fields and for records without the value', async () => {

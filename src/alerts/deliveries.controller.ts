@@ -4,7 +4,7 @@ import { Auth, Authenticated } from '../auth/auth.decorators';
 import { Principal } from '../auth/principal';
 import { Role } from '../auth/role';
 import { BudgetIdParamsDto } from '../budgets/dto/budget.dto';
-import { Operation } from '../common/api-responses';
+import { notFound, Operation } from '../common/api-responses';
 import { SdkNamespace } from '../common/sdk-namespace';
 import { DeliveryLogService } from './delivery-log.service';
 import { DeliveryIdParamsDto, ListDeliveriesQueryDto, WebhookDeliveryDto, WebhookDeliveryListDto } from './dto/delivery.dto';
@@ -28,7 +28,7 @@ export class DeliveriesController {
       'Every threshold-alert delivery attempt of the budget, newest first: when it was made, the HTTP status or the error, the latency, and when the next retry is due. ' +
       'The `alert_id` is the `webhook-id` the receiver saw.',
     response: WebhookDeliveryListDto,
-    notFound: 'No such budget (or it belongs to another tenant)',
+    notFound: notFound('Budget', 'bud_4kQ9mW2pL8xYc4RtV7bN1sDa'),
   })
   listDeliveries(@Auth() principal: Principal, @Param() params: BudgetIdParamsDto, @Query() query: ListDeliveriesQueryDto): Promise<WebhookDeliveryListDto> {
     return this.log.list(principal, params.budgetId, query);
@@ -43,7 +43,7 @@ export class DeliveriesController {
       'a fresh `webhook-timestamp` and signature, to the budget\'s current webhook URL. Answers with the new, pending attempt.',
     response: WebhookDeliveryDto,
     accepted: true,
-    notFound: 'No such delivery (or it belongs to another tenant)',
+    notFound: notFound('Delivery', 'dlv_7pQ2mW9xL4kY8cR3tV6bN1sD'),
     conflict: 'The budget has no webhook URL, or its webhook was disabled by a 410 Gone',
   })
   redeliver(@Auth() principal: Principal, @Param() params: DeliveryIdParamsDto): Promise<WebhookDeliveryDto> {

@@ -5,12 +5,14 @@ import { Operation } from '../common/api-responses';
 import { ApiKeysService } from './api-keys.service';
 import { Auth, Authenticated } from './auth.decorators';
 import {
+  API_KEY_NOT_FOUND,
   ApiKeyDto,
   ApiKeyIdParamsDto,
   ApiKeyListDto,
   CreateApiKeyDto,
   CreatedApiKeyDto,
   ListApiKeysQueryDto,
+  ORG_NOT_FOUND,
 } from './dto/api-key.dto';
 import { Principal } from './principal';
 import { Role } from './role';
@@ -30,7 +32,7 @@ export class ApiKeysController {
       'cluster admins create any role in any org (cluster_admin and ingest keys belong to the system org).',
     response: CreatedApiKeyDto,
     created: true,
-    notFound: 'No such org (or it belongs to another tenant)',
+    notFound: ORG_NOT_FOUND,
   })
   async create(@Auth() principal: Principal, @Body() body: CreateApiKeyDto): Promise<CreatedApiKeyDto> {
     const { key, secret } = await this.apiKeys.create(principal, body);
@@ -54,7 +56,7 @@ export class ApiKeysController {
     summary: 'Get an API key',
     description: 'The key without its secret.',
     response: ApiKeyDto,
-    notFound: 'No such key (or it belongs to another tenant)',
+    notFound: API_KEY_NOT_FOUND,
   })
   async get(@Auth() principal: Principal, @Param() params: ApiKeyIdParamsDto): Promise<ApiKeyDto> {
     return ApiKeyDto.from(await this.apiKeys.getVisible(principal, params.apiKeyId));
@@ -66,7 +68,7 @@ export class ApiKeysController {
     summary: 'Revoke an API key',
     description: 'Revokes the key on every instance at once and returns it. Revoking a revoked key returns it unchanged.',
     response: ApiKeyDto,
-    notFound: 'No such key (or it belongs to another tenant)',
+    notFound: API_KEY_NOT_FOUND,
   })
   async revoke(@Auth() principal: Principal, @Param() params: ApiKeyIdParamsDto): Promise<ApiKeyDto> {
     return ApiKeyDto.from(await this.apiKeys.revoke(principal, params.apiKeyId));

@@ -1,7 +1,8 @@
 import { applyDecorators, createParamDecorator, ExecutionContext, SetMetadata } from '@nestjs/common';
-import { ApiBearerAuth, ApiForbiddenResponse, ApiHeader, ApiSecurity, ApiUnauthorizedResponse } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiHeader, ApiSecurity, DECORATORS } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
-import { ErrorResponseDto } from '../common/dto/error-response.dto';
+import { ApiErrorResponse } from '../common/api-responses';
+import { ON_BEHALF_OF_PATTERN } from './on-behalf-of';
 import { Principal } from './principal';
 import { Role } from './role';
 
@@ -10,8 +11,20 @@ export const ROLES_KEY = 'tally:roles';
 export const BEARER_SCHEME = 'bearer';
 export const ON_BEHALF_OF_SCHEME = 'on-behalf-of';
 
-/** A route anyone may call, with no API key (health, metrics, docs). Routes are private unless marked. */
-export const Public = () => SetMetadata(PUBLIC_KEY, true);
+/**
+ * A route anyone may call, with no API key (health, metrics, docs). Routes are private unless
+ * marked. Its OpenAPI operation says so with an empty security requirement (`security: []`).
+ */
+export const Public = () => applyDecorators(SetMetadata(PUBLIC_KEY, true), NoSecurityRequirement());
+
+/** Adds `security: []` to the operation (merged into its @ApiOperation metadata, whichever runs first). */
+function NoSecurityRequirement(): MethodDecorator {
+  return (_target, _key, descriptor) => {
+    if (!descriptor) return; // on a class: only the guard's metadata applies
+    const operation = Reflect.getMetadata(DECORATORS.API_OPERATION, descriptor.value as object) ?? {};
+    Reflect.defineMetadata(DECORATORS.API_OPERATION, { ...operation, security: [] }, descriptor.value as object);
+  };
+}
 
 /**
  * A route that needs a bearer API key with one of `roles`; also documents the security
@@ -29,10 +42,10 @@ export function Authenticated(...roles: Role[]) {
       description:
         'Optional external user id (1-150 printable ASCII characters, not `*`) for multi-user server-side integrations. ' +
         'Reads made on behalf of a user see only that user\'s records.',
-      schema: { type: 'string', minLength: 1, maxLength: 150, example: 'user_123' },
+      schema: { type: 'string', minLength: 1, maxLength: 150, pattern: ON_BEHALF_OF_PATTERN.source, example: 'user_123' },
     }),
-    ApiUnauthorizedResponse({ description: 'Missing, unknown or revoked API key', type: ErrorResponseDto }),
-    ApiForbiddenResponse({ description: `The key's role may not do this (allowed: ${roles.join(', ')})`, type: ErrorResponseDto }),
+    ApiErrorResponse(401, 'Missing, unknown or revoked API key'),
+    ApiErrorResponse(403, `The key's role may not do this (allowed: ${roles.join(', ')})`),
   );
 }
 

@@ -28,7 +28,7 @@ export class AuthGuard implements CanActivate {
     const key = await this.apiKeys.authenticate(secret);
     if (!key) throw AppException.unauthorized(ErrorCode.InvalidApiKey, 'Invalid or revoked API key');
 
-    const onBehalfOf = parseOnBehalfOf(request.headers['x-on-behalf-of']);
+    const onBehalfOf = parseOnBehalfOf(request.headers['x-on-behalf-of'], secret);
     if (!roles.includes(key.role)) throw AppException.forbidden();
     request.principal = { apiKeyId: key.id, orgId: key.orgId, role: key.role, teamId: key.teamId, onBehalfOf };
     return true;

@@ -3,7 +3,7 @@ import { SdkNamespace } from '../common/sdk-namespace';
 import { ApiTags } from '@nestjs/swagger';
 import { Operation } from '../common/api-responses';
 import { Auth, Authenticated } from './auth.decorators';
-import { OrgIdParamsDto } from './dto/api-key.dto';
+import { ORG_NOT_FOUND, OrgIdParamsDto } from './dto/api-key.dto';
 import { CreateOrgDto, OrgDto, OrgListDto } from './dto/org.dto';
 import { OrgsService } from './orgs.service';
 import { Principal } from './principal';
@@ -35,7 +35,7 @@ export class OrgsController {
     summary: 'Get an org',
     description: 'Cluster admins read any org; org admins and members read their own.',
     response: OrgDto,
-    notFound: 'No such org (or it belongs to another tenant)',
+    notFound: ORG_NOT_FOUND,
   })
   async get(@Auth() principal: Principal, @Param() params: OrgIdParamsDto): Promise<OrgDto> {
     return OrgDto.from(await this.orgs.getVisible(principal, params.orgId));

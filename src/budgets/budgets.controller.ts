@@ -1,10 +1,10 @@
 import { Body, Controller, Delete, Get, Param, Post, Put, Query } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import { Auth, Authenticated } from '../auth/auth.decorators';
-import { ApiKeyIdParamsDto, OrgIdParamsDto } from '../auth/dto/api-key.dto';
+import { API_KEY_NOT_FOUND, ApiKeyIdParamsDto, ORG_NOT_FOUND, OrgIdParamsDto } from '../auth/dto/api-key.dto';
 import { Principal } from '../auth/principal';
 import { Role } from '../auth/role';
-import { Operation } from '../common/api-responses';
+import { notFound, Operation } from '../common/api-responses';
 import { SdkNamespace } from '../common/sdk-namespace';
 import { BudgetCheckService } from './budget-check.service';
 import { toBudgetDto } from './budget.mapper';
@@ -23,7 +23,9 @@ import {
   SetBudgetDto,
   SetBudgetResultDto,
 } from './dto/budget.dto';
+import { budgetResponseExamples, BUDGET_CHECK_REQUEST_EXAMPLES, BUDGET_CHECK_RESPONSE_EXAMPLES, SET_BUDGET_REQUEST_EXAMPLES } from './dto/budget.examples';
 
+const BUDGET_NOT_FOUND = notFound('Budget', 'bud_4kQ9mW2pL8xYc4RtV7bN1sDa');
 const READERS = [Role.ClusterAdmin, Role.OrgAdmin, Role.Member];
 const WRITERS = [Role.ClusterAdmin, Role.OrgAdmin];
 const SET_DESCRIPTION =
@@ -42,14 +44,28 @@ export class BudgetsController {
 
   @Put('apikey/:apiKeyId')
   @Authenticated(...WRITERS)
-  @Operation({ summary: 'Set an API key budget', description: SET_DESCRIPTION, response: SetBudgetResultDto, notFound: 'No such API key (or it belongs to another tenant)' })
+  @Operation({
+    summary: 'Set an API key budget',
+    description: SET_DESCRIPTION,
+    body: { type: SetBudgetDto, examples: SET_BUDGET_REQUEST_EXAMPLES },
+    response: SetBudgetResultDto,
+    responseExamples: budgetResponseExamples('apikey'),
+    notFound: API_KEY_NOT_FOUND,
+  })
   setApiKey(@Auth() principal: Principal, @Param() params: ApiKeyIdParamsDto, @Body() body: SetBudgetDto): Promise<SetBudgetResultDto> {
     return this.set(principal, 'apikey', params.apiKeyId, body);
   }
 
   @Put('org/:orgId')
   @Authenticated(...WRITERS)
-  @Operation({ summary: 'Set an org budget', description: SET_DESCRIPTION, response: SetBudgetResultDto, notFound: 'No such org (or it belongs to another tenant)' })
+  @Operation({
+    summary: 'Set an org budget',
+    description: SET_DESCRIPTION,
+    body: { type: SetBudgetDto, examples: SET_BUDGET_REQUEST_EXAMPLES },
+    response: SetBudgetResultDto,
+    responseExamples: budgetResponseExamples('org'),
+    notFound: ORG_NOT_FOUND,
+  })
   setOrg(@Auth() principal: Principal, @Param() params: OrgIdParamsDto, @Body() body: SetBudgetDto): Promise<SetBudgetResultDto> {
     return this.set(principal, 'org', params.orgId, body);
   }
@@ -60,8 +76,10 @@ export class BudgetsController {
     summary: 'Check whether budgets allow a request',
     description:
       'The gateway calls this before each request. Lists every budget of the key or its org whose `block` threshold is reached in the current window. Answered from live state in Redis, not by aggregating records.',
+    body: { type: BudgetCheckDto, examples: BUDGET_CHECK_REQUEST_EXAMPLES },
     response: BudgetCheckResultDto,
-    notFound: 'No such API key',
+    responseExamples: BUDGET_CHECK_RESPONSE_EXAMPLES,
+    notFound: notFound('API key', 'key_8hYt2LmQ4xWv9RkP3sZc6NbD', 'No such API key'),
   })
   check(@Body() body: BudgetCheckDto): Promise<BudgetCheckResultDto> {
     return this.checks.check(body.api_key_id);
@@ -80,28 +98,28 @@ export class BudgetsController {
 
   @Get('org/:orgId')
   @Authenticated(...READERS)
-  @Operation({ summary: 'Get an org\'s budgets', description: 'The org\'s budgets (cluster and org owner), with live spend.', response: BudgetListDto, notFound: 'No such org (or it belongs to another tenant)' })
+  @Operation({ summary: 'Get an org\'s budgets', description: 'The org\'s budgets (cluster and org owner), with live spend.', response: BudgetListDto, notFound: ORG_NOT_FOUND })
   async getOrg(@Auth() principal: Principal, @Param() params: OrgIdParamsDto, @Query() query: OwnerQueryDto): Promise<BudgetListDto> {
     return this.listOf(await this.budgets.listForScope(principal, 'org', params.orgId, query.owner));
   }
 
   @Get('apikey/:apiKeyId')
   @Authenticated(...READERS)
-  @Operation({ summary: 'Get an API key\'s budgets', description: 'The key\'s budgets (cluster and org owner), with live spend.', response: BudgetListDto, notFound: 'No such API key (or it belongs to another tenant)' })
+  @Operation({ summary: 'Get an API key\'s budgets', description: 'The key\'s budgets (cluster and org owner), with live spend.', response: BudgetListDto, notFound: API_KEY_NOT_FOUND })
   async getApiKey(@Auth() principal: Principal, @Param() params: ApiKeyIdParamsDto, @Query() query: OwnerQueryDto): Promise<BudgetListDto> {
     return this.listOf(await this.budgets.listForScope(principal, 'apikey', params.apiKeyId, query.owner));
   }
 
   @Get(':budgetId')
   @Authenticated(...READERS)
-  @Operation({ summary: 'Get a budget', description: 'One budget with its live spend.', response: BudgetDto, notFound: 'No such budget (or it belongs to another tenant)' })
+  @Operation({ summary: 'Get a budget', description: 'One budget with its live spend.', response: BudgetDto, notFound: BUDGET_NOT_FOUND })
   async get(@Auth() principal: Principal, @Param() params: BudgetIdParamsDto): Promise<BudgetDto> {
     return toBudgetDto(await this.state.evaluate(await this.budgets.getVisible(principal, params.budgetId)));
   }
 
   @Delete(':budgetId')
   @Authenticated(...WRITERS)
-  @Operation({ summary: 'Delete a budget', description: 'Deletes the budget; its blocks lift at once.', response: DeletedBudgetDto, notFound: 'No such budget (or it belongs to another tenant)' })
+  @Operation({ summary: 'Delete a budget', description: 'Deletes the budget; its blocks lift at once.', response: DeletedBudgetDto, notFound: BUDGET_NOT_FOUND })
   async delete(@Auth() principal: Principal, @Param() params: BudgetIdParamsDto): Promise<DeletedBudgetDto> {
     const budget = await this.budgets.delete(principal, params.budgetId);
     return { id: budget.id, object: 'llm.budget.deleted', deleted: true };

@@ -1,28 +1,12 @@
 import 'reflect-metadata';
 import { createDataSource } from '../database/data-source';
 import { RebuildProgress, rebuildRollups, RebuildTotals } from '../usage/rollup-rebuild';
+import { Output, textProgressBar } from './progress';
 
-interface Output {
-  write(text: string): unknown;
-  isTTY?: boolean;
-}
-
-const WIDTH = 30;
-
-/** A text progress bar: redrawn in place on a terminal, a new line every 10% elsewhere. */
+/** The rebuild's progress as a text bar of org-days. */
 export function progressBar(out: Output): (progress: RebuildProgress) => void {
-  let lastTenth = -1;
-  return ({ done, total, orgId }) => {
-    const ratio = total === 0 ? 1 : done / total;
-    const filled = Math.round(ratio * WIDTH);
-    const line = `[${'#'.repeat(filled)}${'-'.repeat(WIDTH - filled)}] ${String(Math.floor(ratio * 100)).padStart(3)}% ${done}/${total} org-days  ${orgId}`;
-    if (out.isTTY) {
-      out.write(`\r${line}\x1b[K${done === total ? '\n' : ''}`);
-    } else if (Math.floor(ratio * 10) !== lastTenth) {
-      lastTenth = Math.floor(ratio * 10);
-      out.write(`${line}\n`);
-    }
-  };
+  const bar = textProgressBar(out, 'org-days');
+  return ({ done, total, orgId }) => bar(done, total, orgId);
 }
 
 export function summary(totals: RebuildTotals, seconds: number): string {

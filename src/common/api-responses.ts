@@ -1,15 +1,49 @@
 import { applyDecorators, HttpCode, HttpStatus, Type } from '@nestjs/common';
-import {
-  ApiAcceptedResponse,
-  ApiBadRequestResponse,
-  ApiConflictResponse,
-  ApiCreatedResponse,
-  ApiNotFoundResponse,
-  ApiOkResponse,
-  ApiOperation,
-  ApiServiceUnavailableResponse,
-} from '@nestjs/swagger';
+import { ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
+import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum';
+import { ApiBody, ApiOperation, ApiResponse } from '@nestjs/swagger';
 import { ErrorResponseDto } from './dto/error-response.dto';
+import { AppException, ErrorBody, ErrorCode, ErrorType } from './errors';
+
+/** One realistic body per error status, shown in the OpenAPI document (and Swagger UI) under each error answer. */
+export const ERROR_EXAMPLES: Record<number, ErrorBody> = {
+  400: AppException.validation([{ param: 'limit', message: 'must not be greater than 1440' }]).body(),
+  401: AppException.unauthorized(ErrorCode.InvalidApiKey, 'Invalid or revoked API key').body(),
+  403: AppException.forbidden().body(),
+  409: AppException.conflict('The request conflicts with the current state').body(),
+  413: new AppException(413, ErrorType.InvalidRequest, ErrorCode.PayloadTooLarge, 'The request body is too large').body(),
+  415: new AppException(415, ErrorType.InvalidRequest, ErrorCode.UnsupportedMediaType, 'Unsupported content type: send application/json').body(),
+  503: AppException.unavailable(ErrorCode.DatabaseUnavailable, 'The database is unavailable; retry later').body(),
+};
+
+const ERROR_HEADERS: Record<number, Record<string, { description: string; schema: { type: 'string' | 'integer'; example: unknown } }>> = {
+  401: { 'WWW-Authenticate': { description: 'Always `Bearer`', schema: { type: 'string', example: 'Bearer' } } },
+  503: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer', example: 5 } } },
+};
+
+/** An error answer of an operation: the one error shape, an example body of that status, and its headers. */
+export function ApiErrorResponse(status: number, description: string, example: ErrorBody = ERROR_EXAMPLES[status]) {
+  return ApiResponse({ status, description, type: ErrorResponseDto, example, headers: ERROR_HEADERS[status] });
+}
+
+/** The 404 answer of an operation: when it happens, and an example body. */
+export interface NotFound {
+  description: string;
+  example: ErrorBody;
+}
+
+/** A 404 answer about a missing `what` (another tenant's objects are 404s too, never 403s). */
+export function notFound(what: string, exampleId: string, description = `No such ${lowerFirstWord(what)} (or it belongs to another tenant)`): NotFound {
+  return { description, example: AppException.notFound(what, exampleId).body() };
+}
+
+/** "Org" → "org", "API key" stays. */
+function lowerFirstWord(text: string): string {
+  return /^[A-Z][a-z]/.test(text) ? text[0].toLowerCase() + text.slice(1) : text;
+}
+
+/** Named examples of a request or response body (the first is what Swagger UI pre-fills). */
+export type Examples = Record<string, { summary: string; value: unknown }>;
 
 interface OperationOptions {
   summary: string;
@@ -18,29 +52,48 @@ interface OperationOptions {
   response: Type<unknown>;
   created?: boolean;
   accepted?: boolean;
+  /** Examples of the success body. */
+  responseExamples?: Examples;
+  /** The request body type and its examples (the body type alone is read from `@Body()`). */
+  body?: { type: Type<unknown>; examples: Examples };
   /** Extra error answers beyond 400/401/403/503 (which every authenticated operation may give). */
-  notFound?: string;
+  notFound?: NotFound;
   conflict?: string;
 }
 
-/** One decorator per operation: summary, description, success body and the error answers, all in OpenAPI. */
+/**
+ * One decorator per operation: summary, description, success body and the error answers, all in
+ * OpenAPI. Operations with a JSON body also document 413 and 415 (added by the document builder).
+ */
 export function Operation(options: OperationOptions) {
   const status = options.created ? HttpStatus.CREATED : options.accepted ? HttpStatus.ACCEPTED : HttpStatus.OK;
-  const success = options.created
-    ? ApiCreatedResponse({ type: options.response, description: 'Created' })
-    : options.accepted
-      ? ApiAcceptedResponse({ type: options.response, description: 'Accepted: queued' })
-      : ApiOkResponse({ type: options.response, description: 'OK' });
   return applyDecorators(
     ApiOperation({ summary: options.summary, description: options.description }),
     HttpCode(status),
-    success,
-    ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Invalid request: every bad field is named' }),
-    ApiServiceUnavailableResponse({
-      type: ErrorResponseDto,
-      description: 'A dependency (database or Redis) is unavailable; retry after `Retry-After` seconds',
+    ApiResponse({
+      status,
+      type: options.response,
+      description: options.created ? 'Created' : options.accepted ? 'Accepted: queued' : 'OK',
+      ...(options.responseExamples ? { examples: options.responseExamples } : {}),
     }),
-    ...(options.notFound ? [ApiNotFoundResponse({ type: ErrorResponseDto, description: options.notFound })] : []),
-    ...(options.conflict ? [ApiConflictResponse({ type: ErrorResponseDto, description: options.conflict })] : []),
+    ...(options.body ? [ApiBody({ type: options.body.type, examples: options.body.examples })] : []),
+    ApiErrorResponse(HttpStatus.BAD_REQUEST, 'Invalid request: every bad field is named in `details`'),
+    ApiErrorResponse(HttpStatus.SERVICE_UNAVAILABLE, 'A dependency (database or Redis) is unavailable; retry after `Retry-After` seconds'),
+    ...(options.notFound ? [ApiErrorResponse(HttpStatus.NOT_FOUND, options.notFound.description, options.notFound.example)] : []),
+    ...(options.conflict ? [ApiErrorResponse(HttpStatus.CONFLICT, options.conflict)] : []),
+    BodyErrors(),
   );
+}
+
+/**
+ * 413 and 415 for operations that read a JSON body. Parameter decorators run before method
+ * decorators, so `@Body()` has left its mark by the time this runs.
+ */
+function BodyErrors(): MethodDecorator {
+  return (target, key, descriptor) => {
+    const args: Record<string, unknown> = Reflect.getMetadata(ROUTE_ARGS_METADATA, target.constructor, key) ?? {};
+    if (!Object.keys(args).some((arg) => arg.startsWith(`${RouteParamtypes.BODY}:`))) return;
+    ApiErrorResponse(HttpStatus.PAYLOAD_TOO_LARGE, 'The body is larger than the server accepts (`BODY_LIMIT_BYTES`)')(target, key, descriptor);
+    ApiErrorResponse(HttpStatus.UNSUPPORTED_MEDIA_TYPE, 'The body is not `application/json`')(target, key, descriptor);
+  };
 }

@@ -7,7 +7,7 @@ class ArraysDto {
   @StringArrayQueryField({ description: 'models', maxLength: 5, optional: true, maxItems: 3 })
   models?: string[];
 
-  @EnumArrayQueryField(['model', 'user_id'] as const, { description: 'group', enumName: 'G', optional: true })
+  @EnumArrayQueryField(['model', 'user_id'] as const, { description: 'group', optional: true })
   group_by?: string[];
 }
 

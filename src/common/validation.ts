@@ -97,8 +97,12 @@ export function StringField(options: FieldOptions & { minLength?: number; maxLen
   );
 }
 
-/** An enum field given as a readonly list of values. */
-export function EnumField<T extends string>(values: readonly T[], options: FieldOptions & { enumName: string; default?: T }) {
+/**
+ * An enum field given as a readonly list of values. `enumName` makes it a named schema (for
+ * bodies); leave it out for query parameters: @nestjs/swagger drops the example and default of a
+ * query parameter whose schema is a `$ref`.
+ */
+export function EnumField<T extends string>(values: readonly T[], options: FieldOptions & { enumName?: string; default?: T }) {
   return applyDecorators(
     ...presence(options),
     IsIn(values as T[], { message: `must be one of: ${values.join(', ')}` }),
@@ -179,12 +183,15 @@ export function StringArrayQueryField(options: ArrayFieldOptions & { maxLength: 
   );
 }
 
-/** A query array of enum values, accepted in the same three encodings. */
-export function EnumArrayQueryField<T extends string>(values: readonly T[], options: ArrayFieldOptions & { enumName: string }) {
+/**
+ * A query array of enum values, accepted in the same three encodings. Its enum stays inline:
+ * @nestjs/swagger drops the example and maxItems of a query parameter whose items are a `$ref`.
+ */
+export function EnumArrayQueryField<T extends string>(values: readonly T[], options: ArrayFieldOptions) {
   return queryArray(
     { ...options, maxItems: options.maxItems ?? values.length },
     [IsIn(values as T[], { each: true, message: `each value must be one of: ${values.join(', ')}` })],
-    { enum: values as T[], enumName: options.enumName, isArray: true } as ApiPropertyOptions,
+    { enum: values as T[], isArray: true } as ApiPropertyOptions,
   );
 }
 

@@ -1,20 +1,22 @@
 import { Controller, Get, Inject } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiProperty, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiProperty, ApiSchema, ApiTags } from '@nestjs/swagger';
 import { InjectDataSource } from '@nestjs/typeorm';
 import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { SdkNamespace } from '../common/sdk-namespace';
 import { Public } from '../auth/auth.decorators';
-import { ErrorResponseDto } from '../common/dto/error-response.dto';
+import { ApiErrorResponse } from '../common/api-responses';
 import { AppException, ErrorCode } from '../common/errors';
 import { REDIS } from '../redis/redis.module';
 
+@ApiSchema({ name: 'Health' })
 export class HealthDto {
   @ApiProperty({ enum: ['ok'], example: 'ok' })
   status: 'ok';
 }
 
 const CHECK_TIMEOUT_MS = 2000;
+const NOT_READY_EXAMPLE = AppException.unavailable(ErrorCode.NotReady, 'Not ready: database unreachable').body();
 
 function withTimeout<T>(promise: Promise<T>): Promise<T> {
   return Promise.race([
@@ -35,7 +37,7 @@ export class HealthController {
   @Get('live')
   @Public()
   @ApiOperation({ summary: 'Liveness', description: 'The process is up and serving HTTP.' })
-  @ApiOkResponse({ type: HealthDto })
+  @ApiOkResponse({ type: HealthDto, description: 'OK' })
   live(): HealthDto {
     return { status: 'ok' };
   }
@@ -43,8 +45,8 @@ export class HealthController {
   @Get('ready')
   @Public()
   @ApiOperation({ summary: 'Readiness', description: 'PostgreSQL and Redis both answer.' })
-  @ApiOkResponse({ type: HealthDto })
-  @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'The database or Redis does not answer' })
+  @ApiOkResponse({ type: HealthDto, description: 'OK' })
+  @ApiErrorResponse(503, 'The database or Redis does not answer', NOT_READY_EXAMPLE)
   async ready(): Promise<HealthDto> {
     const [database, redis] = await Promise.allSettled([
       withTimeout(this.dataSource.query('SELECT 1')),

@@ -6,6 +6,7 @@ import { Operation } from '../common/api-responses';
 import { SdkNamespace } from '../common/sdk-namespace';
 import { CompletionsPageDto, CompletionsQueryDto } from './dto/completions.dto';
 import { OpenAiCostsPageDto, OpenAiCostsQueryDto } from './dto/openai-costs.dto';
+import { USAGE_PAGE_EXAMPLES } from './dto/usage.examples';
 import { COMPLETIONS_DESCRIPTION, USAGE_READERS } from './usage.controller';
 import { UsageReportsService } from './usage-reports.service';
 
@@ -25,6 +26,7 @@ export class OpenAiUsageController {
     summary: 'Usage of chat completions (OpenAI-compatible)',
     description: `${COMPLETIONS_DESCRIPTION} The same report as GET /api/v1/llm/usage/completions, at OpenAI's path.`,
     response: CompletionsPageDto,
+    responseExamples: USAGE_PAGE_EXAMPLES,
   })
   completions(@Auth() principal: Principal, @Query() query: CompletionsQueryDto): Promise<CompletionsPageDto> {
     return this.reports.completions(principal, query);

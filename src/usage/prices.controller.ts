@@ -3,7 +3,7 @@ import { ApiTags } from '@nestjs/swagger';
 import { Auth, Authenticated } from '../auth/auth.decorators';
 import { Principal } from '../auth/principal';
 import { ALL_ROLES, Role } from '../auth/role';
-import { Operation } from '../common/api-responses';
+import { notFound, Operation } from '../common/api-responses';
 import { SdkNamespace } from '../common/sdk-namespace';
 import { ModelParamsDto, ModelPriceDto, ModelPriceListDto, PriceVersionDto, SetPriceDto } from './dto/price.dto';
 import { PriceBookService } from './price-book.service';
@@ -33,7 +33,7 @@ export class PricesController {
     summary: 'Get a model price',
     description: 'The version in force now and every version of the model.',
     response: ModelPriceDto,
-    notFound: 'The model has no price',
+    notFound: notFound('Price for model', 'meetkai:functionary-urdu-mini-pak', 'The model has no price'),
   })
   async get(@Param() params: ModelParamsDto): Promise<ModelPriceDto> {
     return ModelPriceDto.from(params.model, await this.priceBook.versions(params.model), nowSeconds());

@@ -1,3 +1,5 @@
+import { ON_BEHALF_OF_PATTERN } from '../auth/on-behalf-of';
+
 /** Field rules shared by records, filters and the price book. */
 
 /** Model names and record ids: printable ASCII characters without spaces (e.g. `meetkai:functionary-urdu-mini-pak`). */
@@ -8,7 +10,7 @@ export const MODEL_MAX_LENGTH = 200;
 export const ID_PATTERN = /^[A-Za-z0-9_-]+$/;
 
 /** External user ids: the X-On-Behalf-Of rule (1-150 printable ASCII characters, not `*`). */
-export const USER_ID_PATTERN = /^(?!\*$)[\x20-\x7E]+$/;
+export const USER_ID_PATTERN = ON_BEHALF_OF_PATTERN;
 export const USER_ID_MAX_LENGTH = 150;
 
 export const PROJECT_ID_MAX_LENGTH = 128;

@@ -8,6 +8,7 @@ import { SdkNamespace } from '../common/sdk-namespace';
 import { CompletionsPageDto, CompletionsQueryDto } from './dto/completions.dto';
 import { CostsQueryDto, CostsReportDto } from './dto/costs.dto';
 import { IngestRecordsDto, IngestResultDto, MAX_BATCH } from './dto/ingest.dto';
+import { COSTS_REPORT_EXAMPLES, INGEST_REQUEST_EXAMPLES, USAGE_PAGE_EXAMPLES } from './dto/usage.examples';
 import { UsageIngestService } from './usage-ingest.service';
 import { UsageReportsService } from './usage-reports.service';
 
@@ -37,6 +38,7 @@ export class UsageController {
       'naming every bad index and field, and nothing is written. A record whose id is already stored for its org is skipped and ' +
       'counted in `duplicates` (safe to retry). Records without `cost_nano` are priced from the price book at their created_at; ' +
       'a model without a price is stored at 0 and flagged unpriced. Records of revoked keys are accepted (the gateway may report late).',
+    body: { type: IngestRecordsDto, examples: INGEST_REQUEST_EXAMPLES },
     response: IngestResultDto,
   })
   async ingestRecords(@Body() body: IngestRecordsDto): Promise<IngestResultDto> {
@@ -45,7 +47,12 @@ export class UsageController {
 
   @Get('completions')
   @Authenticated(...USAGE_READERS)
-  @Operation({ summary: 'Usage of chat completions', description: COMPLETIONS_DESCRIPTION, response: CompletionsPageDto })
+  @Operation({
+    summary: 'Usage of chat completions',
+    description: COMPLETIONS_DESCRIPTION,
+    response: CompletionsPageDto,
+    responseExamples: USAGE_PAGE_EXAMPLES,
+  })
   completions(@Auth() principal: Principal, @Query() query: CompletionsQueryDto): Promise<CompletionsPageDto> {
     return this.reports.completions(principal, query);
   }
@@ -60,6 +67,7 @@ export class UsageController {
       'hours and minutes around them from hourly and per-minute rollups, and only sub-minute edges from raw records. Scoped ' +
       'like the usage report.',
     response: CostsReportDto,
+    responseExamples: COSTS_REPORT_EXAMPLES,
   })
   costs(@Auth() principal: Principal, @Query() query: CostsQueryDto): Promise<CostsReportDto> {
     return this.reports.costs(principal, query);

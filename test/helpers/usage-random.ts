@@ -1,18 +1,7 @@
+import { int, pick } from '../../src/common/random';
 import { DAY, HOUR, MINUTE, RecordBody } from './usage';
 
-/** A seeded PRNG (mulberry32): the same seed gives the same data on every run. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-export const pick = <T>(rand: () => number, items: readonly T[]): T => items[Math.floor(rand() * items.length)];
-export const int = (rand: () => number, max: number): number => Math.floor(rand() * max);
+export { int, pick, prng } from '../../src/common/random';
 
 export const USERS = ['user_1', 'user_2', 'user_3', 'user_4', null] as const;
 export const MODELS = ['meetkai:functionary-urdu-mini-pak', 'model-b', 'model-c', 'unpriced-x'] as const;

@@ -68,7 +68,7 @@ export class WebhookDeliveryListDto {
   @ApiProperty({ type: [WebhookDeliveryDto], description: 'Newest first' })
   data: WebhookDeliveryDto[];
 
-  @ApiProperty({ description: 'Whether older attempts remain: pass `last_id` as `after`' })
+  @ApiProperty({ description: 'Whether older attempts remain: pass `last_id` as `after`', example: false })
   has_more: boolean;
 
   @ApiProperty({ type: String, nullable: true, example: 'dlv_7cVt3LmQ4xWv9RkP3sZc6NbD' })
@@ -76,7 +76,7 @@ export class WebhookDeliveryListDto {
 }
 
 export class ListDeliveriesQueryDto {
-  @IntField({ description: 'Attempts per page', min: 1, max: 100, default: 20, optional: true, fromQuery: true })
+  @IntField({ description: 'Attempts per page', min: 1, max: 100, default: 20, optional: true, fromQuery: true, example: 20 })
   limit?: number;
 
   @StringField({ description: 'Cursor: the `last_id` of the previous page', maxLength: 40, pattern: ID_PATTERN, optional: true, example: 'dlv_7cVt3LmQ4xWv9RkP3sZc6NbD' })

@@ -1,4 +1,5 @@
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty, ApiSchema } from '@nestjs/swagger';
+import { notFound } from '../../common/api-responses';
 import { EnumField, StringField } from '../../common/validation';
 import { ApiKey } from '../api-key.entity';
 import { ALL_ROLES, Role } from '../role';
@@ -6,6 +7,7 @@ import { unixSeconds } from './org.dto';
 
 const ID_PATTERN = /^[A-Za-z0-9_-]+$/;
 
+@ApiSchema({ name: 'CreateApiKeyRequest' })
 export class CreateApiKeyDto {
   @StringField({ description: 'Display name of the key', example: 'gateway-prod', maxLength: 200 })
   name: string;
@@ -33,6 +35,7 @@ export class CreateApiKeyDto {
   team_id?: string | null;
 }
 
+@ApiSchema({ name: 'ApiKey' })
 export class ApiKeyDto {
   @ApiProperty({ example: 'key_8hYt2LmQ4xWv9RkP3sZc6NbD', description: 'Public id (the api_key_id usage reports)' })
   id: string;
@@ -72,6 +75,7 @@ export class ApiKeyDto {
   }
 }
 
+@ApiSchema({ name: 'CreatedApiKey' })
 export class CreatedApiKeyDto extends ApiKeyDto {
   @ApiProperty({
     example: 'mk-9fKp2QzX7LwR4tYb8NcV3mHs6DgJ1aEu5ZqWxT0o',
@@ -80,6 +84,7 @@ export class CreatedApiKeyDto extends ApiKeyDto {
   key: string;
 }
 
+@ApiSchema({ name: 'ApiKeyList' })
 export class ApiKeyListDto {
   @ApiProperty({ enum: ['list'], example: 'list' })
   object: 'list';
@@ -98,6 +103,9 @@ export class ListApiKeysQueryDto {
   })
   org_id?: string;
 }
+
+export const API_KEY_NOT_FOUND = notFound('API key', 'key_8hYt2LmQ4xWv9RkP3sZc6NbD');
+export const ORG_NOT_FOUND = notFound('Org', 'org_3ZkQ9mW2pL8xYc4RtV7bN1sD');
 
 export class ApiKeyIdParamsDto {
   @StringField({ description: 'API key id', example: 'key_8hYt2LmQ4xWv9RkP3sZc6NbD', maxLength: 40, pattern: ID_PATTERN })

@@ -1,12 +1,14 @@
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty, ApiSchema } from '@nestjs/swagger';
 import { StringField } from '../../common/validation';
 import { Org } from '../org.entity';
 
+@ApiSchema({ name: 'CreateOrgRequest' })
 export class CreateOrgDto {
   @StringField({ description: 'Display name of the org', example: 'Acme', maxLength: 200 })
   name: string;
 }
 
+@ApiSchema({ name: 'Org' })
 export class OrgDto {
   @ApiProperty({ example: 'org_3ZkQ9mW2pL8xYc4RtV7bN1sD' })
   id: string;
@@ -22,6 +24,7 @@ export class OrgDto {
   }
 }
 
+@ApiSchema({ name: 'OrgList' })
 export class OrgListDto {
   @ApiProperty({ enum: ['list'], example: 'list' })
   object: 'list';

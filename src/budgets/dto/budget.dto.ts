@@ -85,6 +85,7 @@ export class SetBudgetDto {
     description: 'cluster = the operator\'s ceiling (org admins read it only); org = the org\'s own budget',
     enumName: 'BudgetOwner',
     default: 'org',
+    example: 'org',
     optional: true,
   })
   owner?: BudgetOwner;
@@ -225,10 +226,10 @@ export class DeletedBudgetDto {
 }
 
 export class ListBudgetsQueryDto {
-  @EnumField(BUDGET_SCOPES, { description: 'Only budgets of this scope', enumName: 'BudgetScope', optional: true })
+  @EnumField(BUDGET_SCOPES, { description: 'Only budgets of this scope', example: 'apikey', optional: true })
   scope?: BudgetScope;
 
-  @EnumField(BUDGET_OWNERS, { description: 'Only budgets of this owner', enumName: 'BudgetOwner', optional: true })
+  @EnumField(BUDGET_OWNERS, { description: 'Only budgets of this owner', example: 'org', optional: true })
   owner?: BudgetOwner;
 
   @StringField({ description: 'Only budgets of this org (cluster admins only)', maxLength: 40, pattern: ID_PATTERN, optional: true, example: 'org_3ZkQ9mW2pL8xYc4RtV7bN1sD' })
@@ -236,7 +237,7 @@ export class ListBudgetsQueryDto {
 }
 
 export class OwnerQueryDto {
-  @EnumField(BUDGET_OWNERS, { description: 'Only the budget of this owner', enumName: 'BudgetOwner', optional: true })
+  @EnumField(BUDGET_OWNERS, { description: 'Only the budget of this owner', example: 'org', optional: true })
   owner?: BudgetOwner;
 }
 

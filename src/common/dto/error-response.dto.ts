@@ -1,6 +1,7 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { ErrorCode, ErrorType } from '../errors';
 
+@ApiSchema({ name: 'FieldProblem' })
 export class FieldProblemDto {
   @ApiProperty({ example: 'limit', description: 'The bad field (a dotted path for nested fields)' })
   param: string;
@@ -9,6 +10,7 @@ export class FieldProblemDto {
   message: string;
 }
 
+@ApiSchema({ name: 'ErrorDetail' })
 export class ErrorDetailDto {
   @ApiProperty({ example: 'limit: must not be greater than 1440', description: 'Human-readable description' })
   message: string;
@@ -27,6 +29,7 @@ export class ErrorDetailDto {
 }
 
 /** The one error shape of every non-2xx answer. */
+@ApiSchema({ name: 'ErrorResponse' })
 export class ErrorResponseDto {
   @ApiProperty({ type: ErrorDetailDto })
   error: ErrorDetailDto;

@@ -1,4 +1,4 @@
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty, ApiSchema } from '@nestjs/swagger';
 import { BoolField, EnumArrayQueryField, EnumField, IntField } from '../../common/validation';
 import { BUCKET_WIDTHS, BucketWidth } from '../time-buckets';
 import { ApiKeyIdsField, EndTimeField, ModelsField, OrgIdFilterField, PageField, ProjectIdsField, StartTimeField, UserIdsField } from './query-fields';
@@ -19,7 +19,6 @@ export class CompletionsQueryDto {
 
   @EnumField(BUCKET_WIDTHS, {
     description: 'Width of each time bucket (1m, 1h, 1d); buckets align to UTC boundaries',
-    enumName: 'BucketWidth',
     example: '1d',
     default: '1d',
     optional: true,
@@ -56,7 +55,6 @@ export class CompletionsQueryDto {
 
   @EnumArrayQueryField(COMPLETIONS_GROUP_BY, {
     description: 'Group by these fields; a result field is null unless grouped by it. Repeated keys, `group_by[]=` and commas are all accepted.',
-    enumName: 'CompletionsGroupBy',
     example: ['model'],
     optional: true,
   })
@@ -66,6 +64,7 @@ export class CompletionsQueryDto {
   org_id?: string;
 }
 
+@ApiSchema({ name: 'UsageCompletionsResult' })
 export class CompletionsResultDto {
   @ApiProperty({ enum: ['organization.usage.completions.result'], example: 'organization.usage.completions.result' })
   object: 'organization.usage.completions.result';
@@ -107,6 +106,7 @@ export class CompletionsResultDto {
   project_id: string | null;
 }
 
+@ApiSchema({ name: 'UsageBucket' })
 export class CompletionsBucketDto {
   @ApiProperty({ enum: ['bucket'], example: 'bucket' })
   object: 'bucket';
@@ -121,6 +121,7 @@ export class CompletionsBucketDto {
   results: CompletionsResultDto[];
 }
 
+@ApiSchema({ name: 'UsagePage' })
 export class CompletionsPageDto {
   @ApiProperty({ enum: ['page'], example: 'page' })
   object: 'page';

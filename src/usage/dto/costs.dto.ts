@@ -1,4 +1,4 @@
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty, ApiSchema } from '@nestjs/swagger';
 import { EnumArrayQueryField } from '../../common/validation';
 import { EndTimeField, OrgIdFilterField, StartTimeField } from './query-fields';
 
@@ -15,7 +15,6 @@ export class CostsQueryDto {
 
   @EnumArrayQueryField(COSTS_GROUP_BY, {
     description: 'Group costs by these fields (external_user_id is the user_id of records). Repeated keys, `group_by[]=` and commas are all accepted.',
-    enumName: 'CostsGroupBy',
     example: ['model'],
     optional: true,
   })
@@ -25,6 +24,7 @@ export class CostsQueryDto {
   org_id?: string;
 }
 
+@ApiSchema({ name: 'CostLine' })
 export class CostLineDto {
   @ApiProperty({ type: String, nullable: true, example: 'meetkai:functionary-urdu-mini-pak', description: 'When grouped by model' })
   model: string | null;
@@ -48,6 +48,7 @@ export class CostLineDto {
   cost_nano: string;
 }
 
+@ApiSchema({ name: 'CostsReport' })
 export class CostsReportDto {
   @ApiProperty({ enum: ['llm.usage.costs'], example: 'llm.usage.costs' })
   object: 'llm.usage.costs';

@@ -1,4 +1,4 @@
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty, ApiSchema } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { ArrayMaxSize, ArrayMinSize, IsArray, ValidateNested } from 'class-validator';
 import { MAX_BIGINT } from '../../common/money';
@@ -22,6 +22,7 @@ const tokenField = (description: string, example: number, optional = false) =>
   IntField({ description: `${description} (a non-negative integer)`, example, min: 0, max: Number.MAX_SAFE_INTEGER, optional });
 
 /** One completion record as the gateway reports it (SPEC §3.1). */
+@ApiSchema({ name: 'CompletionRecord' })
 export class IngestRecordDto {
   @StringField({
     description: "The gateway's request id; unique per org (a record whose id is already stored is skipped)",
@@ -104,6 +105,7 @@ export class IngestRecordDto {
   created_at: number;
 }
 
+@ApiSchema({ name: 'IngestRecordsRequest' })
 export class IngestRecordsDto {
   @ApiProperty({ type: [IngestRecordDto], minItems: 1, maxItems: MAX_BATCH, description: `1 to ${MAX_BATCH} completion records` })
   @IsArray()
@@ -114,6 +116,7 @@ export class IngestRecordsDto {
   records: IngestRecordDto[];
 }
 
+@ApiSchema({ name: 'IngestResult' })
 export class IngestResultDto {
   @ApiProperty({ enum: ['usage.records.ingest'], example: 'usage.records.ingest' })
   object: 'usage.records.ingest';

@@ -1,4 +1,4 @@
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty, ApiSchema } from '@nestjs/swagger';
 import { EnumArrayQueryField, EnumField, IntField } from '../../common/validation';
 import { ApiKeyIdsField, EndTimeField, OrgIdFilterField, PageField, ProjectIdsField, StartTimeField } from './query-fields';
 
@@ -13,7 +13,7 @@ export class OpenAiCostsQueryDto {
   @EndTimeField({ optional: true })
   end_time?: number;
 
-  @EnumField(['1d'] as const, { description: 'Width of each bucket: only 1d', enumName: 'CostsBucketWidth', example: '1d', default: '1d', optional: true })
+  @EnumField(['1d'] as const, { description: 'Width of each bucket: only 1d', example: '1d', default: '1d', optional: true })
   bucket_width?: '1d';
 
   @IntField({ description: 'Number of buckets to return, 1-180; default 7', example: 7, min: 1, max: 180, fromQuery: true, optional: true })
@@ -30,7 +30,6 @@ export class OpenAiCostsQueryDto {
 
   @EnumArrayQueryField(OPENAI_COSTS_GROUP_BY, {
     description: 'Group by these fields (line_item is the model)',
-    enumName: 'OpenAiCostsGroupBy',
     example: ['line_item'],
     optional: true,
   })
@@ -40,6 +39,7 @@ export class OpenAiCostsQueryDto {
   org_id?: string;
 }
 
+@ApiSchema({ name: 'OpenAiCostsAmount' })
 export class OpenAiCostsAmountDto {
   @ApiProperty({ example: 0.06, description: 'Cost in major units' })
   value: number;
@@ -48,6 +48,7 @@ export class OpenAiCostsAmountDto {
   currency: string;
 }
 
+@ApiSchema({ name: 'OpenAiCostsResult' })
 export class OpenAiCostsResultDto {
   @ApiProperty({ enum: ['organization.costs.result'], example: 'organization.costs.result' })
   object: 'organization.costs.result';
@@ -65,6 +66,7 @@ export class OpenAiCostsResultDto {
   api_key_id: string | null;
 }
 
+@ApiSchema({ name: 'OpenAiCostsBucket' })
 export class OpenAiCostsBucketDto {
   @ApiProperty({ enum: ['bucket'], example: 'bucket' })
   object: 'bucket';
@@ -79,6 +81,7 @@ export class OpenAiCostsBucketDto {
   results: OpenAiCostsResultDto[];
 }
 
+@ApiSchema({ name: 'OpenAiCostsPage' })
 export class OpenAiCostsPageDto {
   @ApiProperty({ enum: ['page'], example: 'page' })
   object: 'page';

@@ -1,4 +1,4 @@
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty, ApiSchema } from '@nestjs/swagger';
 import { formatNano } from '../../common/money';
 import { DecimalField, IntField, StringField } from '../../common/validation';
 import { inForce, ModelPrice } from '../entities/model-price.entity';
@@ -13,6 +13,7 @@ const priceField = (what: string, example: string) =>
     max: MAX_PRICE,
   });
 
+@ApiSchema({ name: 'SetPriceRequest' })
 export class SetPriceDto {
   @priceField('uncached input tokens', '2.50')
   input_per_mtok: string;
@@ -38,6 +39,7 @@ export class ModelParamsDto {
   model: string;
 }
 
+@ApiSchema({ name: 'PriceVersion' })
 export class PriceVersionDto {
   @ApiProperty({ enum: ['llm.price'], example: 'llm.price' })
   object: 'llm.price';
@@ -73,6 +75,7 @@ export class PriceVersionDto {
   }
 }
 
+@ApiSchema({ name: 'ModelPrice' })
 export class ModelPriceDto {
   @ApiProperty({ enum: ['llm.model_price'], example: 'llm.model_price' })
   object: 'llm.model_price';
@@ -97,6 +100,7 @@ export class ModelPriceDto {
   }
 }
 
+@ApiSchema({ name: 'ModelPriceList' })
 export class ModelPriceListDto {
   @ApiProperty({ enum: ['list'], example: 'list' })
   object: 'list';
