@@ -18,6 +18,28 @@ export function parseQueryString(query: string): Record<string, unknown> {
   return parseQuery(query, { depth: 1, parameterLimit: 1000, arrayLimit: 1000, allowPrototypes: false, duplicates: 'combine' });
 }
 
+/**
+ * Security headers on every response. The JSON API gets a CSP that forbids everything (nothing it
+ * returns is meant to render); Swagger UI under /docs keeps its own needs (inline styles).
+ */
+export function securityHeaders(url: string): Record<string, string> {
+  const headers: Record<string, string> = {
+    'x-content-type-options': 'nosniff',
+    'x-frame-options': 'DENY',
+    'referrer-policy': 'no-referrer',
+    'cross-origin-opener-policy': 'same-origin',
+    'cross-origin-resource-policy': 'same-origin',
+  };
+  if (url.startsWith('/docs')) {
+    headers['content-security-policy'] =
+      "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; frame-ancestors 'none'";
+  } else {
+    headers['content-security-policy'] = "default-src 'none'; frame-ancestors 'none'";
+    headers['cache-control'] = 'no-store';
+  }
+  return headers;
+}
+
 /** Builds the HTTP application (not listening yet): the same for `npm start`, tests and the OpenAPI CLI. */
 export async function createHttpApp(
   config: AppConfig,
@@ -49,6 +71,7 @@ export async function createHttpApp(
   fastify.removeContentTypeParser(['text/plain']);
   fastify.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    reply.headers(securityHeaders(request.url));
   });
   if (!options.preview) {
     const metrics = app.get(MetricsService);

@@ -1,5 +1,5 @@
 import { applyDecorators, createParamDecorator, ExecutionContext, SetMetadata } from '@nestjs/common';
-import { ApiBearerAuth, ApiForbiddenResponse, ApiHeader, ApiSecurity, ApiUnauthorizedResponse } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiForbiddenResponse, ApiHeader, ApiSecurity, ApiTooManyRequestsResponse, ApiUnauthorizedResponse } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
 import { ErrorResponseDto } from '../common/dto/error-response.dto';
 import { Principal } from './principal';
@@ -33,6 +33,11 @@ export function Authenticated(...roles: Role[]) {
     }),
     ApiUnauthorizedResponse({ description: 'Missing, unknown or revoked API key', type: ErrorResponseDto }),
     ApiForbiddenResponse({ description: `The key's role may not do this (allowed: ${roles.join(', ')})`, type: ErrorResponseDto }),
+    ApiTooManyRequestsResponse({
+      description: 'The key is over its rate limit; retry after `Retry-After` seconds',
+      type: ErrorResponseDto,
+      headers: { 'Retry-After': { description: 'Seconds to wait', schema: { type: 'integer' } } },
+    }),
   );
 }
 

@@ -9,11 +9,12 @@ import { AuthGuard } from './auth.guard';
 import { Org } from './org.entity';
 import { OrgsController } from './orgs.controller';
 import { OrgsService } from './orgs.service';
+import { RateLimiter } from './rate-limiter';
 
 @Module({
   imports: [TypeOrmModule.forFeature([Org, ApiKey])],
   controllers: [OrgsController, ApiKeysController],
-  providers: [OrgsService, ApiKeysService, ApiKeyCache, { provide: APP_GUARD, useClass: AuthGuard }],
+  providers: [OrgsService, ApiKeysService, ApiKeyCache, RateLimiter, { provide: APP_GUARD, useClass: AuthGuard }],
   exports: [OrgsService, ApiKeysService],
 })
 export class AuthModule {}

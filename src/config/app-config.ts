@@ -23,6 +23,11 @@ export interface AppConfig {
   bodyLimitBytes: number;
   /** How often the worker re-evaluates every budget, milliseconds. */
   alertEvaluationIntervalMs: number;
+  /** Requests per second per API key (0: no limit), and the burst allowed above that rate. */
+  rateLimitPerSecond: number;
+  rateLimitBurst: number;
+  /** The same for ingest keys (the gateway's own traffic; 0: no limit). */
+  rateLimitIngestPerSecond: number;
   /** Currency of every amount (CURRENCY, lowercase ISO 4217; default `usd`). */
   currency: string;
 }
@@ -127,6 +132,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
     logLevel,
     bodyLimitBytes: integer('BODY_LIMIT_BYTES', 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
     alertEvaluationIntervalMs: integer('ALERT_EVALUATION_INTERVAL_MS', 5000, 100, 3_600_000),
+    rateLimitPerSecond: integer('RATE_LIMIT_PER_SECOND', 50, 0, 1_000_000),
+    rateLimitBurst: integer('RATE_LIMIT_BURST', 100, 1, 10_000_000),
+    rateLimitIngestPerSecond: integer('RATE_LIMIT_INGEST_PER_SECOND', 0, 0, 10_000_000),
     currency,
   };
   if (problems.length > 0) throw new ConfigError(problems);
