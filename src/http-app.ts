@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { parse as parseQuery } from 'qs';
 import { AppModule } from './app.module';
 import { AllExceptionsFilter } from './common/all-exceptions.filter';
+import { clientErrorHandler, frameworkErrorHandler, parseJsonObject } from './common/http-guards';
 import { NestPinoLogger } from './common/logger';
 import { createValidationPipe } from './common/validation';
 import { AppConfig } from './config/app-config';
@@ -54,21 +55,31 @@ export async function createHttpApp(
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
-    routerOptions: { querystringParser: parseQueryString, ignoreTrailingSlash: true },
+    routerOptions: { querystringParser: parseQueryString, ignoreTrailingSlash: true, maxParamLength: 256 },
     return503OnClosing: true,
+    frameworkErrors: (error: Error, request: { id: string }, reply: unknown) => frameworkErrorHandler(error, request, reply as never),
+    clientErrorHandler,
     forceCloseConnections: 'idle',
   });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
     logger: new NestPinoLogger(logger),
     preview: options.preview,
+    bodyParser: false, // ours below: JSON objects only, depth-limited
     abortOnError: false,
   });
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new AllExceptionsFilter());
 
   const fastify = app.getHttpAdapter().getInstance();
-  // JSON only: any other body type is a 415, not a string handed to validation.
-  fastify.removeContentTypeParser(['text/plain']);
+  // JSON objects only: any other body type is a 415, not a string handed to validation.
+  fastify.removeContentTypeParser(['text/plain', 'application/json']);
+  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    try {
+      done(null, parseJsonObject(body as string));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
   fastify.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
     reply.headers(securityHeaders(request.url));
