@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { parse as parseQuery } from 'qs';
 import { AppModule } from './app.module';
 import { AllExceptionsFilter } from './common/all-exceptions.filter';
+import { clientErrorHandler, frameworkErrorHandler, parseJsonObject } from './common/http-guards';
 import { NestPinoLogger } from './common/logger';
 import { createValidationPipe } from './common/validation';
 import { AppConfig } from './config/app-config';
@@ -16,6 +17,28 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Query strings: repeated keys and `a[]=` both become arrays (comma lists are split per field). */
 export function parseQueryString(query: string): Record<string, unknown> {
   return parseQuery(query, { depth: 1, parameterLimit: 1000, arrayLimit: 1000, allowPrototypes: false, duplicates: 'combine' });
+}
+
+/**
+ * Security headers on every response. The JSON API gets a CSP that forbids everything (nothing it
+ * returns is meant to render); Swagger UI under /docs keeps its own needs (inline styles).
+ */
+export function securityHeaders(url: string): Record<string, string> {
+  const headers: Record<string, string> = {
+    'x-content-type-options': 'nosniff',
+    'x-frame-options': 'DENY',
+    'referrer-policy': 'no-referrer',
+    'cross-origin-opener-policy': 'same-origin',
+    'cross-origin-resource-policy': 'same-origin',
+  };
+  if (url.startsWith('/docs')) {
+    headers['content-security-policy'] =
+      "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; frame-ancestors 'none'";
+  } else {
+    headers['content-security-policy'] = "default-src 'none'; frame-ancestors 'none'";
+    headers['cache-control'] = 'no-store';
+  }
+  return headers;
 }
 
 /** Builds the HTTP application (not listening yet): the same for `npm start`, tests and the OpenAPI CLI. */
@@ -32,23 +55,34 @@ export async function createHttpApp(
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
-    routerOptions: { querystringParser: parseQueryString, ignoreTrailingSlash: true },
+    routerOptions: { querystringParser: parseQueryString, ignoreTrailingSlash: true, maxParamLength: 256 },
     return503OnClosing: true,
+    frameworkErrors: (error: Error, request: { id: string }, reply: unknown) => frameworkErrorHandler(error, request, reply as never),
+    clientErrorHandler,
     forceCloseConnections: 'idle',
   });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
     logger: new NestPinoLogger(logger),
     preview: options.preview,
+    bodyParser: false, // ours below: JSON objects only, depth-limited
     abortOnError: false,
   });
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new AllExceptionsFilter());
 
   const fastify = app.getHttpAdapter().getInstance();
-  // JSON only: any other body type is a 415, not a string handed to validation.
-  fastify.removeContentTypeParser(['text/plain']);
+  // JSON objects only: any other body type is a 415, not a string handed to validation.
+  fastify.removeContentTypeParser(['text/plain', 'application/json']);
+  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    try {
+      done(null, parseJsonObject(body as string));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
   fastify.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    reply.headers(securityHeaders(request.url));
   });
   if (!options.preview) {
     const metrics = app.get(MetricsService);

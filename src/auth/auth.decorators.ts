@@ -46,6 +46,7 @@ export function Authenticated(...roles: Role[]) {
     }),
     ApiErrorResponse(401, 'Missing, unknown or revoked API key'),
     ApiErrorResponse(403, `The key's role may not do this (allowed: ${roles.join(', ')})`),
+    ApiErrorResponse(429, 'The key is over its rate limit; retry after `Retry-After` seconds'),
   );
 }
 

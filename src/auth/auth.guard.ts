@@ -4,6 +4,7 @@ import { AppException, ErrorCode } from '../common/errors';
 import { ApiKeysService } from './api-keys.service';
 import { AuthenticatedRequest, PUBLIC_KEY, ROLES_KEY } from './auth.decorators';
 import { parseOnBehalfOf } from './on-behalf-of';
+import { RateLimiter } from './rate-limiter';
 import { Role } from './role';
 
 /**
@@ -15,6 +16,7 @@ export class AuthGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     private readonly apiKeys: ApiKeysService,
+    private readonly rateLimiter: RateLimiter,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -30,6 +32,7 @@ export class AuthGuard implements CanActivate {
 
     const onBehalfOf = parseOnBehalfOf(request.headers['x-on-behalf-of'], secret);
     if (!roles.includes(key.role)) throw AppException.forbidden();
+    await this.rateLimiter.consume(key.id, key.role);
     request.principal = { apiKeyId: key.id, orgId: key.orgId, role: key.role, teamId: key.teamId, onBehalfOf };
     return true;
   }

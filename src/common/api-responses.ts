@@ -12,12 +12,14 @@ export const ERROR_EXAMPLES: Record<number, ErrorBody> = {
   403: AppException.forbidden().body(),
   409: AppException.conflict('The request conflicts with the current state').body(),
   413: new AppException(413, ErrorType.InvalidRequest, ErrorCode.PayloadTooLarge, 'The request body is too large').body(),
+  429: new AppException(429, ErrorType.RateLimit, ErrorCode.RateLimited, 'Rate limit exceeded for this API key; retry after 1 s', null, undefined).body(),
   415: new AppException(415, ErrorType.InvalidRequest, ErrorCode.UnsupportedMediaType, 'Unsupported content type: send application/json').body(),
   503: AppException.unavailable(ErrorCode.DatabaseUnavailable, 'The database is unavailable; retry later').body(),
 };
 
 const ERROR_HEADERS: Record<number, Record<string, { description: string; schema: { type: 'string' | 'integer'; example: unknown } }>> = {
   401: { 'WWW-Authenticate': { description: 'Always `Bearer`', schema: { type: 'string', example: 'Bearer' } } },
+  429: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer', example: 1 } } },
   503: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer', example: 5 } } },
 };
 

@@ -79,6 +79,9 @@ function presence(options: FieldOptions) {
   return options.optional ? [IsOptional()] : [];
 }
 
+/** Free text may hold any printable Unicode, but no NUL or other control characters (PostgreSQL refuses NUL). */
+export const NO_CONTROL_CHARACTERS = /^[^\u0000-\u001f\u007f]*$/;
+
 /** A string field: validator and OpenAPI schema from one declaration. */
 export function StringField(options: FieldOptions & { minLength?: number; maxLength: number; pattern?: RegExp; patternMessage?: string }) {
   const minLength = options.minLength ?? 1;
@@ -87,7 +90,9 @@ export function StringField(options: FieldOptions & { minLength?: number; maxLen
     IsString(),
     ...(minLength > 0 ? [IsNotEmpty(), MinLength(minLength)] : []),
     MaxLength(options.maxLength),
-    ...(options.pattern ? [Matches(options.pattern, { message: options.patternMessage ?? `must match ${options.pattern}` })] : []),
+    ...(options.pattern
+      ? [Matches(options.pattern, { message: options.patternMessage ?? `must match ${options.pattern}` })]
+      : [Matches(NO_CONTROL_CHARACTERS, { message: 'must not contain control characters' })]),
     apiProperty(options, {
       type: String,
       minLength,
@@ -178,6 +183,7 @@ export function StringArrayQueryField(options: ArrayFieldOptions & { maxLength: 
       IsString({ each: true }),
       MinLength(1, { each: true, message: 'must not contain empty values' }),
       MaxLength(options.maxLength, { each: true, message: `each value must be at most ${options.maxLength} characters` }),
+      Matches(NO_CONTROL_CHARACTERS, { each: true, message: 'values must not contain control characters' }),
     ],
     { type: 'array', items: { type: 'string', minLength: 1, maxLength: options.maxLength } } as ApiPropertyOptions,
   );

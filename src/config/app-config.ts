@@ -29,6 +29,11 @@ export interface AppConfig {
   webhookRetryBaseMs: number;
   /** Attempts per webhook delivery, the first included. */
   webhookMaxAttempts: number;
+  /** Requests per second per API key (0: no limit), and the burst allowed above that rate. */
+  rateLimitPerSecond: number;
+  rateLimitBurst: number;
+  /** The same for ingest keys (the gateway's own traffic; 0: no limit). */
+  rateLimitIngestPerSecond: number;
   /** Currency of every amount (CURRENCY, lowercase ISO 4217; default `usd`). */
   currency: string;
 }
@@ -136,6 +141,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
     webhookTimeoutMs: integer('WEBHOOK_TIMEOUT_MS', 10_000, 100, 60_000),
     webhookRetryBaseMs: integer('WEBHOOK_RETRY_BASE_MS', 15_000, 10, 3_600_000),
     webhookMaxAttempts: integer('WEBHOOK_MAX_ATTEMPTS', 20, 1, 50),
+    rateLimitPerSecond: integer('RATE_LIMIT_PER_SECOND', 50, 0, 1_000_000),
+    rateLimitBurst: integer('RATE_LIMIT_BURST', 100, 1, 10_000_000),
+    rateLimitIngestPerSecond: integer('RATE_LIMIT_INGEST_PER_SECOND', 0, 0, 10_000_000),
     currency,
   };
   if (problems.length > 0) throw new ConfigError(problems);

@@ -68,6 +68,7 @@ export async function startTestApp(env: Record<string, string> = {}, options: { 
     ADMIN_API_KEY: adminKey,
     SECRETS_KEY: randomBytes(32).toString('hex'),
     WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
+    RATE_LIMIT_PER_SECOND: '0', // tests that need rate limiting turn it on
     ...env,
   });
   const { config } = await prepareDependencies(base, logger);

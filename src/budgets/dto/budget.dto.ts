@@ -11,13 +11,14 @@ import {
   IsPositive,
   IsString,
   IsUrl,
+  Matches,
   Max,
   MaxLength,
   MinLength,
   ValidateIf,
   ValidateNested,
 } from 'class-validator';
-import { EnumField, StringField } from '../../common/validation';
+import { EnumField, NO_CONTROL_CHARACTERS, StringField } from '../../common/validation';
 import { BUDGET_PERIODS, BudgetPeriod } from '../budget-window';
 import type { BudgetOwner, BudgetScope, LimitKind, ThresholdAction } from '../budget.entity';
 
@@ -108,6 +109,7 @@ export class SetBudgetDto {
   @IsString()
   @MinLength(1)
   @MaxLength(256)
+  @Matches(NO_CONTROL_CHARACTERS, { message: 'must not contain control characters' })
   @ApiPropertyOptional({
     type: String,
     nullable: true,

@@ -1,0 +1,93 @@
+import type { Socket } from 'node:net';
+import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
+import { ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
+import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum';
+import type { FastifyRequest } from 'fastify';
+import { AppException, ErrorCode, ErrorType } from './errors';
+import { toAppException } from './error-mapping';
+
+/** Deepest JSON nesting a request body may have; ours need 3 levels. */
+const MAX_JSON_DEPTH = 16;
+
+/**
+ * The JSON body parser: a JSON object, at most {@link MAX_JSON_DEPTH} levels deep (deep nesting
+ * is a stack-exhaustion attack on everything that walks the value), parsed without prototype keys.
+ */
+export function parseJsonObject(body: string): Record<string, unknown> {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < body.length; i++) {
+    const c = body.charCodeAt(i);
+    if (inString) {
+      if (c === 92 /* \ */) i++;
+      else if (c === 34 /* " */) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 123 || c === 91) {
+      if (++depth > MAX_JSON_DEPTH) throw AppException.badRequest(ErrorCode.InvalidJson, `The request body nests deeper than ${MAX_JSON_DEPTH} levels`);
+    } else if (c === 125 || c === 93) depth--;
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(body, (key, v) => (key === '__proto__' || key === 'constructor' ? undefined : v));
+  } catch {
+    throw AppException.badRequest(ErrorCode.InvalidJson, 'The request body is not valid JSON');
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw AppException.badRequest(ErrorCode.InvalidJson, 'The request body must be a JSON object');
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Router-level errors (a path parameter over the length limit, a malformed URL) in the one error shape. */
+interface MinimalReply {
+  status(code: number): { header(name: string, value: string): { send(body: unknown): unknown } };
+}
+
+export function frameworkErrorHandler(error: Error, request: { id: string }, reply: MinimalReply): void {
+  const code = (error as { code?: string }).code;
+  const exception =
+    code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? AppException.badRequest(ErrorCode.ValidationFailed, 'A path parameter is too long')
+      : code === 'FST_ERR_BAD_URL'
+        ? AppException.badRequest(ErrorCode.ValidationFailed, 'The URL is malformed')
+        : toAppException(error).exception;
+  void reply.status(exception.status).header('x-request-id', request.id).send(exception.body());
+}
+
+/** Errors Node's HTTP parser raises before any route runs (headers or URL too large, bad bytes). */
+export function clientErrorHandler(error: Error & { code?: string }, socket: Socket): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
+  const status = tooLarge ? 431 : 400;
+  const body = JSON.stringify(
+    new AppException(status, ErrorType.InvalidRequest, ErrorCode.ValidationFailed, tooLarge ? 'The request line or headers are too large' : 'Malformed HTTP request').body(),
+  );
+  socket.end(
+    `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+/** SPEC §6 "unknown query fields: 400" also for routes that take no query at all. */
+@Injectable()
+export class NoUnexpectedQueryGuard implements CanActivate {
+  private readonly takesQuery = new WeakMap<object, boolean>();
+
+  canActivate(context: ExecutionContext): boolean {
+    if (context.getType() !== 'http') return true;
+    const handler = context.getHandler();
+    let takes = this.takesQuery.get(handler);
+    if (takes === undefined) {
+      const args = (Reflect.getMetadata(ROUTE_ARGS_METADATA, context.getClass(), handler.name) ?? {}) as Record<string, unknown>;
+      takes = Object.keys(args).some((key) => key.split(':')[0] === String(RouteParamtypes.QUERY));
+      this.takesQuery.set(handler, takes);
+    }
+    if (takes) return true;
+    const query = context.switchToHttp().getRequest<FastifyRequest>().query as Record<string, unknown> | undefined;
+    const unknown = Object.keys(query ?? {});
+    if (unknown.length > 0) throw AppException.validation(unknown.map((param) => ({ param, message: 'is not a known field' })));
+    return true;
+  }
+}
