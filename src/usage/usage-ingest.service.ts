@@ -6,7 +6,7 @@ import { AppException, FieldProblem } from '../common/errors';
 import { computeCostNano, MAX_BIGINT } from '../common/money';
 import { IngestRecordDto } from './dto/ingest.dto';
 import { PriceBookService, PriceResolver } from './price-book.service';
-import { aggregateRollup, ROLLUP_GRANULARITIES, RollupInput, upsertRollups } from './rollups';
+import { aggregateRollup, RollupInput, ROLLUPS, upsertRollups } from './rollups';
 
 /** What the budgets module hears after an ingest: one event per org that got new records. */
 export interface IngestEvent {
@@ -155,9 +155,7 @@ export class UsageIngestService {
     );
     const insertedKeys = new Set(inserted.map((row) => `${row.org_id}\u0000${row.id}`));
     const fresh = records.filter((r) => insertedKeys.has(`${r.orgId}\u0000${r.id}`));
-    for (const granularity of ROLLUP_GRANULARITIES) {
-      await upsertRollups(manager, granularity, aggregateRollup(fresh, granularity));
-    }
+    for (const table of ROLLUPS) await upsertRollups(manager, table, aggregateRollup(fresh, table));
     return fresh;
   }
 

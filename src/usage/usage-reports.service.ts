@@ -13,7 +13,8 @@ import { AggregateRow, UsageAggregator, UsageFilter } from './usage-aggregator';
 import { LATEST_QUERY_TIME } from './usage-fields';
 import { usageFilter } from './usage-scope';
 
-const COMPLETION_MEASURES: Measure[] = [
+/** What the usage report sums (its result fields). */
+export const COMPLETION_MEASURES: Measure[] = [
   'input_tokens',
   'output_tokens',
   'input_cached_tokens',
@@ -183,7 +184,11 @@ export class UsageReportsService {
       filter: query.filter,
     });
     const byBucket = new Map<number, AggregateRow[]>();
-    for (const row of rows) byBucket.set(row.bucket!, [...(byBucket.get(row.bucket!) ?? []), row]);
+    for (const row of rows) {
+      const results = byBucket.get(row.bucket!);
+      if (results) results.push(row);
+      else byBucket.set(row.bucket!, [row]);
+    }
     return {
       object: 'page',
       data: buckets.map((b) => ({
