@@ -264,6 +264,23 @@ describe('budgets (SPEC §4)', () => {
       expect((await check(key.id)).body.allowed).toBe(true);
     });
 
+    it('answers from memory, and another instance sharing Redis sees a new block at once', async () => {
+      const other = await startTestApp({ REDIS_PREFIX: t.config.redisPrefix }, { database: t.db });
+      try {
+        const org = await seedOrg(t, 'Twice');
+        const key = await org.make('member');
+        await t.put(`/api/v1/llm/budgets/apikey/${key.id}`, costBudget(1));
+        const check = (app: TestApp) => app.post('/api/v1/llm/budgets/check', { api_key_id: key.id }, { key: app.adminKey });
+        expect((await check(other)).body.allowed).toBe(true); // now in the other instance's memory
+        await ingest(t, ingestKey, [{ api_key_id: key.id, created_at: Math.floor(Date.now() / 1000), cost_nano: '1000000000' }]);
+        expect((await check(other)).body.blocked_by).toHaveLength(1);
+        await t.put(`/api/v1/llm/budgets/apikey/${key.id}`, costBudget(5)); // raised through this instance
+        expect((await check(other)).body).toEqual({ allowed: true, blocked_by: [] });
+      } finally {
+        await other.close();
+      }
+    });
+
     it('is for ingest and cluster-admin keys; an unknown key is a 404', async () => {
       expect((await t.post('/api/v1/llm/budgets/check', { api_key_id: acme.member.id }, { key: acme.orgAdmin.key })).status).toBe(403);
       expect((await t.post('/api/v1/llm/budgets/check', { api_key_id: acme.member.id })).status).toBe(200);
