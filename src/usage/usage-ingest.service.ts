@@ -50,7 +50,8 @@ export class UsageIngestService {
 
   /**
    * Registers a listener awaited after each ingest commits and before the response is sent, once
-   * per org with new records. A failing listener is logged; the ingest still succeeds.
+   * per org with new records (the orgs of a batch concurrently). A failing listener is logged;
+   * the ingest still succeeds.
    */
   onIngested(listener: IngestListener): void {
     this.listeners.push(listener);
@@ -173,16 +174,19 @@ export class UsageIngestService {
       if (at < event.earliest) event.earliest = at;
       if (at > event.latest) event.latest = at;
     }
-    for (const event of events.values()) {
-      event.apiKeyIds.sort();
-      for (const listener of this.listeners) {
-        try {
-          await listener(event);
-        } catch (err) {
-          this.logger.error({ msg: 'An ingest listener failed; the ingest itself succeeded', orgId: event.orgId, ...describeError(err) });
+    // Orgs side by side (a batch from a gateway spans many); one org's listeners in turn.
+    await Promise.all(
+      [...events.values()].map(async (event) => {
+        event.apiKeyIds.sort();
+        for (const listener of this.listeners) {
+          try {
+            await listener(event);
+          } catch (err) {
+            this.logger.error({ msg: 'An ingest listener failed; the ingest itself succeeded', orgId: event.orgId, ...describeError(err) });
+          }
         }
-      }
-    }
+      }),
+    );
   }
 }
 
