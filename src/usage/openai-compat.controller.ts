@@ -1,4 +1,4 @@
-import { Controller, Get, Query } from '@nestjs/common';
+import { Controller, Get, Query, StreamableFile } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import { Auth, Authenticated } from '../auth/auth.decorators';
 import { Principal } from '../auth/principal';
@@ -7,6 +7,7 @@ import { SdkNamespace } from '../common/sdk-namespace';
 import { CompletionsPageDto, CompletionsQueryDto } from './dto/completions.dto';
 import { OpenAiCostsPageDto, OpenAiCostsQueryDto } from './dto/openai-costs.dto';
 import { COMPLETIONS_DESCRIPTION, USAGE_READERS } from './usage.controller';
+import { pageBody } from './page-body';
 import { UsageReportsService } from './usage-reports.service';
 
 /**
@@ -26,8 +27,8 @@ export class OpenAiUsageController {
     description: `${COMPLETIONS_DESCRIPTION} The same report as GET /api/v1/llm/usage/completions, at OpenAI's path.`,
     response: CompletionsPageDto,
   })
-  completions(@Auth() principal: Principal, @Query() query: CompletionsQueryDto): Promise<CompletionsPageDto> {
-    return this.reports.completions(principal, query);
+  async completions(@Auth() principal: Principal, @Query() query: CompletionsQueryDto): Promise<StreamableFile> {
+    return pageBody(await this.reports.completions(principal, query));
   }
 }
 
@@ -46,7 +47,7 @@ export class OpenAiCostsController {
       'model. Scoped like the usage report.',
     response: OpenAiCostsPageDto,
   })
-  costs(@Auth() principal: Principal, @Query() query: OpenAiCostsQueryDto): Promise<OpenAiCostsPageDto> {
-    return this.reports.openAiCosts(principal, query);
+  async costs(@Auth() principal: Principal, @Query() query: OpenAiCostsQueryDto): Promise<StreamableFile> {
+    return pageBody(await this.reports.openAiCosts(principal, query));
   }
 }

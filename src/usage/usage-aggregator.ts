@@ -111,19 +111,28 @@ export class UsageAggregator {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
   async aggregate(query: AggregateQuery): Promise<AggregateRow[]> {
+    return [...(await this.aggregateLazily(query))];
+  }
+
+  /**
+   * The same rows, in the query's order (bucket first), each converted only when it is reached:
+   * a page of tens of thousands of rows is then never held twice.
+   */
+  async aggregateLazily(query: AggregateQuery): Promise<Iterable<AggregateRow>> {
     const built = buildAggregateSql(query);
     if (!built) return [];
     const rows: Array<Record<string, unknown>> = await this.dataSource.query(built.sql, built.params);
-    // Plain loops: a page can hold tens of thousands of rows.
-    const result: AggregateRow[] = [];
-    for (const row of rows) {
-      if (!query.measures.some((m) => row[m] !== null)) continue;
-      const dimensions: AggregateRow['dimensions'] = {};
-      for (const d of query.dimensions) dimensions[d] = NULLABLE_DIMENSIONS.has(d) && row[d] === '' ? null : (row[d] as string | boolean);
-      const measures: AggregateRow['measures'] = {};
-      for (const m of query.measures) measures[m] = BigInt(row[m] as string);
-      result.push({ bucket: query.width ? Number(row.bucket) : null, dimensions, measures });
-    }
-    return result;
+    return convertRows(rows, query);
+  }
+}
+
+function* convertRows(rows: Array<Record<string, unknown>>, query: AggregateQuery): Generator<AggregateRow> {
+  for (const row of rows) {
+    if (!query.measures.some((m) => row[m] !== null)) continue;
+    const dimensions: AggregateRow['dimensions'] = {};
+    for (const d of query.dimensions) dimensions[d] = NULLABLE_DIMENSIONS.has(d) && row[d] === '' ? null : (row[d] as string | boolean);
+    const measures: AggregateRow['measures'] = {};
+    for (const m of query.measures) measures[m] = BigInt(row[m] as string);
+    yield { bucket: query.width ? Number(row.bucket) : null, dimensions, measures };
   }
 }

@@ -1,4 +1,4 @@
-import { Body, Controller, Get, Post, Query } from '@nestjs/common';
+import { Body, Controller, Get, Post, Query, StreamableFile } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import { Auth, Authenticated } from '../auth/auth.decorators';
 import { Principal } from '../auth/principal';
@@ -9,6 +9,7 @@ import { CompletionsPageDto, CompletionsQueryDto } from './dto/completions.dto';
 import { CostsQueryDto, CostsReportDto } from './dto/costs.dto';
 import { IngestRecordsDto, IngestResultDto, MAX_BATCH } from './dto/ingest.dto';
 import { UsageIngestService } from './usage-ingest.service';
+import { pageBody } from './page-body';
 import { UsageReportsService } from './usage-reports.service';
 
 export const USAGE_READERS = [Role.ClusterAdmin, Role.OrgAdmin, Role.Member];
@@ -46,8 +47,8 @@ export class UsageController {
   @Get('completions')
   @Authenticated(...USAGE_READERS)
   @Operation({ summary: 'Usage of chat completions', description: COMPLETIONS_DESCRIPTION, response: CompletionsPageDto })
-  completions(@Auth() principal: Principal, @Query() query: CompletionsQueryDto): Promise<CompletionsPageDto> {
-    return this.reports.completions(principal, query);
+  async completions(@Auth() principal: Principal, @Query() query: CompletionsQueryDto): Promise<StreamableFile> {
+    return pageBody(await this.reports.completions(principal, query));
   }
 
   @Get('costs')
