@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { availableParallelism, cpus, release, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from 'pg';
+import { ROLLUPS } from '../src/usage/rollups';
 import { DAY } from '../src/usage/time-buckets';
 import { loadUsage, LoadTimings } from './data/load';
 import { createTenancy } from './data/tenants';
@@ -146,18 +147,18 @@ function dataSection(loads: LoadTimings[], budgetSeconds: number, budgets: numbe
     title: 'Data set',
     method:
       `${DAYS} days of traffic ending now: 5 orgs, ≈50 keys, 20 models (Zipf-like popularity), 1,000 end users each in one org with one main key and 1–3 models, ` +
-      'daily cycle, seeded. Loaded by COPY with the indexes dropped, rollups built by the service\'s rebuild SQL (one range per org), indexes recreated, VACUUM ANALYZE. ' +
+      'daily cycle, seeded. Loaded by COPY with the indexes dropped, rollups built by the service\'s rebuild SQL (one range per org, two orgs at a time), indexes recreated, VACUUM ANALYZE. ' +
       `${fmt.count(budgets)} budgets stored in ${budgetSeconds.toFixed(1)} s (those of the orgs and application keys through the API, the rest straight into the table).`,
     tables: [
       {
-        header: ['records', 'COPY', 'rollups', 'indexes', 'vacuum', 'minute rows', 'hour rows', 'day rows'],
+        header: ['records', 'COPY', 'rollups', 'indexes', 'vacuum', ...ROLLUPS.map((r) => `${r.table} rows`)],
         rows: loads.map((l) => [
           fmt.count(l.records),
           `${l.copySeconds.toFixed(1)} s`,
           `${l.rollupSeconds.toFixed(1)} s`,
           `${l.indexSeconds.toFixed(1)} s`,
           `${l.vacuumSeconds.toFixed(1)} s`,
-          ...Object.values(l.rollupRows).map(fmt.count),
+          ...ROLLUPS.map((r) => fmt.count(l.rollupRows[r.table])),
         ]),
       },
     ],
@@ -170,6 +171,8 @@ async function runInfo(options: BenchOptions, started: number): Promise<RunInfo>
   let commit = 'unknown';
   try {
     commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    const changed = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', 'src', 'bench', 'migrations'], { cwd: ROOT, encoding: 'utf8' });
+    if (changed.trim() !== '') commit += ' with local changes';
   } catch {
     // not a git checkout
   }

@@ -1,6 +1,7 @@
 import { Client } from 'pg';
 import { createDataSource } from '../../src/database/data-source';
 import { rebuildRollupRange, ROLLUPS } from '../../src/usage/rollups';
+import { inParallel } from '../harness/parallel';
 import { copyInto } from './copy';
 import { copyChunks, RECORD_COLUMNS } from './record-format';
 import { Traffic } from './traffic';
@@ -94,15 +95,6 @@ async function dropIndexes(client: Client, tables: string[]): Promise<IndexDefin
 
 function createIndexSql(index: IndexDefinition): string {
   return index.constraint ? `ALTER TABLE ${index.table} ADD CONSTRAINT "${index.name}" ${index.definition}` : index.definition;
-}
-
-async function inParallel<T>(items: T[], width: number, work: (item: T) => Promise<unknown>): Promise<void> {
-  const queue = [...items];
-  await Promise.all(
-    Array.from({ length: width }, async () => {
-      for (let item = queue.shift(); item !== undefined; item = queue.shift()) await work(item);
-    }),
-  );
 }
 
 function seconds(since: number): number {

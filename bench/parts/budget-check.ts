@@ -3,6 +3,7 @@ import { newId } from '../../src/common/ids';
 import { Tenancy } from '../data/tenants';
 import { HttpClient } from '../harness/http';
 import { LoadResult, runLoad } from '../harness/load';
+import { inParallel } from '../harness/parallel';
 import { fmt, Section } from '../harness/report';
 
 export interface BudgetSetup {
@@ -24,13 +25,6 @@ export interface BudgetCheckMeasurement {
 
 const THRESHOLDS = [{ pct: 80 }, { pct: 100, action: 'block' }];
 
-async function inPool<T>(items: T[], width: number, work: (item: T) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    for (let i = next++; i < items.length; i = next++) await work(items[i]);
-  }));
-}
-
 /**
  * Stores `target` budgets: an org-owned and an operator-owned budget on every org and application
  * key, through the API (so their live state is in Redis, as in production; a third of the
@@ -50,11 +44,11 @@ export async function createBudgets(admin: HttpClient, pg: Client, tenancy: Tena
     puts.push({ path: `apikey/${id}`, body: { period: 'daily', limit_kind: 'cost', limit: i % 3 === 0 ? 0.000001 : 100_000, thresholds: THRESHOLDS, owner: 'org' } });
     puts.push({ path: `apikey/${id}`, body: { period: 'weekly', limit_kind: 'tokens', limit: 1e12, thresholds: THRESHOLDS, owner: 'cluster' } });
   });
-  await inPool(puts, 8, (p) => admin.json('PUT', `/api/v1/llm/budgets/${p.path}`, p.body));
+  await inParallel(puts, 8, (p) => admin.json('PUT', `/api/v1/llm/budgets/${p.path}`, p.body));
 
   const extra = Math.max(0, Math.ceil((target - puts.length) / 2));
   const extraKeys: Array<{ id: string; orgId: string }> = [];
-  await inPool(Array.from({ length: extra }, (_v, i) => i), 8, async (i) => {
+  await inParallel(Array.from({ length: extra }, (_v, i) => i), 8, async (i) => {
     const orgId = tenancy.tenants[i % tenancy.tenants.length].orgId;
     const key = await admin.json<{ id: string }>('POST', '/api/v1/api-keys', { name: `service ${i + 1}`, role: 'member', org_id: orgId }, { expect: 201 });
     extraKeys.push({ id: key.id, orgId });

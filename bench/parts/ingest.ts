@@ -111,7 +111,7 @@ export function ingestSection(m: IngestMeasurement): Section {
     id: 'ingest',
     title: '2. Ingest',
     method:
-      `${fmt.count(m.records)} records of the last two hours in batches of ${BATCH}, ${m.clients} concurrent keep-alive clients posting as fast as answered, ` +
+      `${fmt.count(m.records)} records of the last two hours in batches of ${fmt.count(BATCH)}, ${m.clients} concurrent keep-alive clients posting as fast as answered, ` +
       `into a table of ${fmt.count(m.tableRecords)} records with budgets on every key; then the same rows (other ids) by COPY over ${m.clients} connections into the same table (the floor).`,
     tables: [
       {
