@@ -183,6 +183,29 @@ describe('budgets (SPEC §4)', () => {
       const res = await t.put(`/api/v1/llm/budgets/apikey/${key.id}`, { ...seedBody, limit: 80 });
       expect(res.body.spend).toMatchObject({ tokens_spent: '40', pct: 50 });
     });
+    it('evaluates a list of budgets of several keys and windows, each against its own spend', async () => {
+      const org = await seedOrg(t, 'Listy');
+      const k1 = await org.make('member');
+      const k2 = await org.make('member');
+      const now = Math.floor(Date.now() / 1000);
+      await ingest(t, ingestKey, [
+        { api_key_id: k1.id, created_at: now, output_tokens: 10 },
+        { api_key_id: k2.id, created_at: now, output_tokens: 20 },
+      ]);
+      await t.put(`/api/v1/llm/budgets/apikey/${k1.id}`, { ...seedBody, period: 'daily', limit: 100 });
+      await t.put(`/api/v1/llm/budgets/apikey/${k2.id}`, { ...seedBody, period: 'weekly', limit: 100 });
+      await t.put(`/api/v1/llm/budgets/apikey/${k2.id}`, { ...seedBody, period: 'daily', limit: 100, owner: 'cluster' });
+      await t.put(`/api/v1/llm/budgets/org/${org.org.id}`, { ...seedBody, period: 'monthly', limit: 100 });
+      const list = await t.get(`/api/v1/llm/budgets?org_id=${org.org.id}`);
+      const name = (id: string) => ({ [org.org.id]: 'org', [k1.id]: 'k1', [k2.id]: 'k2' })[id];
+      const spent = Object.fromEntries(
+        list.body.data.map((b: { scope_id: string; owner: string; period: string; spend: { tokens_spent: string } }) => [
+          `${name(b.scope_id)}/${b.owner}/${b.period}`,
+          b.spend.tokens_spent,
+        ]),
+      );
+      expect(spent).toEqual({ 'k1/org/daily': '10', 'k2/org/weekly': '20', 'k2/cluster/daily': '20', 'org/org/monthly': '30' });
+    });
   });
 
   describe('enforcement check', () => {
@@ -230,6 +253,23 @@ describe('budgets (SPEC §4)', () => {
       // Deleting the budget lifts its block.
       await t.delete(`/api/v1/llm/budgets/${keyBudget.body.id}`);
       expect((await check(key.id)).body.allowed).toBe(true);
+    });
+
+    it('answers from memory, and another instance sharing Redis sees a new block at once', async () => {
+      const other = await startTestApp({ REDIS_PREFIX: t.config.redisPrefix }, { database: t.db });
+      try {
+        const org = await seedOrg(t, 'Twice');
+        const key = await org.make('member');
+        await t.put(`/api/v1/llm/budgets/apikey/${key.id}`, costBudget(1));
+        const check = (app: TestApp) => app.post('/api/v1/llm/budgets/check', { api_key_id: key.id }, { key: app.adminKey });
+        expect((await check(other)).body.allowed).toBe(true); // now in the other instance's memory
+        await ingest(t, ingestKey, [{ api_key_id: key.id, created_at: Math.floor(Date.now() / 1000), cost_nano: '1000000000' }]);
+        expect((await check(other)).body.blocked_by).toHaveLength(1);
+        await t.put(`/api/v1/llm/budgets/apikey/${key.id}`, costBudget(5)); // raised through this instance
+        expect((await check(other)).body).toEqual({ allowed: true, blocked_by: [] });
+      } finally {
+        await other.close();
+      }
     });
 
     it('is for ingest and cluster-admin keys; an unknown key is a 404', async () => {

@@ -16,6 +16,13 @@ describe('platform: health, metrics, docs, errors, request ids', () => {
     expect(await t.get('/health/ready', { key: null })).toMatchObject({ status: 200, body: { status: 'ok' } });
   });
 
+  it('runs on the project\'s Fastify (5.12+: bodies are parsed without a per-request AsyncResource.bind)', () => {
+    const version = t.app.getHttpAdapter().getInstance().version;
+    expect(version).toBe(JSON.parse(readFileSync(require.resolve('fastify/package.json'), 'utf8')).version);
+    const [major, minor] = version.split('.').map(Number);
+    expect(major > 5 || (major === 5 && minor >= 12)).toBe(true);
+  });
+
   it('echoes a sane X-Request-ID and generates one otherwise', async () => {
     const echoed = await t.get('/health/live', { key: null, headers: { 'x-request-id': 'req-abc.123' } });
     expect(echoed.headers.get('x-request-id')).toBe('req-abc.123');

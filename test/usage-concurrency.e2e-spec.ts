@@ -1,3 +1,5 @@
+import { rawDimensionSql, ROLLUPS } from '../src/usage/rollups';
+import { GRANULARITY_SECONDS } from '../src/usage/time-buckets';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
 import { ingest, T0, tableRows } from './helpers/usage';
 import { loadRawRecords, referenceCosts } from './helpers/usage-reference';
@@ -55,25 +57,29 @@ describe('concurrent overlapping ingest', () => {
     const raw = await loadRawRecords(t);
     expect(raw).toHaveLength(unique.length);
     // Rollups equal rollups rebuilt from the stored records by SQL.
-    for (const [table, seconds] of [
-      ['usage_rollups_minute', 60],
-      ['usage_rollups_hour', 3600],
-      ['usage_rollups_day', 86400],
-    ] as const) {
+    for (const { table, granularity, dimensions } of ROLLUPS) {
+      const seconds = GRANULARITY_SECONDS[granularity];
+      const keys = dimensions.map((d) => `${rawDimensionSql(d)} AS ${d}`);
       const expected = await t.dataSource.query(
-        `SELECT org_id, to_timestamp(floor(extract(epoch FROM created_at) / ${seconds}) * ${seconds}) AS bucket_start, api_key_id,
-                COALESCE(team_id, '') AS team_id, COALESCE(user_id, '') AS user_id, model, COALESCE(project_id, '') AS project_id, batch,
-                COALESCE(service_tier, '') AS service_tier, SUM(input_tokens)::bigint AS input_tokens, SUM(output_tokens)::bigint AS output_tokens,
+        `SELECT to_timestamp(floor(extract(epoch FROM created_at) / ${seconds}) * ${seconds}) AS bucket_start, ${keys.join(', ')},
+                SUM(input_tokens)::bigint AS input_tokens, SUM(output_tokens)::bigint AS output_tokens,
                 SUM(input_cached_tokens)::bigint AS input_cached_tokens, SUM(input_audio_tokens)::bigint AS input_audio_tokens,
                 SUM(output_audio_tokens)::bigint AS output_audio_tokens, count(*)::bigint AS num_model_requests, SUM(cost_nano)::bigint AS cost_nano,
                 count(*) FILTER (WHERE unpriced)::bigint AS unpriced_requests
-         FROM completion_records GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9`,
+         FROM completion_records GROUP BY ${keys.map((_k, i) => i + 1).concat(keys.length + 1).join(', ')}`,
       );
+      // Same key order in both (the sort compares JSON), dates as ISO strings.
       const normalise = (rows: Array<Record<string, unknown>>) =>
         rows
-          .map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, v instanceof Date ? v.toISOString() : v])))
+          .map((row) =>
+            Object.fromEntries(
+              Object.entries(row)
+                .map(([k, v]): [string, unknown] => [k, v instanceof Date ? v.toISOString() : v])
+                .sort(([a], [b]) => (a < b ? -1 : 1)),
+            ),
+          )
           .sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1));
-      expect(await tableRows(t, table)).toEqual(normalise(expected));
+      expect(normalise(await tableRows(t, table))).toEqual(normalise(expected));
     }
     // And the cost report equals the unique records' costs.
     const res = await t.get(`/api/v1/llm/usage/costs?start_time=${T0}&end_time=${T0 + 86400}&group_by=org_id`);

@@ -1,3 +1,4 @@
+import { ROLLUPS } from '../src/usage/rollups';
 import { IngestEvent, UsageIngestService } from '../src/usage/usage-ingest.service';
 import { UsageSpendService } from '../src/usage/usage-spend.service';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
@@ -82,7 +83,7 @@ describe('usage ingest (SPEC §3.1)', () => {
   });
 
   it('names every bad index and field in one 400, and writes nothing', async () => {
-    const before = await Promise.all(['completion_records', 'usage_rollups_minute', 'usage_rollups_hour', 'usage_rollups_day'].map((x) => count(x)));
+    const before = await Promise.all(['completion_records', ...ROLLUPS.map((r) => r.table)].map((x) => count(x)));
     const ok = record(acme.member.id);
     const now = Math.floor(Date.now() / 1000);
     const records = [
@@ -120,7 +121,7 @@ describe('usage ingest (SPEC §3.1)', () => {
     ]);
     expect(res.body.error.details[1]).toEqual({ param: 'records[2].input_cached_tokens', message: 'must not be greater than input_tokens' });
     expect(res.body.error.details[2]).toEqual({ param: 'records[3].created_at', message: 'must not be more than one day in the future' });
-    const after = await Promise.all(['completion_records', 'usage_rollups_minute', 'usage_rollups_hour', 'usage_rollups_day'].map((x) => count(x)));
+    const after = await Promise.all(['completion_records', ...ROLLUPS.map((r) => r.table)].map((x) => count(x)));
     expect(after).toEqual(before);
   });
 

@@ -1,9 +1,10 @@
 import { main, progressBar } from '../src/cli/rebuild-rollups';
+import { ROLLUPS } from '../src/usage/rollups';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
 import { DAY, HOUR, ingestOk, T0, tableRows } from './helpers/usage';
 import { prng, randomRecords } from './helpers/usage-random';
 
-const TABLES = ['usage_rollups_minute', 'usage_rollups_hour', 'usage_rollups_day'];
+const TABLES = ROLLUPS.map((r) => r.table);
 
 describe('rollup rebuild command (npm run rollups:rebuild)', () => {
   let t: TestApp;
@@ -36,6 +37,8 @@ describe('rollup rebuild command (npm run rollups:rebuild)', () => {
     await t.dataSource.query(`DELETE FROM usage_rollups_minute WHERE bucket_start < $1`, [new Date((T0 + DAY) * 1000)]);
     await t.dataSource.query(`UPDATE usage_rollups_hour SET input_tokens = input_tokens + 1, cost_nano = 0 WHERE org_id = $1`, [acme.org.id]);
     await t.dataSource.query(`DELETE FROM usage_rollups_day WHERE org_id = $1`, [globex.org.id]);
+    await t.dataSource.query(`UPDATE usage_rollups_day_by_key SET num_model_requests = 0 WHERE org_id = $1`, [acme.org.id]);
+    await t.dataSource.query(`DELETE FROM usage_rollups_hour_by_key WHERE bucket_start >= $1`, [new Date((T0 + 2 * DAY) * 1000)]);
     await t.dataSource.query(
       `INSERT INTO usage_rollups_day (org_id, bucket_start, api_key_id, team_id, user_id, model, project_id, batch, service_tier, num_model_requests)
        VALUES ($1, $2, 'key_ghost', '', '', 'ghost', '', false, '', 5)`,
@@ -51,7 +54,8 @@ describe('rollup rebuild command (npm run rollups:rebuild)', () => {
     const { totals, output } = await run();
     expect(await snapshot()).toEqual(kept);
     // 4 days of records per org, plus one ghost day each.
-    expect(totals).toEqual({ orgs: 2, days: 5 + 5, records: 1500, rows: { minute: kept[0].length, hour: kept[1].length, day: kept[2].length } });
+    const rows = Object.fromEntries(ROLLUPS.map((r, i) => [r.name, kept[i].length]));
+    expect(totals).toEqual({ orgs: 2, days: 5 + 5, records: 1500, rows });
     expect(output).toContain('[------------------------------]   0% 0/10 org-days');
     expect(output).toContain('[##############################] 100% 10/10 org-days');
     expect(output).toMatch(new RegExp(`Rebuilt rollups of 1500 records: 2 orgs, 10 org-days; rows: ${kept[0].length} per-minute`));

@@ -133,7 +133,7 @@ export class BudgetsController {
   }
 
   private async listOf(budgets: Budget[]): Promise<BudgetListDto> {
-    const evaluations = await Promise.all(budgets.map((b) => this.state.evaluate(b)));
+    const evaluations = await this.state.evaluateAll(budgets);
     return { object: 'list', data: evaluations.map(toBudgetDto) };
   }
 }

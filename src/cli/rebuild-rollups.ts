@@ -12,7 +12,8 @@ export function progressBar(out: Output): (progress: RebuildProgress) => void {
 export function summary(totals: RebuildTotals, seconds: number): string {
   return (
     `Rebuilt rollups of ${totals.records} records: ${totals.orgs} orgs, ${totals.days} org-days; ` +
-    `rows: ${totals.rows.minute} per-minute, ${totals.rows.hour} per-hour, ${totals.rows.day} per-day (${seconds.toFixed(1)} s)\n`
+    `rows: ${totals.rows.minute} per-minute, ${totals.rows.hour} per-hour, ${totals.rows.day} per-day, ` +
+    `${totals.rows.hourByKey} per-hour by key, ${totals.rows.dayByKey} per-day by key (${seconds.toFixed(1)} s)\n`
   );
 }
 

@@ -1,4 +1,4 @@
-import { Controller, Get, Query } from '@nestjs/common';
+import { Controller, Get, Query, StreamableFile } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import { Auth, Authenticated } from '../auth/auth.decorators';
 import { Principal } from '../auth/principal';
@@ -8,6 +8,7 @@ import { CompletionsPageDto, CompletionsQueryDto } from './dto/completions.dto';
 import { OpenAiCostsPageDto, OpenAiCostsQueryDto } from './dto/openai-costs.dto';
 import { USAGE_PAGE_EXAMPLES } from './dto/usage.examples';
 import { COMPLETIONS_DESCRIPTION, USAGE_READERS } from './usage.controller';
+import { pageBody } from './page-body';
 import { UsageReportsService } from './usage-reports.service';
 
 /**
@@ -28,8 +29,8 @@ export class OpenAiUsageController {
     response: CompletionsPageDto,
     responseExamples: USAGE_PAGE_EXAMPLES,
   })
-  completions(@Auth() principal: Principal, @Query() query: CompletionsQueryDto): Promise<CompletionsPageDto> {
-    return this.reports.completions(principal, query);
+  async completions(@Auth() principal: Principal, @Query() query: CompletionsQueryDto): Promise<StreamableFile> {
+    return pageBody(await this.reports.completions(principal, query));
   }
 }
 
@@ -48,7 +49,7 @@ export class OpenAiCostsController {
       'model. Scoped like the usage report.',
     response: OpenAiCostsPageDto,
   })
-  costs(@Auth() principal: Principal, @Query() query: OpenAiCostsQueryDto): Promise<OpenAiCostsPageDto> {
-    return this.reports.openAiCosts(principal, query);
+  async costs(@Auth() principal: Principal, @Query() query: OpenAiCostsQueryDto): Promise<StreamableFile> {
+    return pageBody(await this.reports.openAiCosts(principal, query));
   }
 }

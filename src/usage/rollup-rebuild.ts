@@ -1,5 +1,5 @@
 import { DataSource } from 'typeorm';
-import { rebuildRollupRange, RollupGranularity, ROLLUP_TABLES } from './rollups';
+import { rebuildRollupRange, RollupName, ROLLUPS, zeroRowCounts } from './rollups';
 import { DAY } from './time-buckets';
 import { ROLLUP_LOCK_CLASS } from './usage-ingest.service';
 
@@ -13,7 +13,7 @@ export interface RebuildTotals {
   orgs: number;
   days: number;
   records: number;
-  rows: Record<RollupGranularity, number>;
+  rows: Record<RollupName, number>;
 }
 
 /** Days (Unix day numbers) on which an org has rows in a table: a loose index scan, one probe per day. */
@@ -29,7 +29,7 @@ function daysSql(table: string, time: string): string {
 
 const SOURCES: Array<[string, string]> = [
   ['completion_records', 'created_at'],
-  ...Object.values(ROLLUP_TABLES).map((table): [string, string] => [table, 'bucket_start']),
+  ...ROLLUPS.map((r): [string, string] => [r.table, 'bucket_start']),
 ];
 
 /**
@@ -49,7 +49,7 @@ export async function rebuildRollups(dataSource: DataSource, onProgress: (progre
     }
     if (days.size > 0) plan.push({ orgId: id, days: [...days].sort((a, b) => a - b) });
   }
-  const totals: RebuildTotals = { orgs: plan.length, days: 0, records: 0, rows: { minute: 0, hour: 0, day: 0 } };
+  const totals: RebuildTotals = { orgs: plan.length, days: 0, records: 0, rows: zeroRowCounts() };
   const total = plan.reduce((n, p) => n + p.days.length, 0);
   onProgress({ done: 0, total, orgId: plan[0]?.orgId ?? '' });
   for (const { orgId, days } of plan) {
@@ -60,7 +60,7 @@ export async function rebuildRollups(dataSource: DataSource, onProgress: (progre
       });
       totals.days += 1;
       totals.records += counts.records;
-      for (const granularity of Object.keys(totals.rows) as RollupGranularity[]) totals.rows[granularity] += counts.rows[granularity];
+      for (const r of ROLLUPS) totals.rows[r.name] += counts.rows[r.name];
       onProgress({ done: totals.days, total, orgId });
     }
   }

@@ -22,12 +22,46 @@ export const MEASURES = [
 export type Measure = (typeof MEASURES)[number];
 
 export type RollupGranularity = Exclude<Granularity, 'raw'>;
-export const ROLLUP_GRANULARITIES: readonly RollupGranularity[] = ['minute', 'hour', 'day'];
-export const ROLLUP_TABLES: Record<RollupGranularity, string> = {
-  minute: 'usage_rollups_minute',
-  hour: 'usage_rollups_hour',
-  day: 'usage_rollups_day',
-};
+
+/** Every dimension but the end user: an org has a few keys and models but may have thousands of users. */
+export const KEY_DIMENSIONS: readonly Dimension[] = DIMENSIONS.filter((d) => d !== 'user_id');
+
+export type RollupName = 'minute' | 'hour' | 'day' | 'hourByKey' | 'dayByKey';
+
+/** One rollup table: sums per bucket of its granularity and combination of its dimensions. */
+export interface RollupTable {
+  name: RollupName;
+  table: string;
+  granularity: RollupGranularity;
+  dimensions: readonly Dimension[];
+  /** What a rebuild sums it from: the records, or a finer (or wider) rollup. */
+  source: RollupName | 'records';
+}
+
+/**
+ * The rollups, in the order a rebuild fills them. Per-user rows at every granularity; per-key
+ * rows (no user_id) per hour and day, which queries and budgets that do not need the end user
+ * read instead: a few hundred rows per org and day rather than one per user, model and key.
+ */
+export const ROLLUPS: readonly RollupTable[] = [
+  { name: 'minute', table: 'usage_rollups_minute', granularity: 'minute', dimensions: DIMENSIONS, source: 'records' },
+  { name: 'hour', table: 'usage_rollups_hour', granularity: 'hour', dimensions: DIMENSIONS, source: 'minute' },
+  { name: 'day', table: 'usage_rollups_day', granularity: 'day', dimensions: DIMENSIONS, source: 'hour' },
+  { name: 'hourByKey', table: 'usage_rollups_hour_by_key', granularity: 'hour', dimensions: KEY_DIMENSIONS, source: 'hour' },
+  { name: 'dayByKey', table: 'usage_rollups_day_by_key', granularity: 'day', dimensions: KEY_DIMENSIONS, source: 'day' },
+];
+
+export function rollup(name: RollupName): RollupTable {
+  return ROLLUPS.find((r) => r.name === name)!;
+}
+
+/** The rollup of a granularity with the fewest dimensions that still has all of `needed`. */
+export function narrowestRollup(granularity: RollupGranularity, needed: Iterable<Dimension>): RollupTable {
+  const wanted = [...needed];
+  return ROLLUPS.filter((r) => r.granularity === granularity && wanted.every((d) => r.dimensions.includes(d))).sort(
+    (a, b) => a.dimensions.length - b.dimensions.length,
+  )[0];
+}
 
 /** How a measure reads from the raw completion_records table (a record is one request). */
 export const RAW_MEASURE_SQL: Record<Measure, string> = {
@@ -61,15 +95,15 @@ export interface RollupRow {
 }
 
 /**
- * Sums a batch per rollup key (bucket + dimensions), sorted by key: concurrent batches then lock
- * rollup rows in the same order and cannot deadlock.
+ * Sums a batch per key of a rollup table (bucket + its dimensions), sorted by key: concurrent
+ * batches then lock rollup rows in the same order and cannot deadlock.
  */
-export function aggregateRollup(records: RollupInput[], granularity: RollupGranularity): RollupRow[] {
-  const seconds = GRANULARITY_SECONDS[granularity];
+export function aggregateRollup(records: RollupInput[], table: Pick<RollupTable, 'granularity' | 'dimensions'>): RollupRow[] {
+  const seconds = GRANULARITY_SECONDS[table.granularity];
   const rows = new Map<string, { key: string[]; row: RollupRow }>();
   for (const record of records) {
     const bucketStart = Math.floor(record.createdAt / seconds) * seconds;
-    const key = [String(bucketStart).padStart(12, '0'), ...DIMENSIONS.map((d) => String(record.dimensions[d]))];
+    const key = [String(bucketStart).padStart(12, '0'), ...table.dimensions.map((d) => String(record.dimensions[d]))];
     const id = key.join('\u0000');
     let entry = rows.get(id);
     if (!entry) {
@@ -92,55 +126,60 @@ export function zeroMeasures(): Record<Measure, bigint> {
   return Object.fromEntries(MEASURES.map((m) => [m, 0n])) as Record<Measure, bigint>;
 }
 
-const KEY_COLUMNS = ['bucket_start', ...DIMENSIONS];
-const KEY_TYPES = ['timestamptz', ...DIMENSIONS.map((d) => (d === 'batch' ? 'boolean' : 'varchar'))];
+const keyColumns = (table: RollupTable) => ['bucket_start', ...table.dimensions];
+const dimensionType = (d: Dimension) => (d === 'batch' ? 'boolean' : 'varchar');
 
 /** Adds the rows to a rollup table in one multi-row upsert, in the given (sorted) order. */
-export async function upsertRollups(manager: EntityManager, granularity: RollupGranularity, rows: RollupRow[]): Promise<void> {
+export async function upsertRollups(manager: EntityManager, table: RollupTable, rows: RollupRow[]): Promise<void> {
   if (rows.length === 0) return;
   const columns = [
     rows.map((r) => new Date(r.bucketStart * 1000).toISOString()),
-    ...DIMENSIONS.map((d) => rows.map((r) => r.dimensions[d])),
+    ...table.dimensions.map((d) => rows.map((r) => r.dimensions[d])),
     ...MEASURES.map((m) => rows.map((r) => r.measures[m].toString())),
   ];
-  const types = [...KEY_TYPES, ...MEASURES.map(() => 'bigint')];
+  const types = ['timestamptz', ...table.dimensions.map(dimensionType), ...MEASURES.map(() => 'bigint')];
   const unnest = types.map((type, i) => `$${i + 1}::${type}[]`).join(', ');
+  const key = keyColumns(table);
   await manager.query(
-    `INSERT INTO ${ROLLUP_TABLES[granularity]} AS r (${[...KEY_COLUMNS, ...MEASURES].join(', ')})
+    `INSERT INTO ${table.table} AS r (${[...key, ...MEASURES].join(', ')})
      SELECT * FROM unnest(${unnest})
-     ON CONFLICT (${KEY_COLUMNS.join(', ')}) DO UPDATE SET ${MEASURES.map((m) => `${m} = r.${m} + EXCLUDED.${m}`).join(', ')}`,
+     ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${MEASURES.map((m) => `${m} = r.${m} + EXCLUDED.${m}`).join(', ')}`,
     columns,
   );
 }
 
 export interface RebuildCounts {
   records: number;
-  rows: Record<RollupGranularity, number>;
+  rows: Record<RollupName, number>;
+}
+
+export function zeroRowCounts(): Record<RollupName, number> {
+  return Object.fromEntries(ROLLUPS.map((r) => [r.name, 0])) as Record<RollupName, number>;
 }
 
 /**
  * Rebuilds one org's rollup rows of [from, to) (whole days) from the raw records: the minute
- * rollup from records, the hour and day rollups from the minute rows. Call inside a transaction.
+ * rollup from records, each other one from the rollup it names as its source. Call inside a
+ * transaction.
  */
 export async function rebuildRollupRange(manager: EntityManager, orgId: string, from: Date, to: Date): Promise<RebuildCounts> {
   const range = [orgId, from.toISOString(), to.toISOString()];
-  for (const granularity of ROLLUP_GRANULARITIES) {
-    await manager.query(`DELETE FROM ${ROLLUP_TABLES[granularity]} WHERE org_id = $1 AND bucket_start >= $2 AND bucket_start < $3`, range);
+  for (const r of ROLLUPS) {
+    await manager.query(`DELETE FROM ${r.table} WHERE org_id = $1 AND bucket_start >= $2 AND bucket_start < $3`, range);
   }
-  const counts: RebuildCounts = { records: 0, rows: { minute: 0, hour: 0, day: 0 } };
-  const groupPositions = KEY_COLUMNS.map((_c, i) => i + 1).join(', ');
-  for (const granularity of ROLLUP_GRANULARITIES) {
-    // Minutes from the records; hours from the minutes; days from the hours.
-    const source = { minute: 'completion_records', hour: ROLLUP_TABLES.minute, day: ROLLUP_TABLES.hour }[granularity];
-    const time = granularity === 'minute' ? 'created_at' : 'bucket_start';
-    const seconds = GRANULARITY_SECONDS[granularity];
-    const select =
-      granularity === 'minute'
-        ? [...DIMENSIONS.map(rawDimensionSql), ...MEASURES.map((m) => `SUM(${RAW_MEASURE_SQL[m]})`)]
-        : [...DIMENSIONS, ...MEASURES.map((m) => `SUM(${m})`)];
+  const counts: RebuildCounts = { records: 0, rows: zeroRowCounts() };
+  for (const r of ROLLUPS) {
+    const fromRecords = r.source === 'records';
+    const source = r.source === 'records' ? 'completion_records' : rollup(r.source).table;
+    const time = fromRecords ? 'created_at' : 'bucket_start';
+    const seconds = GRANULARITY_SECONDS[r.granularity];
+    const select = fromRecords
+      ? [...r.dimensions.map(rawDimensionSql), ...MEASURES.map((m) => `SUM(${RAW_MEASURE_SQL[m]})`)]
+      : [...r.dimensions, ...MEASURES.map((m) => `SUM(${m})`)];
+    const groupPositions = keyColumns(r).map((_c, i) => i + 1).join(', ');
     const [result] = await manager.query(
       `WITH inserted AS (
-         INSERT INTO ${ROLLUP_TABLES[granularity]} (${[...KEY_COLUMNS, ...MEASURES].join(', ')})
+         INSERT INTO ${r.table} (${[...keyColumns(r), ...MEASURES].join(', ')})
          SELECT to_timestamp(floor(extract(epoch FROM ${time}) / ${seconds}) * ${seconds}), ${select.join(', ')}
          FROM ${source} WHERE org_id = $1 AND ${time} >= $2 AND ${time} < $3
          GROUP BY ${groupPositions}
@@ -148,8 +187,8 @@ export async function rebuildRollupRange(manager: EntityManager, orgId: string, 
        SELECT count(*)::int AS rows, COALESCE(SUM(num_model_requests), 0)::bigint AS records FROM inserted`,
       range,
     );
-    counts.rows[granularity] = result.rows;
-    counts.records = Number(result.records);
+    counts.rows[r.name] = result.rows;
+    if (fromRecords) counts.records = Number(result.records);
   }
   return counts;
 }

@@ -1,4 +1,4 @@
-import { aggregateRollup, RollupInput, zeroMeasures } from './rollups';
+import { aggregateRollup, rollup, RollupInput, zeroMeasures } from './rollups';
 import { DAY, HOUR } from './time-buckets';
 import { buildAggregateSql } from './usage-aggregator';
 
@@ -6,14 +6,30 @@ const T0 = 1704067200;
 const filter = { orgId: 'org_a', anyOf: [{ dimension: 'model' as const, values: ['m'] }] };
 
 describe('buildAggregateSql', () => {
-  it('answers an aligned daily query from the daily rollup alone', () => {
+  it('answers an aligned daily query from the daily per-key rollup alone', () => {
     const built = buildAggregateSql({ from: T0, to: T0 + 31 * DAY, width: '1d', dimensions: ['model'], measures: ['input_tokens'], filter })!;
     expect(built.sql).toBe(
       'SELECT extract(epoch FROM bucket_start)::bigint AS bucket, model AS model, SUM(input_tokens) AS input_tokens ' +
-        'FROM usage_rollups_day WHERE ((bucket_start >= $3 AND bucket_start < $4)) AND org_id = $1 AND model = ANY($2) ' +
+        'FROM usage_rollups_day_by_key WHERE ((bucket_start >= $3 AND bucket_start < $4)) AND org_id = $1 AND model = ANY($2) ' +
         'GROUP BY 1, 2 ORDER BY 1, 2',
     );
     expect(built.params).toEqual(['org_a', ['m'], '2024-01-01T00:00:00.000Z', '2024-02-01T00:00:00.000Z']);
+  });
+
+  it('reads the per-user rollups when the query groups or filters by end user', () => {
+    const grouped = buildAggregateSql({ from: T0, to: T0 + DAY, width: '1d', dimensions: ['user_id'], measures: ['input_tokens'], filter })!;
+    expect(grouped.sql).toContain('FROM usage_rollups_day WHERE');
+    const filtered = buildAggregateSql({
+      from: T0,
+      to: T0 + DAY,
+      width: '1h',
+      dimensions: ['model'],
+      measures: ['input_tokens'],
+      filter: { orgId: 'org_a', anyOf: [{ dimension: 'user_id', values: ['u'] }] },
+    })!;
+    expect(filtered.sql).toContain('FROM usage_rollups_hour WHERE');
+    const byKey = buildAggregateSql({ from: T0, to: T0 + DAY, width: '1h', dimensions: ['api_key_id'], measures: ['input_tokens'], filter })!;
+    expect(byKey.sql).toContain('FROM usage_rollups_hour_by_key WHERE');
   });
 
   it('reads hourly buckets from the hourly rollup, never the daily one', () => {
@@ -32,7 +48,7 @@ describe('buildAggregateSql', () => {
 
   it('sums a whole range without buckets or groups, and nothing for an empty range', () => {
     const built = buildAggregateSql({ from: T0, to: T0 + DAY, dimensions: [], measures: ['cost_nano'], filter: { anyOf: [], batch: true } })!;
-    expect(built.sql).toBe('SELECT SUM(cost_nano) AS cost_nano FROM usage_rollups_day WHERE ((bucket_start >= $2 AND bucket_start < $3)) AND batch = $1');
+    expect(built.sql).toBe('SELECT SUM(cost_nano) AS cost_nano FROM usage_rollups_day_by_key WHERE ((bucket_start >= $2 AND bucket_start < $3)) AND batch = $1');
     expect(buildAggregateSql({ from: T0, to: T0, dimensions: [], measures: ['cost_nano'], filter: { anyOf: [] } })).toBeNull();
   });
 });
@@ -45,12 +61,20 @@ describe('aggregateRollup', () => {
   });
 
   it('sums records per bucket and dimensions, sorted by key', () => {
-    const rows = aggregateRollup([input(T0 + HOUR + 5, 'b', 3n), input(T0 + 10, 'b', 1n), input(T0 + 20, 'a', 2n), input(T0 + 50, 'b', 4n)], 'hour');
+    const rows = aggregateRollup([input(T0 + HOUR + 5, 'b', 3n), input(T0 + 10, 'b', 1n), input(T0 + 20, 'a', 2n), input(T0 + 50, 'b', 4n)], rollup('hour'));
     expect(rows.map((r) => [r.bucketStart, r.dimensions.user_id, r.measures.input_tokens, r.measures.num_model_requests])).toEqual([
       [T0, 'a', 2n, 1n],
       [T0, 'b', 5n, 2n],
       [T0 + HOUR, 'b', 3n, 1n],
     ]);
-    expect(aggregateRollup([input(T0 + HOUR + 5, 'b', 3n), input(T0 + 10, 'b', 1n)], 'day')).toHaveLength(1);
+    expect(aggregateRollup([input(T0 + HOUR + 5, 'b', 3n), input(T0 + 10, 'b', 1n)], rollup('day'))).toHaveLength(1);
+  });
+
+  it('sums every end user into one row in the per-key rollups', () => {
+    const rows = aggregateRollup([input(T0 + 10, 'b', 1n), input(T0 + 20, 'a', 2n), input(T0 + HOUR, 'c', 4n)], rollup('hourByKey'));
+    expect(rows.map((r) => [r.bucketStart, r.measures.input_tokens, r.measures.num_model_requests])).toEqual([
+      [T0, 3n, 2n],
+      [T0 + HOUR, 4n, 1n],
+    ]);
   });
 });

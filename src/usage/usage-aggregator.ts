@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { Dimension, Measure, NULLABLE_DIMENSIONS, RAW_MEASURE_SQL, rawDimensionSql, ROLLUP_TABLES } from './rollups';
+import { Dimension, Measure, narrowestRollup, NULLABLE_DIMENSIONS, RAW_MEASURE_SQL, rawDimensionSql } from './rollups';
 import { BucketWidth, decomposeRange, Granularity, GRANULARITY_SECONDS, Segment, WIDTH_GRANULARITY, WIDTH_SECONDS } from './time-buckets';
 
 /** Which records a query counts. Every condition must hold. */
@@ -32,16 +32,22 @@ export interface AggregateRow {
   measures: Partial<Record<Measure, bigint>>;
 }
 
-const SOURCE: Record<Granularity, { table: string; time: string }> = {
-  day: { table: ROLLUP_TABLES.day, time: 'bucket_start' },
-  hour: { table: ROLLUP_TABLES.hour, time: 'bucket_start' },
-  minute: { table: ROLLUP_TABLES.minute, time: 'bucket_start' },
-  raw: { table: 'completion_records', time: 'created_at' },
-};
+/**
+ * Where a segment of a granularity is read from: the raw records, or the rollup of that
+ * granularity with the fewest dimensions that has every one the query groups or filters by.
+ */
+function source(granularity: Granularity, query: AggregateQuery): { table: string; time: string } {
+  if (granularity === 'raw') return { table: 'completion_records', time: 'created_at' };
+  const needed = new Set<Dimension>(query.dimensions);
+  for (const { dimension } of query.filter.anyOf) needed.add(dimension);
+  if (query.filter.orgId !== undefined) needed.add('org_id');
+  if (query.filter.batch !== undefined) needed.add('batch');
+  return { table: narrowestRollup(granularity, needed).table, time: 'bucket_start' };
+}
 
 /**
  * Builds the SQL of an aggregate query. The range is split (see {@link decomposeRange}) so that
- * whole days come from the daily rollup, ragged hours and minutes from the finer ones, and only
+ * whole days come from a daily rollup, ragged hours and minutes from the finer ones, and only
  * sub-minute edges from raw records: the rows read depend on the range and the number of
  * distinct groups, not on the number of records stored.
  */
@@ -56,7 +62,7 @@ export function buildAggregateSql(query: AggregateQuery): { sql: string; params:
   const bySource = new Map<Granularity, Segment[]>();
   for (const segment of segments) bySource.set(segment.granularity, [...(bySource.get(segment.granularity) ?? []), segment]);
   const parts = [...bySource].map(([granularity, sourceSegments]) => {
-    const { table, time } = SOURCE[granularity];
+    const { table, time } = source(granularity, query);
     const raw = granularity === 'raw';
     const ranges = sourceSegments.map((s) => `(${time} >= ${param(iso(s.from))} AND ${time} < ${param(iso(s.to))})`).join(' OR ');
     const columns = [
@@ -105,17 +111,28 @@ export class UsageAggregator {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
   async aggregate(query: AggregateQuery): Promise<AggregateRow[]> {
+    return [...(await this.aggregateLazily(query))];
+  }
+
+  /**
+   * The same rows, in the query's order (bucket first), each converted only when it is reached:
+   * a page of tens of thousands of rows is then never held twice.
+   */
+  async aggregateLazily(query: AggregateQuery): Promise<Iterable<AggregateRow>> {
     const built = buildAggregateSql(query);
     if (!built) return [];
     const rows: Array<Record<string, unknown>> = await this.dataSource.query(built.sql, built.params);
-    return rows
-      .filter((row) => query.measures.some((m) => row[m] !== null))
-      .map((row) => ({
-        bucket: query.width ? Number(row.bucket) : null,
-        dimensions: Object.fromEntries(
-          query.dimensions.map((d) => [d, NULLABLE_DIMENSIONS.has(d) && row[d] === '' ? null : (row[d] as string | boolean)]),
-        ),
-        measures: Object.fromEntries(query.measures.map((m) => [m, BigInt(row[m] as string)])),
-      }));
+    return convertRows(rows, query);
+  }
+}
+
+function* convertRows(rows: Array<Record<string, unknown>>, query: AggregateQuery): Generator<AggregateRow> {
+  for (const row of rows) {
+    if (!query.measures.some((m) => row[m] !== null)) continue;
+    const dimensions: AggregateRow['dimensions'] = {};
+    for (const d of query.dimensions) dimensions[d] = NULLABLE_DIMENSIONS.has(d) && row[d] === '' ? null : (row[d] as string | boolean);
+    const measures: AggregateRow['measures'] = {};
+    for (const m of query.measures) measures[m] = BigInt(row[m] as string);
+    yield { bucket: query.width ? Number(row.bucket) : null, dimensions, measures };
   }
 }

@@ -6,7 +6,7 @@ import { AppException, FieldProblem } from '../common/errors';
 import { computeCostNano, MAX_BIGINT } from '../common/money';
 import { IngestRecordDto } from './dto/ingest.dto';
 import { PriceBookService, PriceResolver } from './price-book.service';
-import { aggregateRollup, ROLLUP_GRANULARITIES, RollupInput, upsertRollups } from './rollups';
+import { aggregateRollup, RollupInput, ROLLUPS, upsertRollups } from './rollups';
 
 /** What the budgets module hears after an ingest: one event per org that got new records. */
 export interface IngestEvent {
@@ -50,7 +50,8 @@ export class UsageIngestService {
 
   /**
    * Registers a listener awaited after each ingest commits and before the response is sent, once
-   * per org with new records. A failing listener is logged; the ingest still succeeds.
+   * per org with new records (the orgs of a batch concurrently). A failing listener is logged;
+   * the ingest still succeeds.
    */
   onIngested(listener: IngestListener): void {
     this.listeners.push(listener);
@@ -155,9 +156,7 @@ export class UsageIngestService {
     );
     const insertedKeys = new Set(inserted.map((row) => `${row.org_id}\u0000${row.id}`));
     const fresh = records.filter((r) => insertedKeys.has(`${r.orgId}\u0000${r.id}`));
-    for (const granularity of ROLLUP_GRANULARITIES) {
-      await upsertRollups(manager, granularity, aggregateRollup(fresh, granularity));
-    }
+    for (const table of ROLLUPS) await upsertRollups(manager, table, aggregateRollup(fresh, table));
     return fresh;
   }
 
@@ -175,16 +174,19 @@ export class UsageIngestService {
       if (at < event.earliest) event.earliest = at;
       if (at > event.latest) event.latest = at;
     }
-    for (const event of events.values()) {
-      event.apiKeyIds.sort();
-      for (const listener of this.listeners) {
-        try {
-          await listener(event);
-        } catch (err) {
-          this.logger.error({ msg: 'An ingest listener failed; the ingest itself succeeded', orgId: event.orgId, ...describeError(err) });
+    // Orgs side by side (a batch from a gateway spans many); one org's listeners in turn.
+    await Promise.all(
+      [...events.values()].map(async (event) => {
+        event.apiKeyIds.sort();
+        for (const listener of this.listeners) {
+          try {
+            await listener(event);
+          } catch (err) {
+            this.logger.error({ msg: 'An ingest listener failed; the ingest itself succeeded', orgId: event.orgId, ...describeError(err) });
+          }
         }
-      }
-    }
+      }),
+    );
   }
 }
 

@@ -4,16 +4,18 @@ import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { decodeCursor, encodeCursor, fingerprint, invalidCursor } from '../common/cursor';
 import { AppException } from '../common/errors';
 import { nanoToNumber } from '../common/money';
-import { CompletionsGroupBy, CompletionsPageDto, CompletionsQueryDto, CompletionsResultDto, DEFAULT_LIMITS } from './dto/completions.dto';
+import { CompletionsGroupBy, CompletionsQueryDto, CompletionsResultDto, DEFAULT_LIMITS } from './dto/completions.dto';
 import { CostLineDto, CostsQueryDto, CostsReportDto } from './dto/costs.dto';
-import { OpenAiCostsPageDto, OpenAiCostsQueryDto, OpenAiCostsResultDto } from './dto/openai-costs.dto';
+import { OpenAiCostsQueryDto, OpenAiCostsResultDto } from './dto/openai-costs.dto';
 import { Dimension, Measure } from './rollups';
-import { BucketWidth, floorTo, pageOfBuckets, WIDTH_SECONDS } from './time-buckets';
+import { Page, PageBucket } from './page-body';
+import { Bucket, BucketWidth, floorTo, pageOfBuckets, WIDTH_SECONDS } from './time-buckets';
 import { AggregateRow, UsageAggregator, UsageFilter } from './usage-aggregator';
 import { LATEST_QUERY_TIME } from './usage-fields';
 import { usageFilter } from './usage-scope';
 
-const COMPLETION_MEASURES: Measure[] = [
+/** What the usage report sums (its result fields). */
+export const COMPLETION_MEASURES: Measure[] = [
   'input_tokens',
   'output_tokens',
   'input_cached_tokens',
@@ -34,14 +36,6 @@ interface BucketQuery {
   dimensions: Dimension[];
   measures: Measure[];
   filter: UsageFilter;
-}
-
-/** The `page` object shared by the usage report and OpenAI's costs. */
-interface Page<R> {
-  object: 'page';
-  data: Array<{ object: 'bucket'; start_time: number; end_time: number; results: R[] }>;
-  has_more: boolean;
-  next_page: string | null;
 }
 
 interface Cursor {
@@ -65,7 +59,7 @@ export class UsageReportsService {
   ) {}
 
   /** SPEC §3.2: usage per bucket, grouped, with every bucket of the page (empty ones too). */
-  async completions(principal: Principal, query: CompletionsQueryDto): Promise<CompletionsPageDto> {
+  async completions(principal: Principal, query: CompletionsQueryDto): Promise<Page<CompletionsResultDto>> {
     const width = query.bucket_width ?? '1d';
     const groupBy = query.group_by ?? [];
     return this.bucketPage(
@@ -128,7 +122,7 @@ export class UsageReportsService {
   }
 
   /** OpenAI's Costs API shape: daily buckets of `organization.costs.result`. */
-  async openAiCosts(principal: Principal, query: OpenAiCostsQueryDto): Promise<OpenAiCostsPageDto> {
+  async openAiCosts(principal: Principal, query: OpenAiCostsQueryDto): Promise<Page<OpenAiCostsResultDto>> {
     const groupBy = query.group_by ?? [];
     const currency = this.config.currency;
     return this.bucketPage(
@@ -174,7 +168,7 @@ export class UsageReportsService {
     if (cursor && (cursor.f !== print || misplaced(cursor))) throw invalidCursor();
     const range = resolveRange(query.startTime, cursor?.e ?? query.endTime);
     const { buckets, next } = pageOfBuckets(range, width, cursor?.n ?? range.from, query.limit);
-    const rows = await this.aggregator.aggregate({
+    const rows = await this.aggregator.aggregateLazily({
       from: buckets[0].start,
       to: buckets[buckets.length - 1].end,
       width: query.width,
@@ -182,19 +176,30 @@ export class UsageReportsService {
       measures: query.measures,
       filter: query.filter,
     });
-    const byBucket = new Map<number, AggregateRow[]>();
-    for (const row of rows) byBucket.set(row.bucket!, [...(byBucket.get(row.bucket!) ?? []), row]);
     return {
       object: 'page',
-      data: buckets.map((b) => ({
-        object: 'bucket',
-        start_time: b.start,
-        end_time: b.end,
-        results: (byBucket.get(b.start - (b.start % width)) ?? []).map(toResult),
-      })),
+      data: bucketsOf(buckets, width, rows, toResult),
       has_more: next !== null,
       next_page: next === null ? null : encodeCursor({ n: next, e: range.to, f: print }),
     };
+  }
+}
+
+/**
+ * The page's buckets, each with its results, made as they are serialised. `rows` come ordered by
+ * bucket (the aggregate SQL orders by its keys, bucket first), so each bucket takes the next run
+ * of rows whose aligned start is its own.
+ */
+function* bucketsOf<R>(buckets: Bucket[], width: number, rows: Iterable<AggregateRow>, toResult: (row: AggregateRow) => R): Generator<PageBucket<R>> {
+  const iterator = rows[Symbol.iterator]();
+  let row = iterator.next();
+  for (const b of buckets) {
+    const aligned = b.start - (b.start % width);
+    const results: R[] = [];
+    for (; !row.done && row.value.bucket! <= aligned; row = iterator.next()) {
+      if (row.value.bucket === aligned) results.push(toResult(row.value));
+    }
+    yield { object: 'bucket', start_time: b.start, end_time: b.end, results };
   }
 }
 

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { ROLLUP_TABLES } from './rollups';
+import { rollup } from './rollups';
 import { DAY } from './time-buckets';
 
 export interface SpendScope {
@@ -16,27 +16,44 @@ export interface Spend {
   tokens: bigint;
 }
 
-/** Spend of an org or key over whole UTC days, for budgets: reads the daily rollup only. */
+/** Spend of an org or key over whole UTC days, for budgets: reads the daily per-key rollup only. */
 @Injectable()
 export class UsageSpendService {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
   /** Sum over the days starting in [from, to); both must be UTC midnights. */
   async spend(scope: SpendScope, from: Date, to: Date): Promise<Spend> {
+    return (await this.spendByKey(scope.orgId, from, to, scope.apiKeyId === undefined ? undefined : [scope.apiKeyId])).total;
+  }
+
+  /**
+   * An org's spend over the days starting in [from, to), in all and per key, in one read (of
+   * the keys in `apiKeyIds` only, when given). Both bounds must be UTC midnights.
+   */
+  async spendByKey(orgId: string, from: Date, to: Date, apiKeyIds?: string[]): Promise<{ total: Spend; byKey: Map<string, Spend> }> {
     for (const [name, date] of [
       ['from', from],
       ['to', to],
     ] as const) {
       if (date.getTime() % (DAY * 1000) !== 0) throw new RangeError(`spend(): ${name} must be a UTC midnight (got ${date.toISOString()})`);
     }
-    const params: unknown[] = [scope.orgId, from.toISOString(), to.toISOString()];
-    if (scope.apiKeyId !== undefined) params.push(scope.apiKeyId);
-    const [row] = await this.dataSource.query(
-      `SELECT COALESCE(SUM(cost_nano), 0)::text AS cost_nano, COALESCE(SUM(input_tokens + output_tokens), 0)::text AS tokens
-       FROM ${ROLLUP_TABLES.day}
-       WHERE org_id = $1 AND bucket_start >= $2 AND bucket_start < $3${scope.apiKeyId !== undefined ? ' AND api_key_id = $4' : ''}`,
+    const params: unknown[] = [orgId, from.toISOString(), to.toISOString()];
+    if (apiKeyIds !== undefined) params.push(apiKeyIds);
+    const rows: Array<{ api_key_id: string; cost_nano: string; tokens: string }> = await this.dataSource.query(
+      `SELECT api_key_id, SUM(cost_nano)::text AS cost_nano, SUM(input_tokens + output_tokens)::text AS tokens
+       FROM ${rollup('dayByKey').table}
+       WHERE org_id = $1 AND bucket_start >= $2 AND bucket_start < $3${apiKeyIds !== undefined ? ' AND api_key_id = ANY($4)' : ''}
+       GROUP BY api_key_id`,
       params,
     );
-    return { costNano: BigInt(row.cost_nano), tokens: BigInt(row.tokens) };
+    const total: Spend = { costNano: 0n, tokens: 0n };
+    const byKey = new Map<string, Spend>();
+    for (const row of rows) {
+      const spend = { costNano: BigInt(row.cost_nano), tokens: BigInt(row.tokens) };
+      byKey.set(row.api_key_id, spend);
+      total.costNano += spend.costNano;
+      total.tokens += spend.tokens;
+    }
+    return { total, byKey };
   }
 }

@@ -1,4 +1,4 @@
-import { Body, Controller, Get, Post, Query } from '@nestjs/common';
+import { Body, Controller, Get, Post, Query, StreamableFile } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import { Auth, Authenticated } from '../auth/auth.decorators';
 import { Principal } from '../auth/principal';
@@ -10,6 +10,7 @@ import { CostsQueryDto, CostsReportDto } from './dto/costs.dto';
 import { IngestRecordsDto, IngestResultDto, MAX_BATCH } from './dto/ingest.dto';
 import { COSTS_REPORT_EXAMPLES, INGEST_REQUEST_EXAMPLES, USAGE_PAGE_EXAMPLES } from './dto/usage.examples';
 import { UsageIngestService } from './usage-ingest.service';
+import { pageBody } from './page-body';
 import { UsageReportsService } from './usage-reports.service';
 
 export const USAGE_READERS = [Role.ClusterAdmin, Role.OrgAdmin, Role.Member];
@@ -53,8 +54,8 @@ export class UsageController {
     response: CompletionsPageDto,
     responseExamples: USAGE_PAGE_EXAMPLES,
   })
-  completions(@Auth() principal: Principal, @Query() query: CompletionsQueryDto): Promise<CompletionsPageDto> {
-    return this.reports.completions(principal, query);
+  async completions(@Auth() principal: Principal, @Query() query: CompletionsQueryDto): Promise<StreamableFile> {
+    return pageBody(await this.reports.completions(principal, query));
   }
 
   @Get('costs')

@@ -2,7 +2,7 @@ import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { CompletionRecord } from './entities/completion-record.entity';
 import { ModelPrice } from './entities/model-price.entity';
-import { UsageRollupDay, UsageRollupHour, UsageRollupMinute } from './entities/usage-rollup.entity';
+import { UsageRollupDay, UsageRollupDayByKey, UsageRollupHour, UsageRollupHourByKey, UsageRollupMinute } from './entities/usage-rollup.entity';
 import { OpenAiCostsController, OpenAiUsageController } from './openai-compat.controller';
 import { PriceBookService } from './price-book.service';
 import { PricesController } from './prices.controller';
@@ -18,7 +18,7 @@ import { UsageController } from './usage.controller';
  * {@link UsageApiModule}, loaded only by processes that serve the API.
  */
 @Module({
-  imports: [TypeOrmModule.forFeature([CompletionRecord, ModelPrice, UsageRollupMinute, UsageRollupHour, UsageRollupDay])],
+  imports: [TypeOrmModule.forFeature([CompletionRecord, ModelPrice, UsageRollupMinute, UsageRollupHour, UsageRollupDay, UsageRollupHourByKey, UsageRollupDayByKey])],
   providers: [PriceBookService, UsageAggregator, UsageIngestService, UsageReportsService, UsageSpendService],
   exports: [PriceBookService, UsageIngestService, UsageReportsService, UsageSpendService],
 })

@@ -4,9 +4,10 @@ import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
  * Per-bucket sums of completion records, kept up to date at ingest (same transaction) so usage
  * and cost queries read a bounded number of rows whatever the number of records. One row per
  * bucket and combination of dimensions; nullable dimensions are stored as '' so that the primary
- * key can serve the upserts (`''` ↔ null at the API edge).
+ * key can serve the upserts (`''` ↔ null at the API edge). The per-key rollups have every
+ * dimension but the end user (see ROLLUPS in rollups.ts).
  */
-abstract class UsageRollupColumns {
+abstract class UsageRollupKeyColumns {
   @PrimaryColumn({ name: 'org_id', type: 'varchar', length: 40 })
   orgId: string;
 
@@ -18,9 +19,6 @@ abstract class UsageRollupColumns {
 
   @PrimaryColumn({ name: 'team_id', type: 'varchar', length: 128 })
   teamId: string;
-
-  @PrimaryColumn({ name: 'user_id', type: 'varchar', length: 150 })
-  userId: string;
 
   @PrimaryColumn({ type: 'varchar', length: 200 })
   model: string;
@@ -60,6 +58,11 @@ abstract class UsageRollupColumns {
   unpricedRequests: string;
 }
 
+abstract class UsageRollupColumns extends UsageRollupKeyColumns {
+  @PrimaryColumn({ name: 'user_id', type: 'varchar', length: 150 })
+  userId: string;
+}
+
 @Entity({ name: 'usage_rollups_minute' })
 @Index('usage_rollups_minute_key_idx', ['orgId', 'apiKeyId', 'bucketStart'])
 @Index('usage_rollups_minute_bucket_idx', ['bucketStart'])
@@ -74,3 +77,13 @@ export class UsageRollupHour extends UsageRollupColumns {}
 @Index('usage_rollups_day_key_idx', ['orgId', 'apiKeyId', 'bucketStart'])
 @Index('usage_rollups_day_bucket_idx', ['bucketStart'])
 export class UsageRollupDay extends UsageRollupColumns {}
+
+@Entity({ name: 'usage_rollups_hour_by_key' })
+@Index('usage_rollups_hour_by_key_key_idx', ['orgId', 'apiKeyId', 'bucketStart'])
+@Index('usage_rollups_hour_by_key_bucket_idx', ['bucketStart'])
+export class UsageRollupHourByKey extends UsageRollupKeyColumns {}
+
+@Entity({ name: 'usage_rollups_day_by_key' })
+@Index('usage_rollups_day_by_key_key_idx', ['orgId', 'apiKeyId', 'bucketStart'])
+@Index('usage_rollups_day_by_key_bucket_idx', ['bucketStart'])
+export class UsageRollupDayByKey extends UsageRollupKeyColumns {}

@@ -1,0 +1,213 @@
+import 'reflect-metadata';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { availableParallelism, cpus, release, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Client } from 'pg';
+import { ROLLUPS } from '../src/usage/rollups';
+import { DAY } from '../src/usage/time-buckets';
+import { loadUsage, LoadTimings } from './data/load';
+import { createTenancy } from './data/tenants';
+import { Traffic } from './data/traffic';
+import { HttpClient } from './harness/http';
+import { fmt, RunInfo, Section, writeJson, writeReport } from './harness/report';
+import { createScratchDatabase, deleteRedisPrefix, redisVersion, serverVersion } from './harness/scratch';
+import { ServiceProcess } from './harness/service';
+import { BenchOptions, parseOptions } from './options';
+import { budgetCheckSection, createBudgets, measureBudgetCheck } from './parts/budget-check';
+import { ingestSection, measureIngest } from './parts/ingest';
+import { memorySection } from './parts/memory';
+import { measureUsageQueries, QueryMeasurement, usageQuerySection } from './parts/usage-query';
+
+const ROOT = resolve(__dirname, '..', '..');
+const DIST = resolve(__dirname, '..');
+/** Days of stored traffic: 89 whole days and today up to now. */
+const DAYS = 90;
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+/**
+ * `npm run bench`: builds a scratch database, starts the real service against it as a child
+ * process, loads realistic usage, measures each part against its same-run baseline, writes
+ * BENCHMARKS.md and bench/.results/*.json, and removes everything it made.
+ */
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2), process.env);
+  const started = Date.now();
+  const db = await createScratchDatabase(options.serverUrl);
+  const redisPrefix = `bench-${randomBytes(4).toString('hex')}`;
+  log(`Scratch database ${db.name}, Redis prefix ${redisPrefix}`);
+  const adminKey = `mk-${randomBytes(32).toString('hex')}`;
+  let service: ServiceProcess | undefined;
+  try {
+    service = await ServiceProcess.start(
+      { databaseUrl: db.url, redisUrl: options.redisUrl, redisPrefix, port: options.port, adminKey, secretsKey: randomBytes(32).toString('hex') },
+      DIST,
+    );
+    log(`Service pid ${service.pid} at ${service.baseUrl}`);
+    const sections = await runParts(options, service, db.url, adminKey);
+    const info = await runInfo(options, started);
+    const json = writeJson(join(ROOT, 'bench', '.results'), info, sections);
+    log(`\nRaw figures: ${json}`);
+    if (options.report) {
+      writeReport(join(ROOT, 'BENCHMARKS.md'), info, sections);
+      log('BENCHMARKS.md rewritten');
+    }
+    printGoals(sections);
+  } catch (err) {
+    if (service) log(`Last output of the service:\n${service.tail()}`);
+    throw err;
+  } finally {
+    await service?.stop();
+    await deleteRedisPrefix(options.redisUrl, redisPrefix).catch((err) => log(`could not clean Redis: ${err}`));
+    if (options.keep) log(`Kept ${db.url}`);
+    else await db.drop();
+  }
+}
+
+async function runParts(options: BenchOptions, service: ServiceProcess, databaseUrl: string, adminKey: string): Promise<Section[]> {
+  const admin = new HttpClient(service.baseUrl, adminKey, 8);
+  const pg = new Client({ connectionString: databaseUrl });
+  await pg.connect();
+  try {
+    const now = Math.floor(Date.now() / 60_000) * 60;
+    const today = Math.floor(now / DAY) * DAY;
+    const from = today - (DAYS - 1) * DAY;
+    service.enter('set-up');
+    const tenancy = await createTenancy(admin, from - DAY);
+    const traffic = () => new Traffic(tenancy.tenants, options.seed);
+    const largest = tenancy.tenants[0];
+    const reader = new HttpClient(service.baseUrl, tenancy.orgAdmins[0].key);
+    const plans = options.quick
+      ? { fast: { warmup: 2, minRuns: 5, maxRuns: 100, seconds: 1 }, naive: { warmup: 1, minRuns: 3, maxRuns: 20, seconds: 1 } }
+      : { fast: { warmup: 3, minRuns: 10, maxRuns: 300, seconds: 4 }, naive: { warmup: 1, minRuns: 3, maxRuns: 30, seconds: 5 } };
+
+    const loads: LoadTimings[] = [];
+    const queries: QueryMeasurement[] = [];
+    for (const records of [options.smallRecords, options.records]) {
+      log(`\nLoading ${fmt.count(records)} records over ${DAYS} days`);
+      service.enter(`loading ${fmt.count(records)} records`);
+      loads.push(await loadUsage(databaseUrl, traffic(), records, from, now, log));
+      log(`1. Usage query at ${fmt.count(records)} records`);
+      service.enter(`1. usage query, ${fmt.count(records)} records`);
+      queries.push(
+        ...(await measureUsageQueries({ http: reader, pg, orgId: largest.orgId, orgAdminKeyId: tenancy.orgAdmins[0].id, end: today, records, plans, log })),
+      );
+    }
+    reader.close();
+
+    log(`\nStoring ${fmt.count(options.budgets)} budgets`);
+    service.enter('storing budgets');
+    const budgets = await createBudgets(admin, pg, tenancy, options.budgets, log);
+
+    log('2. Ingest');
+    service.enter('2. ingest');
+    const ingest = await measureIngest({
+      baseUrl: service.baseUrl,
+      ingestKey: tenancy.ingest.key,
+      databaseUrl,
+      traffic: traffic(),
+      records: options.ingestRecords,
+      clients: options.ingestClients,
+      tableRecords: options.records,
+      log,
+    });
+
+    log('3. Budget check');
+    service.enter('3. budget check');
+    const check = await measureBudgetCheck({
+      baseUrl: service.baseUrl,
+      ingestKey: tenancy.ingest.key,
+      setup: budgets,
+      blockedKey: largest.keys[0].id,
+      servicePid: service.pid,
+      connections: options.checkConnections,
+      seconds: options.checkSeconds,
+      warmupSeconds: options.quick ? 1 : 2,
+    });
+    log(`  check ${fmt.count(check.check.requestsPerSecond)} req/s p99 ${fmt.ms(check.check.latency.p99)} ms; /health/live ${fmt.count(check.live.requestsPerSecond)} req/s`);
+    service.enter('done');
+
+    return [
+      dataSection(loads, budgets.seconds, budgets.budgets),
+      usageQuerySection(queries),
+      ingestSection(ingest),
+      budgetCheckSection(check),
+      memorySection(service.peaks, (phase) => /^[123]\./.test(phase), service.peakMb()),
+    ];
+  } finally {
+    admin.close();
+    await pg.end();
+  }
+}
+
+function dataSection(loads: LoadTimings[], budgetSeconds: number, budgets: number): Section {
+  return {
+    id: 'data',
+    title: 'Data set',
+    method:
+      `${DAYS} days of traffic ending now: 5 orgs, ≈50 keys, 20 models (Zipf-like popularity), 1,000 end users each in one org with one main key and 1–3 models, ` +
+      'daily cycle, seeded. Loaded by COPY with the indexes dropped, rollups built by the service\'s rebuild SQL (one range per org, two orgs at a time), indexes recreated, VACUUM ANALYZE. ' +
+      `${fmt.count(budgets)} budgets stored in ${budgetSeconds.toFixed(1)} s (those of the orgs and application keys through the API, the rest straight into the table).`,
+    tables: [
+      {
+        header: ['records', 'COPY', 'rollups', 'indexes', 'vacuum', ...ROLLUPS.map((r) => `${r.table} rows`)],
+        rows: loads.map((l) => [
+          fmt.count(l.records),
+          `${l.copySeconds.toFixed(1)} s`,
+          `${l.rollupSeconds.toFixed(1)} s`,
+          `${l.indexSeconds.toFixed(1)} s`,
+          `${l.vacuumSeconds.toFixed(1)} s`,
+          ...ROLLUPS.map((r) => fmt.count(l.rollupRows[r.table])),
+        ]),
+      },
+    ],
+    goals: [],
+    data: loads,
+  };
+}
+
+async function runInfo(options: BenchOptions, started: number): Promise<RunInfo> {
+  let commit = 'unknown';
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    const changed = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', 'src', 'bench', 'migrations'], { cwd: ROOT, encoding: 'utf8' });
+    if (changed.trim() !== '') commit += ' with local changes';
+  } catch {
+    // not a git checkout
+  }
+  return {
+    date: new Date().toISOString(),
+    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+    commit,
+    seconds: (Date.now() - started) / 1000,
+    machine: {
+      CPU: `${cpus()[0]?.model ?? 'unknown'} (nproc ${availableParallelism()})`,
+      memory: `${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
+      kernel: release(),
+      Node: process.version,
+      PostgreSQL: await serverVersion(options.serverUrl),
+      Redis: await redisVersion(options.redisUrl),
+    },
+    settings: {
+      'large data set': options.records,
+      'small data set': options.smallRecords,
+      'ingest records': options.ingestRecords,
+      'ingest clients': options.ingestClients,
+      budgets: options.budgets,
+      'check connections': options.checkConnections,
+      'check seconds': options.checkSeconds,
+      seed: options.seed,
+    },
+  };
+}
+
+function printGoals(sections: Section[]): void {
+  log('\nGoals:');
+  for (const s of sections) for (const g of s.goals) log(`  ${g.pass ? 'pass  ' : 'MISSED'} ${s.title}: ${g.goal}: ${g.measured}`);
+}
+
+main().catch((err: unknown) => {
+  log(err instanceof Error ? (err.stack ?? err.message) : String(err));
+  process.exit(1);
+});
