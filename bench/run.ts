@@ -12,8 +12,9 @@ import { Traffic } from './data/traffic';
 import { HttpClient } from './harness/http';
 import { fmt, RunInfo, Section, writeJson, writeReport } from './harness/report';
 import { createScratchDatabase, deleteRedisPrefix, redisVersion, serverVersion } from './harness/scratch';
-import { ServiceProcess } from './harness/service';
+import { ServiceOptions, ServiceProcess } from './harness/service';
 import { BenchOptions, parseOptions } from './options';
+import { alertLatencySection, measureAlertLatency } from './parts/alert-latency';
 import { budgetCheckSection, createBudgets, measureBudgetCheck } from './parts/budget-check';
 import { ingestSection, measureIngest } from './parts/ingest';
 import { memorySection } from './parts/memory';
@@ -39,13 +40,12 @@ async function main(): Promise<void> {
   log(`Scratch database ${db.name}, Redis prefix ${redisPrefix}`);
   const adminKey = `mk-${randomBytes(32).toString('hex')}`;
   let service: ServiceProcess | undefined;
+  let serviceOptions: ServiceOptions;
   try {
-    service = await ServiceProcess.start(
-      { databaseUrl: db.url, redisUrl: options.redisUrl, redisPrefix, port: options.port, adminKey, secretsKey: randomBytes(32).toString('hex') },
-      DIST,
-    );
+    serviceOptions = { databaseUrl: db.url, redisUrl: options.redisUrl, redisPrefix, port: options.port, adminKey, secretsKey: randomBytes(32).toString('hex') };
+    service = await ServiceProcess.start(serviceOptions, DIST);
     log(`Service pid ${service.pid} at ${service.baseUrl}`);
-    const sections = await runParts(options, service, db.url, adminKey);
+    const sections = await runParts(options, service, db.url, adminKey, serviceOptions);
     const info = await runInfo(options, started);
     const json = writeJson(join(ROOT, 'bench', '.results'), info, sections);
     log(`\nRaw figures: ${json}`);
@@ -65,7 +65,7 @@ async function main(): Promise<void> {
   }
 }
 
-async function runParts(options: BenchOptions, service: ServiceProcess, databaseUrl: string, adminKey: string): Promise<Section[]> {
+async function runParts(options: BenchOptions, service: ServiceProcess, databaseUrl: string, adminKey: string, serviceOptions: ServiceOptions): Promise<Section[]> {
   const admin = new HttpClient(service.baseUrl, adminKey, 8);
   const pg = new Client({ connectionString: databaseUrl });
   await pg.connect();
@@ -126,6 +126,18 @@ async function runParts(options: BenchOptions, service: ServiceProcess, database
       warmupSeconds: options.quick ? 1 : 2,
     });
     log(`  check ${fmt.count(check.check.requestsPerSecond)} req/s p99 ${fmt.ms(check.check.latency.p99)} ms; /health/live ${fmt.count(check.live.requestsPerSecond)} req/s`);
+    log('4. Alert latency');
+    service.enter('4. alert latency');
+    const alerts = await measureAlertLatency({
+      admin,
+      baseUrl: service.baseUrl,
+      ingestKey: tenancy.ingest.key,
+      orgId: largest.orgId,
+      service: serviceOptions,
+      distDir: DIST,
+      crossings: options.quick ? 20 : 200,
+      log,
+    });
     service.enter('done');
 
     return [
@@ -133,6 +145,7 @@ async function runParts(options: BenchOptions, service: ServiceProcess, database
       usageQuerySection(queries),
       ingestSection(ingest),
       budgetCheckSection(check),
+      alertLatencySection(alerts),
       memorySection(service.peaks, (phase) => /^[123]\./.test(phase), service.peakMb()),
     ];
   } finally {
