@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
 import { Client } from 'pg';
-import { redisOptions } from '../../src/redis/redis';
+import { deleteKeysWithPrefix, redisOptions } from '../../src/redis/redis';
 
 export interface ScratchDatabase {
   name: string;
@@ -37,20 +37,7 @@ export async function serverVersion(url: string): Promise<string> {
 }
 
 /** Deletes every Redis key under `prefix:` (the run's own prefix). */
-export async function deleteRedisPrefix(redisUrl: string, prefix: string): Promise<void> {
-  const redis = new Redis(redisOptions(redisUrl, { lazyConnect: true }));
-  await redis.connect();
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      if (keys.length > 0) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
+export const deleteRedisPrefix = deleteKeysWithPrefix;
 
 export async function redisVersion(redisUrl: string): Promise<string> {
   const redis = new Redis(redisOptions(redisUrl, { lazyConnect: true }));

@@ -69,3 +69,19 @@ export async function ensureRedis(url: string, logger: Logger): Promise<{ stop()
   stop();
   throw new Error(`Started redis-server on port ${redisPort} but it does not answer`);
 }
+
+/** Deletes every key under `prefix:` (a test's or a benchmark's own namespace), by SCAN, never KEYS. */
+export async function deleteKeysWithPrefix(url: string, prefix: string): Promise<void> {
+  const redis = new Redis(redisOptions(url, { lazyConnect: true }));
+  await redis.connect();
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      if (keys.length > 0) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
-import Redis from 'ioredis';
+import { deleteKeysWithPrefix } from '../../src/redis/redis';
 import { DataSource } from 'typeorm';
 import { prepareDependencies } from '../../src/bootstrap';
 import { createRootLogger } from '../../src/common/logger';
@@ -119,19 +119,7 @@ export async function startTestApp(env: Record<string, string> = {}, options: { 
   };
 }
 
-export async function deleteRedisPrefix(url: string, prefix: string): Promise<void> {
-  const redis = new Redis(url);
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      if (keys.length > 0) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
+export const deleteRedisPrefix = deleteKeysWithPrefix;
 
 /** Creates an org and keys of each tenant role in it, through the API. */
 export async function seedOrg(t: TestApp, name = 'Acme', teamId: string | null = null) {
