@@ -1,4 +1,4 @@
-import { unixSeconds } from '../auth/dto/org.dto';
+import { unixSeconds } from '../common/unix-time';
 import { Threshold } from '../budgets/budget.entity';
 import { Evaluation } from '../budgets/budget-evaluation';
 import { formatWindow } from '../budgets/budget-window';

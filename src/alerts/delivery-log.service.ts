@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
-import { unixSeconds } from '../auth/dto/org.dto';
+import { unixSeconds } from '../common/unix-time';
 import { Principal } from '../auth/principal';
 import { formatWindow } from '../budgets/budget-window';
 import { BudgetsService } from '../budgets/budgets.service';

@@ -1,3 +1,4 @@
+import { unixSeconds } from '../common/unix-time';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { UnrecoverableError } from 'bullmq';
@@ -94,7 +95,7 @@ export class WebhookDeliveryService {
   /** Signs the stored body for this attempt's timestamp, POSTs it, counts it and logs it. */
   private async send(alert: Alert, url: string, secret: string, job: DeliveryAttempt): Promise<SendResult> {
     const attemptedAt = new Date();
-    const timestamp = Math.floor(attemptedAt.getTime() / 1000);
+    const timestamp = unixSeconds(attemptedAt);
     const result = await sendWebhook(new URL(url), alert.body, signatureHeaders(secret, alert.id, timestamp, alert.body), {
       timeoutMs: this.config.webhookTimeoutMs,
       allowPrivateTargets: this.config.webhookAllowPrivateTargets,

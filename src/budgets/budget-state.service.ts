@@ -1,3 +1,4 @@
+import { unixSeconds } from '../common/unix-time';
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import Redis from 'ioredis';
@@ -150,7 +151,7 @@ export class BudgetStateService implements OnModuleInit, OnApplicationShutdown {
           scope: e.budget.scope,
           owner: e.budget.owner,
           pct: e.pct,
-          resets_at: Math.floor(e.window.end.getTime() / 1000),
+          resets_at: unixSeconds(e.window.end),
         });
       }
     }

@@ -1,4 +1,4 @@
-import { unixSeconds } from '../auth/dto/org.dto';
+import { unixSeconds } from '../common/unix-time';
 import { costToNumber, Evaluation, limitAsNumber } from './budget-evaluation';
 import { formatWindow } from './budget-window';
 import { BudgetDto } from './dto/budget.dto';

@@ -18,3 +18,6 @@ export function randomBase62(length: number): string {
 export function newId(prefix: string): string {
   return `${prefix}_${randomBase62(24)}`;
 }
+
+/** What ids we issue look like (`org_…`, `key_…`, `bud_…`): validated wherever an id is accepted. */
+export const ID_PATTERN = /^[A-Za-z0-9_-]+$/;

@@ -6,8 +6,7 @@ import { ON_BEHALF_OF_PATTERN } from '../auth/on-behalf-of';
 export const PRINTABLE_PATTERN = /^[\x21-\x7E]+$/;
 export const MODEL_MAX_LENGTH = 200;
 
-/** Ids we issue (`org_…`, `key_…`). */
-export const ID_PATTERN = /^[A-Za-z0-9_-]+$/;
+export { ID_PATTERN } from '../common/ids';
 
 /** External user ids: the X-On-Behalf-Of rule (1-150 printable ASCII characters, not `*`). */
 export const USER_ID_PATTERN = ON_BEHALF_OF_PATTERN;

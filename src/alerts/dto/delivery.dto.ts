@@ -3,8 +3,8 @@ import { ThresholdResultDto } from '../../budgets/dto/budget.dto';
 import { IntField, StringField } from '../../common/validation';
 import { ALERT_EVENT_TYPE } from '../alert-body';
 import { DELIVERY_STATUSES, DELIVERY_TRIGGERS, DeliveryStatus, DeliveryTrigger } from '../webhook-delivery.entity';
+import { ID_PATTERN } from '../../common/ids';
 
-const ID_PATTERN = /^[A-Za-z0-9_-]+$/;
 
 @ApiSchema({ name: 'WebhookDelivery', description: 'One webhook delivery attempt of a threshold alert' })
 export class WebhookDeliveryDto {

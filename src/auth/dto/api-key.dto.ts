@@ -3,9 +3,9 @@ import { notFound } from '../../common/api-responses';
 import { EnumField, StringField } from '../../common/validation';
 import { ApiKey } from '../api-key.entity';
 import { ALL_ROLES, Role } from '../role';
-import { unixSeconds } from './org.dto';
+import { unixSeconds } from '../../common/unix-time';
+import { ID_PATTERN } from '../../common/ids';
 
-const ID_PATTERN = /^[A-Za-z0-9_-]+$/;
 
 @ApiSchema({ name: 'CreateApiKeyRequest' })
 export class CreateApiKeyDto {

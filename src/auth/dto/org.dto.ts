@@ -1,5 +1,6 @@
 import { ApiProperty, ApiSchema } from '@nestjs/swagger';
 import { StringField } from '../../common/validation';
+import { unixSeconds } from '../../common/unix-time';
 import { Org } from '../org.entity';
 
 @ApiSchema({ name: 'CreateOrgRequest' })
@@ -31,8 +32,4 @@ export class OrgListDto {
 
   @ApiProperty({ type: [OrgDto] })
   data: OrgDto[];
-}
-
-export function unixSeconds(date: Date): number {
-  return Math.floor(date.getTime() / 1000);
 }

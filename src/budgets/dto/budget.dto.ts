@@ -1,3 +1,4 @@
+import { ID_PATTERN } from '../../common/ids';
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
@@ -26,7 +27,6 @@ export const BUDGET_SCOPES: readonly BudgetScope[] = ['org', 'apikey'];
 export const BUDGET_OWNERS: readonly BudgetOwner[] = ['cluster', 'org'];
 export const LIMIT_KINDS: readonly LimitKind[] = ['cost', 'tokens'];
 export const THRESHOLD_ACTIONS: readonly ThresholdAction[] = ['alert', 'block'];
-const ID_PATTERN = /^[A-Za-z0-9_-]+$/;
 
 @ApiSchema({ name: 'BudgetThreshold' })
 export class ThresholdDto {

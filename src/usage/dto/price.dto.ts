@@ -1,3 +1,4 @@
+import { unixSeconds } from '../../common/unix-time';
 import { ApiProperty, ApiSchema } from '@nestjs/swagger';
 import { formatNano } from '../../common/money';
 import { DecimalField, IntField, StringField } from '../../common/validation';
@@ -69,8 +70,8 @@ export class PriceVersionDto {
       input_per_mtok: formatNano(BigInt(version.inputPerMtokNano)),
       cached_input_per_mtok: formatNano(BigInt(version.cachedInputPerMtokNano)),
       output_per_mtok: formatNano(BigInt(version.outputPerMtokNano)),
-      effective_from: Math.floor(version.effectiveFrom.getTime() / 1000),
-      created_at: Math.floor(version.createdAt.getTime() / 1000),
+      effective_from: unixSeconds(version.effectiveFrom),
+      created_at: unixSeconds(version.createdAt),
     };
   }
 }
