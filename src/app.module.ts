@@ -3,7 +3,8 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AlertsApiModule, AlertsModule, AlertsWorkerModule } from './alerts/alerts.module';
 import { AuthModule } from './auth/auth.module';
-import { BudgetsApiModule, BudgetsModule } from './budgets/budgets.module';
+import { BudgetsApiModule } from './budgets/budgets-api.module';
+import { BudgetsModule } from './budgets/budgets.module';
 import { AppConfig } from './config/app-config';
 import { ConfigModule } from './config/config.module';
 import { dataSourceOptions } from './database/data-source';
@@ -11,7 +12,8 @@ import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { redisOptions } from './redis/redis';
 import { RedisModule } from './redis/redis.module';
-import { UsageApiModule, UsageModule } from './usage/usage.module';
+import { UsageApiModule } from './usage/usage-api.module';
+import { UsageModule } from './usage/usage.module';
 
 /** Which halves of the product a process runs (PROCESS_ROLE). */
 export interface ProcessParts {
@@ -21,6 +23,15 @@ export interface ProcessParts {
 
 export function processParts(config: AppConfig): ProcessParts {
   return { api: config.processRole !== 'worker', worker: config.processRole !== 'api' };
+}
+
+/**
+ * PostgreSQL connections of a process: the API's share plus the worker's, each sized by its own
+ * setting (separate processes size their pools independently; `all` gets the sum).
+ */
+export function poolSizeOf(config: AppConfig): number {
+  const parts = processParts(config);
+  return (parts.api ? config.databasePoolSize : 0) + (parts.worker ? config.workerDatabasePoolSize : 0);
 }
 
 /** Composition root: the same modules for every role; HTTP controllers and job processors by role. */
@@ -33,7 +44,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
-        TypeOrmModule.forRoot(dataSourceOptions(config.databaseUrl)),
+        TypeOrmModule.forRoot(dataSourceOptions(config.databaseUrl, {}, poolSizeOf(config))),
         RedisModule,
         MetricsModule,
         BullModule.forRoot({

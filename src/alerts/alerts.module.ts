@@ -1,12 +1,10 @@
 import { BullModule } from '@nestjs/bullmq';
-import { BeforeApplicationShutdown, Logger, Module, OnApplicationBootstrap, OnModuleInit } from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Logger, Module, OnApplicationBootstrap } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { Budget } from '../budgets/budget.entity';
 import { BudgetsModule } from '../budgets/budgets.module';
-import { BudgetsService } from '../budgets/budgets.service';
-import { describeError } from '../common/error-mapping';
+import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { UsageModule } from '../usage/usage.module';
-import { UsageIngestService } from '../usage/usage-ingest.service';
 import { AlertEvaluatorService } from './alert-evaluator.service';
 import { AlertQueue } from './alert-jobs';
 import { DeliverProcessor, EvaluateProcessor } from './alert-processors';
@@ -14,75 +12,62 @@ import { AlertQueuesService } from './alert-queues.service';
 import { Alert } from './alert.entity';
 import { DeliveriesController } from './deliveries.controller';
 import { DeliveryLogService } from './delivery-log.service';
+import { EvaluationBacklog } from './evaluation-backlog';
+import { EvaluationRequest } from './evaluation-request.entity';
 import { WebhookDeliveryService } from './webhook-delivery.service';
 import { WebhookDelivery } from './webhook-delivery.entity';
 
-/** Enqueueing must never hold up an ingest or a budget PUT: past this, the periodic evaluation catches up. */
-const ENQUEUE_TIMEOUT_MS = 2000;
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
 /**
- * Threshold alerts: the services and queues, in every process. Ingest that touches a budgeted
- * scope, and every budget change, enqueue a deduplicated evaluation (processes that serve the API
- * only enqueue); the jobs run in {@link AlertsWorkerModule}, the HTTP side is {@link AlertsApiModule}.
+ * Threshold alerts: the services and queues, in every process. What an ingest or a budget change
+ * triggers is in the workflows (src/workflows); the jobs run in {@link AlertsWorkerModule}, the
+ * HTTP side is {@link AlertsApiModule}.
  */
 @Module({
   imports: [
-    TypeOrmModule.forFeature([Budget, Alert, WebhookDelivery]),
+    TypeOrmModule.forFeature([Budget, Alert, WebhookDelivery, EvaluationRequest]),
     BullModule.registerQueue({ name: AlertQueue.Evaluate }, { name: AlertQueue.Deliver }),
     BudgetsModule,
     UsageModule,
   ],
-  providers: [AlertQueuesService, AlertEvaluatorService, WebhookDeliveryService, DeliveryLogService],
-  exports: [AlertQueuesService, AlertEvaluatorService, WebhookDeliveryService, DeliveryLogService],
+  providers: [AlertQueuesService, AlertEvaluatorService, WebhookDeliveryService, DeliveryLogService, EvaluationBacklog],
+  exports: [AlertQueuesService, AlertEvaluatorService, WebhookDeliveryService, DeliveryLogService, EvaluationBacklog],
 })
-export class AlertsModule implements OnModuleInit {
-  private readonly logger = new Logger('Alerts');
-
-  constructor(
-    private readonly queues: AlertQueuesService,
-    private readonly ingest: UsageIngestService,
-    private readonly budgets: BudgetsService,
-  ) {}
-
-  onModuleInit(): void {
-    this.ingest.onIngested((event) => this.enqueue('ingest', () => this.queues.evaluateUsage(event.orgId, event.apiKeyIds)));
-    this.budgets.onChanged(async (budget, change) => {
-      if (change === 'set') await this.enqueue('budget change', () => this.queues.evaluateScopes([{ scope: budget.scope, scopeId: budget.scopeId }]));
-    });
-  }
-
-  private async enqueue(cause: string, work: () => Promise<void>): Promise<void> {
-    try {
-      await withTimeout(work(), ENQUEUE_TIMEOUT_MS);
-    } catch (err) {
-      this.logger.warn({ msg: 'Could not enqueue a budget evaluation; the periodic one will catch up', cause, ...describeError(err) });
-    }
-  }
-}
+export class AlertsModule {}
 
 /** The alert job processors: loaded only by processes that run the worker (PROCESS_ROLE all or worker). */
 @Module({ imports: [AlertsModule], providers: [EvaluateProcessor, DeliverProcessor] })
 export class AlertsWorkerModule implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('AlertsWorker');
+  private watchdog: NodeJS.Timeout | undefined;
+
   constructor(
     private readonly queues: AlertQueuesService,
     private readonly evaluate: EvaluateProcessor,
     private readonly deliver: DeliverProcessor,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
+  /**
+   * Registers the evaluate-all scheduler, and checks every interval that it is still there: after
+   * Redis lost its data (FLUSHDB, a restart without persistence) it is back within one interval,
+   * and its first run rebuilds block states and re-enqueues undelivered alerts.
+   */
   async onApplicationBootstrap(): Promise<void> {
     await this.queues.scheduleEvaluateAll();
+    this.watchdog = setInterval(() => {
+      this.queues.ensureScheduler().then(
+        (restored) => {
+          if (restored) this.logger.warn('The evaluate-all scheduler was gone from Redis; registered it again');
+        },
+        () => undefined, // Redis down: the next tick tries again
+      );
+    }, this.config.alertEvaluationIntervalMs);
+    this.watchdog.unref();
   }
 
   /** Stops taking jobs and waits for the running ones, while the database and Redis are still open. */
   async beforeApplicationShutdown(): Promise<void> {
+    clearInterval(this.watchdog);
     await Promise.all([this.evaluate.worker.close(), this.deliver.worker.close()]);
   }
 }

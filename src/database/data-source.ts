@@ -3,7 +3,7 @@ import { ENTITIES } from './entities';
 import { MIGRATIONS } from '../../migrations';
 
 /** The one data source definition shared by the app, the CLI and the tests. */
-export function dataSourceOptions(url: string, overrides: Partial<DataSourceOptions> = {}): DataSourceOptions {
+export function dataSourceOptions(url: string, overrides: Partial<DataSourceOptions> = {}, poolSize = 20): DataSourceOptions {
   return {
     type: 'postgres',
     url,
@@ -16,7 +16,7 @@ export function dataSourceOptions(url: string, overrides: Partial<DataSourceOpti
     logging: false,
     connectTimeoutMS: 5000,
     extra: {
-      max: 20,
+      max: poolSize,
       // Fail fast while the database is down instead of queueing forever.
       connectionTimeoutMillis: 5000,
       idleTimeoutMillis: 30000,

@@ -17,8 +17,9 @@ export interface CoherentCacheOptions {
  * An in-process cache kept coherent across processes through a Redis pub/sub channel: a process
  * that changes the source of an entry drops it locally and publishes its name; every other
  * process drops it on the message. A message may be missed while the subscription is down, so
- * the cache is emptied and bypassed ({@link get} misses, {@link set} ignores) until ioredis has
- * re-subscribed. A read that raced a drop is not cached (take a {@link snapshot} before reading
+ * the cache is emptied and bypassed ({@link get} misses, {@link set} ignores) until the channel is
+ * subscribed again; both the loss and the re-subscription bump the generation, so a read that
+ * started before either is never cached. A read that raced a drop is not cached (take a {@link snapshot} before reading
  * the source). Entries also expire after `ttlMs`.
  */
 export class CoherentCache<V> {
@@ -34,24 +35,41 @@ export class CoherentCache<V> {
   ) {}
 
   async start(): Promise<void> {
-    const subscriber = this.redis.duplicate({ maxRetriesPerRequest: null });
+    // Waits for Redis (offline queue, no command timeout): a subscription is not a request.
+    const subscriber = this.redis.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true, commandTimeout: undefined, lazyConnect: false });
     this.subscriber = subscriber;
     subscriber.on('error', () => undefined);
     const down = () => {
       if (this.subscribed) this.options.logger.warn(this.options.lostWarning);
       this.subscribed = false;
-      this.entries.clear();
+      this.invalidate();
     };
     subscriber.on('close', down);
     subscriber.on('reconnecting', down);
-    // ioredis re-subscribes after a reconnect; the subscription is live again once it answers.
+    // ioredis re-subscribes after a reconnect, but `ready` may come before that subscription is in
+    // place: the subscription is live once our own SUBSCRIBE (queued after it) has answered.
     subscriber.on('ready', () => {
-      this.entries.clear();
-      this.subscribed = true;
+      subscriber.subscribe(this.options.channel).then(
+        () => {
+          this.invalidate();
+          this.subscribed = true;
+        },
+        () => undefined, // lost again: the next `ready` tries again
+      );
     });
     subscriber.on('message', (_channel: string, payload: string) => this.options.onMessage(payload));
     await subscriber.subscribe(this.options.channel);
+    this.invalidate();
     this.subscribed = true;
+  }
+
+  /**
+   * Forgets everything, and makes every read that started before unable to cache what it read
+   * (it may have read a value whose change message this process has missed).
+   */
+  private invalidate(): void {
+    this.generation++;
+    this.entries.clear();
   }
 
   async stop(): Promise<void> {

@@ -1,0 +1,13 @@
+import { Module } from '@nestjs/common';
+import { WorkflowsModule } from '../workflows/workflows.module';
+import { OpenAiCostsController, OpenAiUsageController } from './openai-compat.controller';
+import { PricesController } from './prices.controller';
+import { UsageController } from './usage.controller';
+import { UsageModule } from './usage.module';
+
+/** The usage HTTP side: loaded only by processes that serve the API. */
+@Module({
+  imports: [UsageModule, WorkflowsModule],
+  controllers: [UsageController, PricesController, OpenAiUsageController, OpenAiCostsController],
+})
+export class UsageApiModule {}
