@@ -1,6 +1,9 @@
 import { Logger } from '@nestjs/common';
 import Redis from 'ioredis';
 
+/** How often the subscription is checked (and how long a PING may take): a hung Redis is noticed within twice this. */
+const HEARTBEAT_MS = 500;
+
 export interface CoherentCacheOptions {
   /** Redis pub/sub channel on which processes name stale entries. */
   channel: string;
@@ -26,8 +29,12 @@ export class CoherentCache<V> {
   private readonly entries = new Map<string, { value: V; expiresAt: number }>();
   private subscriber: Redis | undefined;
   private subscribed = false;
-  /** Bumped by every drop. */
+  /** Bumped by every drop, and when the subscription is lost or back. */
   private generation = 0;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private beating = false;
+  /** The last PING got no answer in time. */
+  private silent = false;
 
   constructor(
     private readonly redis: Redis,
@@ -51,6 +58,7 @@ export class CoherentCache<V> {
     subscriber.on('ready', () => {
       subscriber.subscribe(this.options.channel).then(
         () => {
+          this.silent = false;
           this.invalidate();
           this.subscribed = true;
         },
@@ -61,6 +69,8 @@ export class CoherentCache<V> {
     await subscriber.subscribe(this.options.channel);
     this.invalidate();
     this.subscribed = true;
+    this.heartbeat = setInterval(() => this.beat(subscriber), HEARTBEAT_MS);
+    this.heartbeat.unref();
   }
 
   /**
@@ -72,7 +82,39 @@ export class CoherentCache<V> {
     this.entries.clear();
   }
 
+  /**
+   * A hung Redis leaves the connection open and silent: no message can arrive, and none is sent.
+   * A PING that gets no answer in time counts as a lost subscription until one answers again.
+   */
+  private beat(subscriber: Redis): void {
+    if (this.beating || subscriber.status !== 'ready') return;
+    this.beating = true;
+    const late = setTimeout(() => {
+      if (this.subscribed) this.options.logger.warn(this.options.lostWarning);
+      this.subscribed = false;
+      this.silent = true;
+      this.invalidate();
+    }, HEARTBEAT_MS);
+    late.unref();
+    subscriber.ping().then(
+      () => {
+        clearTimeout(late);
+        this.beating = false;
+        if (this.silent) {
+          this.silent = false;
+          this.invalidate();
+          this.subscribed = true;
+        }
+      },
+      () => {
+        clearTimeout(late);
+        this.beating = false;
+      },
+    );
+  }
+
   async stop(): Promise<void> {
+    clearInterval(this.heartbeat);
     this.subscribed = false;
     await this.subscriber?.quit().catch(() => this.subscriber?.disconnect());
   }

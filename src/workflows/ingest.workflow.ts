@@ -3,6 +3,7 @@ import { AlertQueuesService } from '../alerts/alert-queues.service';
 import { EvaluationBacklog } from '../alerts/evaluation-backlog';
 import { BudgetStateRefresher } from '../budgets/budget-state-refresher';
 import { describeError } from '../common/error-mapping';
+import { RedisUnavailableError } from '../redis/redis-unavailable';
 import { IngestRecordDto } from '../usage/dto/ingest.dto';
 import { UsageIngestService, UsageTouched } from '../usage/usage-ingest.service';
 
@@ -39,14 +40,21 @@ export class IngestWorkflow {
       await this.refresher.refreshForUsage(touched.orgId, touched.apiKeyIds);
     } catch (err) {
       this.logger.warn({ msg: 'Could not refresh budget state after ingest; evaluate-all will', orgId: touched.orgId, ...describeError(err) });
+      // Redis is down: do not wait for it a second time in this request.
+      if (err instanceof RedisUnavailableError) return this.keep(touched);
     }
     try {
       await this.queues.evaluateUsage(touched.orgId, touched.apiKeyIds, touched.days);
     } catch (err) {
       this.logger.warn({ msg: 'Could not enqueue budget evaluations after ingest; kept for evaluate-all', orgId: touched.orgId, ...describeError(err) });
-      await this.backlog.add(touched).catch((backlogErr: unknown) =>
-        this.logger.error({ msg: 'Could not keep the evaluations of an ingest', orgId: touched.orgId, ...describeError(backlogErr) }),
-      );
+      await this.keep(touched);
     }
+  }
+
+  /** Keeps the evaluations in PostgreSQL; the worker's evaluate-all runs them once Redis is back. */
+  private async keep(touched: UsageTouched): Promise<void> {
+    await this.backlog.add(touched).catch((err: unknown) =>
+      this.logger.error({ msg: 'Could not keep the evaluations of an ingest', orgId: touched.orgId, ...describeError(err) }),
+    );
   }
 }
