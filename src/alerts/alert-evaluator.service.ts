@@ -25,7 +25,7 @@ import { EvaluationBacklog } from './evaluation-backlog';
 const SCOPE_PAGE = 200;
 const REPAIR_PAGE = 500;
 /** An evaluate-all run holds this lock (renewed while it runs), so runs never overlap. */
-const EVALUATE_ALL_LOCK_TTL_MS = 60_000;
+const EVALUATE_ALL_LOCK_TTL_MS = 15_000;
 /** How long a previous window stays marked as evaluated after its boundary (beyond the late-record horizon). */
 const PREVIOUS_WINDOW_MARK_TTL_S = 45 * 86_400;
 
