@@ -1,5 +1,7 @@
 import { unixSeconds } from '../common/unix-time';
-import { costToNumber, Evaluation, limitAsNumber } from './budget-evaluation';
+import { JsonDecimal } from '../common/json-decimal';
+import { formatNano, parseDecimalToNano } from '../common/money';
+import { costToNumber, Evaluation } from './budget-evaluation';
 import { formatWindow } from './budget-window';
 import { BudgetDto } from './dto/budget.dto';
 
@@ -15,7 +17,8 @@ export function toBudgetDto(e: Evaluation): BudgetDto {
     owner: b.owner,
     period: b.period,
     limit_kind: b.limitKind,
-    limit: limitAsNumber(b),
+    // Exactly as stored (numeric, 9 decimals), written as a JSON number with every digit.
+    limit: new JsonDecimal(formatNano(parseDecimalToNano(b.limitValue))),
     thresholds: b.thresholds.map((t) => ({ pct: t.pct, action: t.action })),
     alert_webhook_url: b.webhookUrl,
     spend: {

@@ -7,6 +7,7 @@ import { OrgsService } from '../auth/orgs.service';
 import { Principal } from '../auth/principal';
 import { Role } from '../auth/role';
 import { formatNano, numberToDecimalString, parseDecimalToNano } from '../common/money';
+import { currentWindow, evaluateBudget } from './budget-evaluation';
 import { AppException } from '../common/errors';
 import { newId } from '../common/ids';
 import { sealSecret } from '../common/secret-box';
@@ -15,6 +16,17 @@ import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { Budget, BudgetOwner, BudgetScope } from './budget.entity';
 import { BudgetStateService } from './budget-state.service';
 import { ListBudgetsQueryDto, SetBudgetDto } from './dto/budget.dto';
+
+/**
+ * A validated pct (a canonical decimal, at most 6 decimals and 10^9) as the JSON number stored in
+ * `thresholds`: PostgreSQL keeps JSON numbers as exact numerics, and every such decimal is a
+ * double whose shortest form is that decimal again (budget.mapper.spec.ts checks the edges).
+ */
+export function storedPct(pct: string): number {
+  const value = Number(pct);
+  if (numberToDecimalString(value) !== pct) throw new RangeError(`pct ${pct} is not exactly representable`);
+  return value;
+}
 
 export type BudgetChangeListener = (budget: Budget, change: 'set' | 'deleted') => Promise<void>;
 
@@ -55,7 +67,9 @@ export class BudgetsService {
         throw err;
       }
     }
-    const limit = parseDecimalToNano(numberToDecimalString(dto.limit)); // validated: positive, at most 9 decimals
+    // Validated exactly (ExactDecimalField): canonical decimal strings within SPEC §4's rules.
+    const limit = parseDecimalToNano(dto.limit);
+    const thresholds = dto.thresholds.map((t) => ({ pct: storedPct(t.pct), action: t.action ?? 'alert' }));
 
     return this.budgets.manager.transaction(async (manager) => {
       const repo = manager.getRepository(Budget);
@@ -79,7 +93,7 @@ export class BudgetsService {
         period: dto.period,
         limitKind: dto.limit_kind,
         limitValue: formatNano(limit),
-        thresholds: dto.thresholds.map((t) => ({ pct: t.pct, action: t.action ?? 'alert' })),
+        thresholds,
         webhookUrl: url,
         webhookSecretSealed: sealed,
         webhookDisabledAt: null,
@@ -102,6 +116,8 @@ export class BudgetsService {
           .execute();
       }
       const budget = await repo.findOneByOrFail({ scope, scopeId, owner });
+      // What is stored must evaluate: anything that throws here rolls the whole PUT back.
+      evaluateBudget(budget, { costNano: 0n, tokens: 0n }, currentWindow(budget, new Date()));
       return { budget, generatedSecret };
     }).then(async (result) => {
       await this.changed(result.budget, 'set');
