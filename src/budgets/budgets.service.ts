@@ -8,8 +8,10 @@ import { Principal } from '../auth/principal';
 import { Role } from '../auth/role';
 import { formatNano, numberToDecimalString, parseDecimalToNano } from '../common/money';
 import { currentWindow, evaluateBudget } from './budget-evaluation';
+import type { WebhookUrlView } from './budget.mapper';
 import { AppException } from '../common/errors';
 import { newId } from '../common/ids';
+import { ListPage, pageOf } from '../common/list-page';
 import { sealSecret } from '../common/secret-box';
 import { assertPublicTarget, UnsafeWebhookTarget } from '../common/ssrf';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
@@ -125,11 +127,12 @@ export class BudgetsService {
     });
   }
 
-  async list(principal: Principal, query: ListBudgetsQueryDto): Promise<Budget[]> {
+  /** One page of the budgets the principal may see, oldest first. */
+  async list(principal: Principal, query: ListBudgetsQueryDto): Promise<ListPage<Budget>> {
     if (query.org_id !== undefined && principal.role !== Role.ClusterAdmin) {
       throw AppException.forbidden('Only cluster admins may filter by org_id');
     }
-    const qb = this.budgets.createQueryBuilder('b').orderBy('b.created_at', 'ASC').addOrderBy('b.id', 'ASC');
+    const qb = this.budgets.createQueryBuilder('b');
     if (query.scope) qb.andWhere('b.scope = :scope', { scope: query.scope });
     if (query.owner) qb.andWhere('b.owner = :owner', { owner: query.owner });
     if (principal.role === Role.ClusterAdmin) {
@@ -139,7 +142,7 @@ export class BudgetsService {
     } else {
       qb.andWhere(`b.scope = 'apikey' AND b.scope_id = :keyId`, { keyId: principal.apiKeyId });
     }
-    return qb.getMany();
+    return pageOf(qb, query);
   }
 
   /** The budgets of one scope the principal may see (404 when the scope itself is not visible). */
@@ -157,9 +160,7 @@ export class BudgetsService {
 
   async delete(principal: Principal, id: string): Promise<Budget> {
     const budget = await this.getVisible(principal, id);
-    if (budget.owner === 'cluster' && principal.role !== Role.ClusterAdmin) {
-      throw AppException.forbidden('Only cluster admins delete owner: cluster budgets');
-    }
+    if (!this.mayChange(principal, budget)) throw AppException.forbidden('Only cluster admins delete owner: cluster budgets');
     await this.budgets.delete({ id });
     await this.changed(budget, 'deleted');
     return budget;
@@ -173,6 +174,20 @@ export class BudgetsService {
   private get secretsKey(): Buffer {
     if (!this.config.secretsKey) throw new Error('SECRETS_KEY was not resolved at start-up');
     return this.config.secretsKey;
+  }
+
+  /**
+   * Whether the principal may change (set, delete) this visible budget: cluster admins always, org
+   * admins the `owner: org` budgets of their org, members never. Only they see its webhook URL in full.
+   */
+  mayChange(principal: Principal, budget: Budget): boolean {
+    if (principal.role === Role.ClusterAdmin) return true;
+    return principal.role === Role.OrgAdmin && budget.owner === 'org' && budget.orgId === principal.orgId;
+  }
+
+  /** How the principal sees the budget's webhook URL (SPEC §4 "Who sees webhook URLs"). */
+  urlView(principal: Principal, budget: Budget): WebhookUrlView {
+    return this.mayChange(principal, budget) ? 'full' : 'masked';
   }
 
   private canSee(principal: Principal, budget: Budget): boolean {

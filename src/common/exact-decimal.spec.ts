@@ -74,7 +74,8 @@ describe('readExactDecimal', () => {
   it('takes plain decimal strings only where strings are allowed', () => {
     expect(readExactDecimal('2.50', undefined, LIMIT, { strings: true })).toBe('2.5');
     expect(readExactDecimal('2.50', undefined, LIMIT, { strings: false })).toEqual(new DecimalRefusal('must be a number'));
-    for (const text of ['1e3', ' 1', '-1', '0x10', '', 'NaN', '1.', '.5']) {
+    expect(readExactDecimal('-1', undefined, LIMIT, { strings: true })).toEqual(new DecimalRefusal('must be greater than 0'));
+    for (const text of ['1e3', ' 1', '+1', '0x10', '', 'NaN', '1.', '.5']) {
       expect(readExactDecimal(text, undefined, LIMIT, { strings: true })).toBeInstanceOf(DecimalRefusal);
     }
     expect(readExactDecimal(true, undefined, LIMIT, { strings: true })).toBeInstanceOf(DecimalRefusal);

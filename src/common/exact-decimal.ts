@@ -115,7 +115,7 @@ export function readExactDecimal(value: unknown, source: string | undefined, rul
     decimal = parseDecimalText(text);
   } else if (typeof value === 'string' && options.strings) {
     // Strings are plain decimals ("2.50"), as the price book has always documented them.
-    if (/^\d{1,64}(\.\d{1,64})?$/.test(value)) decimal = parseDecimalText(value);
+    if (/^-?\d{1,64}(\.\d{1,64})?$/.test(value)) decimal = parseDecimalText(value);
     else return new DecimalRefusal(expected);
   }
   if (!decimal) return new DecimalRefusal(expected);

@@ -1,5 +1,6 @@
 import { ID_PATTERN } from '../../common/ids';
 import { JsonDecimal } from '../../common/json-decimal';
+import { ListPageDto, ListPageQueryDto } from '../../common/list-page';
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
@@ -187,7 +188,13 @@ export class BudgetDto {
   @ApiProperty({ type: [ThresholdResultDto] })
   thresholds: ThresholdResultDto[];
 
-  @ApiProperty({ type: String, nullable: true, example: 'https://hooks.example.com/tally' })
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    example: 'https://hooks.example.com/tally',
+    description:
+      'Where alerts are POSTed. In full only for callers who may change this budget (cluster admins; org admins for `owner: org` budgets of their org); everyone else sees `scheme://host/…` (webhook URLs often carry tokens).',
+  })
   alert_webhook_url: string | null;
 
   @ApiProperty({ type: SpendDto })
@@ -218,6 +225,15 @@ export class BudgetListDto {
   data: BudgetDto[];
 }
 
+@ApiSchema({ name: 'BudgetPage' })
+export class BudgetPageDto extends ListPageDto {
+  @ApiProperty({ enum: ['list'], example: 'list' })
+  object: 'list';
+
+  @ApiProperty({ type: [BudgetDto], description: 'Oldest first' })
+  data: BudgetDto[];
+}
+
 @ApiSchema({ name: 'DeletedBudget' })
 export class DeletedBudgetDto {
   @ApiProperty({ example: 'bud_4kQ9mW2pL8xYc4RtV7bN1sDa' })
@@ -230,7 +246,7 @@ export class DeletedBudgetDto {
   deleted: true;
 }
 
-export class ListBudgetsQueryDto {
+export class ListBudgetsQueryDto extends ListPageQueryDto {
   @EnumField(BUDGET_SCOPES, { description: 'Only budgets of this scope', example: 'apikey', optional: true })
   scope?: BudgetScope;
 
