@@ -1,3 +1,4 @@
+import { alertRows, settle } from './helpers/alerts';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
 import { ingest, record, T0 } from './helpers/usage';
 
@@ -128,6 +129,19 @@ describe('exact numbers in request bodies', () => {
         expect(read.status).toBe(200);
         expect(read.text).toContain('"limit":123456789012345.123456789,');
       }
+    });
+
+    it('alerts at a pct far above 1000: the crossing is stored with its exact pct', async () => {
+      const org = await seedOrg(t, 'Huge pct');
+      const text = '{"period":"monthly","limit_kind":"tokens","limit":1e-3,"thresholds":[{"pct":793338},{"pct":999999999.999999,"action":"block"}]}';
+      const res = await putOrgBudget(org.org.id, text, org.orgAdmin.key);
+      expect(res.status).toBe(200);
+      const rec = record(org.member.id, { input_tokens: 7000, output_tokens: 934, created_at: Math.floor(Date.now() / 1000) - 5 });
+      expect((await ingest(t, ingestKey, [rec])).status).toBe(200); // 7934 tokens of 0.001: 793,400,000 %
+      await settle([t.app]);
+      expect((await alertRows(t, res.body.id)).map((a) => [a.threshold_pct, a.threshold_action])).toEqual([['793338.000000', 'alert']]);
+      const check = await t.post('/api/v1/llm/budgets/check', { api_key_id: org.member.id });
+      expect(check.body.allowed).toBe(true); // 793,400,000 % is below the block at 999,999,999.999999 %
     });
 
     it('treats 80, 8e1 and 80.000 as the same pct: a repeat is refused', async () => {
