@@ -22,7 +22,7 @@ import { ListBudgetsQueryDto, SetBudgetDto } from './dto/budget.dto';
 /**
  * A validated pct (a canonical decimal, at most 6 decimals and 10^9) as the JSON number stored in
  * `thresholds`: PostgreSQL keeps JSON numbers as exact numerics, and every such decimal is a
- * double whose shortest form is that decimal again (budget.mapper.spec.ts checks the edges).
+ * double whose shortest form is that decimal again (budgets.service.spec.ts checks the edges).
  */
 export function storedPct(pct: string): number {
   const value = Number(pct);
