@@ -36,6 +36,8 @@ export interface AppConfig {
   rateLimitIngestPerSecond: number;
   /** Currency of every amount (CURRENCY, lowercase ISO 4217; default `usd`). */
   currency: string;
+  /** Longest a usage or cost report query may run in PostgreSQL (statement_timeout), milliseconds. */
+  reportStatementTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -145,6 +147,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     rateLimitBurst: integer('RATE_LIMIT_BURST', 100, 1, 10_000_000),
     rateLimitIngestPerSecond: integer('RATE_LIMIT_INGEST_PER_SECOND', 0, 0, 10_000_000),
     currency,
+    reportStatementTimeoutMs: integer('REPORT_STATEMENT_TIMEOUT_MS', 30_000, 1, 3_600_000),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
