@@ -76,7 +76,7 @@ describe('block state: deleted or raised budgets stop blocking, also when Redis 
     for (const app of [t, other]) {
       const res = await waitFor(async () => {
         const answer = await checkOn(app, key.id);
-        return answer.body.allowed === false && answer;
+        return answer.body.allowed === false ? answer : undefined;
       }, 'the revocation to reach the check');
       expect(res.status).toBe(200);
       expect(res.body).toEqual({ allowed: false, reason: 'api_key_revoked', blocked_by: [] });

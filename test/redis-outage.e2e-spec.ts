@@ -49,7 +49,7 @@ describe('Redis outage: 503 at once, ingest goes on, the work it could not enque
     // The state cached in memory is trusted only while the subscription answers (checked twice a second).
     const hung = await waitFor(async () => {
       const res = await check(key.id);
-      return res.status === 503 && res;
+      return res.status === 503 ? res : undefined;
     }, 'the check to stop trusting its memory');
     expect(hung.status).toBe(503);
     expect(hung.body.error).toMatchObject({ code: 'redis_unavailable', type: 'service_unavailable_error' });

@@ -29,7 +29,7 @@ export function alertBody(id: string, createdAt: Date, evaluation: Evaluation, t
     type: ALERT_EVENT_TYPE,
     created_at: unixSeconds(createdAt),
     data: {
-      budget: toBudgetDto(evaluation),
+      budget: toBudgetDto(evaluation, 'full'), // the receiver reads its own URL
       threshold: { pct: threshold.pct, action: threshold.action },
       window: formatWindow(evaluation.window),
     },

@@ -4,7 +4,9 @@ import { Repository } from 'typeorm';
 import { unixSeconds } from '../common/unix-time';
 import { Principal } from '../auth/principal';
 import { formatWindow } from '../budgets/budget-window';
+import type { WebhookUrlView } from '../budgets/budget.mapper';
 import { BudgetsService } from '../budgets/budgets.service';
+import { maskUrl } from '../common/masked-url';
 import { AppException, ErrorCode } from '../common/errors';
 import { newId } from '../common/ids';
 import { ALERT_EVENT_TYPE } from './alert-body';
@@ -19,7 +21,8 @@ function notFoundAsNull(err: unknown): null {
   throw err;
 }
 
-export function toDeliveryDto(d: WebhookDelivery): WebhookDeliveryDto {
+/** An attempt as the API shows it; `urlView` as for the budget's own webhook URL (SPEC §4). */
+export function toDeliveryDto(d: WebhookDelivery, urlView: WebhookUrlView): WebhookDeliveryDto {
   const alert = d.alert!;
   const seconds = (date: Date | null) => (date === null ? null : unixSeconds(date));
   return {
@@ -36,7 +39,7 @@ export function toDeliveryDto(d: WebhookDelivery): WebhookDeliveryDto {
     status_code: d.statusCode,
     error: d.error,
     latency_ms: d.latencyMs,
-    url: d.url,
+    url: d.url === null || urlView === 'full' ? d.url : maskUrl(d.url),
     attempted_at: seconds(d.attemptedAt),
     next_retry_at: seconds(d.nextRetryAt),
     created_at: unixSeconds(d.createdAt),
@@ -54,7 +57,8 @@ export class DeliveryLogService {
 
   /** Attempts of one budget, newest first, a page at a time (404 for a budget the principal may not see). */
   async list(principal: Principal, budgetId: string, query: ListDeliveriesQueryDto): Promise<WebhookDeliveryListDto> {
-    await this.budgets.getVisible(principal, budgetId);
+    const budget = await this.budgets.getVisible(principal, budgetId);
+    const urlView = this.budgets.urlView(principal, budget);
     const limit = query.limit ?? DEFAULT_LIMIT;
     const qb = this.deliveries
       .createQueryBuilder('d')
@@ -71,7 +75,7 @@ export class DeliveryLogService {
     }
     const rows = await qb.getMany();
     const page = rows.slice(0, limit);
-    return { object: 'list', data: page.map(toDeliveryDto), has_more: rows.length > limit, last_id: page.length > 0 ? page[page.length - 1].id : null };
+    return { object: 'list', data: page.map((d) => toDeliveryDto(d, urlView)), has_more: rows.length > limit, last_id: page.length > 0 ? page[page.length - 1].id : null };
   }
 
   /**
@@ -108,6 +112,6 @@ export class DeliveryLogService {
       throw err;
     }
     const saved = await this.deliveries.findOneOrFail({ where: { id: pending.id }, relations: { alert: true } });
-    return toDeliveryDto(saved);
+    return toDeliveryDto(saved, this.budgets.urlView(principal, budget));
   }
 }

@@ -31,6 +31,7 @@ export enum ErrorCode {
   DatabaseUnavailable = 'database_unavailable',
   NotReady = 'not_ready',
   RedisUnavailable = 'redis_unavailable',
+  ReportTimeout = 'report_timeout',
   Internal = 'internal_error',
 }
 

@@ -42,6 +42,8 @@ export interface AppConfig {
   databasePoolSize: number;
   /** PostgreSQL connections of the worker (PROCESS_ROLE worker; `all` adds them to the API's). */
   workerDatabasePoolSize: number;
+  /** Longest a usage or cost report query may run in PostgreSQL (statement_timeout), milliseconds. */
+  reportStatementTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -154,6 +156,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     redisCommandTimeoutMs: integer('REDIS_COMMAND_TIMEOUT_MS', 1000, 50, 60_000),
     databasePoolSize: integer('DATABASE_POOL_SIZE', 20, 2, 1000),
     workerDatabasePoolSize: integer('WORKER_DATABASE_POOL_SIZE', 10, 2, 1000),
+    reportStatementTimeoutMs: integer('REPORT_STATEMENT_TIMEOUT_MS', 30_000, 1, 3_600_000),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
