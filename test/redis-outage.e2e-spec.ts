@@ -72,7 +72,7 @@ describe('Redis outage: 503 at once, ingest goes on, the work it could not enque
     await waitFor(async () => (await check(key.id)).status === 200, 'the check to answer again');
     const request = await waitFor(() => hook.requests.find((r) => r.body.includes(daily.body.id)), 'the alert of the record ingested during the outage');
     expect(JSON.parse(request.body).data.window).toBe(formatWindow(yesterday));
-    expect((await t.dataSource.query(`SELECT count(*)::int AS n FROM budget_evaluation_requests`))[0].n).toBe(0);
+    await waitFor(async () => (await t.dataSource.query(`SELECT count(*)::int AS n FROM budget_evaluation_requests`))[0].n === 0, 'the backlog to be drained');
   });
 
   it('after FLUSHDB with workers running: the scheduler is back, block states rebuilt, pending alerts re-enqueued', async () => {
