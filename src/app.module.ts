@@ -14,6 +14,7 @@ import { redisOptions } from './redis/redis';
 import { RedisModule } from './redis/redis.module';
 import { UsageApiModule } from './usage/usage-api.module';
 import { UsageModule } from './usage/usage.module';
+import { WorkflowsModule } from './workflows/workflows.module';
 
 /** Which halves of the product a process runs (PROCESS_ROLE). */
 export interface ProcessParts {
@@ -55,6 +56,7 @@ export class AppModule {
         UsageModule,
         BudgetsModule,
         AlertsModule,
+        WorkflowsModule,
         ...(parts.api ? [HealthModule, UsageApiModule, BudgetsApiModule, AlertsApiModule] : []),
         ...(parts.worker ? [AlertsWorkerModule] : []),
       ],
