@@ -113,7 +113,7 @@ export class AlertEvaluatorService {
     if (marks.size > 0) {
       const pipeline = this.redis.pipeline();
       for (const mark of marks) pipeline.set(mark, '1', 'EX', PREVIOUS_WINDOW_MARK_TTL_S);
-      await guardRedis(pipeline.exec());
+      await guardRedis(this.redis, () => pipeline.exec());
     }
     return { ran: true, budgets, alerts, requeued: await this.requeueUndelivered() };
   }
@@ -127,7 +127,7 @@ export class AlertEvaluatorService {
     }
     if (targets.length === 0) return [];
     const distinct = [...new Set(targets.map((t) => t.mark))];
-    const done = await guardRedis(this.redis.mget(...distinct));
+    const done = await guardRedis(this.redis, () => this.redis.mget(...distinct));
     const evaluated = new Set(distinct.filter((_m, i) => done[i] !== null));
     const open = targets.filter((t) => !evaluated.has(t.mark));
     for (const t of open) marks.add(t.mark);

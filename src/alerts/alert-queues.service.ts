@@ -96,19 +96,21 @@ export class AlertQueuesService {
   }
 
   /** Fails at once while Redis is down, and after ENQUEUE_TIMEOUT_MS when it does not answer. */
-  private async fast<T>(start: () => Promise<T>): Promise<T> {
-    if (this.redis.status !== 'ready') throw new RedisUnavailableError();
-    // Given up here, BullMQ still sends it once Redis answers: job ids and deduplication make that harmless.
-    const work = start();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new RedisUnavailableError(new Error(`no answer in ${ENQUEUE_TIMEOUT_MS} ms`))), ENQUEUE_TIMEOUT_MS);
+  private fast<T>(start: () => Promise<T>): Promise<T> {
+    // The shared client's health stands for Redis' (BullMQ's connections would wait).
+    return guardRedis(this.redis, async () => {
+      // Given up here, BullMQ still sends it once Redis answers: job ids and deduplication make that harmless.
+      const work = start();
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('Command timed out (enqueue)')), ENQUEUE_TIMEOUT_MS);
+      });
+      work.catch(() => undefined);
+      try {
+        return await Promise.race([work, timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
     });
-    work.catch(() => undefined);
-    try {
-      return await guardRedis(Promise.race([work, timeout]));
-    } finally {
-      clearTimeout(timer);
-    }
   }
 }

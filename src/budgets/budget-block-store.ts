@@ -95,7 +95,7 @@ export class BlockStateStore implements OnModuleInit, OnApplicationShutdown {
 
   /** Take before reading budgets or spend; pass to {@link write}. */
   async nextVersion(): Promise<number> {
-    return Number(await guardRedis(this.redis.eval(NEXT_VERSION, 1, this.keys.key('budget-blocks', 'version'))));
+    return Number(await guardRedis(this.redis, () => this.redis.eval(NEXT_VERSION, 1, this.keys.key('budget-blocks', 'version'))));
   }
 
   /** Writes the states (each unless a newer one is stored) and drops them from every process' memory. */
@@ -107,12 +107,12 @@ export class BlockStateStore implements OnModuleInit, OnApplicationShutdown {
       const stored: StoredState = { v: version, blocks: state.blocks };
       pipeline.eval(SET_IF_NEWER, 2, this.stateKey(state), index, JSON.stringify(stored), String(version), String(STATE_TTL_MS), state.blocks.length > 0 ? '1' : '0', memberOf(state));
     }
-    const results = await guardRedis(pipeline.exec());
+    const results = await guardRedis(this.redis, () => pipeline.exec());
     const failed = results?.find(([err]) => err);
     if (failed) throw failed[0];
     const keys = states.map((s) => this.stateKey(s));
     this.states.drop(keys);
-    await guardRedis(this.states.publish(keys.join('\n')));
+    await guardRedis(this.redis, () => this.states.publish(keys.join('\n')));
   }
 
   /** The blocking budgets of a key and its org; blocks of a past window have lifted. */
@@ -129,7 +129,7 @@ export class BlockStateStore implements OnModuleInit, OnApplicationShutdown {
 
   /** Scopes whose stored state blocks (for the repair pass), a page at a time. */
   async blockingScopes(cursor: string): Promise<{ cursor: string; scopes: ScopeRef[] }> {
-    const [next, members] = await guardRedis(this.redis.sscan(this.indexKey(), cursor, 'COUNT', 500));
+    const [next, members] = await guardRedis(this.redis, () => this.redis.sscan(this.indexKey(), cursor, 'COUNT', 500));
     return { cursor: next, scopes: members.map(parseMember).filter((s): s is ScopeRef => s !== null) };
   }
 
@@ -139,7 +139,7 @@ export class BlockStateStore implements OnModuleInit, OnApplicationShutdown {
     const missing = keys.filter((_key, i) => states[i] === undefined);
     if (missing.length > 0) {
       const snapshot = this.states.snapshot();
-      const raw = await guardRedis(this.redis.mget(...missing));
+      const raw = await guardRedis(this.redis, () => this.redis.mget(...missing));
       missing.forEach((key, i) => {
         const state = raw[i] ? (JSON.parse(raw[i]!) as StoredState) : null;
         this.states.set(key, state, snapshot);

@@ -21,7 +21,7 @@ export async function withRedisLock<T>(redis: Redis, key: string, options: LockO
   const token = randomBytes(12).toString('hex');
   const giveUpAt = Date.now() + (options.waitMs ?? 0);
   for (;;) {
-    if ((await guardRedis(redis.set(key, token, 'PX', options.ttlMs, 'NX'))) === 'OK') break;
+    if ((await guardRedis(redis, () => redis.set(key, token, 'PX', options.ttlMs, 'NX'))) === 'OK') break;
     if (Date.now() >= giveUpAt) return { acquired: false };
     await new Promise((resolve) => setTimeout(resolve, 50));
   }

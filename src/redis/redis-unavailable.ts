@@ -19,12 +19,22 @@ export function isRedisUnavailable(err: unknown): boolean {
   return typeof e.message === 'string' && UNAVAILABLE_MESSAGES.test(e.message);
 }
 
-/** Awaits a Redis call, turning "Redis is down" errors into {@link RedisUnavailableError}. */
-export async function guardRedis<T>(work: Promise<T>): Promise<T> {
+/** After a command got no answer, calls on that client fail at once for this long (a hung Redis costs one timeout, not one per call). */
+const SUSPECT_MS = 1000;
+const suspectUntil = new WeakMap<object, number>();
+
+/**
+ * Runs a call on a Redis client, turning "Redis is down" errors into {@link RedisUnavailableError}.
+ * While the client is not connected, or within a second of a command that got no answer, it
+ * fails at once without trying.
+ */
+export async function guardRedis<T>(client: { status: string }, work: () => Promise<T>): Promise<T> {
+  if (client.status !== 'ready' || (suspectUntil.get(client) ?? 0) > Date.now()) throw new RedisUnavailableError();
   try {
-    return await work;
+    return await work();
   } catch (err) {
     const message = (err as { message?: unknown } | null)?.message;
+    if (typeof message === 'string' && /Command timed out/i.test(message)) suspectUntil.set(client, Date.now() + SUSPECT_MS);
     if (isRedisUnavailable(err) || (typeof message === 'string' && NETWORK.test(message))) throw new RedisUnavailableError(err);
     throw err;
   }
