@@ -7,7 +7,7 @@ import { BudgetsApiModule } from './budgets/budgets-api.module';
 import { BudgetsModule } from './budgets/budgets.module';
 import { AppConfig } from './config/app-config';
 import { ConfigModule } from './config/config.module';
-import { dataSourceOptions } from './database/data-source';
+import { dataSourceOptions, WORKER_DATA_SOURCE } from './database/data-source';
 import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { redisOptions } from './redis/redis';
@@ -26,13 +26,21 @@ export function processParts(config: AppConfig): ProcessParts {
   return { api: config.processRole !== 'worker', worker: config.processRole !== 'api' };
 }
 
+/** Connections of the default pool in a worker-only process (start-up, auth caches): its jobs use their own pool. */
+const WORKER_PROCESS_DEFAULT_POOL = 2;
+
 /**
- * PostgreSQL connections of a process: the API's share plus the worker's, each sized by its own
- * setting (separate processes size their pools independently; `all` gets the sum).
+ * PostgreSQL pools of a process, one per half: the API's (`DATABASE_POOL_SIZE`) and the worker's
+ * (`WORKER_DATABASE_POOL_SIZE`, the data source named {@link WORKER_DATA_SOURCE}, used by every job),
+ * so neither half can take the other's connections, also when one process runs both.
  */
-export function poolSizeOf(config: AppConfig): number {
+function dataSources(config: AppConfig, url: string): DynamicModule[] {
   const parts = processParts(config);
-  return (parts.api ? config.databasePoolSize : 0) + (parts.worker ? config.workerDatabasePoolSize : 0);
+  const modules = [TypeOrmModule.forRoot(dataSourceOptions(url, {}, parts.api ? config.databasePoolSize : WORKER_PROCESS_DEFAULT_POOL))];
+  if (parts.worker) {
+    modules.push(TypeOrmModule.forRoot({ ...dataSourceOptions(url, {}, config.workerDatabasePoolSize, 'tally-worker'), name: WORKER_DATA_SOURCE }));
+  }
+  return modules;
 }
 
 /** Composition root: the same modules for every role; HTTP controllers and job processors by role. */
@@ -45,7 +53,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
-        TypeOrmModule.forRoot(dataSourceOptions(config.databaseUrl, {}, poolSizeOf(config))),
+        ...dataSources(config, config.databaseUrl),
         RedisModule,
         MetricsModule,
         BullModule.forRoot({

@@ -1,6 +1,12 @@
 import { BullModule } from '@nestjs/bullmq';
-import { BeforeApplicationShutdown, Inject, Logger, Module, OnApplicationBootstrap } from '@nestjs/common';
-import { TypeOrmModule } from '@nestjs/typeorm';
+import { BeforeApplicationShutdown, Inject, Logger, Module, OnApplicationBootstrap, Provider } from '@nestjs/common';
+import { getDataSourceToken, getRepositoryToken, TypeOrmModule } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { BudgetEvaluator } from '../budgets/budget-evaluator';
+import { BudgetStateRefresher } from '../budgets/budget-state-refresher';
+import { BudgetRepository } from '../budgets/budget.repository';
+import { WORKER_DATA_SOURCE } from '../database/data-source';
+import { UsageSpendService } from '../usage/usage-spend.service';
 import { Budget } from '../budgets/budget.entity';
 import { BudgetsModule } from '../budgets/budgets.module';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
@@ -34,8 +40,29 @@ import { WebhookDelivery } from './webhook-delivery.entity';
 })
 export class AlertsModule {}
 
+/**
+ * The services the jobs use, again, in this module: here the data source and repositories are
+ * the worker's own pool (WORKER_DATABASE_POOL_SIZE), so jobs never take the API's connections,
+ * nor the API the jobs', also in a process that runs both.
+ */
+const ON_WORKER_POOL: Provider[] = [
+  { provide: getDataSourceToken(), useExisting: getDataSourceToken(WORKER_DATA_SOURCE) },
+  ...[Alert, Budget, WebhookDelivery].map((entity) => ({
+    provide: getRepositoryToken(entity),
+    useFactory: (dataSource: DataSource) => dataSource.getRepository(entity),
+    inject: [getDataSourceToken(WORKER_DATA_SOURCE)],
+  })),
+  UsageSpendService,
+  BudgetRepository,
+  BudgetEvaluator,
+  BudgetStateRefresher,
+  EvaluationBacklog,
+  AlertEvaluatorService,
+  WebhookDeliveryService,
+];
+
 /** The alert job processors: loaded only by processes that run the worker (PROCESS_ROLE all or worker). */
-@Module({ imports: [AlertsModule], providers: [EvaluateProcessor, DeliverProcessor] })
+@Module({ imports: [AlertsModule, BudgetsModule], providers: [...ON_WORKER_POOL, EvaluateProcessor, DeliverProcessor] })
 export class AlertsWorkerModule implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('AlertsWorker');
   private watchdog: NodeJS.Timeout | undefined;
