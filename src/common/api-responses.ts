@@ -17,15 +17,17 @@ export const ERROR_EXAMPLES: Record<number, ErrorBody> = {
   503: AppException.unavailable(ErrorCode.DatabaseUnavailable, 'The database is unavailable; retry later').body(),
 };
 
-const ERROR_HEADERS: Record<number, Record<string, { description: string; schema: { type: 'string' | 'integer'; example: unknown } }>> = {
+export type ResponseHeaders = Record<string, { description: string; schema: { type: 'string' | 'integer'; example: unknown } }>;
+
+const ERROR_HEADERS: Record<number, ResponseHeaders> = {
   401: { 'WWW-Authenticate': { description: 'Always `Bearer`', schema: { type: 'string', example: 'Bearer' } } },
   429: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer', example: 1 } } },
   503: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer', example: 5 } } },
 };
 
 /** An error answer of an operation: the one error shape, an example body of that status, and its headers. */
-export function ApiErrorResponse(status: number, description: string, example: ErrorBody = ERROR_EXAMPLES[status]) {
-  return ApiResponse({ status, description, type: ErrorResponseDto, example, headers: ERROR_HEADERS[status] });
+export function ApiErrorResponse(status: number, description: string, example: ErrorBody = ERROR_EXAMPLES[status], headers = ERROR_HEADERS[status]) {
+  return ApiResponse({ status, description, type: ErrorResponseDto, example, headers });
 }
 
 /** The 404 answer of an operation: when it happens, and an example body. */

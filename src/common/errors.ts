@@ -28,6 +28,7 @@ export enum ErrorCode {
   MethodNotAllowed = 'method_not_allowed',
   Conflict = 'conflict',
   RateLimited = 'rate_limited',
+  BudgetExceeded = 'budget_exceeded',
   DatabaseUnavailable = 'database_unavailable',
   NotReady = 'not_ready',
   RedisUnavailable = 'redis_unavailable',
