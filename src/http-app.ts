@@ -12,6 +12,7 @@ import { createValidationPipe } from './common/validation';
 import { AppConfig } from './config/app-config';
 import { MetricsService } from './metrics/metrics.service';
 import { buildOpenApiDocument, mountSwaggerUi } from './openapi';
+import { registerOtlpBodyParsing } from './usage/otlp/otlp-body';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -86,6 +87,7 @@ export async function createHttpApp(
       done(err as Error, undefined);
     }
   });
+  registerOtlpBodyParsing(instance);
   fastify.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
     reply.headers(securityHeaders(request.url));
