@@ -28,9 +28,19 @@ interface SdkRun {
 }
 
 /** Makes the spans with the SDK (one tracer provider with `resource`) and exports them with each exporter in turn. */
-async function exportWithSdk(url: string, key: string, resource: Record<string, string>, spans: SpanSpec[], exporters: string[]): Promise<SdkRun> {
+async function exportWithSdk(
+  url: string,
+  key: string,
+  resource: Record<string, string>,
+  spans: SpanSpec[],
+  exporters: string[],
+  env: Record<string, string> = {},
+): Promise<SdkRun> {
   const input = JSON.stringify({ url, authorization: `Bearer ${key}`, resource, spans, exporters });
-  const { stdout } = await promisify(execFile)(process.execPath, [join(__dirname, 'helpers', 'otel-export.js'), input], { timeout: 60_000 });
+  const { stdout } = await promisify(execFile)(process.execPath, [join(__dirname, 'helpers', 'otel-export.js'), input], {
+    timeout: 60_000,
+    env: { ...process.env, ...env },
+  });
   return JSON.parse(stdout) as SdkRun;
 }
 
@@ -142,6 +152,20 @@ describe('OTLP/HTTP traces ingest, fed by the OpenTelemetry JS SDK', () => {
     expect(stored.map((r: { created_at: Date }) => r.created_at.getTime() / 1000)).toEqual([hour + 60, hour + 120, hour + 180]);
 
     expect(await t.dataSource.query('SELECT count(*)::int AS n FROM completion_records WHERE org_id = $1', [acme.org.id])).toEqual([{ n: 3 }]);
+  });
+
+  it("is configured by the README's environment variables alone", async () => {
+    const acme = await seedOrg(t, 'Otel Env');
+    const end = Math.floor(Date.now() / 1000) - 60;
+    const spans: SpanSpec[] = [{ name: 'chat', end, attributes: { 'gen_ai.request.model': 'm', 'gen_ai.usage.input_tokens': 3, 'gen_ai.usage.output_tokens': 4 } }];
+    const run = await exportWithSdk('unused', 'unused', { 'tally.api_key_id': acme.member.id }, spans, ['proto-env'], {
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: t.baseUrl + PATH,
+      OTEL_EXPORTER_OTLP_TRACES_HEADERS: `Authorization=Bearer ${ingestKey}`,
+    });
+    expect(run.exports).toEqual([{ exporter: 'proto-env', code: SUCCESS, error: null, warnings: [] }]);
+    expect(await t.dataSource.query('SELECT input_tokens::int AS i, output_tokens::int AS o FROM completion_records WHERE org_id = $1', [acme.org.id])).toEqual([
+      { i: 3, o: 4 },
+    ]);
   });
 
   it('answers an ExportTraceServiceResponse in the request encoding: protobuf, JSON, gzip', async () => {

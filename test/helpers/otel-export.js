@@ -29,6 +29,8 @@ async function main() {
     proto: () => new ProtoExporter(options),
     json: () => new JsonExporter(options),
     'proto-gzip': () => new ProtoExporter({ ...options, compression: 'gzip' }),
+    // Nothing in code: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and OTEL_EXPORTER_OTLP_TRACES_HEADERS, as the README says.
+    'proto-env': () => new ProtoExporter(),
   };
   const exports = [];
   for (const name of input.exporters) {
