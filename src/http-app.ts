@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { parse as parseQuery } from 'qs';
 import { AppModule } from './app.module';
 import { AllExceptionsFilter } from './common/all-exceptions.filter';
+import { MAX_REQUEST_HEAD_BYTES } from './common/api-responses';
 import { clientErrorHandler, frameworkErrorHandler, parseJsonObject } from './common/http-guards';
 import { NestPinoLogger } from './common/logger';
 import { createValidationPipe } from './common/validation';
@@ -55,6 +56,7 @@ export async function createHttpApp(
   // pushed its garbage into the old generation (see BENCHMARKS.md, part 3).
   const instance = createFastify({
     bodyLimit: config.bodyLimitBytes,
+    http: { maxHeaderSize: MAX_REQUEST_HEAD_BYTES },
     // The client's X-Request-ID is echoed when it is a sane token; otherwise one is generated.
     requestIdHeader: false,
     genReqId: (req) => {

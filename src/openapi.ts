@@ -4,6 +4,7 @@ import type { ParameterObject, SchemaObject } from '@nestjs/swagger/dist/interfa
 import { dump } from 'js-yaml';
 import { BEARER_SCHEME, ON_BEHALF_OF_SCHEME } from './auth/auth.decorators';
 import { collapseAnyMethodOperations } from './common/any-method';
+import { addSdkRetries } from './common/sdk-extensions';
 import { operationId } from './common/sdk-namespace';
 
 const DESCRIPTION = `Usage metering and spend budgets for an LLM API gateway, compatible with the MKA1 \`llm.usage\` and \`llm.budgets\` APIs.
@@ -51,7 +52,7 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
   const document = SwaggerModule.createDocument(app, config, {
     operationIdFactory: operationId,
   });
-  return collapseAnyMethodOperations(document);
+  return addSdkRetries(collapseAnyMethodOperations(document));
 }
 
 /** Stable YAML: keys sorted at every level, so the checked-in file only changes when the API does. */

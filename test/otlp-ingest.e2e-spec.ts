@@ -210,7 +210,7 @@ describe('OTLP/HTTP traces ingest, fed by the OpenTelemetry JS SDK', () => {
       'content-encoding': 'gzip',
     });
     expect(rejected.status).toBe(200);
-    const body = await rejected.json();
+    const body = (await rejected.json()) as { partialSuccess: { rejectedSpans: number; errorMessage: string } };
     expect(body.partialSuccess.rejectedSpans).toBe(1);
     expect(body.partialSuccess.errorMessage).toContain("span 5b8efff798038103d269b633813fc60c/eee19b7ec3c1b174: api_key_id unknown API key 'key_nope00000000000000000000'");
 
@@ -239,7 +239,7 @@ describe('OTLP/HTTP traces ingest, fed by the OpenTelemetry JS SDK', () => {
       fetch(t.baseUrl + PATH, { method: 'POST', body, headers: { authorization: `Bearer ${key}`, ...headers } });
     const status = async (res: Promise<Response>) => {
       const r = await res;
-      return [r.status, (await r.json()).error?.code];
+      return [r.status, ((await r.json()) as { error?: { code: string } }).error?.code];
     };
     expect(await status(post(Buffer.from([0x0a, 0xff, 0xff, 0xff]), { 'content-type': 'application/x-protobuf' }))).toEqual([400, 'validation_failed']);
     expect(await status(post(JSON.stringify({ resourceSpans: {} }), { 'content-type': 'application/json' }))).toEqual([400, 'validation_failed']);

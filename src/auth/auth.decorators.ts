@@ -1,7 +1,7 @@
 import { applyDecorators, createParamDecorator, ExecutionContext, SetMetadata } from '@nestjs/common';
 import { ApiBearerAuth, ApiHeader, ApiSecurity, DECORATORS } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
-import { ApiErrorResponse } from '../common/api-responses';
+import { ApiErrorResponse, RequestHeadTooLarge } from '../common/api-responses';
 import { ON_BEHALF_OF_PATTERN } from './on-behalf-of';
 import { Principal } from './principal';
 import { ALL_ROLES, Role } from './role';
@@ -17,7 +17,7 @@ export const ON_BEHALF_OF_SCHEME = 'on-behalf-of';
  * A route anyone may call, with no API key (health, metrics, docs). Routes are private unless
  * marked. Its OpenAPI operation says so with an empty security requirement (`security: []`).
  */
-export const Public = () => applyDecorators(SetMetadata(PUBLIC_KEY, true), NoSecurityRequirement());
+export const Public = () => applyDecorators(SetMetadata(PUBLIC_KEY, true), NoSecurityRequirement(), RequestHeadTooLarge());
 
 /** Adds `security: []` to the operation (merged into its @ApiOperation metadata, whichever runs first). */
 function NoSecurityRequirement(): MethodDecorator {
@@ -51,6 +51,7 @@ export function Authenticated(...roles: Role[]) {
     ApiErrorResponse(401, 'Missing, unknown or revoked API key'),
     ApiErrorResponse(403, `The key's role may not do this (allowed: ${roles.join(', ')})`),
     ApiErrorResponse(429, 'The key is over its rate limit; retry after `Retry-After` seconds'),
+    RequestHeadTooLarge(),
   );
 }
 
@@ -68,6 +69,7 @@ export function GatewayAuthenticated() {
     ApiSecurity({ [BEARER_SCHEME]: [], [ON_BEHALF_OF_SCHEME]: [] }),
     onBehalfOfHeader('The end user of the client request, forwarded by the proxy as the client sent it.'),
     ApiErrorResponse(401, 'Missing, unknown or revoked API key: the proxy refuses the client request'),
+    RequestHeadTooLarge(),
   );
 }
 

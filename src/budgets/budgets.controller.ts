@@ -5,6 +5,7 @@ import { API_KEY_NOT_FOUND, ApiKeyIdParamsDto, ORG_NOT_FOUND, OrgIdParamsDto } f
 import { Principal } from '../auth/principal';
 import { Role } from '../auth/role';
 import { notFound, Operation } from '../common/api-responses';
+import { Idempotent } from '../common/sdk-extensions';
 import { SdkNamespace } from '../common/sdk-namespace';
 import { BudgetCheckService } from './budget-check.service';
 import { toBudgetDto } from './budget.mapper';
@@ -81,6 +82,7 @@ export class BudgetsController {
     responseExamples: BUDGET_CHECK_RESPONSE_EXAMPLES,
     notFound: notFound('API key', 'key_8hYt2LmQ4xWv9RkP3sZc6NbD', 'No such API key'),
   })
+  @Idempotent()
   check(@Body() body: BudgetCheckDto): Promise<BudgetCheckResultDto> {
     return this.checks.check(body.api_key_id);
   }

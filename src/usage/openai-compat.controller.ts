@@ -3,6 +3,7 @@ import { ApiTags } from '@nestjs/swagger';
 import { Auth, Authenticated } from '../auth/auth.decorators';
 import { Principal } from '../auth/principal';
 import { Operation } from '../common/api-responses';
+import { CursorPaginated } from '../common/sdk-extensions';
 import { SdkNamespace } from '../common/sdk-namespace';
 import { CompletionsPageDto, CompletionsQueryDto } from './dto/completions.dto';
 import { OpenAiCostsPageDto, OpenAiCostsQueryDto } from './dto/openai-costs.dto';
@@ -29,6 +30,7 @@ export class OpenAiUsageController {
     response: CompletionsPageDto,
     responseExamples: USAGE_PAGE_EXAMPLES,
   })
+  @CursorPaginated({ cursor: 'page', limit: 'limit', nextCursor: '$.next_page', results: '$.data' })
   async completions(@Auth() principal: Principal, @Query() query: CompletionsQueryDto): Promise<StreamableFile> {
     return pageBody(await this.reports.completions(principal, query));
   }
@@ -49,6 +51,7 @@ export class OpenAiCostsController {
       'model. Scoped like the usage report.',
     response: OpenAiCostsPageDto,
   })
+  @CursorPaginated({ cursor: 'page', limit: 'limit', nextCursor: '$.next_page', results: '$.data' })
   async costs(@Auth() principal: Principal, @Query() query: OpenAiCostsQueryDto): Promise<StreamableFile> {
     return pageBody(await this.reports.openAiCosts(principal, query));
   }

@@ -4,6 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Authenticated } from '../../auth/auth.decorators';
 import { Role } from '../../auth/role';
 import { ApiErrorResponse } from '../../common/api-responses';
+import { Idempotent } from '../../common/sdk-extensions';
 import { SdkNamespace } from '../../common/sdk-namespace';
 import { decodeTraceRequest, encodeTraceResponse, OtlpEncoding } from './otlp-codec';
 import { PROTOBUF } from './otlp-body';
@@ -19,7 +20,8 @@ const REQUEST_SCHEMA = {
     type: 'object',
     additionalProperties: true,
     description:
-      'An `ExportTraceServiceRequest` in OTLP/JSON (`resourceSpans[].scopeSpans[].spans[]`, ids in hex, 64-bit integers as strings; optionally gzip)',
+      'An `ExportTraceServiceRequest` in OTLP/JSON (`resourceSpans[].scopeSpans[].spans[]`, ids in hex, 64-bit integers as strings; optionally gzip). ' +
+      'Unknown fields are ignored, as OTLP requires of receivers.',
     example: {
       resourceSpans: [
         {
@@ -97,6 +99,7 @@ export class OtlpController {
     description: 'Stored (duplicates skipped); rejected spans, if any, in `partialSuccess`',
     content: { [PROTOBUF]: { schema: RESPONSE_SCHEMA.protobuf }, 'application/json': { schema: RESPONSE_SCHEMA.json } },
   })
+  @Idempotent()
   @ApiErrorResponse(HttpStatus.BAD_REQUEST, 'The body is not an ExportTraceServiceRequest (malformed protobuf, JSON or gzip)')
   @ApiErrorResponse(HttpStatus.PAYLOAD_TOO_LARGE, 'The (decompressed) body is larger than the server accepts (`BODY_LIMIT_BYTES`)')
   @ApiErrorResponse(HttpStatus.UNSUPPORTED_MEDIA_TYPE, 'Not `application/x-protobuf` or `application/json`, or a `Content-Encoding` other than gzip')
