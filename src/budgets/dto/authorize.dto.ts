@@ -12,6 +12,7 @@ export class AuthorizeQueryDto {
     type: 'integer',
     enum: DENY_STATUSES,
     default: 429,
+    example: 403,
     description:
       'Status of a budget denial. `403` is for proxies that accept only 401/403 from an auth request (nginx `auth_request`): ' +
       'turn it back into a 429 with `error_page 403 = @…` (see the README).',
