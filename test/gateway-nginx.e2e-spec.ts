@@ -1,5 +1,5 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, IncomingHttpHeaders, Server } from 'node:http';
 import { AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -64,6 +64,7 @@ interface Seen {
       .replace('server 127.0.0.1:8000;', `server 127.0.0.1:${upstreamPort};`)
       .replace('listen 8080;', `listen 127.0.0.1:${port};`);
     dir = mkdtempSync(join(tmpdir(), 'tally-nginx-'));
+    chmodSync(dir, 0o755); // nginx's workers drop root: they must reach their temp paths in here
     const conf = [
       'daemon off;',
       'worker_processes 1;',

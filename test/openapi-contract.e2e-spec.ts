@@ -87,12 +87,19 @@ describe('the OpenAPI document against the running service', () => {
     expect(doc.paths['/api/v1/llm/usage/completions'].get.responses['431']).toBeDefined();
   });
 
-  it('marks the cursor-paged operations for SDK paging, with real parameters and response fields', () => {
-    const paged = operations(doc).filter(({ op }) => op['x-speakeasy-pagination']);
-    expect(paged.map(({ path }) => path).sort()).toEqual(
-      ['/api/v1/llm/budgets/{budgetId}/deliveries', '/api/v1/llm/usage/completions', '/v1/organization/costs', '/v1/organization/usage/completions'].sort(),
+  it('marks every cursor-paged operation for SDK paging, with real parameters and response fields', () => {
+    // Cursor-paged: a `page` or `after` query parameter, and `has_more` in the answer.
+    const cursorPaged = operations(doc).filter(({ op }) => {
+      const cursor = (op.parameters ?? []).some((p: Schema) => p.in === 'query' && ['page', 'after'].includes(p.name));
+      const body = resolve(doc, op.responses['200']?.content?.['application/json']?.schema);
+      return cursor && body.properties?.has_more !== undefined;
+    });
+    expect(cursorPaged.map(({ path }) => path)).toEqual(
+      expect.arrayContaining(['/api/v1/llm/budgets/{budgetId}/deliveries', '/api/v1/llm/usage/completions', '/v1/organization/costs', '/v1/organization/usage/completions']),
     );
-    for (const { path, op } of paged) {
+    const marked = operations(doc).filter(({ op }) => op['x-speakeasy-pagination']);
+    expect(marked.map(({ path }) => path).sort()).toEqual(cursorPaged.map(({ path }) => path).sort());
+    for (const { path, op } of marked) {
       const paging = op['x-speakeasy-pagination'];
       expect([path, paging.type]).toEqual([path, 'cursor']);
       const names = (op.parameters ?? []).map((p: Schema) => p.name);
