@@ -245,6 +245,10 @@ describe('OTLP/HTTP traces ingest, fed by the OpenTelemetry JS SDK', () => {
     expect(await status(post(JSON.stringify({ resourceSpans: {} }), { 'content-type': 'application/json' }))).toEqual([400, 'validation_failed']);
     expect(await status(post(Buffer.from('not gzip'), { 'content-type': 'application/json', 'content-encoding': 'gzip' }))).toEqual([400, expect.any(String)]);
     expect(await status(post('{}', { 'content-type': 'application/json', 'content-encoding': 'br' }))).toEqual([415, 'unsupported_media_type']);
+    // A small gzip body that inflates past BODY_LIMIT_BYTES: the limit holds for the inflated bytes.
+    const bomb = gzipSync(Buffer.alloc(t.config.bodyLimitBytes + 1024, 0x20));
+    expect(bomb.length).toBeLessThan(100_000);
+    expect(await status(post(bomb, { 'content-type': 'application/json', 'content-encoding': 'gzip' }))).toEqual([413, 'payload_too_large']);
     expect(await status(post('x', { 'content-type': 'text/plain' }))).toEqual([415, 'unsupported_media_type']);
     expect(await status(post('{}', { 'content-type': 'application/json' }, acme.member.key))).toEqual([403, 'forbidden']);
     // Protobuf stays refused on the JSON endpoints.

@@ -12,7 +12,7 @@ const unsupported = (message: string) => new AppException(415, ErrorType.Invalid
 /**
  * Bodies of the OTLP route: protobuf as bytes (JSON goes through the JSON parser), optionally
  * gzip-compressed (`Content-Encoding: gzip`, as OTLP exporters send with compression on). The
- * body limit applies to the decompressed bytes. Other routes keep accepting JSON only.
+ * body limit applies to the decompressed bytes. Other routes keep accepting JSON only, as before.
  */
 export function registerOtlpBodyParsing(fastify: FastifyInstance): void {
   fastify.addContentTypeParser(PROTOBUF, { parseAs: 'buffer' }, (request, body, done) => {
@@ -20,11 +20,10 @@ export function registerOtlpBodyParsing(fastify: FastifyInstance): void {
     else done(null, body);
   });
   fastify.addHook('preParsing', async (request, _reply, payload) => {
+    if (request.routeOptions.url !== OTLP_TRACES_ROUTE) return payload;
     const encoding = String(request.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
     if (encoding === 'identity' || encoding === '') return payload;
-    if (request.routeOptions.url !== OTLP_TRACES_ROUTE || encoding !== 'gzip') {
-      throw unsupported(`Unsupported Content-Encoding '${encoding}'${request.routeOptions.url === OTLP_TRACES_ROUTE ? ': send gzip or none' : ''}`);
-    }
+    if (encoding !== 'gzip') throw unsupported(`Unsupported Content-Encoding '${encoding}': send gzip or none`);
     // Fastify compares what it read with Content-Length: tell it the compressed length.
     const gunzip = Object.assign(createGunzip(), { receivedEncodedLength: 0 });
     const counter = new Transform({
