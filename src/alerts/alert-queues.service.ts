@@ -26,6 +26,11 @@ export class AlertQueuesService {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
+  /** Both queues, for the queue-depth metric. */
+  all(): Queue[] {
+    return [this.evaluate, this.deliver];
+  }
+
   /** Registers (or updates) the periodic evaluate-all job; idempotent across workers. */
   async scheduleEvaluateAll(): Promise<void> {
     await this.evaluate.upsertJobScheduler(

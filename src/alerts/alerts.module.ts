@@ -14,6 +14,9 @@ import { AlertQueuesService } from './alert-queues.service';
 import { Alert } from './alert.entity';
 import { DeliveriesController } from './deliveries.controller';
 import { DeliveryLogService } from './delivery-log.service';
+import { DeliverySlots } from './delivery-slots';
+import { JobFailures } from '../metrics/job-failures';
+import { MetricsService } from '../metrics/metrics.service';
 import { WebhookDeliveryService } from './webhook-delivery.service';
 import { WebhookDelivery } from './webhook-delivery.entity';
 
@@ -40,8 +43,8 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
     BudgetsModule,
     UsageModule,
   ],
-  providers: [AlertQueuesService, AlertEvaluatorService, WebhookDeliveryService, DeliveryLogService],
-  exports: [AlertQueuesService, AlertEvaluatorService, WebhookDeliveryService, DeliveryLogService],
+  providers: [AlertQueuesService, AlertEvaluatorService, WebhookDeliveryService, DeliveryLogService, DeliverySlots],
+  exports: [AlertQueuesService, AlertEvaluatorService, WebhookDeliveryService, DeliveryLogService, DeliverySlots],
 })
 export class AlertsModule implements OnModuleInit {
   private readonly logger = new Logger('Alerts');
@@ -75,9 +78,14 @@ export class AlertsWorkerModule implements OnApplicationBootstrap, BeforeApplica
     private readonly queues: AlertQueuesService,
     private readonly evaluate: EvaluateProcessor,
     private readonly deliver: DeliverProcessor,
+    private readonly metrics: MetricsService,
+    private readonly failures: JobFailures,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
+    // Queue depths and failed jobs of the queues this process works on, on every scrape.
+    this.metrics.watchQueues(this.queues.all());
+    this.failures.watch(this.queues.all().map((queue) => queue.name));
     await this.queues.scheduleEvaluateAll();
   }
 
