@@ -88,7 +88,7 @@ describe('start-up (SPEC §1)', () => {
       // Nothing of the API is served on that port.
       const other = await fetch(`${workerUrl}/api/v1/orgs`);
       expect(other.status).toBe(404);
-      expect((await other.json()).error.code).toBe('route_not_found');
+      expect(((await other.json()) as { error: { code: string } }).error.code).toBe('route_not_found');
     } finally {
       await worker.stop();
       await api.stop();

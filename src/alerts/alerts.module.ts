@@ -4,6 +4,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { Budget } from '../budgets/budget.entity';
 import { BudgetsModule } from '../budgets/budgets.module';
 import { BudgetsService } from '../budgets/budgets.service';
+import { BudgetGauges } from '../budgets/budget-gauges';
 import { describeError } from '../common/error-mapping';
 import { UsageModule } from '../usage/usage.module';
 import { UsageIngestService } from '../usage/usage-ingest.service';
@@ -72,7 +73,7 @@ export class AlertsModule implements OnModuleInit {
 }
 
 /** The alert job processors: loaded only by processes that run the worker (PROCESS_ROLE all or worker). */
-@Module({ imports: [AlertsModule], providers: [EvaluateProcessor, DeliverProcessor] })
+@Module({ imports: [AlertsModule, BudgetsModule], providers: [EvaluateProcessor, DeliverProcessor, BudgetGauges] })
 export class AlertsWorkerModule implements OnApplicationBootstrap, BeforeApplicationShutdown {
   constructor(
     private readonly queues: AlertQueuesService,
