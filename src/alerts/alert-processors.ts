@@ -57,11 +57,11 @@ export class DeliverProcessor extends WorkerHost {
 
   async process(job: Job, token?: string): Promise<unknown> {
     const outcome = await this.dispatch(job);
-    if (outcome === 'deferred' && token) {
-      await job.moveToDelayed(Date.now() + this.slots.deferMs(), token);
-      throw new DelayedError();
-    }
-    return undefined;
+    if (outcome !== 'deferred') return undefined;
+    // Never complete a deferred job: without a lock token to move it, fail the run so it is retried.
+    if (!token) throw new Error("no delivery slot free for the alert's org");
+    await job.moveToDelayed(Date.now() + this.slots.deferMs(), token);
+    throw new DelayedError();
   }
 
   @OnWorkerEvent('failed')

@@ -47,8 +47,16 @@ export class IngestMetrics {
     this.duplicates.inc(0);
   }
 
-  /** Counts a batch; never throws (metrics must not fail an ingest). */
+  /** Counts a batch; never throws (metrics must not fail an ingest that is already stored). */
   async record(stored: IngestedRecord[], duplicates: number): Promise<void> {
+    try {
+      await this.count(stored, duplicates);
+    } catch {
+      // a figure lost, nothing else
+    }
+  }
+
+  private async count(stored: IngestedRecord[], duplicates: number): Promise<void> {
     this.ingested.inc(stored.length);
     if (duplicates > 0) this.duplicates.inc(duplicates);
     if (stored.length === 0) return;
@@ -58,7 +66,9 @@ export class IngestMetrics {
       const label = models.has(r.model) ? r.model : OTHER_MODEL;
       byModel.set(label, (byModel.get(label) ?? 0n) + r.costNano);
     }
-    for (const [model, nano] of byModel) this.spend.inc({ model, currency: this.config.currency }, nanoToNumber(nano));
+    for (const [model, nano] of byModel) {
+      if (nano > 0n) this.spend.inc({ model, currency: this.config.currency }, nanoToNumber(nano));
+    }
   }
 
   /** The price book changed in this process: read the model list again on the next ingest. */
