@@ -4,8 +4,8 @@ import { JobFailures } from '../metrics/job-failures';
 import { AlertEvaluatorService } from './alert-evaluator.service';
 import { AlertQueue, DeliverJob, DeliverPayloads, EvaluateJob, EvaluatePayloads } from './alert-jobs';
 import { jobDispatcher } from './job-dispatch';
-import { webhookBackoffStrategy } from './webhook-backoff';
 import { DeliverySlots } from './delivery-slots';
+import { webhookBackoffStrategy } from './webhook-backoff';
 import { DeliveryAttempt, WebhookDeliveryService } from './webhook-delivery.service';
 
 /** Budget evaluations: the scheduled evaluate-all and per-scope evaluations after ingest or a budget change. */

@@ -6,6 +6,8 @@ import { BudgetsModule } from '../budgets/budgets.module';
 import { BudgetsService } from '../budgets/budgets.service';
 import { BudgetGauges } from '../budgets/budget-gauges';
 import { describeError } from '../common/error-mapping';
+import { JobFailures } from '../metrics/job-failures';
+import { MetricsService } from '../metrics/metrics.service';
 import { UsageModule } from '../usage/usage.module';
 import { UsageIngestService } from '../usage/usage-ingest.service';
 import { AlertEvaluatorService } from './alert-evaluator.service';
@@ -16,8 +18,6 @@ import { Alert } from './alert.entity';
 import { DeliveriesController } from './deliveries.controller';
 import { DeliveryLogService } from './delivery-log.service';
 import { DeliverySlots } from './delivery-slots';
-import { JobFailures } from '../metrics/job-failures';
-import { MetricsService } from '../metrics/metrics.service';
 import { WebhookDeliveryService } from './webhook-delivery.service';
 import { WebhookDelivery } from './webhook-delivery.entity';
 
