@@ -6,7 +6,7 @@ import { REDIS, RedisKeys } from '../redis/redis.module';
 /** A slot is held for at most one attempt's timeout plus this; a worker killed mid-attempt frees it then. */
 const LEASE_MARGIN_MS = 5000;
 /** The longest a deferred delivery waits before asking for a slot again. */
-const MAX_DEFER_MS = 2000;
+const MAX_DEFER_MS = 1000;
 
 /**
  * Takes a slot for `ARGV[1]` (a job id) in the org's set unless `ARGV[2]` other jobs hold
