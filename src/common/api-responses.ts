@@ -60,7 +60,8 @@ interface OperationOptions {
   body?: { type: Type<unknown>; examples: Examples };
   /** Extra error answers beyond 400/401/403/503 (which every authenticated operation may give). */
   notFound?: NotFound;
-  conflict?: string;
+  /** When the operation answers 409, and optionally an example body of that case. */
+  conflict?: string | { description: string; example: ErrorBody };
   /** A report: its 503 also covers a query over REPORT_STATEMENT_TIMEOUT_MS (`report_timeout`). */
   report?: boolean;
 }
@@ -90,7 +91,8 @@ export function Operation(options: OperationOptions) {
         : 'A dependency (database or Redis) is unavailable; retry after `Retry-After` seconds',
     ),
     ...(options.notFound ? [ApiErrorResponse(HttpStatus.NOT_FOUND, options.notFound.description, options.notFound.example)] : []),
-    ...(options.conflict ? [ApiErrorResponse(HttpStatus.CONFLICT, options.conflict)] : []),
+    ...(typeof options.conflict === 'string' ? [ApiErrorResponse(HttpStatus.CONFLICT, options.conflict)] : []),
+    ...(typeof options.conflict === 'object' ? [ApiErrorResponse(HttpStatus.CONFLICT, options.conflict.description, options.conflict.example)] : []),
     BodyErrors(),
   );
 }
