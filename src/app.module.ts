@@ -9,6 +9,7 @@ import { ConfigModule } from './config/config.module';
 import { dataSourceOptions } from './database/data-source';
 import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
+import { WorkerMetricsModule } from './metrics/worker-metrics.server';
 import { redisOptions } from './redis/redis';
 import { RedisModule } from './redis/redis.module';
 import { UsageApiModule, UsageModule } from './usage/usage.module';
@@ -45,7 +46,7 @@ export class AppModule {
         BudgetsModule,
         AlertsModule,
         ...(parts.api ? [HealthModule, UsageApiModule, BudgetsApiModule, AlertsApiModule] : []),
-        ...(parts.worker ? [AlertsWorkerModule] : []),
+        ...(parts.worker ? [AlertsWorkerModule, WorkerMetricsModule] : []),
       ],
     };
   }

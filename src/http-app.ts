@@ -8,6 +8,7 @@ import { AppModule } from './app.module';
 import { AllExceptionsFilter } from './common/all-exceptions.filter';
 import { MAX_REQUEST_HEAD_BYTES } from './common/api-responses';
 import { clientErrorHandler, frameworkErrorHandler, parseJsonObject } from './common/http-guards';
+import { stringifyExact } from './common/json-decimal';
 import { NestPinoLogger } from './common/logger';
 import { createValidationPipe } from './common/validation';
 import { AppConfig } from './config/app-config';
@@ -90,6 +91,8 @@ export async function createHttpApp(
     }
   });
   registerOtlpBodyParsing(instance);
+  // Replies as JSON.stringify would, except that exact numbers (a budget's limit) keep every digit.
+  fastify.setReplySerializer((payload) => stringifyExact(payload));
   fastify.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
     reply.headers(securityHeaders(request.url));

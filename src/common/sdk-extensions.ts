@@ -16,6 +16,11 @@ interface CursorPaging {
   limit?: string;
 }
 
+/** Reports paged by an opaque `page` cursor (`next_page`, null on the last page). */
+export const PAGE_CURSOR: CursorPaging = { cursor: 'page', limit: 'limit', nextCursor: '$.next_page', results: '$.data' };
+/** Lists paged by the id of the last item (`after` = `last_id` of the previous page; an empty page ends). */
+export const AFTER_LAST_ID: CursorPaging = { cursor: 'after', limit: 'limit', nextCursor: '$.last_id', results: '$.data' };
+
 /** `x-speakeasy-pagination` of a cursor-paged operation: one decorator for every paged report and list. */
 export function CursorPaginated(paging: CursorPaging): MethodDecorator {
   return ApiExtension('x-speakeasy-pagination', {
