@@ -10,6 +10,7 @@ import { ConfigModule } from './config/config.module';
 import { dataSourceOptions, WORKER_DATA_SOURCE } from './database/data-source';
 import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
+import { WorkerMetricsModule } from './metrics/worker-metrics.server';
 import { redisOptions } from './redis/redis';
 import { RedisModule } from './redis/redis.module';
 import { UsageApiModule } from './usage/usage-api.module';
@@ -66,7 +67,7 @@ export class AppModule {
         AlertsModule,
         WorkflowsModule,
         ...(parts.api ? [HealthModule, UsageApiModule, BudgetsApiModule, AlertsApiModule] : []),
-        ...(parts.worker ? [AlertsWorkerModule] : []),
+        ...(parts.worker ? [AlertsWorkerModule, WorkerMetricsModule] : []),
       ],
     };
   }

@@ -17,6 +17,8 @@ import {
   EvaluateScopePayload,
   evaluateScopeOptions,
   RedeliverPayload,
+  redeliverJobId,
+  redeliveryJobOptions,
 } from './alert-jobs';
 
 /** An enqueue that does not answer by then (Redis hung) is given up; its caller repairs. */
@@ -43,6 +45,11 @@ export class AlertQueuesService {
     if (await this.fast(() => this.evaluate.getJobScheduler(EVALUATE_ALL_SCHEDULER_ID))) return false;
     await this.scheduleEvaluateAll();
     return true;
+  }
+
+  /** Both queues, for the queue-depth metric. */
+  all(): Queue[] {
+    return [this.evaluate, this.deliver];
   }
 
   /** Registers (or updates) the periodic evaluate-all job; idempotent across workers. */
@@ -87,12 +94,25 @@ export class AlertQueuesService {
     ));
   }
 
-  async redeliver(payload: RedeliverPayload): Promise<void> {
+  /** The pending delivery row of the alert's redelivery that is queued, running or retrying; undefined when none is. */
+  async redeliveryInFlight(alertId: string): Promise<string | undefined> {
+    const job = await this.deliver.getJob(redeliverJobId(alertId));
+    return (job?.data as RedeliverPayload | undefined)?.deliveryId;
+  }
+
+  /**
+   * Queues a redelivery unless one of the same alert is in flight (one job id per alert: adding
+   * an existing id is a no-op in BullMQ). Answers the in-flight redelivery's pending row id:
+   * `payload.deliveryId` when this one was queued, another when a concurrent request won, and
+   * undefined when the job already ran and was removed.
+   */
+  async redeliver(payload: RedeliverPayload): Promise<string | undefined> {
     await this.deliver.add(
       DeliverJob.Redeliver,
       payload,
-      deliveryJobOptions(`redeliver-${payload.deliveryId}`, this.config.webhookMaxAttempts, this.config.webhookRetryBaseMs),
+      redeliveryJobOptions(payload.alertId, this.config.webhookMaxAttempts, this.config.webhookRetryBaseMs),
     );
+    return this.redeliveryInFlight(payload.alertId);
   }
 
   /** Fails at once while Redis is down, and after ENQUEUE_TIMEOUT_MS when it does not answer. */

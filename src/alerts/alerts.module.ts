@@ -10,6 +10,9 @@ import { UsageSpendService } from '../usage/usage-spend.service';
 import { Budget } from '../budgets/budget.entity';
 import { BudgetsModule } from '../budgets/budgets.module';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
+import { BudgetGauges } from '../budgets/budget-gauges';
+import { JobFailures } from '../metrics/job-failures';
+import { MetricsService } from '../metrics/metrics.service';
 import { UsageModule } from '../usage/usage.module';
 import { AlertEvaluatorService } from './alert-evaluator.service';
 import { AlertQueue } from './alert-jobs';
@@ -20,6 +23,7 @@ import { DeliveriesController } from './deliveries.controller';
 import { DeliveryLogService } from './delivery-log.service';
 import { EvaluationBacklog } from './evaluation-backlog';
 import { EvaluationRequest } from './evaluation-request.entity';
+import { DeliverySlots } from './delivery-slots';
 import { WebhookDeliveryService } from './webhook-delivery.service';
 import { WebhookDelivery } from './webhook-delivery.entity';
 
@@ -35,8 +39,8 @@ import { WebhookDelivery } from './webhook-delivery.entity';
     BudgetsModule,
     UsageModule,
   ],
-  providers: [AlertQueuesService, AlertEvaluatorService, WebhookDeliveryService, DeliveryLogService, EvaluationBacklog],
-  exports: [AlertQueuesService, AlertEvaluatorService, WebhookDeliveryService, DeliveryLogService, EvaluationBacklog],
+  providers: [AlertQueuesService, AlertEvaluatorService, WebhookDeliveryService, DeliveryLogService, DeliverySlots, EvaluationBacklog],
+  exports: [AlertQueuesService, AlertEvaluatorService, WebhookDeliveryService, DeliveryLogService, DeliverySlots, EvaluationBacklog],
 })
 export class AlertsModule {}
 
@@ -62,7 +66,7 @@ const ON_WORKER_POOL: Provider[] = [
 ];
 
 /** The alert job processors: loaded only by processes that run the worker (PROCESS_ROLE all or worker). */
-@Module({ imports: [AlertsModule, BudgetsModule], providers: [...ON_WORKER_POOL, EvaluateProcessor, DeliverProcessor] })
+@Module({ imports: [AlertsModule, BudgetsModule], providers: [...ON_WORKER_POOL, EvaluateProcessor, DeliverProcessor, BudgetGauges] })
 export class AlertsWorkerModule implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('AlertsWorker');
   private watchdog: NodeJS.Timeout | undefined;
@@ -72,6 +76,8 @@ export class AlertsWorkerModule implements OnApplicationBootstrap, BeforeApplica
     private readonly evaluate: EvaluateProcessor,
     private readonly deliver: DeliverProcessor,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly metrics: MetricsService,
+    private readonly failures: JobFailures,
   ) {}
 
   /**
@@ -80,6 +86,9 @@ export class AlertsWorkerModule implements OnApplicationBootstrap, BeforeApplica
    * and its first run rebuilds block states and re-enqueues undelivered alerts.
    */
   async onApplicationBootstrap(): Promise<void> {
+    // Queue depths and failed jobs of the queues this process works on, on every scrape.
+    this.metrics.watchQueues(this.queues.all());
+    this.failures.watch(this.queues.all().map((queue) => queue.name));
     await this.queues.scheduleEvaluateAll();
     this.watchdog = setInterval(() => {
       this.queues.ensureScheduler().then(

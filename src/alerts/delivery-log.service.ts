@@ -7,7 +7,7 @@ import { formatWindow } from '../budgets/budget-window';
 import type { WebhookUrlView } from '../budgets/budget.mapper';
 import { BudgetsService } from '../budgets/budgets.service';
 import { maskUrl } from '../common/masked-url';
-import { AppException, ErrorCode } from '../common/errors';
+import { AppException, ErrorCode, ErrorType } from '../common/errors';
 import { newId } from '../common/ids';
 import { ALERT_EVENT_TYPE } from './alert-body';
 import { AlertQueuesService } from './alert-queues.service';
@@ -80,7 +80,9 @@ export class DeliveryLogService {
 
   /**
    * Queues a new attempt sequence for the alert of `deliveryId`: same `webhook-id`, same body, a
-   * fresh timestamp and signature, sent to the budget's current URL. Returns its `pending` first attempt.
+   * fresh timestamp and signature, sent to the budget's current URL. Returns its `pending` first
+   * attempt. Throttled: while the alert's own delivery or an earlier redelivery of it is still
+   * queued, running or waiting for a retry, the answer is a 409 (`delivery_in_progress`).
    */
   async redeliver(principal: Principal, deliveryId: string): Promise<WebhookDeliveryDto> {
     const source = await this.deliveries.findOne({ where: { id: deliveryId }, relations: { alert: true } });
@@ -90,6 +92,8 @@ export class DeliveryLogService {
     if (budget.webhookDisabledAt) {
       throw AppException.conflict('The budget\'s webhook is disabled (the receiver answered 410 Gone); set the budget again to re-enable it');
     }
+    if (source.alert!.state === 'pending') throw inProgress('its delivery is still being attempted (see next_retry_at in the delivery log)');
+    if (await this.queues.redeliveryInFlight(source.alertId)) throw inProgress('an earlier redelivery of it is still under way');
     const pending = this.deliveries.create({
       id: newId('dlv'),
       alertId: source.alertId,
@@ -105,13 +109,31 @@ export class DeliveryLogService {
       nextRetryAt: null,
     });
     await this.deliveries.insert(pending);
+    let inFlight: string | undefined;
     try {
-      await this.queues.redeliver({ alertId: source.alertId, deliveryId: pending.id });
+      inFlight = await this.queues.redeliver({ alertId: source.alertId, deliveryId: pending.id });
     } catch (err) {
       await this.deliveries.delete({ id: pending.id });
       throw err;
     }
+    // A concurrent request queued its own first (ours was a no-op): only one of them runs.
     const saved = await this.deliveries.findOneOrFail({ where: { id: pending.id }, relations: { alert: true } });
+    if (inFlight !== pending.id && saved.status === 'pending') {
+      await this.deliveries.delete({ id: pending.id, status: 'pending' });
+      throw inProgress('an earlier redelivery of it is still under way');
+    }
     return toDeliveryDto(saved, this.budgets.urlView(principal, budget));
   }
 }
+
+function inProgress(why: string): AppException {
+  return new AppException(
+    409,
+    ErrorType.Conflict,
+    ErrorCode.DeliveryInProgress,
+    `This alert cannot be redelivered now: ${why}. Redeliver it once that has ended.`,
+  );
+}
+
+/** The 409 of a throttled redelivery, as documented. */
+export const DELIVERY_IN_PROGRESS_EXAMPLE = inProgress('an earlier redelivery of it is still under way').body();

@@ -4,6 +4,7 @@ import { Auth, Authenticated } from '../auth/auth.decorators';
 import { Principal } from '../auth/principal';
 import { Role } from '../auth/role';
 import { Operation } from '../common/api-responses';
+import { CursorPaginated, Idempotent, PAGE_CURSOR } from '../common/sdk-extensions';
 import { SdkNamespace } from '../common/sdk-namespace';
 import { CompletionsPageDto, CompletionsQueryDto } from './dto/completions.dto';
 import { CostsQueryDto, CostsReportDto } from './dto/costs.dto';
@@ -42,6 +43,7 @@ export class UsageController {
     body: { type: IngestRecordsDto, examples: INGEST_REQUEST_EXAMPLES },
     response: IngestResultDto,
   })
+  @Idempotent()
   async ingestRecords(@Body() body: IngestRecordsDto): Promise<IngestResultDto> {
     return { object: 'usage.records.ingest', ...(await this.ingest.ingest(body.records)) };
   }
@@ -55,6 +57,7 @@ export class UsageController {
     report: true,
     responseExamples: USAGE_PAGE_EXAMPLES,
   })
+  @CursorPaginated(PAGE_CURSOR)
   async completions(@Auth() principal: Principal, @Query() query: CompletionsQueryDto): Promise<StreamableFile> {
     return pageBody(await this.reports.completions(principal, query));
   }
@@ -74,6 +77,7 @@ export class UsageController {
     report: true,
     responseExamples: COSTS_REPORT_EXAMPLES,
   })
+  @CursorPaginated(PAGE_CURSOR)
   costs(@Auth() principal: Principal, @Query() query: CostsQueryDto): Promise<CostsReportDto> {
     return this.reports.costs(principal, query);
   }

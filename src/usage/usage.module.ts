@@ -3,6 +3,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { CompletionRecord } from './entities/completion-record.entity';
 import { ModelPrice } from './entities/model-price.entity';
 import { UsageRollupDay, UsageRollupDayByKey, UsageRollupHour, UsageRollupHourByKey, UsageRollupMinute } from './entities/usage-rollup.entity';
+import { IngestMetrics } from './ingest-metrics';
 import { PriceBookService } from './price-book.service';
 import { UsageAggregator } from './usage-aggregator';
 import { UsageIngestService } from './usage-ingest.service';
@@ -16,7 +17,7 @@ import { UsageSpendService } from './usage-spend.service';
  */
 @Module({
   imports: [TypeOrmModule.forFeature([CompletionRecord, ModelPrice, UsageRollupMinute, UsageRollupHour, UsageRollupDay, UsageRollupHourByKey, UsageRollupDayByKey])],
-  providers: [PriceBookService, UsageAggregator, UsageIngestService, UsageReportsService, UsageSpendService],
+  providers: [PriceBookService, UsageAggregator, UsageIngestService, UsageReportsService, UsageSpendService, IngestMetrics],
   exports: [PriceBookService, UsageIngestService, UsageReportsService, UsageSpendService],
 })
 export class UsageModule {}
