@@ -25,6 +25,8 @@ export interface WebhookSpend {
   pct: number;
   /** Unix seconds at which the window ends. */
   resets_at: number;
+  /** Unix seconds at which the block limit is reached at the window's average rate so far, or null. */
+  forecast_exhaustion_at: number | null;
 }
 
 /** The budget object of the webhook body (the seed's budget fields, with its spend at the time of the alert). */
@@ -36,6 +38,8 @@ export interface WebhookBudget {
   org_id: string;
   owner: BudgetOwner;
   period: BudgetPeriod;
+  /** IANA time zone of the windows. */
+  timezone: string;
   limit_kind: LimitKind;
   limit: number;
   thresholds: Array<{ pct: number; action: ThresholdAction }>;
@@ -72,17 +76,19 @@ export function webhookBudget(e: Evaluation): WebhookBudget {
     org_id: b.orgId,
     owner: b.owner,
     period: b.period,
+    timezone: b.timezone,
     limit_kind: b.limitKind,
     limit: limitAsNumber(b),
     thresholds: b.thresholds.map((t) => ({ pct: t.pct, action: t.action })),
     alert_webhook_url: b.webhookUrl,
     spend: {
-      window: formatWindow(e.window),
+      window: formatWindow(e.window, b.timezone),
       cost_spent_nano: e.spend.costNano.toString(),
       cost_spent: costToNumber(e.spend.costNano),
       tokens_spent: e.spend.tokens.toString(),
       pct: e.pct,
       resets_at: unixSeconds(e.window.end),
+      forecast_exhaustion_at: e.forecastExhaustionAt,
     },
     created_at: unixSeconds(b.createdAt),
     updated_at: unixSeconds(b.updatedAt),
@@ -98,7 +104,7 @@ export function alertBody(id: string, createdAt: Date, evaluation: Evaluation, t
     data: {
       budget: webhookBudget(evaluation),
       threshold: { pct: threshold.pct, action: threshold.action },
-      window: formatWindow(evaluation.window),
+      window: formatWindow(evaluation.window, evaluation.budget.timezone),
     },
   };
   return JSON.stringify(event);

@@ -158,7 +158,12 @@ export class AlertEvaluatorService {
   }
 
   private targetsHolding(budgets: Budget[], days: string[], now: Date): EvaluationTarget[] {
-    const instants = days.map((day) => new Date(`${day}T00:00:00Z`)).filter((d) => !Number.isNaN(d.getTime()));
+    // A UTC day meets up to three local days of a budget in another time zone (local days last
+    // 23 to 25 hours): every hour of it is sampled, so each local window holding a record is found.
+    const instants = days
+      .map((day) => new Date(`${day}T00:00:00Z`).getTime())
+      .filter((ms) => !Number.isNaN(ms))
+      .flatMap((ms) => Array.from({ length: 25 }, (_v, h) => new Date(Math.min(ms + h * 3_600_000, ms + 86_399_999))));
     return budgets.flatMap((budget) => (this.evaluator.isolate(budget, () => windowsHolding(budget, instants, now)) ?? []).map((window) => ({ budget, window })));
   }
 

@@ -40,6 +40,10 @@ export class Budget {
   @Column({ type: 'varchar', length: 10 })
   period: BudgetPeriod;
 
+  /** IANA time zone of the windows (SPEC §4.2): days, weeks and months start at local midnight. */
+  @Column({ type: 'varchar', length: 100, default: 'UTC' })
+  timezone: string;
+
   @Column({ name: 'limit_kind', type: 'varchar', length: 10 })
   limitKind: LimitKind;
 
@@ -56,6 +60,14 @@ export class Budget {
   /** The webhook secret, sealed with SECRETS_KEY (AES-256-GCM); never returned. */
   @Column({ name: 'webhook_secret_sealed', type: 'bytea', nullable: true, select: false })
   webhookSecretSealed: Buffer | null;
+
+  /** The secret before the last change, sealed; deliveries are signed with it too until its expiry (SPEC §5). */
+  @Column({ name: 'webhook_previous_secret_sealed', type: 'bytea', nullable: true, select: false })
+  webhookPreviousSecretSealed: Buffer | null;
+
+  /** When the previous secret stops signing (24 h after the change). */
+  @Column({ name: 'webhook_previous_secret_expires_at', type: 'timestamptz', nullable: true })
+  webhookPreviousSecretExpiresAt: Date | null;
 
   /** Set when the receiver answered 410 Gone: no more deliveries until the URL is set again. */
   @Column({ name: 'webhook_disabled_at', type: 'timestamptz', nullable: true })

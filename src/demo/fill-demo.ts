@@ -128,6 +128,8 @@ interface BudgetPlan {
   /** The limit, from what the scope spent in the current window (cost in major units, or tokens). */
   limit: (spent: number) => number;
   thresholds: Threshold[];
+  /** IANA time zone of the windows (UTC when omitted). */
+  timezone?: string;
 }
 
 const cents = (value: number) => Math.max(1, Math.ceil(value * 100) / 100);
@@ -138,7 +140,7 @@ const BUDGETS: BudgetPlan[] = [
   { scope: 'org', name: 'acme', owner: 'org', period: 'monthly', kind: 'cost', limit: (s) => cents(s / 0.85), thresholds: [50, 80, 100].map((pct) => ({ pct, action: 'alert' as const })) },
   { scope: 'apikey', name: 'acme-search', owner: 'org', period: 'daily', kind: 'tokens', limit: (s) => Math.max(1000, Math.floor(s * 0.9)), thresholds: [{ pct: 80, action: 'alert' }, { pct: 100, action: 'block' }] },
   { scope: 'apikey', name: 'globex-assistant', owner: 'org', period: 'weekly', kind: 'tokens', limit: (s) => Math.max(10000, Math.ceil(s * 1.6)), thresholds: [{ pct: 75, action: 'alert' }] },
-  { scope: 'org', name: 'initech', owner: 'org', period: 'monthly', kind: 'cost', limit: (s) => cents(Math.max(5, s * 3)), thresholds: [{ pct: 50, action: 'alert' }, { pct: 100, action: 'block' }] },
+  { scope: 'org', name: 'initech', owner: 'org', period: 'monthly', kind: 'cost', limit: (s) => cents(Math.max(5, s * 3)), thresholds: [{ pct: 50, action: 'alert' }, { pct: 100, action: 'block' }], timezone: 'Europe/Amsterdam' },
 ];
 
 async function setBudgets(app: INestApplicationContext, operator: Principal, report: DemoReport, keyIds: Map<string, string>, now: Date): Promise<DemoReport['budgets']> {
@@ -150,12 +152,13 @@ async function setBudgets(app: INestApplicationContext, operator: Principal, rep
   for (const plan of BUDGETS) {
     const scopeId = plan.scope === 'org' ? orgIdOf(plan.name) : (keyIds.get(plan.name) as string);
     const orgId = plan.scope === 'org' ? scopeId : orgIdOf(plan.name.split('-')[0]);
-    const window = budgetWindow(plan.period, now);
+    const window = budgetWindow(plan.period, now, plan.timezone);
     const spend = await spendService.spend({ orgId, apiKeyId: plan.scope === 'apikey' ? scopeId : undefined }, window.start, window.end);
     const spent = plan.kind === 'cost' ? nanoToNumber(spend.costNano) : Number(spend.tokens);
     const limit = plan.limit(spent);
     const { evaluation } = await budgets.set(operator, plan.scope, scopeId, {
       period: plan.period,
+      ...(plan.timezone ? { timezone: plan.timezone } : {}),
       limit_kind: plan.kind,
       limit: numberToDecimalString(limit),
       thresholds: plan.thresholds.map((t) => ({ pct: numberToDecimalString(t.pct), action: t.action })),

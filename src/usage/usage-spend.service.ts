@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
+import { buildAggregateSql } from './usage-aggregator';
 import { rollup } from './rollups';
 import { DAY } from './time-buckets';
 
@@ -16,27 +17,34 @@ export interface Spend {
   tokens: bigint;
 }
 
-/** Spend of an org or key over whole UTC days, for budgets: reads the daily per-key rollup only. */
+/**
+ * Spend of an org or key over a budget window, for budgets. Windows of whole UTC days read the
+ * daily per-key rollup only; any other window (a local day in a time zone) is split by
+ * {@link buildAggregateSql}: whole UTC days from the daily rollup, whole hours from the hourly
+ * per-key rollup, whole minutes from the minute rollup and only sub-minute edges from raw records,
+ * so it is exact for every offset (+05:30 and +05:45 read minute rows at the edges).
+ */
 @Injectable()
 export class UsageSpendService {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
-  /** Sum over the days starting in [from, to); both must be UTC midnights. */
+  /** Sum over [from, to) (whole seconds). */
   async spend(scope: SpendScope, from: Date, to: Date): Promise<Spend> {
     return (await this.spendByKey(scope.orgId, from, to, scope.apiKeyId === undefined ? undefined : [scope.apiKeyId])).total;
   }
 
   /**
-   * An org's spend over the days starting in [from, to), in all and per key, in one read (of
-   * the keys in `apiKeyIds` only, when given). Both bounds must be UTC midnights.
+   * An org's spend over [from, to), in all and per key, in one read (of the keys in `apiKeyIds`
+   * only, when given). Bounds are whole seconds; UTC midnights read the daily rollup alone.
    */
   async spendByKey(orgId: string, from: Date, to: Date, apiKeyIds?: string[]): Promise<{ total: Spend; byKey: Map<string, Spend> }> {
     for (const [name, date] of [
       ['from', from],
       ['to', to],
     ] as const) {
-      if (date.getTime() % (DAY * 1000) !== 0) throw new RangeError(`spend(): ${name} must be a UTC midnight (got ${date.toISOString()})`);
+      if (date.getTime() % 1000 !== 0) throw new RangeError(`spend(): ${name} must be a whole second (got ${date.toISOString()})`);
     }
+    if (from.getTime() % (DAY * 1000) !== 0 || to.getTime() % (DAY * 1000) !== 0) return this.spendByKeyAnyAlignment(orgId, from, to, apiKeyIds);
     const params: unknown[] = [orgId, from.toISOString(), to.toISOString()];
     if (apiKeyIds !== undefined) params.push(apiKeyIds);
     const rows: Array<{ api_key_id: string; cost_nano: string; tokens: string }> = await this.dataSource.query(
@@ -50,6 +58,32 @@ export class UsageSpendService {
     const byKey = new Map<string, Spend>();
     for (const row of rows) {
       const spend = { costNano: BigInt(row.cost_nano), tokens: BigInt(row.tokens) };
+      byKey.set(row.api_key_id, spend);
+      total.costNano += spend.costNano;
+      total.tokens += spend.tokens;
+    }
+    return { total, byKey };
+  }
+
+  /** The same sums over a window that is not made of whole UTC days (a local day, week or month). */
+  private async spendByKeyAnyAlignment(orgId: string, from: Date, to: Date, apiKeyIds?: string[]): Promise<{ total: Spend; byKey: Map<string, Spend> }> {
+    const total: Spend = { costNano: 0n, tokens: 0n };
+    const byKey = new Map<string, Spend>();
+    const built = buildAggregateSql({
+      from: from.getTime() / 1000,
+      to: to.getTime() / 1000,
+      dimensions: ['api_key_id'],
+      measures: ['cost_nano', 'input_tokens', 'output_tokens'],
+      filter: { orgId, anyOf: apiKeyIds === undefined ? [] : [{ dimension: 'api_key_id', values: apiKeyIds }] },
+    });
+    if (!built) return { total, byKey };
+    const rows: Array<{ api_key_id: string; cost_nano: string | null; input_tokens: string | null; output_tokens: string | null }> = await this.dataSource.query(
+      built.sql,
+      built.params,
+    );
+    for (const row of rows) {
+      if (row.cost_nano === null) continue;
+      const spend = { costNano: BigInt(row.cost_nano), tokens: BigInt(row.input_tokens ?? '0') + BigInt(row.output_tokens ?? '0') };
       byKey.set(row.api_key_id, spend);
       total.costNano += spend.costNano;
       total.tokens += spend.tokens;

@@ -18,8 +18,8 @@ import {
   ValidateIf,
   ValidateNested,
 } from 'class-validator';
-import { EnumField, ExactDecimalField, NO_CONTROL_CHARACTERS, StringField } from '../../common/validation';
-import { BUDGET_PERIODS, BudgetPeriod } from '../budget-window';
+import { Check, EnumField, ExactDecimalField, NO_CONTROL_CHARACTERS, StringField } from '../../common/validation';
+import { BUDGET_PERIODS, BudgetPeriod, isKnownTimeZone } from '../budget-window';
 import type { BudgetOwner, BudgetScope, LimitKind, ThresholdAction } from '../budget.entity';
 
 export const BUDGET_SCOPES: readonly BudgetScope[] = ['org', 'apikey'];
@@ -57,8 +57,21 @@ export class ThresholdDto {
 
 @ApiSchema({ name: 'SetBudgetRequest' })
 export class SetBudgetDto {
-  @EnumField(BUDGET_PERIODS, { description: 'Budget window: UTC day, week (from Monday) or month', enumName: 'BudgetPeriod', example: 'weekly' })
+  @EnumField(BUDGET_PERIODS, { description: 'Budget window: day, week (from Monday) or month, in the budget\'s time zone', enumName: 'BudgetPeriod', example: 'weekly' })
   period: BudgetPeriod;
+
+  @IsOptional()
+  @IsString()
+  @MaxLength(100)
+  @Check('timeZone', (value) => typeof value === 'string' && isKnownTimeZone(value), 'must be an IANA time zone name (e.g. Europe/Amsterdam)')
+  @ApiPropertyOptional({
+    type: String,
+    maxLength: 100,
+    default: 'UTC',
+    description: 'IANA time zone of the windows: days start at local midnight, weeks on Monday, months on the 1st, across daylight-saving changes',
+    example: 'Europe/Amsterdam',
+  })
+  timezone?: string;
 
   @EnumField(LIMIT_KINDS, { description: 'What the limit counts: cost (major currency units) or tokens (input + output)', enumName: 'LimitKind', example: 'tokens' })
   limit_kind: LimitKind;
@@ -124,7 +137,10 @@ export class SetBudgetDto {
 
 @ApiSchema({ name: 'BudgetSpend' })
 export class SpendDto {
-  @ApiProperty({ description: 'Current window as an ISO 8601 interval (UTC)', example: '2026-11-16T00:00:00Z/2026-11-23T00:00:00Z' })
+  @ApiProperty({
+    description: 'Current window as an ISO 8601 interval, with the budget time zone\'s offsets (`Z` in UTC)',
+    example: '2026-11-16T00:00:00Z/2026-11-23T00:00:00Z',
+  })
   window: string;
 
   @ApiProperty({ description: 'Cost spent in the window, integer nano-units, as a string', example: '1250000000' })
@@ -141,6 +157,15 @@ export class SpendDto {
 
   @ApiProperty({ type: 'integer', description: 'When the window ends and the spend resets, Unix seconds', example: 1795392000 })
   resets_at: number;
+
+  @ApiProperty({
+    type: 'integer',
+    nullable: true,
+    description:
+      'Unix seconds at which the block limit (100 % without a block threshold) is reached at the window\'s average rate so far (rounded up to the second, computed exactly); null with no spend or when it is not reached in this window',
+    example: 1795370400,
+  })
+  forecast_exhaustion_at: number | null;
 }
 
 @ApiSchema({ name: 'BudgetThresholdResult' })
@@ -174,6 +199,9 @@ export class BudgetDto {
 
   @ApiProperty({ enum: BUDGET_PERIODS, enumName: 'BudgetPeriod', example: 'weekly' })
   period: BudgetPeriod;
+
+  @ApiProperty({ description: 'IANA time zone of the windows', example: 'Europe/Amsterdam' })
+  timezone: string;
 
   @ApiProperty({ enum: LIMIT_KINDS, enumName: 'LimitKind', example: 'tokens' })
   limit_kind: LimitKind;
