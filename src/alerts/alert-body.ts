@@ -1,9 +1,13 @@
 import { unixSeconds } from '../common/unix-time';
 import { BudgetOwner, BudgetScope, LimitKind, Threshold, ThresholdAction } from '../budgets/budget.entity';
 import { costToNumber, Evaluation, limitAsNumber } from '../budgets/budget-evaluation';
-import { BudgetPeriod, formatWindow } from '../budgets/budget-window';
+import { BudgetPeriod, BudgetWindow, formatWindow } from '../budgets/budget-window';
 
 export const ALERT_EVENT_TYPE = 'budget.threshold.crossed';
+/** Sent once when a crossed block threshold stops blocking within its window (SPEC §5). */
+export const RESOLVED_EVENT_TYPE = 'budget.threshold.resolved';
+export const ALERT_EVENT_TYPES = [ALERT_EVENT_TYPE, RESOLVED_EVENT_TYPE] as const;
+export type AlertEventType = (typeof ALERT_EVENT_TYPES)[number];
 
 /*
  * The webhook body is a contract with receivers outside Tally (SPEC §5), so it has its own types
@@ -54,7 +58,7 @@ export interface WebhookBudget {
 /** The webhook body of SPEC §5. */
 export interface AlertEvent {
   id: string;
-  type: typeof ALERT_EVENT_TYPE;
+  type: AlertEventType;
   /** Unix seconds. */
   created_at: number;
   data: {
@@ -95,16 +99,26 @@ export function webhookBudget(e: Evaluation): WebhookBudget {
   };
 }
 
-/** The exact bytes every attempt of this alert sends (serialised once, stored with the alert). */
-export function alertBody(id: string, createdAt: Date, evaluation: Evaluation, threshold: Threshold): string {
+/**
+ * The exact bytes every attempt of this alert sends (serialised once, stored with the alert).
+ * `window` is the crossing's window (the evaluation's by default).
+ */
+export function alertBody(
+  id: string,
+  createdAt: Date,
+  evaluation: Evaluation,
+  threshold: Threshold,
+  type: AlertEventType = ALERT_EVENT_TYPE,
+  window: BudgetWindow = evaluation.window,
+): string {
   const event: AlertEvent = {
     id,
-    type: ALERT_EVENT_TYPE,
+    type,
     created_at: unixSeconds(createdAt),
     data: {
       budget: webhookBudget(evaluation),
       threshold: { pct: threshold.pct, action: threshold.action },
-      window: formatWindow(evaluation.window, evaluation.budget.timezone),
+      window: formatWindow(window, evaluation.budget.timezone),
     },
   };
   return JSON.stringify(event);
