@@ -8,5 +8,6 @@ import { AlertPctUpToOneBillion1796101696967 } from './1796101696967-AlertPctUpT
 import { EvaluationBacklog1796101712392 } from './1796101712392-EvaluationBacklog';
 import { BudgetTimezoneAndSecretRotation1796104802464 } from './1796104802464-BudgetTimezoneAndSecretRotation';
 import { ResolvedEvents1796104990245 } from './1796104990245-ResolvedEvents';
+import { TeamAndUserBudgets1796105254662 } from './1796105254662-TeamAndUserBudgets';
 
-export const MIGRATIONS: Function[] = [Foundation1795296150373, Usage1795296445061, Budgets1795297154288, Alerts1795297480078, UsageRollupsByKey1795298831442, AlertPctUpToOneBillion1796101696967, EvaluationBacklog1796101712392, BudgetTimezoneAndSecretRotation1796104802464, ResolvedEvents1796104990245];
+export const MIGRATIONS: Function[] = [Foundation1795296150373, Usage1795296445061, Budgets1795297154288, Alerts1795297480078, UsageRollupsByKey1795298831442, AlertPctUpToOneBillion1796101696967, EvaluationBacklog1796101712392, BudgetTimezoneAndSecretRotation1796104802464, ResolvedEvents1796104990245, TeamAndUserBudgets1796105254662];

@@ -2,6 +2,7 @@ import { unixSeconds } from '../common/unix-time';
 import { BudgetOwner, BudgetScope, LimitKind, Threshold, ThresholdAction } from '../budgets/budget.entity';
 import { costToNumber, Evaluation, limitAsNumber } from '../budgets/budget-evaluation';
 import { BudgetPeriod, BudgetWindow, formatWindow } from '../budgets/budget-window';
+import { displayScopeId } from '../budgets/budget-scope';
 
 export const ALERT_EVENT_TYPE = 'budget.threshold.crossed';
 /** Sent once when a crossed block threshold stops blocking within its window (SPEC §5). */
@@ -76,7 +77,7 @@ export function webhookBudget(e: Evaluation): WebhookBudget {
     id: b.id,
     object: 'llm.budget',
     scope: b.scope,
-    scope_id: b.scopeId,
+    scope_id: displayScopeId(b),
     org_id: b.orgId,
     owner: b.owner,
     period: b.period,

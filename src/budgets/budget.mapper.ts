@@ -4,6 +4,7 @@ import { maskUrl } from '../common/masked-url';
 import { formatNano, parseDecimalToNano } from '../common/money';
 import { costToNumber, Evaluation } from './budget-evaluation';
 import { formatWindow } from './budget-window';
+import { displayScopeId } from './budget-scope';
 import { BudgetDto } from './dto/budget.dto';
 
 /**
@@ -19,7 +20,7 @@ export function toBudgetDto(e: Evaluation, urlView: WebhookUrlView): BudgetDto {
     id: b.id,
     object: 'llm.budget',
     scope: b.scope,
-    scope_id: b.scopeId,
+    scope_id: displayScopeId(b),
     org_id: b.orgId,
     owner: b.owner,
     period: b.period,

@@ -16,6 +16,7 @@ import { openSecret, sealSecret } from '../common/secret-box';
 import { assertPublicTarget, UnsafeWebhookTarget } from '../common/ssrf';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { Budget, BudgetOwner, BudgetScope } from './budget.entity';
+import { displayScopeId, ORG_LOCAL_SCOPES, orgOfScopeKey } from './budget-scope';
 import { ListBudgetsQueryDto, SetBudgetDto } from './dto/budget.dto';
 
 /**
@@ -154,6 +155,13 @@ export class BudgetsService {
     return budget;
   }
 
+  /** The visible budget of a scope and owner (404 when the scope or the budget is not visible). */
+  async getForScope(principal: Principal, scope: BudgetScope, scopeId: string, owner: BudgetOwner): Promise<Budget> {
+    const [budget] = await this.listForScope(principal, scope, scopeId, owner);
+    if (!budget) throw AppException.notFound('Budget', `${scope} ${displayScopeId({ scope, scopeId })} (owner ${owner})`);
+    return budget;
+  }
+
   async delete(principal: Principal, id: string): Promise<Budget> {
     const budget = await this.getVisible(principal, id);
     if (!this.mayChange(principal, budget)) throw AppException.forbidden('Only cluster admins delete owner: cluster budgets');
@@ -207,9 +215,11 @@ export class BudgetsService {
 
   /** The org of a scope the principal may see; 404 for unknown or another tenant's. */
   private async scopeOrg(principal: Principal, scope: BudgetScope, scopeId: string): Promise<string> {
-    if (scope === 'org') {
-      if (principal.role === Role.Member) throw AppException.notFound('Org', scopeId);
-      return (await this.orgs.getVisible(principal, scopeId)).id;
+    // A team or user scope lives in its org: the org's rules (members see neither).
+    const orgId = scope === 'org' ? scopeId : ORG_LOCAL_SCOPES.has(scope) ? orgOfScopeKey(scopeId) : null;
+    if (orgId !== null) {
+      if (principal.role === Role.Member) throw AppException.notFound('Org', orgId);
+      return (await this.orgs.getVisible(principal, orgId)).id;
     }
     return (await this.apiKeys.getVisible(principal, scopeId)).orgId;
   }

@@ -11,6 +11,9 @@ export interface SpendScope {
   apiKeyId?: string;
 }
 
+/** What a budget's spend is grouped by: the key, the key's team, or the end user of the records. */
+export type SpendDimension = 'api_key_id' | 'team_id' | 'user_id';
+
 export interface Spend {
   costNano: bigint;
   /** input_tokens + output_tokens. */
@@ -65,29 +68,42 @@ export class UsageSpendService {
     return { total, byKey };
   }
 
-  /** The same sums over a window that is not made of whole UTC days (a local day, week or month). */
-  private async spendByKeyAnyAlignment(orgId: string, from: Date, to: Date, apiKeyIds?: string[]): Promise<{ total: Spend; byKey: Map<string, Spend> }> {
+  /**
+   * An org's spend over [from, to) (any whole seconds), in all and per value of `dimension` (of
+   * the values in `values` only, when given), in one read: the API key, the key's team (records
+   * carry it), or the end user (read from the per-user rollups, which the per-key ones lack).
+   */
+  async spendByDimension(
+    orgId: string,
+    from: Date,
+    to: Date,
+    dimension: SpendDimension,
+    values?: string[],
+  ): Promise<{ total: Spend; byValue: Map<string, Spend> }> {
     const total: Spend = { costNano: 0n, tokens: 0n };
-    const byKey = new Map<string, Spend>();
+    const byValue = new Map<string, Spend>();
     const built = buildAggregateSql({
-      from: from.getTime() / 1000,
-      to: to.getTime() / 1000,
-      dimensions: ['api_key_id'],
+      from: Math.floor(from.getTime() / 1000),
+      to: Math.floor(to.getTime() / 1000),
+      dimensions: [dimension],
       measures: ['cost_nano', 'input_tokens', 'output_tokens'],
-      filter: { orgId, anyOf: apiKeyIds === undefined ? [] : [{ dimension: 'api_key_id', values: apiKeyIds }] },
+      filter: { orgId, anyOf: values === undefined ? [] : [{ dimension, values }] },
     });
-    if (!built) return { total, byKey };
-    const rows: Array<{ api_key_id: string; cost_nano: string | null; input_tokens: string | null; output_tokens: string | null }> = await this.dataSource.query(
-      built.sql,
-      built.params,
-    );
+    if (!built) return { total, byValue };
+    const rows: Array<Record<string, string | null>> = await this.dataSource.query(built.sql, built.params);
     for (const row of rows) {
       if (row.cost_nano === null) continue;
       const spend = { costNano: BigInt(row.cost_nano), tokens: BigInt(row.input_tokens ?? '0') + BigInt(row.output_tokens ?? '0') };
-      byKey.set(row.api_key_id, spend);
+      byValue.set(String(row[dimension]), spend);
       total.costNano += spend.costNano;
       total.tokens += spend.tokens;
     }
-    return { total, byKey };
+    return { total, byValue };
+  }
+
+  /** The per-key sums over a window that is not made of whole UTC days (a local day, week or month). */
+  private async spendByKeyAnyAlignment(orgId: string, from: Date, to: Date, apiKeyIds?: string[]): Promise<{ total: Spend; byKey: Map<string, Spend> }> {
+    const { total, byValue } = await this.spendByDimension(orgId, from, to, 'api_key_id', apiKeyIds);
+    return { total, byKey: byValue };
   }
 }

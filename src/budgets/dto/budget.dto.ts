@@ -1,4 +1,5 @@
 import { ID_PATTERN } from '../../common/ids';
+import { USER_ID_MAX_LENGTH, USER_ID_PATTERN } from '../../usage/usage-fields';
 import { JsonDecimal } from '../../common/json-decimal';
 import { ListPageDto, ListPageQueryDto } from '../../common/list-page';
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
@@ -22,7 +23,7 @@ import { Check, EnumField, ExactDecimalField, NO_CONTROL_CHARACTERS, StringField
 import { BUDGET_PERIODS, BudgetPeriod, isKnownTimeZone } from '../budget-window';
 import type { BudgetOwner, BudgetScope, LimitKind, ThresholdAction } from '../budget.entity';
 
-export const BUDGET_SCOPES: readonly BudgetScope[] = ['org', 'apikey'];
+export const BUDGET_SCOPES: readonly BudgetScope[] = ['org', 'apikey', 'team', 'user'];
 export const BUDGET_OWNERS: readonly BudgetOwner[] = ['cluster', 'org'];
 export const LIMIT_KINDS: readonly LimitKind[] = ['cost', 'tokens'];
 export const THRESHOLD_ACTIONS: readonly ThresholdAction[] = ['alert', 'block'];
@@ -290,6 +291,31 @@ export class OwnerQueryDto {
   owner?: BudgetOwner;
 }
 
+/** A team id as API keys carry it (`team_id`): 1-128 characters. */
+export const TEAM_ID_MAX_LENGTH = 128;
+
+export class TeamParamsDto {
+  @StringField({ description: 'Org id', example: 'org_3ZkQ9mW2pL8xYc4RtV7bN1sD', maxLength: 40, pattern: ID_PATTERN })
+  orgId: string;
+
+  @StringField({ description: 'Team id (the `team_id` of the org\'s API keys)', example: 'team-search', maxLength: TEAM_ID_MAX_LENGTH })
+  teamId: string;
+}
+
+export class UserParamsDto {
+  @StringField({ description: 'Org id', example: 'org_3ZkQ9mW2pL8xYc4RtV7bN1sD', maxLength: 40, pattern: ID_PATTERN })
+  orgId: string;
+
+  @StringField({
+    description: 'End user id (the `user_id` of records, X-On-Behalf-Of): 1-150 printable ASCII characters, not `*`; URL-encoded in the path',
+    example: 'user_123',
+    maxLength: USER_ID_MAX_LENGTH,
+    pattern: USER_ID_PATTERN,
+    patternMessage: 'must be printable ASCII characters, and not "*"',
+  })
+  userId: string;
+}
+
 export class BudgetIdParamsDto {
   @StringField({ description: 'Budget id', example: 'bud_4kQ9mW2pL8xYc4RtV7bN1sDa', maxLength: 40, pattern: ID_PATTERN })
   budgetId: string;
@@ -299,6 +325,16 @@ export class BudgetIdParamsDto {
 export class BudgetCheckDto {
   @StringField({ description: 'The API key about to make a request', example: 'key_8hYt2LmQ4xWv9RkP3sZc6NbD', maxLength: 40, pattern: ID_PATTERN })
   api_key_id: string;
+
+  @StringField({
+    description: 'The end user of the request (X-On-Behalf-Of of the client request): that user\'s budgets in the key\'s org count too. 1-150 printable ASCII characters, not `*`',
+    example: 'user_123',
+    maxLength: USER_ID_MAX_LENGTH,
+    pattern: USER_ID_PATTERN,
+    patternMessage: 'must be printable ASCII characters, and not "*"',
+    optional: true,
+  })
+  user_id?: string;
 }
 
 @ApiSchema({ name: 'BudgetBlock' })
