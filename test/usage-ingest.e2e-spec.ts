@@ -194,7 +194,7 @@ describe('usage ingest (SPEC §3.1)', () => {
     expect(result.accepted).toBe(5);
     expect([...result.touched].sort(byOrg)).toEqual(
       [
-        { orgId: acme.org.id, apiKeyIds: [acme.member.id, extra.id].sort(), days: ['2024-01-08', '2024-01-09'], teamIds: [], userIds: ['end-user-1', 'end-user-2'] },
+        { orgId: acme.org.id, apiKeyIds: [acme.member.id, extra.id].sort(), days: ['2024-01-08', '2024-01-09'], teamIds: ['team-a'], userIds: ['end-user-1', 'end-user-2'] },
         { orgId: globex.org.id, apiKeyIds: [globex.member.id], days: ['2024-01-09'], teamIds: [], userIds: [] },
       ].sort(byOrg),
     );
