@@ -6,6 +6,7 @@ import { alertRows } from './helpers/alerts';
 import { costBudget } from './helpers/budgets';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
 import { ingestOk, record } from './helpers/usage';
+import { waitFor } from './helpers/wait-for';
 
 const NANO = 1_000_000_000n;
 const s = (date: Date) => Math.floor(date.getTime() / 1000);
@@ -109,6 +110,23 @@ describe('budget time zones and forecasts (SPEC §4.2)', () => {
     const autumnBody = JSON.parse(rows[2].body).data.budget;
     expect(autumnBody.timezone).toBe('Europe/Amsterdam');
     expect(autumnBody.spend).toMatchObject({ cost_spent_nano: '25000000000', resets_at: s(autumn.end), window: '2026-10-25T00:00:00+02:00/2026-10-26T00:00:00+01:00' });
+  });
+
+  it('a late record alerts for its local window, also when that is not the window of its UTC day', async () => {
+    const { member } = await seedOrg(t, `tz-late-${Math.random()}`);
+    const put = await t.put(`/api/v1/llm/budgets/apikey/${member.id}`, costBudget(1, { timezone: 'Europe/Amsterdam' }));
+    expect(put.status).toBe(200);
+    // 00:30 local on the previous local day is 23:30 (or 22:30) UTC on the UTC day before it.
+    const yesterday = budgetWindow('daily', new Date(Date.now() - 86_400_000), 'Europe/Amsterdam');
+    const at = s(yesterday.start) + 1800;
+    expect(new Date(at * 1000).toISOString().slice(0, 10)).not.toBe(formatWindow(yesterday, 'Europe/Amsterdam').slice(0, 10));
+    await spendAt(member.id, [at], 2n * NANO);
+    const rows = await waitFor(async () => {
+      const found = await alertRows(t, put.body.id);
+      return found.length === 2 ? found : null;
+    }, 'the late record\'s alerts');
+    expect(rows.map((r) => JSON.parse(r.body).data.window)).toEqual([formatWindow(yesterday, 'Europe/Amsterdam'), formatWindow(yesterday, 'Europe/Amsterdam')]);
+    expect(rows.every((r) => new Date(r.window_start).getTime() === yesterday.start.getTime())).toBe(true);
   });
 
   it.each([
