@@ -11,7 +11,7 @@ import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { redisOptions } from './redis/redis';
 import { RedisModule } from './redis/redis.module';
-import { UsageApiModule, UsageModule } from './usage/usage.module';
+import { UsageApiModule, UsageModule, UsageWorkerModule } from './usage/usage.module';
 
 /** Which halves of the product a process runs (PROCESS_ROLE). */
 export interface ProcessParts {
@@ -45,7 +45,7 @@ export class AppModule {
         BudgetsModule,
         AlertsModule,
         ...(parts.api ? [HealthModule, UsageApiModule, BudgetsApiModule, AlertsApiModule] : []),
-        ...(parts.worker ? [AlertsWorkerModule] : []),
+        ...(parts.worker ? [AlertsWorkerModule, UsageWorkerModule] : []),
       ],
     };
   }

@@ -36,6 +36,10 @@ export interface AppConfig {
   rateLimitIngestPerSecond: number;
   /** Currency of every amount (CURRENCY, lowercase ISO 4217; default `usd`). */
   currency: string;
+  /** Pause of the worker's rollup folder when the journal is drained, milliseconds. */
+  rollupFoldIntervalMs: number;
+  /** Journal rows moved into the rollups per fold transaction. */
+  rollupFoldBatch: number;
 }
 
 export class ConfigError extends Error {
@@ -145,6 +149,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
     rateLimitBurst: integer('RATE_LIMIT_BURST', 100, 1, 10_000_000),
     rateLimitIngestPerSecond: integer('RATE_LIMIT_INGEST_PER_SECOND', 0, 0, 10_000_000),
     currency,
+    rollupFoldIntervalMs: integer('ROLLUP_FOLD_INTERVAL_MS', 200, 10, 60_000),
+    rollupFoldBatch: integer('ROLLUP_FOLD_BATCH', 20_000, 1, 1_000_000),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

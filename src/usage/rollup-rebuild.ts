@@ -1,4 +1,5 @@
 import { DataSource } from 'typeorm';
+import { dropJournalRange, holdFoldLock, JOURNAL_TABLE } from './rollup-journal';
 import { rebuildRollupRange, RollupName, ROLLUPS, zeroRowCounts } from './rollups';
 import { DAY } from './time-buckets';
 import { ROLLUP_LOCK_CLASS } from './usage-ingest.service';
@@ -30,13 +31,16 @@ function daysSql(table: string, time: string): string {
 const SOURCES: Array<[string, string]> = [
   ['completion_records', 'created_at'],
   ...ROLLUPS.map((r): [string, string] => [r.table, 'bucket_start']),
+  [JOURNAL_TABLE, 'bucket_start'],
 ];
 
 /**
  * Rebuilds every rollup row from the raw records, one transaction per org and UTC day: each
  * deletes that day's rollup rows and inserts them again from the records, so the command is
  * idempotent and can stop and resume anywhere. Days that only have (stale) rollup rows are
- * cleared. An exclusive per-org advisory lock makes concurrent ingests of that org wait.
+ * cleared, and the day's pending journal deltas dropped (the records already hold them). An
+ * exclusive per-org advisory lock makes concurrent ingests of that org wait; the fold lock keeps
+ * the folder out of the day being rewritten.
  */
 export async function rebuildRollups(dataSource: DataSource, onProgress: (progress: RebuildProgress) => void = () => undefined): Promise<RebuildTotals> {
   // Records reference keys, keys reference orgs (never deleted): every org's days are found from here.
@@ -56,7 +60,12 @@ export async function rebuildRollups(dataSource: DataSource, onProgress: (progre
     for (const day of days) {
       const counts = await dataSource.transaction(async (manager) => {
         await manager.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [ROLLUP_LOCK_CLASS, orgId]);
-        return rebuildRollupRange(manager, orgId, new Date(day * DAY * 1000), new Date((day + 1) * DAY * 1000));
+        // No fold runs meanwhile: the day's pending deltas are dropped and its rollups recomputed from the records.
+        await holdFoldLock(manager);
+        const from = new Date(day * DAY * 1000);
+        const to = new Date((day + 1) * DAY * 1000);
+        await dropJournalRange(manager, orgId, from, to);
+        return rebuildRollupRange(manager, orgId, from, to);
       });
       totals.days += 1;
       totals.records += counts.records;

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { Dimension, Measure, narrowestRollup, NULLABLE_DIMENSIONS, RAW_MEASURE_SQL, rawDimensionSql } from './rollups';
+import { JOURNAL_TABLE } from './rollup-journal';
 import { BucketWidth, decomposeRange, Granularity, GRANULARITY_SECONDS, Segment, WIDTH_GRANULARITY, WIDTH_SECONDS } from './time-buckets';
 
 /** Which records a query counts. Every condition must hold. */
@@ -49,7 +50,8 @@ function source(granularity: Granularity, query: AggregateQuery): { table: strin
  * Builds the SQL of an aggregate query. The range is split (see {@link decomposeRange}) so that
  * whole days come from a daily rollup, ragged hours and minutes from the finer ones, and only
  * sub-minute edges from raw records: the rows read depend on the range and the number of
- * distinct groups, not on the number of records stored.
+ * distinct groups, not on the number of records stored. The journal's pending deltas of the
+ * rollup-backed part are added in the same statement (see rollup-journal.ts).
  */
 export function buildAggregateSql(query: AggregateQuery): { sql: string; params: unknown[] } | null {
   const segments = decomposeRange(query.from, query.to, query.width ? WIDTH_GRANULARITY[query.width] : 'day');
@@ -72,6 +74,20 @@ export function buildAggregateSql(query: AggregateQuery): { sql: string; params:
     ];
     return `SELECT ${columns.join(', ')} FROM ${table} WHERE (${ranges})${filter}${groupBy(keyCount)}`;
   });
+  // The journal's pending deltas of every rollup-backed segment, read by the same statement (one
+  // snapshot): a fold moves rows from the journal into the rollups atomically, so each record is
+  // counted once whether it is folded or not. Journal rows are per minute, so any aligned segment
+  // of a rollup covers whole journal rows.
+  const folded = segments.filter((s) => s.granularity !== 'raw');
+  if (folded.length > 0) {
+    const ranges = folded.map((s) => `(bucket_start >= ${param(iso(s.from))} AND bucket_start < ${param(iso(s.to))})`).join(' OR ');
+    const columns = [
+      ...(query.width ? [`${bucketSql('bucket_start', 'minute', WIDTH_SECONDS[query.width])} AS bucket`] : []),
+      ...query.dimensions.map((d) => `${d} AS ${d}`),
+      ...query.measures.map((m) => `SUM(${m}) AS ${m}`),
+    ];
+    parts.push(`SELECT ${columns.join(', ')} FROM ${JOURNAL_TABLE} WHERE (${ranges})${filter}${groupBy(keyCount)}`);
+  }
   const keys = [...(query.width ? ['bucket'] : []), ...query.dimensions];
   const sql =
     parts.length === 1

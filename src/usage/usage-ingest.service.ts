@@ -6,7 +6,8 @@ import { AppException, FieldProblem } from '../common/errors';
 import { computeCostNano, MAX_BIGINT } from '../common/money';
 import { IngestRecordDto } from './dto/ingest.dto';
 import { PriceBookService, PriceResolver } from './price-book.service';
-import { aggregateRollup, RollupInput, ROLLUPS, upsertRollups } from './rollups';
+import { insertRecordsSql, RECORD_COLUMNS, RecordColumn } from './rollup-journal';
+import { RollupInput } from './rollups';
 
 /** What the budgets module hears after an ingest: one event per org that got new records. */
 export interface IngestEvent {
@@ -59,8 +60,8 @@ export class UsageIngestService {
 
   /**
    * Stores a batch: checks every key reference and prices every record first (a 400 naming each
-   * bad index, nothing written), then inserts new records and adds them to the rollups in one
-   * transaction. Records already stored (same org and id) are skipped and counted as duplicates.
+   * bad index, nothing written), then inserts the new records and appends their per-minute sums
+   * to the rollup journal in one statement (no shared row is updated: see rollup-journal.ts). Records already stored (same org and id) are skipped and counted as duplicates.
    */
   async ingest(records: IngestRecordDto[]): Promise<{ accepted: number; duplicates: number }> {
     const stored = await this.prepare(records);
@@ -125,38 +126,9 @@ export class UsageIngestService {
       `SELECT pg_advisory_xact_lock_shared(${ROLLUP_LOCK_CLASS}, h) FROM (SELECT DISTINCT hashtext(o) AS h FROM unnest($1::text[]) o ORDER BY 1) l`,
       [orgIds],
     );
-    const d = (r: StoredRecord) => r.dimensions;
-    const inserted: Array<{ org_id: string; id: string }> = await manager.query(
-      `INSERT INTO completion_records (org_id, id, api_key_id, team_id, user_id, project_id, model, input_tokens, output_tokens,
-         input_cached_tokens, input_audio_tokens, output_audio_tokens, batch, service_tier, cost_nano, unpriced, created_at)
-       SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::varchar[], $6::varchar[], $7::varchar[],
-         $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::boolean[], $14::varchar[], $15::bigint[],
-         $16::boolean[], $17::timestamptz[])
-       ON CONFLICT (org_id, id) DO NOTHING
-       RETURNING org_id, id`,
-      [
-        records.map((r) => r.orgId),
-        records.map((r) => r.id),
-        records.map((r) => d(r).api_key_id),
-        records.map((r) => nullIfEmpty(d(r).team_id)),
-        records.map((r) => nullIfEmpty(d(r).user_id)),
-        records.map((r) => nullIfEmpty(d(r).project_id)),
-        records.map((r) => d(r).model),
-        records.map((r) => r.measures.input_tokens.toString()),
-        records.map((r) => r.measures.output_tokens.toString()),
-        records.map((r) => r.measures.input_cached_tokens.toString()),
-        records.map((r) => r.measures.input_audio_tokens.toString()),
-        records.map((r) => r.measures.output_audio_tokens.toString()),
-        records.map((r) => d(r).batch),
-        records.map((r) => nullIfEmpty(d(r).service_tier)),
-        records.map((r) => r.measures.cost_nano.toString()),
-        records.map((r) => r.unpriced),
-        records.map((r) => new Date(r.createdAt * 1000).toISOString()),
-      ],
-    );
+    const inserted: Array<{ org_id: string; id: string }> = await manager.query(insertRecordsSql(), recordColumns(records));
     const insertedKeys = new Set(inserted.map((row) => `${row.org_id}\u0000${row.id}`));
     const fresh = records.filter((r) => insertedKeys.has(`${r.orgId}\u0000${r.id}`));
-    for (const table of ROLLUPS) await upsertRollups(manager, table, aggregateRollup(fresh, table));
     return fresh;
   }
 
@@ -226,6 +198,30 @@ function toStored(record: IngestRecordDto, key: KeyRow, priced: { costNano: bigi
       unpriced_requests: priced.unpriced ? 1n : 0n,
     },
   };
+}
+
+/** The unnest parameters of {@link insertRecordsSql}: one array per column, bigints as decimal strings. */
+function recordColumns(records: StoredRecord[]): unknown[][] {
+  const value: Record<RecordColumn, (r: StoredRecord) => unknown> = {
+    org_id: (r) => r.orgId,
+    id: (r) => r.id,
+    api_key_id: (r) => r.dimensions.api_key_id,
+    team_id: (r) => nullIfEmpty(r.dimensions.team_id),
+    user_id: (r) => nullIfEmpty(r.dimensions.user_id),
+    project_id: (r) => nullIfEmpty(r.dimensions.project_id),
+    model: (r) => r.dimensions.model,
+    input_tokens: (r) => r.measures.input_tokens.toString(),
+    output_tokens: (r) => r.measures.output_tokens.toString(),
+    input_cached_tokens: (r) => r.measures.input_cached_tokens.toString(),
+    input_audio_tokens: (r) => r.measures.input_audio_tokens.toString(),
+    output_audio_tokens: (r) => r.measures.output_audio_tokens.toString(),
+    batch: (r) => r.dimensions.batch,
+    service_tier: (r) => nullIfEmpty(r.dimensions.service_tier),
+    cost_nano: (r) => r.measures.cost_nano.toString(),
+    unpriced: (r) => r.unpriced,
+    created_at: (r) => new Date(r.createdAt * 1000).toISOString(),
+  };
+  return RECORD_COLUMNS.map(([column]) => records.map(value[column]));
 }
 
 function nullIfEmpty(value: string | boolean): string | null {

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
+import { JOURNAL_TABLE } from './rollup-journal';
 import { rollup } from './rollups';
 import { DAY } from './time-buckets';
 
@@ -16,7 +17,7 @@ export interface Spend {
   tokens: bigint;
 }
 
-/** Spend of an org or key over whole UTC days, for budgets: reads the daily per-key rollup only. */
+/** Spend of an org or key over whole UTC days, for budgets: the daily per-key rollup plus pending journal deltas. */
 @Injectable()
 export class UsageSpendService {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
@@ -39,10 +40,16 @@ export class UsageSpendService {
     }
     const params: unknown[] = [orgId, from.toISOString(), to.toISOString()];
     if (apiKeyIds !== undefined) params.push(apiKeyIds);
+    // The daily per-key rollup plus the journal's pending deltas, in one statement (one snapshot):
+    // a record counts once its ingest returned, whether the folder has moved it yet or not.
+    const where = `org_id = $1 AND bucket_start >= $2 AND bucket_start < $3${apiKeyIds !== undefined ? ' AND api_key_id = ANY($4)' : ''}`;
     const rows: Array<{ api_key_id: string; cost_nano: string; tokens: string }> = await this.dataSource.query(
-      `SELECT api_key_id, SUM(cost_nano)::text AS cost_nano, SUM(input_tokens + output_tokens)::text AS tokens
-       FROM ${rollup('dayByKey').table}
-       WHERE org_id = $1 AND bucket_start >= $2 AND bucket_start < $3${apiKeyIds !== undefined ? ' AND api_key_id = ANY($4)' : ''}
+      `SELECT api_key_id, SUM(cost_nano)::text AS cost_nano, SUM(tokens)::text AS tokens
+       FROM (SELECT api_key_id, SUM(cost_nano) AS cost_nano, SUM(input_tokens + output_tokens) AS tokens
+             FROM ${rollup('dayByKey').table} WHERE ${where} GROUP BY api_key_id
+             UNION ALL
+             SELECT api_key_id, SUM(cost_nano), SUM(input_tokens + output_tokens)
+             FROM ${JOURNAL_TABLE} WHERE ${where} GROUP BY api_key_id) u
        GROUP BY api_key_id`,
       params,
     );

@@ -6,6 +6,8 @@ import { UsageRollupDay, UsageRollupDayByKey, UsageRollupHour, UsageRollupHourBy
 import { OpenAiCostsController, OpenAiUsageController } from './openai-compat.controller';
 import { PriceBookService } from './price-book.service';
 import { PricesController } from './prices.controller';
+import { RollupFolderService } from './rollup-folder.service';
+import { RollupJournalMetrics } from './rollup-journal-metrics';
 import { UsageAggregator } from './usage-aggregator';
 import { UsageIngestService } from './usage-ingest.service';
 import { UsageReportsService } from './usage-reports.service';
@@ -19,7 +21,7 @@ import { UsageController } from './usage.controller';
  */
 @Module({
   imports: [TypeOrmModule.forFeature([CompletionRecord, ModelPrice, UsageRollupMinute, UsageRollupHour, UsageRollupDay, UsageRollupHourByKey, UsageRollupDayByKey])],
-  providers: [PriceBookService, UsageAggregator, UsageIngestService, UsageReportsService, UsageSpendService],
+  providers: [PriceBookService, UsageAggregator, UsageIngestService, UsageReportsService, UsageSpendService, RollupJournalMetrics],
   exports: [PriceBookService, UsageIngestService, UsageReportsService, UsageSpendService],
 })
 export class UsageModule {}
@@ -29,3 +31,7 @@ export class UsageModule {}
   controllers: [UsageController, PricesController, OpenAiUsageController, OpenAiCostsController],
 })
 export class UsageApiModule {}
+
+/** The rollup folder (journal → rollups): loaded only by processes that run the worker. */
+@Module({ imports: [UsageModule], providers: [RollupFolderService], exports: [RollupFolderService] })
+export class UsageWorkerModule {}
