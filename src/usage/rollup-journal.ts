@@ -101,10 +101,9 @@ export interface FoldResult {
 
 /**
  * One fold, in the caller's transaction: takes the fold lock without waiting (one folder at a
- * time; a rebuild holds it too) and moves up to `limit` journal rows. `beforeCommit` lets a test
- * hold the transaction open.
+ * time; a rebuild holds it too) and moves up to `limit` journal rows.
  */
-export async function foldOnce(manager: EntityManager, limit: number): Promise<FoldResult> {
+export async function foldOnce(manager: Pick<EntityManager, 'query'>, limit: number): Promise<FoldResult> {
   const [lock] = await manager.query('SELECT pg_try_advisory_xact_lock($1, $2) AS locked', [FOLD_LOCK_CLASS, FOLD_LOCK_KEY]);
   if (!lock.locked) return { deltas: 0, records: 0n, lagSeconds: 0, locked: false };
   const [row] = await manager.query(foldSql(), [limit]);

@@ -52,7 +52,6 @@ export async function ingestOk(t: TestApp, key: string, records: unknown[]): Pro
   return res.body;
 }
 
-/** Every row of a table, sorted, with bigint and timestamp columns as strings, for exact comparisons. */
 /**
  * Folds the whole rollup journal into the rollups (waiting for a background fold that holds the
  * lock), so a test can read the rollup tables themselves.
@@ -66,7 +65,10 @@ export async function foldJournal(t: TestApp): Promise<void> {
   }
 }
 
-/** A table's rows, sorted; a rollup table is read once the journal is folded into it. */
+/**
+ * Every row of a table, sorted, with bigint and timestamp columns as strings, for exact
+ * comparisons; a rollup table is read once the journal is folded into it.
+ */
 export async function tableRows(t: TestApp, table: string): Promise<Array<Record<string, unknown>>> {
   if (table.startsWith('usage_rollups_')) await foldJournal(t);
   const rows: Array<Record<string, unknown>> = await t.dataSource.query(`SELECT * FROM ${table}`);
