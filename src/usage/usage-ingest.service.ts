@@ -5,6 +5,7 @@ import { describeError } from '../common/error-mapping';
 import { AppException, FieldProblem } from '../common/errors';
 import { computeCostNano, MAX_BIGINT } from '../common/money';
 import { IngestRecordDto } from './dto/ingest.dto';
+import { parseCostNano } from './ingest-validator';
 import { PriceBookService, PriceResolver } from './price-book.service';
 import { insertRecordsSql, RECORD_COLUMNS, RecordColumn } from './rollup-journal';
 import { RollupInput } from './rollups';
@@ -164,7 +165,7 @@ export class UsageIngestService {
 
 /** The record's cost: as sent, else from the price version in force at its created_at, else 0 and unpriced. */
 function price(record: IngestRecordDto, resolve: PriceResolver): { costNano: bigint; unpriced: boolean } {
-  if (record.cost_nano !== undefined && record.cost_nano !== null) return { costNano: BigInt(record.cost_nano), unpriced: false };
+  if (record.cost_nano !== undefined && record.cost_nano !== null) return { costNano: parseCostNano(record.cost_nano)!, unpriced: false };
   const prices = resolve(record.model, record.created_at);
   if (!prices) return { costNano: 0n, unpriced: true };
   const tokens = { inputTokens: record.input_tokens, inputCachedTokens: record.input_cached_tokens ?? 0, outputTokens: record.output_tokens };

@@ -1,0 +1,150 @@
+import { AppException, FieldProblem } from '../common/errors';
+import { MAX_BIGINT } from '../common/money';
+import { NO_CONTROL_CHARACTERS } from '../common/validation';
+import { IngestRecordDto, MAX_BATCH } from './dto/ingest.dto';
+import {
+  EARLIEST_RECORD_TIME,
+  ID_PATTERN,
+  MAX_FUTURE_SKEW_SECONDS,
+  MODEL_MAX_LENGTH,
+  PRINTABLE_PATTERN,
+  PROJECT_ID_MAX_LENGTH,
+  RECORD_ID_MAX_LENGTH,
+  SERVICE_TIER_MAX_LENGTH,
+  USER_ID_MAX_LENGTH,
+  USER_ID_PATTERN,
+} from './usage-fields';
+
+/**
+ * The ingest body's validator (issue 13): one pass over plain objects, no class instances per
+ * record. It applies the rules that {@link IngestRecordDto} documents (the DTO stays the OpenAPI
+ * schema) and words every problem as the global class-validator pipe does, so the 400 names every
+ * bad index and field exactly as before (src/usage/ingest-validator.spec.ts checks both agree).
+ * Unlike the generic pipe it also refuses a record that is an array or that carries a field named
+ * like an Object.prototype member.
+ */
+
+const NOT_OBJECT = 'each value in nested property records must be either object or array';
+const PRINTABLE_MESSAGE = 'must be printable ASCII characters without spaces';
+const MAX_TOKENS = Number.MAX_SAFE_INTEGER;
+
+/**
+ * The one place a client's cost_nano becomes a bigint: a JSON integer up to 2^53 − 1, or a string
+ * of decimal digits up to 2^63 − 1. Undefined when it is neither.
+ */
+export function parseCostNano(value: unknown): bigint | undefined {
+  if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 0 ? BigInt(value) : undefined;
+  if (typeof value === 'string' && /^\d{1,20}$/.test(value)) {
+    const parsed = BigInt(value);
+    return parsed <= MAX_BIGINT ? parsed : undefined;
+  }
+  return undefined;
+}
+const COST_NANO_MESSAGE = `must be a non-negative integer (a JSON integer up to 2^53 − 1, or a string of digits up to ${MAX_BIGINT})`;
+
+type Check = (value: unknown, record: Record<string, unknown>, now: number) => string[];
+
+interface StringRule {
+  maxLength: number;
+  pattern?: RegExp;
+  patternMessage?: string;
+}
+
+/** IsString, IsNotEmpty, MinLength(1), MaxLength, Matches: every failing one, in that order. */
+function stringMessages(value: unknown, rule: StringRule): string[] {
+  const messages: string[] = [];
+  const isString = typeof value === 'string';
+  if (!isString) messages.push('must be a string');
+  if (value === '' || value === null || value === undefined) messages.push('should not be empty');
+  if (!isString || value.length < 1) messages.push('must be longer than or equal to 1 characters');
+  if (!isString || value.length > rule.maxLength) messages.push(`must be shorter than or equal to ${rule.maxLength} characters`);
+  const pattern = rule.pattern ?? NO_CONTROL_CHARACTERS;
+  if (!isString || !pattern.test(value)) {
+    messages.push(rule.pattern ? (rule.patternMessage ?? `must match ${rule.pattern}`) : 'must not contain control characters');
+  }
+  return messages;
+}
+
+/** IsInt, Min, Max. */
+function intMessages(value: unknown, min: number, max?: number): string[] {
+  const messages: string[] = [];
+  const isNumber = typeof value === 'number';
+  if (!isNumber || !Number.isInteger(value)) messages.push('must be an integer number');
+  if (!isNumber || !(value >= min)) messages.push(`must not be less than ${min}`);
+  if (max !== undefined && (!isNumber || !(value <= max))) messages.push(`must not be greater than ${max}`);
+  return messages;
+}
+
+const absent = (value: unknown) => value === null || value === undefined;
+/** Required: always checked. Optional / nullable: skipped when null or undefined. */
+const required = (check: (value: unknown) => string[]): Check => (value) => check(value);
+const optional = (check: Check): Check => (value, record, now) => (absent(value) ? [] : check(value, record, now));
+const str = (rule: StringRule) => (value: unknown) => stringMessages(value, rule);
+const tokens = (value: unknown) => intMessages(value, 0, MAX_TOKENS);
+
+/** Every known field and its checks, in the DTO's declaration order (the order problems are listed in). */
+const FIELDS: Record<keyof IngestRecordDto, Check> = {
+  id: required(str({ maxLength: RECORD_ID_MAX_LENGTH, pattern: PRINTABLE_PATTERN, patternMessage: PRINTABLE_MESSAGE })),
+  api_key_id: required(str({ maxLength: 40, pattern: ID_PATTERN })),
+  org_id: optional(str({ maxLength: 40, pattern: ID_PATTERN })),
+  model: required(str({ maxLength: MODEL_MAX_LENGTH, pattern: PRINTABLE_PATTERN, patternMessage: PRINTABLE_MESSAGE })),
+  input_tokens: required(tokens),
+  output_tokens: required(tokens),
+  input_cached_tokens: optional((value, record) => [
+    ...(typeof value === 'number' && typeof record.input_tokens === 'number' && value > record.input_tokens ? ['must not be greater than input_tokens'] : []),
+    ...tokens(value),
+  ]),
+  input_audio_tokens: optional(tokens),
+  output_audio_tokens: optional(tokens),
+  user_id: optional(str({ maxLength: USER_ID_MAX_LENGTH, pattern: USER_ID_PATTERN, patternMessage: 'must be printable ASCII characters, and not "*"' })),
+  project_id: optional(str({ maxLength: PROJECT_ID_MAX_LENGTH })),
+  batch: optional((value) => (typeof value === 'boolean' ? [] : ['must be a boolean value'])),
+  service_tier: optional(str({ maxLength: SERVICE_TIER_MAX_LENGTH })),
+  cost_nano: optional((value) => (parseCostNano(value) === undefined ? [COST_NANO_MESSAGE] : [])),
+  created_at: (value, _record, now) => [
+    ...(typeof value === 'number' && value > now + MAX_FUTURE_SKEW_SECONDS ? ['must not be more than one day in the future'] : []),
+    ...intMessages(value, EARLIEST_RECORD_TIME),
+  ],
+};
+const FIELD_NAMES = Object.keys(FIELDS) as Array<keyof IngestRecordDto>;
+const KNOWN = new Set<string>(FIELD_NAMES);
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+function recordProblems(value: unknown, path: string, now: number, problems: FieldProblem[]): void {
+  if (!isPlainObject(value)) {
+    problems.push({ param: path, message: Array.isArray(value) ? 'must be an object' : NOT_OBJECT });
+    return;
+  }
+  for (const key of Object.keys(value)) {
+    if (!KNOWN.has(key)) problems.push({ param: `${path}.${key}`, message: 'is not a known field' });
+  }
+  for (const field of FIELD_NAMES) {
+    const messages = FIELDS[field](value[field], value, now);
+    if (messages.length > 0) problems.push({ param: `${path}.${field}`, message: messages.join(', ') });
+  }
+}
+
+/**
+ * Validates `{"records": [...]}` and returns the records (the objects as sent, not copies).
+ * Throws one 400 naming every bad index and field.
+ */
+export function parseIngestBody(body: unknown, now = Date.now() / 1000): IngestRecordDto[] {
+  const problems: FieldProblem[] = [];
+  const object = isPlainObject(body) ? body : {};
+  for (const key of Object.keys(object)) {
+    if (key !== 'records') problems.push({ param: key, message: 'is not a known field' });
+  }
+  const records = object.records;
+  if (!Array.isArray(records)) {
+    const messages = [`must contain no more than ${MAX_BATCH} elements`, 'must contain at least 1 elements', 'must be an array'];
+    if (records !== undefined && !isPlainObject(records)) messages.push(NOT_OBJECT);
+    problems.push({ param: 'records', message: messages.join(', ') });
+  } else {
+    if (records.length > MAX_BATCH) problems.push({ param: 'records', message: `must contain no more than ${MAX_BATCH} elements` });
+    if (records.length < 1) problems.push({ param: 'records', message: 'must contain at least 1 elements' });
+    for (let i = 0; i < records.length; i++) recordProblems(records[i], `records[${i}]`, now, problems);
+  }
+  if (problems.length > 0) throw AppException.validation(problems);
+  return records as IngestRecordDto[];
+}
