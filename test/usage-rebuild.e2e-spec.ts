@@ -1,4 +1,5 @@
 import { main, progressBar } from '../src/cli/rebuild-rollups';
+import { ensurePartitions } from '../src/usage/partitions';
 import { JOURNAL_TABLE } from '../src/usage/rollup-journal';
 import { ROLLUPS } from '../src/usage/rollups';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
@@ -28,7 +29,10 @@ describe('rollup rebuild command (npm run rollups:rebuild)', () => {
   const snapshot = async () => Promise.all(TABLES.map((table) => tableRows(t, table)));
   const run = async () => {
     const lines: string[] = [];
-    const totals = await main({ DATABASE_URL: t.db.url }, { write: (s: string) => lines.push(s) });
+    const totals = await main(
+      { DATABASE_URL: t.db.url, RECORDS_RETENTION_DAYS: '36500', MINUTE_ROLLUP_RETENTION_DAYS: '36500' },
+      { write: (s: string) => lines.push(s) },
+    );
     return { totals, output: lines.join('') };
   };
 
@@ -46,6 +50,7 @@ describe('rollup rebuild command (npm run rollups:rebuild)', () => {
        VALUES ($1, $2, 'key_ghost', '', '', 'ghost', '', false, '', 5)`,
       [acme.org.id, new Date((T0 + 30 * DAY) * 1000)],
     );
+    await ensurePartitions(t.dataSource, 'usage_rollups_minute', [T0 - 40 * DAY + HOUR]);
     await t.dataSource.query(
       `INSERT INTO usage_rollups_minute (org_id, bucket_start, api_key_id, team_id, user_id, model, project_id, batch, service_tier, num_model_requests)
        VALUES ($1, $2, 'key_ghost', '', '', 'ghost', '', false, '', 5)`,

@@ -40,6 +40,12 @@ export interface AppConfig {
   rollupFoldIntervalMs: number;
   /** Journal rows moved into the rollups per fold transaction. */
   rollupFoldBatch: number;
+  /** Raw records are kept this many days (monthly partitions dropped past it); older records are refused. */
+  recordsRetentionDays: number;
+  /** The per-minute rollup is kept this many days; older `1m` reports are refused. */
+  minuteRollupRetentionDays: number;
+  /** How often the worker creates partitions ahead and drops the ones past retention, milliseconds. */
+  partitionMaintenanceIntervalMs: number;
 }
 
 export class ConfigError extends Error {
@@ -151,6 +157,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
     currency,
     rollupFoldIntervalMs: integer('ROLLUP_FOLD_INTERVAL_MS', 200, 10, 60_000),
     rollupFoldBatch: integer('ROLLUP_FOLD_BATCH', 20_000, 1, 1_000_000),
+    recordsRetentionDays: integer('RECORDS_RETENTION_DAYS', 400, 2, 36_500),
+    minuteRollupRetentionDays: integer('MINUTE_ROLLUP_RETENTION_DAYS', 35, 1, 36_500),
+    partitionMaintenanceIntervalMs: integer('PARTITION_MAINTENANCE_INTERVAL_MS', 3_600_000, 1000, 86_400_000),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

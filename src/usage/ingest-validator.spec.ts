@@ -31,7 +31,7 @@ async function viaClassValidator(body: unknown) {
 
 function viaParser(body: unknown) {
   try {
-    parseIngestBody(body);
+    parseIngestBody(body, 36_500);
     return 'ok';
   } catch (err) {
     return (err as AppException).details;
@@ -65,7 +65,19 @@ describe('parseIngestBody', () => {
 
   it('returns the records as sent', () => {
     const body = { records: [OK, { ...OK, id: 'b', cost_nano: '9223372036854775807', batch: null, user_id: null }] };
-    expect(parseIngestBody(body)).toBe(body.records);
+    expect(parseIngestBody(body, 36_500)).toBe(body.records);
+  });
+
+  it('refuses records older than the retention, naming the setting', () => {
+    const now = 1704067200 + 10 * 86400;
+    expect(() => parseIngestBody({ records: [{ ...OK, created_at: now - 5 * 86400 }] }, 5, now)).not.toThrow();
+    let details: unknown;
+    try {
+      parseIngestBody({ records: [{ ...OK, created_at: now }, { ...OK, created_at: now - 5 * 86400 - 1 }] }, 5, now);
+    } catch (err) {
+      details = (err as AppException).details;
+    }
+    expect(details).toEqual([{ param: 'records[1].created_at', message: 'is older than the record retention of 5 days (RECORDS_RETENTION_DAYS)' }]);
   });
 });
 

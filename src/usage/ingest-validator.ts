@@ -2,6 +2,7 @@ import { AppException, FieldProblem } from '../common/errors';
 import { MAX_BIGINT } from '../common/money';
 import { NO_CONTROL_CHARACTERS } from '../common/validation';
 import { IngestRecordDto, MAX_BATCH } from './dto/ingest.dto';
+import { DAY } from './time-buckets';
 import {
   EARLIEST_RECORD_TIME,
   ID_PATTERN,
@@ -42,7 +43,12 @@ export function parseCostNano(value: unknown): bigint | undefined {
 }
 const COST_NANO_MESSAGE = `must be a non-negative integer (a JSON integer up to 2^53 − 1, or a string of digits up to ${MAX_BIGINT})`;
 
-type Check = (value: unknown, record: Record<string, unknown>, now: number) => string[];
+interface Context {
+  /** Unix seconds. */
+  now: number;
+  retentionDays: number;
+}
+type Check = (value: unknown, record: Record<string, unknown>, context: Context) => string[];
 
 interface StringRule {
   maxLength: number;
@@ -78,7 +84,7 @@ function intMessages(value: unknown, min: number, max?: number): string[] {
 const absent = (value: unknown) => value === null || value === undefined;
 /** Required: always checked. Optional / nullable: skipped when null or undefined. */
 const required = (check: (value: unknown) => string[]): Check => (value) => check(value);
-const optional = (check: Check): Check => (value, record, now) => (absent(value) ? [] : check(value, record, now));
+const optional = (check: Check): Check => (value, record, context) => (absent(value) ? [] : check(value, record, context));
 const str = (rule: StringRule) => (value: unknown) => stringMessages(value, rule);
 const tokens = (value: unknown) => intMessages(value, 0, MAX_TOKENS);
 
@@ -101,17 +107,24 @@ const FIELDS: Record<keyof IngestRecordDto, Check> = {
   batch: optional((value) => (typeof value === 'boolean' ? [] : ['must be a boolean value'])),
   service_tier: optional(str({ maxLength: SERVICE_TIER_MAX_LENGTH })),
   cost_nano: optional((value) => (parseCostNano(value) === undefined ? [COST_NANO_MESSAGE] : [])),
-  created_at: (value, _record, now) => [
-    ...(typeof value === 'number' && value > now + MAX_FUTURE_SKEW_SECONDS ? ['must not be more than one day in the future'] : []),
-    ...intMessages(value, EARLIEST_RECORD_TIME),
-  ],
+  created_at: (value, _record, { now, retentionDays }) => {
+    const messages = [
+      ...(typeof value === 'number' && value > now + MAX_FUTURE_SKEW_SECONDS ? ['must not be more than one day in the future'] : []),
+      ...intMessages(value, EARLIEST_RECORD_TIME),
+    ];
+    // SPEC §8: raw records are kept RECORDS_RETENTION_DAYS; an older one could not be deduplicated or reported.
+    if (messages.length === 0 && (value as number) < now - retentionDays * DAY) {
+      messages.push(`is older than the record retention of ${retentionDays} days (RECORDS_RETENTION_DAYS)`);
+    }
+    return messages;
+  },
 };
 const FIELD_NAMES = Object.keys(FIELDS) as Array<keyof IngestRecordDto>;
 const KNOWN = new Set<string>(FIELD_NAMES);
 
 const isPlainObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
-function recordProblems(value: unknown, path: string, now: number, problems: FieldProblem[]): void {
+function recordProblems(value: unknown, path: string, context: Context, problems: FieldProblem[]): void {
   if (!isPlainObject(value)) {
     problems.push({ param: path, message: Array.isArray(value) ? 'must be an object' : NOT_OBJECT });
     return;
@@ -120,16 +133,17 @@ function recordProblems(value: unknown, path: string, now: number, problems: Fie
     if (!KNOWN.has(key)) problems.push({ param: `${path}.${key}`, message: 'is not a known field' });
   }
   for (const field of FIELD_NAMES) {
-    const messages = FIELDS[field](value[field], value, now);
+    const messages = FIELDS[field](value[field], value, context);
     if (messages.length > 0) problems.push({ param: `${path}.${field}`, message: messages.join(', ') });
   }
 }
 
 /**
  * Validates `{"records": [...]}` and returns the records (the objects as sent, not copies).
- * Throws one 400 naming every bad index and field.
+ * Throws one 400 naming every bad index and field. Records older than `retentionDays` are refused.
  */
-export function parseIngestBody(body: unknown, now = Date.now() / 1000): IngestRecordDto[] {
+export function parseIngestBody(body: unknown, retentionDays: number, now = Date.now() / 1000): IngestRecordDto[] {
+  const context: Context = { now, retentionDays };
   const problems: FieldProblem[] = [];
   const object = isPlainObject(body) ? body : {};
   for (const key of Object.keys(object)) {
@@ -143,7 +157,7 @@ export function parseIngestBody(body: unknown, now = Date.now() / 1000): IngestR
   } else {
     if (records.length > MAX_BATCH) problems.push({ param: 'records', message: `must contain no more than ${MAX_BATCH} elements` });
     if (records.length < 1) problems.push({ param: 'records', message: 'must contain at least 1 elements' });
-    for (let i = 0; i < records.length; i++) recordProblems(records[i], `records[${i}]`, now, problems);
+    for (let i = 0; i < records.length; i++) recordProblems(records[i], `records[${i}]`, context, problems);
   }
   if (problems.length > 0) throw AppException.validation(problems);
   return records as IngestRecordDto[];

@@ -5,7 +5,8 @@ import { DataSource } from 'typeorm';
 import { describeError } from '../common/error-mapping';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
-import { foldOnce, FoldResult } from './rollup-journal';
+import { foldBatch, FoldResult } from './rollup-journal';
+import { DAY } from './time-buckets';
 
 /**
  * The worker's folder: moves the rollup journal into the rollups, a batch per transaction, as
@@ -41,7 +42,9 @@ export class RollupFolderService implements OnApplicationBootstrap, BeforeApplic
 
   /** One fold transaction (exported for tests and the CLI). */
   async foldOnce(limit = this.config.rollupFoldBatch): Promise<FoldResult> {
-    const result = await this.dataSource.transaction((manager) => foldOnce(manager, limit));
+    // A day's margin past the readers' cutoff: a reader whose clock is behind still finds its minutes.
+    const minuteFrom = new Date((Date.now() / 1000 - (this.config.minuteRollupRetentionDays + 1) * DAY) * 1000);
+    const result = await foldBatch(this.dataSource, limit, minuteFrom);
     this.folded.inc(result.deltas);
     return result;
   }

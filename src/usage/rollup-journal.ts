@@ -1,4 +1,6 @@
-import { EntityManager } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
+import { SqlRunner } from '../database/sql-runner';
+import { ensurePartitions, isMissingPartition } from './partitions';
 import { Dimension, DIMENSIONS, MEASURES, RAW_MEASURE_SQL, rawDimensionSql, ROLLUPS, RollupTable } from './rollups';
 import { GRANULARITY_SECONDS, MINUTE } from './time-buckets';
 
@@ -43,6 +45,11 @@ export type RecordColumn = (typeof RECORD_COLUMNS)[number][0];
 /**
  * One statement: inserts the records (skipping ids the org already has) and appends the per-minute
  * sums of the ones actually inserted to the journal. Returns the (org_id, id) of the new records.
+ * The table is partitioned by created_at, so its primary key is (org_id, id, created_at): the
+ * ON CONFLICT catches a retry (same id, same time) racing with the first send, and the NOT EXISTS
+ * probe (the primary key's (org_id, id) prefix in each partition) an id already stored at another
+ * time. Two batches sending one id with two different times at the same instant can both pass
+ * the probe: see docs/scale.md, "Idempotency across partitions".
  */
 export function insertRecordsSql(): string {
   const columns = RECORD_COLUMNS.map(([c]) => c);
@@ -50,8 +57,9 @@ export function insertRecordsSql(): string {
   const key = JOURNAL_KEY.map((c) => (c === 'bucket_start' ? `to_timestamp(floor(extract(epoch FROM created_at) / ${MINUTE}) * ${MINUTE})` : rawDimensionSql(c as Dimension)));
   return `WITH inserted AS (
       INSERT INTO completion_records (${columns.join(', ')})
-      SELECT * FROM unnest(${unnest})
-      ON CONFLICT (org_id, id) DO NOTHING
+      SELECT * FROM unnest(${unnest}) AS u(${columns.join(', ')})
+      WHERE NOT EXISTS (SELECT 1 FROM completion_records c WHERE c.org_id = u.org_id AND c.id = u.id)
+      ON CONFLICT (org_id, id, created_at) DO NOTHING
       RETURNING *),
     journal AS (
       INSERT INTO ${JOURNAL_TABLE} (${[...JOURNAL_KEY, ...MEASURES].join(', ')})
@@ -67,16 +75,18 @@ function bucketOf(table: RollupTable): string {
 
 /**
  * Moves up to $1 journal rows into every rollup: a data-modifying CTE deletes them and each
- * rollup's upsert sums exactly the deleted rows, all in one statement (one transaction).
+ * rollup's upsert sums exactly the deleted rows, all in one statement (one transaction). Rows
+ * older than $2 (the minute rollup's retention) are not added to the per-minute rollup.
  */
 export function foldSql(): string {
   const parts = ROLLUPS.map((r) => {
     const key = ['bucket_start', ...r.dimensions];
     const positions = key.map((_c, i) => i + 1).join(', ');
+    // The per-minute rollup is kept MINUTE_ROLLUP_RETENTION_DAYS: older deltas ($2) go to the hours and days only.
     return `fold_${r.name} AS (
       INSERT INTO ${r.table} AS r (${[...key, ...MEASURES].join(', ')})
       SELECT ${[bucketOf(r), ...r.dimensions, ...MEASURES.map((m) => `SUM(${m})`)].join(', ')}
-      FROM moved GROUP BY ${positions} ORDER BY ${positions}
+      FROM moved${r.granularity === 'minute' ? ' WHERE bucket_start >= $2' : ''} GROUP BY ${positions} ORDER BY ${positions}
       ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${MEASURES.map((m) => `${m} = r.${m} + EXCLUDED.${m}`).join(', ')})`;
   });
   return `WITH moved AS (
@@ -101,12 +111,13 @@ export interface FoldResult {
 
 /**
  * One fold, in the caller's transaction: takes the fold lock without waiting (one folder at a
- * time; a rebuild holds it too) and moves up to `limit` journal rows.
+ * time; a rebuild holds it too) and moves up to `limit` journal rows. Deltas before `minuteFrom`
+ * skip the per-minute rollup.
  */
-export async function foldOnce(manager: Pick<EntityManager, 'query'>, limit: number): Promise<FoldResult> {
+export async function foldOnce(manager: SqlRunner, limit: number, minuteFrom = new Date(0)): Promise<FoldResult> {
   const [lock] = await manager.query('SELECT pg_try_advisory_xact_lock($1, $2) AS locked', [FOLD_LOCK_CLASS, FOLD_LOCK_KEY]);
   if (!lock.locked) return { deltas: 0, records: 0n, lagSeconds: 0, locked: false };
-  const [row] = await manager.query(foldSql(), [limit]);
+  const [row] = await manager.query(foldSql(), [limit, minuteFrom.toISOString()]);
   return { deltas: row.deltas, records: BigInt(row.records), lagSeconds: row.lag_seconds, locked: true };
 }
 
@@ -125,9 +136,33 @@ export async function dropJournalRange(manager: EntityManager, orgId: string, fr
 }
 
 /** Pending rows and the age of the oldest, for the metrics. */
-export async function journalBacklog(manager: Pick<EntityManager, 'query'>): Promise<{ rows: number; lagSeconds: number }> {
+export async function journalBacklog(manager: SqlRunner): Promise<{ rows: number; lagSeconds: number }> {
   const [row] = await manager.query(
     `SELECT count(*)::int AS rows, COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(ingested_at)), 0)::float8 AS lag FROM ${JOURNAL_TABLE}`,
   );
   return { rows: row.rows, lagSeconds: row.lag };
+}
+
+/** Unix seconds of the month starts of the journal rows at or after `from` (to make missing minute partitions). */
+export async function journalMonths(manager: SqlRunner, from: Date): Promise<number[]> {
+  const rows: Array<{ month: string }> = await manager.query(
+    `SELECT DISTINCT floor(extract(epoch FROM date_trunc('month', bucket_start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'))::bigint::text AS month
+     FROM ${JOURNAL_TABLE} WHERE bucket_start >= $1`,
+    [from.toISOString()],
+  );
+  return rows.map((r) => Number(r.month));
+}
+
+/**
+ * One fold in its own transaction, making a missing per-minute partition first when a
+ * back-dated delta needs one (then folding again).
+ */
+export async function foldBatch(dataSource: DataSource, limit: number, minuteFrom: Date): Promise<FoldResult> {
+  try {
+    return await dataSource.transaction((manager) => foldOnce(manager, limit, minuteFrom));
+  } catch (err) {
+    if (!isMissingPartition(err)) throw err;
+    await ensurePartitions(dataSource, 'usage_rollups_minute', await journalMonths(dataSource, minuteFrom));
+    return dataSource.transaction((manager) => foldOnce(manager, limit, minuteFrom));
+  }
 }

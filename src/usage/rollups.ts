@@ -159,18 +159,21 @@ export function zeroRowCounts(): Record<RollupName, number> {
 
 /**
  * Rebuilds one org's rollup rows of [from, to) (whole days) from the raw records: the minute
- * rollup from records, each other one from the rollup it names as its source. Call inside a
- * transaction.
+ * rollup from records, each other one from the rollup it names as its source (`withMinutes`
+ * false: no per-minute rows, the hourly ones from the records). Call inside a transaction.
  */
-export async function rebuildRollupRange(manager: EntityManager, orgId: string, from: Date, to: Date): Promise<RebuildCounts> {
+export async function rebuildRollupRange(manager: EntityManager, orgId: string, from: Date, to: Date, withMinutes = true): Promise<RebuildCounts> {
   const range = [orgId, from.toISOString(), to.toISOString()];
   for (const r of ROLLUPS) {
     await manager.query(`DELETE FROM ${r.table} WHERE org_id = $1 AND bucket_start >= $2 AND bucket_start < $3`, range);
   }
   const counts: RebuildCounts = { records: 0, rows: zeroRowCounts() };
   for (const r of ROLLUPS) {
-    const fromRecords = r.source === 'records';
-    const source = r.source === 'records' ? 'completion_records' : rollup(r.source).table;
+    if (r.granularity === 'minute' && !withMinutes) continue;
+    // Without per-minute rows (past their retention) the rollups built from them are built from the records.
+    const sourceName = !withMinutes && r.source === 'minute' ? 'records' : r.source;
+    const fromRecords = sourceName === 'records';
+    const source = sourceName === 'records' ? 'completion_records' : rollup(sourceName).table;
     const time = fromRecords ? 'created_at' : 'bucket_start';
     const seconds = GRANULARITY_SECONDS[r.granularity];
     const select = fromRecords

@@ -1,9 +1,11 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
+import { AppException } from '../common/errors';
+import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { Dimension, Measure, narrowestRollup, NULLABLE_DIMENSIONS, RAW_MEASURE_SQL, rawDimensionSql } from './rollups';
 import { JOURNAL_TABLE } from './rollup-journal';
-import { BucketWidth, decomposeRange, Granularity, GRANULARITY_SECONDS, Segment, WIDTH_GRANULARITY, WIDTH_SECONDS } from './time-buckets';
+import { BucketWidth, ceilTo, DAY, decomposeRange, MINUTE, Granularity, GRANULARITY_SECONDS, Segment, WIDTH_GRANULARITY, WIDTH_SECONDS } from './time-buckets';
 
 /** Which records a query counts. Every condition must hold. */
 export interface UsageFilter {
@@ -23,6 +25,11 @@ export interface AggregateQuery {
   dimensions: Dimension[];
   measures: Measure[];
   filter: UsageFilter;
+  /**
+   * Unix seconds (a minute start) before which the per-minute rollup is no longer kept: minute
+   * segments before it are read from the raw records instead. Omitted: the rollup is complete.
+   */
+  minuteFrom?: number;
 }
 
 export interface AggregateRow {
@@ -54,7 +61,7 @@ function source(granularity: Granularity, query: AggregateQuery): { table: strin
  * rollup-backed part are added in the same statement (see rollup-journal.ts).
  */
 export function buildAggregateSql(query: AggregateQuery): { sql: string; params: unknown[] } | null {
-  const segments = decomposeRange(query.from, query.to, query.width ? WIDTH_GRANULARITY[query.width] : 'day');
+  const segments = segmentsOf(query);
   if (segments.length === 0) return null;
   const params: unknown[] = [];
   const param = (value: unknown) => `$${params.push(value)}`;
@@ -96,6 +103,21 @@ export function buildAggregateSql(query: AggregateQuery): { sql: string; params:
   return { sql: keyCount > 0 ? `${sql} ORDER BY ${positions(keyCount)}` : sql, params };
 }
 
+/** The disjoint segments a query reads, each from the source of its granularity (see {@link decomposeRange}). */
+export function segmentsOf(query: AggregateQuery): Segment[] {
+  const segments = decomposeRange(query.from, query.to, query.width ? WIDTH_GRANULARITY[query.width] : 'day');
+  const minuteFrom = query.minuteFrom;
+  if (minuteFrom === undefined) return segments;
+  return segments.flatMap((s): Segment[] => {
+    if (s.granularity !== 'minute' || s.from >= minuteFrom) return [s];
+    if (s.to <= minuteFrom) return [{ ...s, granularity: 'raw' }];
+    return [
+      { granularity: 'raw', from: s.from, to: minuteFrom },
+      { granularity: 'minute', from: minuteFrom, to: s.to },
+    ];
+  });
+}
+
 function filterSql(filter: UsageFilter, param: (value: unknown) => string): string {
   let sql = '';
   if (filter.orgId !== undefined) sql += ` AND org_id = ${param(filter.orgId)}`;
@@ -124,7 +146,10 @@ function iso(unixSeconds: number): string {
 /** Runs aggregate queries over the rollups (and raw records for sub-minute edges). */
 @Injectable()
 export class UsageAggregator {
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
 
   async aggregate(query: AggregateQuery): Promise<AggregateRow[]> {
     return [...(await this.aggregateLazily(query))];
@@ -135,7 +160,21 @@ export class UsageAggregator {
    * a page of tens of thousands of rows is then never held twice.
    */
   async aggregateLazily(query: AggregateQuery): Promise<Iterable<AggregateRow>> {
-    const built = buildAggregateSql(query);
+    const now = Date.now() / 1000;
+    const planned = { ...query, minuteFrom: query.minuteFrom ?? ceilTo(now - this.config.minuteRollupRetentionDays * DAY, MINUTE) };
+    // Sub-minute edges (and minutes past the minute rollup's retention) come from raw records, kept RECORDS_RETENTION_DAYS.
+    const recordsFrom = now - this.config.recordsRetentionDays * DAY;
+    if (segmentsOf(planned).some((s) => s.granularity === 'raw' && s.from < recordsFrom)) {
+      throw AppException.validation([
+        {
+          param: 'start_time',
+          message:
+            `reaches back past the record retention (${this.config.recordsRetentionDays} days, RECORDS_RETENTION_DAYS): ` +
+            'before that, start_time and end_time must be whole hours',
+        },
+      ]);
+    }
+    const built = buildAggregateSql(planned);
     if (!built) return [];
     const rows: Array<Record<string, unknown>> = await this.dataSource.query(built.sql, built.params);
     return convertRows(rows, query);

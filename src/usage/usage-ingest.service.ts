@@ -6,6 +6,7 @@ import { AppException, FieldProblem } from '../common/errors';
 import { computeCostNano, MAX_BIGINT } from '../common/money';
 import { IngestRecordDto } from './dto/ingest.dto';
 import { parseCostNano } from './ingest-validator';
+import { ensurePartitions, isMissingPartition } from './partitions';
 import { PriceBookService, PriceResolver } from './price-book.service';
 import { insertRecordsSql, RECORD_COLUMNS, RecordColumn } from './rollup-journal';
 import { RollupInput } from './rollups';
@@ -110,6 +111,11 @@ export class UsageIngestService {
       try {
         return await this.dataSource.transaction((manager) => this.storeIn(manager, records));
       } catch (err) {
+        if (isMissingPartition(err) && attempt < 3) {
+          // A month without a partition yet (the worker makes them ahead; back-dated records may precede them).
+          await ensurePartitions(this.dataSource, 'completion_records', records.map((r) => r.createdAt));
+          continue;
+        }
         const code = (err as { driverError?: { code?: string } }).driverError?.code;
         if (code === NUMERIC_OUT_OF_RANGE) {
           throw AppException.validation([{ param: 'records', message: 'the stored sums would exceed 2^63 − 1' }]);

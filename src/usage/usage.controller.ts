@@ -1,4 +1,5 @@
-import { Body, Controller, Get, Post, Query, StreamableFile } from '@nestjs/common';
+import { Body, Controller, Get, Inject, Post, Query, StreamableFile } from '@nestjs/common';
+import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { ApiTags } from '@nestjs/swagger';
 import { Auth, Authenticated } from '../auth/auth.decorators';
 import { Principal } from '../auth/principal';
@@ -29,6 +30,7 @@ export class UsageController {
   constructor(
     private readonly ingest: UsageIngestService,
     private readonly reports: UsageReportsService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   @Post('records')
@@ -39,14 +41,15 @@ export class UsageController {
       `Stores a batch of 1 to ${MAX_BATCH} completion records. The whole batch is validated first: any bad record makes it a 400 ` +
       'naming every bad index and field, and nothing is written. A record whose id is already stored for its org is skipped and ' +
       'counted in `duplicates` (safe to retry). Records without `cost_nano` are priced from the price book at their created_at; ' +
-      'a model without a price is stored at 0 and flagged unpriced. Records of revoked keys are accepted (the gateway may report late).',
+      'a model without a price is stored at 0 and flagged unpriced. Records of revoked keys are accepted (the gateway may report late). ' +
+      'Records older than the record retention (RECORDS_RETENTION_DAYS, default 400 days) are refused.',
     body: { type: IngestRecordsDto, examples: INGEST_REQUEST_EXAMPLES },
     response: IngestResultDto,
   })
   async ingestRecords(@Body() body: unknown): Promise<IngestResultDto> {
     // Typed `unknown` so the global class-validator pipe leaves it alone: a hand-written validator
     // checks the batch in one pass (IngestRecordsDto stays its documented schema).
-    return { object: 'usage.records.ingest', ...(await this.ingest.ingest(parseIngestBody(body))) };
+    return { object: 'usage.records.ingest', ...(await this.ingest.ingest(parseIngestBody(body, this.config.recordsRetentionDays))) };
   }
 
   @Get('completions')

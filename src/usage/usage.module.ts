@@ -5,6 +5,7 @@ import { ModelPrice } from './entities/model-price.entity';
 import { UsageRollupDay, UsageRollupDayByKey, UsageRollupHour, UsageRollupHourByKey, UsageRollupMinute } from './entities/usage-rollup.entity';
 import { OpenAiCostsController, OpenAiUsageController } from './openai-compat.controller';
 import { PriceBookService } from './price-book.service';
+import { PartitionMaintenanceService } from './partition-maintenance.service';
 import { PricesController } from './prices.controller';
 import { RollupFolderService } from './rollup-folder.service';
 import { RollupJournalMetrics } from './rollup-journal-metrics';
@@ -32,6 +33,6 @@ export class UsageModule {}
 })
 export class UsageApiModule {}
 
-/** The rollup folder (journal → rollups): loaded only by processes that run the worker. */
-@Module({ imports: [UsageModule], providers: [RollupFolderService], exports: [RollupFolderService] })
+/** The rollup folder (journal → rollups) and partition upkeep: loaded only by processes that run the worker. */
+@Module({ imports: [UsageModule], providers: [RollupFolderService, PartitionMaintenanceService], exports: [RollupFolderService, PartitionMaintenanceService] })
 export class UsageWorkerModule {}

@@ -1,4 +1,4 @@
-import { foldOnce, JOURNAL_TABLE } from '../../src/usage/rollup-journal';
+import { foldBatch, JOURNAL_TABLE } from '../../src/usage/rollup-journal';
 import { HttpResult, TestApp } from './test-app';
 
 /** 2024-01-01T00:00:00Z, the seed's start_time. */
@@ -58,7 +58,7 @@ export async function ingestOk(t: TestApp, key: string, records: unknown[]): Pro
  */
 export async function foldJournal(t: TestApp): Promise<void> {
   for (;;) {
-    await t.dataSource.transaction((manager) => foldOnce(manager, 1_000_000));
+    await foldBatch(t.dataSource, 1_000_000, new Date(0));
     const [{ n }] = await t.dataSource.query(`SELECT count(*)::int AS n FROM ${JOURNAL_TABLE}`);
     if (n === 0) return;
     await new Promise((resolve) => setTimeout(resolve, 20));
