@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { MIGRATIONS } from '../migrations';
 import { UsageRollupsByKey1795298831442 } from '../migrations/1795298831442-UsageRollupsByKey';
+import { OrgInTrafficKeys1796102676237 } from '../migrations/1796102676237-OrgInTrafficKeys';
 import { PartitionRecordsByMonth1795300100000 } from '../migrations/1795300100000-PartitionRecordsByMonth';
 import { createDataSource, pendingSchemaChanges, runMigrations } from '../src/database/data-source';
 import { listPartitions } from '../src/usage/partitions';
@@ -78,7 +79,7 @@ describe('migrations that move data', () => {
       const after = createDataSource(databaseUrl(server, name));
       await after.initialize();
       try {
-        expect(await runMigrations(after)).toEqual(['PartitionRecordsByMonth1795300100000']);
+        expect(await runMigrations(after)).toContain('PartitionRecordsByMonth1795300100000');
         expect(await dump(after)).toEqual(rows);
         const partitioned = await after.query(`SELECT c.relname FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid ORDER BY 1`);
         expect(partitioned.map((r: { relname: string }) => r.relname)).toEqual(['completion_records', 'usage_rollups_minute']);
@@ -92,6 +93,43 @@ describe('migrations that move data', () => {
         );
         expect(pk.def).toBe('PRIMARY KEY (org_id, id, created_at)');
         expect((await pendingSchemaChanges(after)).up).toEqual([]);
+      } finally {
+        await after.destroy();
+      }
+    } finally {
+      await withAdminClient(server, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+    }
+  });
+
+  it('OrgInTrafficKeys gives stored alerts and deliveries the org of their budget', async () => {
+    const server = process.env.TEST_PG_SERVER_URL!;
+    const name = `tally_migration_${randomBytes(4).toString('hex')}`;
+    await withAdminClient(server, (c) => c.query(`CREATE DATABASE ${name}`));
+    try {
+      const before = createDataSource(databaseUrl(server, name), { migrations: MIGRATIONS.slice(0, MIGRATIONS.indexOf(OrgInTrafficKeys1796102676237)) });
+      await before.initialize();
+      await runMigrations(before);
+      await before.query(
+        `INSERT INTO budgets (id, scope, scope_id, org_id, owner, period, limit_kind, limit_value, thresholds)
+         VALUES ('bdg_a', 'org', 'org_a', 'org_a', 'org', 'monthly', 'cost', 10, '[]'), ('bdg_b', 'org', 'org_b', 'org_b', 'org', 'monthly', 'cost', 10, '[]')`,
+      );
+      await before.query(
+        `INSERT INTO alerts (id, budget_id, window_start, window_end, threshold_pct, threshold_action, body, state, created_at)
+         VALUES ('alrt_a', 'bdg_a', now(), now(), 50, 'alert', '{}', 'pending', now()), ('alrt_b', 'bdg_b', now(), now(), 50, 'alert', '{}', 'pending', now())`,
+      );
+      await before.query(
+        `INSERT INTO webhook_deliveries (id, alert_id, budget_id, trigger, attempt, status) VALUES ('dlv_a', 'alrt_a', 'bdg_a', 'alert', 1, 'failed'), ('dlv_b', 'alrt_b', 'bdg_b', 'alert', 1, 'pending')`,
+      );
+      await before.destroy();
+      const after = createDataSource(databaseUrl(server, name));
+      await after.initialize();
+      try {
+        expect(await runMigrations(after)).toEqual(['OrgInTrafficKeys1796102676237']);
+        expect(await after.query(`SELECT id, org_id FROM alerts ORDER BY id`)).toEqual([{ id: 'alrt_a', org_id: 'org_a' }, { id: 'alrt_b', org_id: 'org_b' }]);
+        expect(await after.query(`SELECT id, org_id FROM webhook_deliveries ORDER BY id`)).toEqual([{ id: 'dlv_a', org_id: 'org_a' }, { id: 'dlv_b', org_id: 'org_b' }]);
+        // The composite foreign key holds: deleting a budget still removes its alerts and their deliveries.
+        await after.query(`DELETE FROM budgets WHERE id = 'bdg_a'`);
+        expect(await after.query(`SELECT id FROM webhook_deliveries`)).toEqual([{ id: 'dlv_b' }]);
       } finally {
         await after.destroy();
       }

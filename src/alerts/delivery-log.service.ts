@@ -87,6 +87,7 @@ export class DeliveryLogService {
       throw AppException.conflict('The budget\'s webhook is disabled (the receiver answered 410 Gone); set the budget again to re-enable it');
     }
     const pending = this.deliveries.create({
+      orgId: source.orgId,
       id: newId('dlv'),
       alertId: source.alertId,
       budgetId: source.budgetId,
