@@ -1,5 +1,6 @@
 import { BullModule } from '@nestjs/bullmq';
-import { DynamicModule, Module } from '@nestjs/common';
+import { DynamicModule, Module, OnApplicationShutdown } from '@nestjs/common';
+import Redis, { Cluster } from 'ioredis';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AlertsApiModule, AlertsModule, AlertsWorkerModule } from './alerts/alerts.module';
 import { AuthModule } from './auth/auth.module';
@@ -9,7 +10,7 @@ import { ConfigModule } from './config/config.module';
 import { dataSourceOptions } from './database/data-source';
 import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
-import { redisOptions } from './redis/redis';
+import { createRedisClient, deploymentPrefix, redisOptions } from './redis/redis';
 import { RedisModule } from './redis/redis.module';
 import { UsageApiModule, UsageModule, UsageWorkerModule } from './usage/usage.module';
 
@@ -23,12 +24,22 @@ export function processParts(config: AppConfig): ProcessParts {
   return { api: config.processRole !== 'worker', worker: config.processRole !== 'api' };
 }
 
+/** Closes a Redis client at shutdown, after the queues' workers have stopped. */
+class ClientCloser implements OnApplicationShutdown {
+  constructor(private readonly client: Redis | Cluster) {}
+  async onApplicationShutdown(): Promise<void> {
+    await this.client.quit().catch(() => this.client.disconnect());
+  }
+}
+
 /** Composition root: the same modules for every role; HTTP controllers and job processors by role. */
 @Module({})
 export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
     if (!config.databaseUrl) throw new Error('AppModule needs a database URL (start-up fills it in)');
     const parts = processParts(config);
+    // On a cluster BullMQ takes a client instance, which it then does not close: the module does.
+    const bullCluster = config.redisClusterNodes ? createRedisClient(config, { maxRetriesPerRequest: null }) : undefined;
     return {
       module: AppModule,
       imports: [
@@ -37,8 +48,9 @@ export class AppModule {
         RedisModule,
         MetricsModule,
         BullModule.forRoot({
-          connection: { ...(redisOptions(config.redisUrl, { maxRetriesPerRequest: null }) as Record<string, unknown>) },
-          prefix: config.redisPrefix,
+          connection: bullCluster ?? { ...(redisOptions(config.redisUrl, { maxRetriesPerRequest: null }) as Record<string, unknown>) },
+          // A hash tag on a cluster: each queue's keys (and its Lua scripts) stay in one slot.
+          prefix: deploymentPrefix(config),
         }),
         AuthModule,
         UsageModule,
@@ -47,6 +59,7 @@ export class AppModule {
         ...(parts.api ? [HealthModule, UsageApiModule, BudgetsApiModule, AlertsApiModule] : []),
         ...(parts.worker ? [AlertsWorkerModule, UsageWorkerModule] : []),
       ],
+      providers: bullCluster ? [{ provide: ClientCloser, useFactory: () => new ClientCloser(bullCluster) }] : [],
     };
   }
 }

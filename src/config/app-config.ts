@@ -10,6 +10,11 @@ export interface AppConfig {
   /** Unset: an embedded PostgreSQL is started under `dataDir` and this is filled in at start-up. */
   databaseUrl: string | undefined;
   redisUrl: string;
+  /**
+   * REDIS_CLUSTER_NODES (`host:port,host:port,…`): a Redis Cluster, reached through these seed
+   * nodes (REDIS_URL's user, password and TLS still apply; its host and database do not).
+   */
+  redisClusterNodes: Array<{ host: string; port: number }> | undefined;
   /** Prefix of every Redis key, queue and channel this process uses. */
   redisPrefix: string;
   adminApiKey: string | undefined;
@@ -102,6 +107,16 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const databaseUrl = url('DATABASE_URL', ['postgres:', 'postgresql:']);
   const redisUrl = url('REDIS_URL', ['redis:', 'rediss:']) ?? 'redis://127.0.0.1:6379';
 
+  let redisClusterNodes: AppConfig['redisClusterNodes'];
+  const rawClusterNodes = read('REDIS_CLUSTER_NODES');
+  if (rawClusterNodes !== undefined) {
+    redisClusterNodes = rawClusterNodes.split(',').map((node) => {
+      const match = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(node.trim());
+      if (!match || Number(match[2]) > 65535) problems.push(`REDIS_CLUSTER_NODES must be host:port pairs separated by commas (got "${node.trim()}")`);
+      return { host: match?.[1] ?? '', port: Number(match?.[2] ?? 0) };
+    });
+  }
+
   const redisPrefix = read('REDIS_PREFIX') ?? 'tally';
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(redisPrefix)) {
     problems.push('REDIS_PREFIX must be 1-64 letters, digits, "_", "." or "-"');
@@ -139,6 +154,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     host,
     databaseUrl,
     redisUrl,
+    redisClusterNodes,
     redisPrefix,
     adminApiKey,
     processRole: role,

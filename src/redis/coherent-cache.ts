@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
-import Redis from 'ioredis';
+import Redis, { Cluster } from 'ioredis';
+import { duplicateClient } from './redis';
 
 export interface CoherentCacheOptions {
   /** Redis pub/sub channel on which processes name stale entries. */
@@ -23,18 +24,18 @@ export interface CoherentCacheOptions {
  */
 export class CoherentCache<V> {
   private readonly entries = new Map<string, { value: V; expiresAt: number }>();
-  private subscriber: Redis | undefined;
+  private subscriber: Redis | Cluster | undefined;
   private subscribed = false;
   /** Bumped by every drop. */
   private generation = 0;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: Redis | Cluster,
     private readonly options: CoherentCacheOptions,
   ) {}
 
   async start(): Promise<void> {
-    const subscriber = this.redis.duplicate({ maxRetriesPerRequest: null });
+    const subscriber = duplicateClient(this.redis);
     this.subscriber = subscriber;
     subscriber.on('error', () => undefined);
     const down = () => {

@@ -1,7 +1,7 @@
 import { Global, Inject, Injectable, Module, OnApplicationShutdown } from '@nestjs/common';
 import Redis from 'ioredis';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
-import { redisOptions } from './redis';
+import { createRedisClient, deploymentPrefix } from './redis';
 
 export const REDIS = Symbol('REDIS');
 
@@ -11,7 +11,7 @@ export class RedisKeys {
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
 
   key(...parts: string[]): string {
-    return [this.config.redisPrefix, ...parts].join(':');
+    return [deploymentPrefix(this.config), ...parts].join(':');
   }
 }
 
@@ -32,7 +32,7 @@ class RedisCloser implements OnApplicationShutdown {
       provide: REDIS,
       inject: [APP_CONFIG],
       useFactory: (config: AppConfig) => {
-        const client = new Redis(redisOptions(config.redisUrl, { maxRetriesPerRequest: 2, connectTimeout: 5000 }));
+        const client = createRedisClient(config, { maxRetriesPerRequest: 2, connectTimeout: 5000 });
         client.on('error', () => undefined); // reconnects by itself; readiness reports the outage
         return client;
       },
