@@ -21,7 +21,8 @@ export const COMPLETIONS_DESCRIPTION =
   'Usage of chat completions in UTC-aligned time buckets, aggregated from the ChatCompletion table. Every bucket in the page is ' +
   'returned, empty ones too; the first and last bucket are clipped to [start_time, end_time). A result field is null unless ' +
   'grouped by it. Cluster admins see every org (or one, with `org_id`), org admins their org, members their own key; with ' +
-  'X-On-Behalf-Of only that end user\'s records.';
+  'X-On-Behalf-Of only that end user\'s records. `1m` buckets reach back MINUTE_ROLLUP_RETENTION_DAYS (default 35 days); ' +
+  'before RECORDS_RETENTION_DAYS (default 400) a range must start and end on whole hours (older usage is kept per hour and day).';
 
 @ApiTags('usage')
 @SdkNamespace('llm.usage')
