@@ -10,6 +10,7 @@ import { ConfigModule } from './config/config.module';
 import { dataSourceOptions } from './database/data-source';
 import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
+import { WorkerMetricsModule } from './metrics/worker-metrics.server';
 import { createRedisClient, deploymentPrefix, redisOptions } from './redis/redis';
 import { RedisModule } from './redis/redis.module';
 import { UsageApiModule, UsageModule, UsageWorkerModule } from './usage/usage.module';
@@ -57,7 +58,7 @@ export class AppModule {
         BudgetsModule,
         AlertsModule,
         ...(parts.api ? [HealthModule, UsageApiModule, BudgetsApiModule, AlertsApiModule] : []),
-        ...(parts.worker ? [AlertsWorkerModule, UsageWorkerModule] : []),
+        ...(parts.worker ? [AlertsWorkerModule, UsageWorkerModule, WorkerMetricsModule] : []),
       ],
       providers: bullCluster ? [{ provide: ClientCloser, useFactory: () => new ClientCloser(bullCluster) }] : [],
     };

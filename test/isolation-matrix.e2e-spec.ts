@@ -19,6 +19,8 @@ interface Tenant {
   /** Creates a throwaway key / budget in this org (for destructive operations). */
   freshKeyId(): Promise<string>;
   freshBudgetId(): Promise<string>;
+  /** A logged delivery of a new alert whose delivery has ended (redelivery is one sequence per alert at a time). */
+  freshDeliveryId(): Promise<string>;
 }
 
 /** Expected status for [own org, other org]; one number when the target does not matter. */
@@ -34,6 +36,31 @@ interface Row {
 const budgetBody = { period: 'monthly', limit_kind: 'cost', limit: 100, thresholds: [{ pct: 80 }] };
 const now = Math.floor(Date.now() / 1000);
 const same = (url: string, body?: unknown) => async () => ({ url, body });
+
+let otlpSpans = 0;
+/** An OTLP/JSON export of one GenAI span of `apiKeyId`. */
+const otlpExport = (apiKeyId: string) => ({
+  resourceSpans: [
+    {
+      resource: { attributes: [{ key: 'tally.api_key_id', value: { stringValue: apiKeyId } }] },
+      scopeSpans: [
+        {
+          spans: [
+            {
+              traceId: 'aa'.repeat(16),
+              spanId: (++otlpSpans).toString(16).padStart(16, '0'),
+              endTimeUnixNano: `${now}000000000`,
+              attributes: [
+                { key: 'gen_ai.request.model', value: { stringValue: 'm' } },
+                { key: 'gen_ai.usage.input_tokens', value: { intValue: '1' } },
+              ],
+            },
+          ],
+        },
+      ],
+    },
+  ],
+});
 
 const TABLE: Record<string, Row> = {
   'orgs.create': { method: 'POST', path: '/api/v1/orgs', request: same('/api/v1/orgs', { name: 'New' }), expect: { cluster_admin: 201, org_admin: 403, member: 403, ingest: 403 } },
@@ -117,8 +144,21 @@ const TABLE: Record<string, Row> = {
   'llm.budgets.redeliver': {
     method: 'POST',
     path: '/api/v1/llm/budgets/deliveries/{deliveryId}/redeliver',
-    request: async (t) => ({ url: `/api/v1/llm/budgets/deliveries/${t.deliveryId}/redeliver` }),
+    request: async (t) => ({ url: `/api/v1/llm/budgets/deliveries/${await t.freshDeliveryId()}/redeliver` }),
     expect: { cluster_admin: [202, 202], org_admin: [202, 404], member: 403, ingest: 403 },
+  },
+  'llm.usage.otlp.exportTraces': {
+    method: 'POST',
+    path: '/api/v1/llm/usage/otlp/v1/traces',
+    request: async (t) => ({ url: '/api/v1/llm/usage/otlp/v1/traces', body: otlpExport(t.memberKeyId) }),
+    expect: { cluster_admin: [200, 200], org_admin: 403, member: 403, ingest: [200, 200] },
+  },
+  // The forward-auth gate answers for the caller's own key, whatever its role: there is no target.
+  'llm.budgets.authorize': {
+    method: 'GET',
+    path: '/api/v1/llm/budgets/authorize',
+    request: same('/api/v1/llm/budgets/authorize'),
+    expect: { cluster_admin: 200, org_admin: 200, member: 200, ingest: 200 },
   },
   'llm.budgets.check': {
     method: 'POST',
@@ -138,11 +178,21 @@ describe('tenant isolation matrix', () => {
 
   async function tenant(name: string): Promise<{ tenant: Tenant; orgAdmin: string; member: string; make: (role: string) => Promise<{ id: string; key: string }> }> {
     const seeded = await seedOrg(t, name);
-    // A budget whose webhook goes to a closed loopback port, crossed at once: its attempts are logged.
-    const budget = await t.put(`/api/v1/llm/budgets/apikey/${seeded.member.id}`, { ...budgetBody, webhook_url: 'http://127.0.0.1:9/hook' });
-    await t.post('/api/v1/llm/usage/records', { records: [record(seeded.member.id, { created_at: now, cost_nano: '90000000000' })] }, { key: ingestKey });
-    await waitFor(async () => (await t.dataSource.query('SELECT 1 FROM webhook_deliveries WHERE budget_id = $1', [budget.body.id])).length > 0, 'a logged delivery');
-    const [delivery] = await t.dataSource.query('SELECT id FROM webhook_deliveries WHERE budget_id = $1 LIMIT 1', [budget.body.id]);
+    // A key budget whose webhook goes to a closed loopback port, crossed at once: its one attempt
+    // (WEBHOOK_MAX_ATTEMPTS=1) is logged and its alert fails.
+    const loggedDelivery = async (keyId: string) => {
+      const budget = await t.put(`/api/v1/llm/budgets/apikey/${keyId}`, { ...budgetBody, webhook_url: 'http://127.0.0.1:9/hook' });
+      await t.post('/api/v1/llm/usage/records', { records: [record(keyId, { created_at: now, cost_nano: '90000000000' })] }, { key: ingestKey });
+      const [delivery] = await waitFor(async () => {
+        const rows: Array<{ id: string }> = await t.dataSource.query(
+          `SELECT d.id FROM webhook_deliveries d JOIN alerts a ON a.id = d.alert_id WHERE d.budget_id = $1 AND a.state <> 'pending' LIMIT 1`,
+          [budget.body.id],
+        );
+        return rows.length > 0 ? rows : null;
+      }, 'a logged delivery');
+      return { budgetId: budget.body.id as string, deliveryId: delivery.id };
+    };
+    const first = await loggedDelivery(seeded.member.id);
     return {
       orgAdmin: seeded.orgAdmin.key,
       member: seeded.member.key,
@@ -150,19 +200,20 @@ describe('tenant isolation matrix', () => {
       tenant: {
         orgId: seeded.org.id,
         memberKeyId: seeded.member.id,
-        keyBudgetId: budget.body.id,
-        deliveryId: delivery.id,
+        keyBudgetId: first.budgetId,
+        deliveryId: first.deliveryId,
         freshKeyId: async () => (await seeded.make('member')).id,
         freshBudgetId: async () => {
           const key = await seeded.make('member');
           return (await t.put(`/api/v1/llm/budgets/apikey/${key.id}`, budgetBody)).body.id;
         },
+        freshDeliveryId: async () => (await loggedDelivery((await seeded.make('member')).id)).deliveryId,
       },
     };
   }
 
   beforeAll(async () => {
-    t = await startTestApp();
+    t = await startTestApp({ WEBHOOK_MAX_ATTEMPTS: '1' });
     ingestKey = (await createSystemKey(t, 'ingest')).key;
     await t.put('/api/v1/llm/prices/matrix-model', { input_per_mtok: '1', cached_input_per_mtok: '0.5', output_per_mtok: '2' });
     const a = await tenant('Own');

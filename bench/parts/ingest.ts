@@ -56,7 +56,8 @@ export async function measureIngest(options: {
 }): Promise<IngestMeasurement> {
   const now = Math.floor(Date.now() / 60_000) * 60;
   const from = now - 2 * 3600;
-  const generated = [...options.traffic.records(options.records, from, now, 'i')];
+  // Copies: the generator reuses one object per record it yields.
+  const generated = Array.from(options.traffic.records(options.records, from, now, 'i'), (r) => ({ ...r }));
   const hotKey = generated[0].apiKeyId;
   const bodiesOf = (records: Iterable<Record<string, unknown>>) => {
     const bodies: string[] = [];

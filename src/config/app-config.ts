@@ -51,7 +51,20 @@ export interface AppConfig {
   minuteRollupRetentionDays: number;
   /** How often the worker creates partitions ahead and drops the ones past retention, milliseconds. */
   partitionMaintenanceIntervalMs: number;
+  /** Longest a usage or cost report query may run in PostgreSQL (statement_timeout), milliseconds. */
+  reportStatementTimeoutMs: number;
+  /**
+   * Port of the worker's own `/metrics` and `/health/live` (0: off). Default 9464 for
+   * PROCESS_ROLE=worker; off for `all`, whose API port serves the same metrics, unless set.
+   */
+  workerMetricsPort: number;
+  /** METRICS_BUDGET_GAUGES: one spend-ratio gauge per budget (opt-in: one series per budget). */
+  metricsBudgetGauges: boolean;
+  /** Webhook deliveries of one org in flight at once, across every worker (per-org fairness). */
+  webhookOrgConcurrency: number;
 }
+
+export const DEFAULT_WORKER_METRICS_PORT = 9464;
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -148,6 +161,18 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const currency = (read('CURRENCY') ?? 'usd').toLowerCase();
   if (!/^[a-z]{3}$/.test(currency)) problems.push(`CURRENCY must be a three-letter ISO 4217 code (got "${currency}")`);
 
+  // Several instances with their own generated keys could not read each other's webhook secrets:
+  // with a shared (external) database, the key must be shared too, so it must be given.
+  if (databaseUrl !== undefined && rawSecretsKey === undefined) {
+    problems.push(
+      'SECRETS_KEY must be set when DATABASE_URL is set: every instance sharing a database must encrypt and read webhook secrets ' +
+        'with the same key, and a key generated per instance would make the others unable to deliver (generate one with ' +
+        '`openssl rand -hex 32`; only the embedded database, DATABASE_URL unset, generates and keeps its own)',
+    );
+  }
+
+  const workerMetricsPort = integer('WORKER_METRICS_PORT', role === 'worker' ? DEFAULT_WORKER_METRICS_PORT : 0, 0, 65535);
+
   const dataDirRaw = read('DATA_DIR') ?? '.data';
   const config: AppConfig = {
     port,
@@ -176,6 +201,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
     recordsRetentionDays: integer('RECORDS_RETENTION_DAYS', 400, 2, 36_500),
     minuteRollupRetentionDays: integer('MINUTE_ROLLUP_RETENTION_DAYS', 35, 1, 36_500),
     partitionMaintenanceIntervalMs: integer('PARTITION_MAINTENANCE_INTERVAL_MS', 3_600_000, 1000, 86_400_000),
+    reportStatementTimeoutMs: integer('REPORT_STATEMENT_TIMEOUT_MS', 30_000, 1, 3_600_000),
+    workerMetricsPort,
+    metricsBudgetGauges: boolean('METRICS_BUDGET_GAUGES', false),
+    webhookOrgConcurrency: integer('WEBHOOK_ORG_CONCURRENCY', 4, 1, 1000),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -3,6 +3,7 @@ import { ApiTags } from '@nestjs/swagger';
 import { Auth, Authenticated } from '../auth/auth.decorators';
 import { Principal } from '../auth/principal';
 import { Operation } from '../common/api-responses';
+import { CursorPaginated, PAGE_CURSOR } from '../common/sdk-extensions';
 import { SdkNamespace } from '../common/sdk-namespace';
 import { CompletionsPageDto, CompletionsQueryDto } from './dto/completions.dto';
 import { OpenAiCostsPageDto, OpenAiCostsQueryDto } from './dto/openai-costs.dto';
@@ -27,8 +28,10 @@ export class OpenAiUsageController {
     summary: 'Usage of chat completions (OpenAI-compatible)',
     description: `${COMPLETIONS_DESCRIPTION} The same report as GET /api/v1/llm/usage/completions, at OpenAI's path.`,
     response: CompletionsPageDto,
+    report: true,
     responseExamples: USAGE_PAGE_EXAMPLES,
   })
+  @CursorPaginated(PAGE_CURSOR)
   async completions(@Auth() principal: Principal, @Query() query: CompletionsQueryDto): Promise<StreamableFile> {
     return pageBody(await this.reports.completions(principal, query));
   }
@@ -48,7 +51,9 @@ export class OpenAiCostsController {
       "OpenAI's Costs API: daily buckets of `organization.costs.result` with `amount: {value, currency}`. `line_item` is the " +
       'model. Scoped like the usage report.',
     response: OpenAiCostsPageDto,
+    report: true,
   })
+  @CursorPaginated(PAGE_CURSOR)
   async costs(@Auth() principal: Principal, @Query() query: OpenAiCostsQueryDto): Promise<StreamableFile> {
     return pageBody(await this.reports.openAiCosts(principal, query));
   }

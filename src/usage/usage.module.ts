@@ -4,6 +4,7 @@ import { CompletionRecord } from './entities/completion-record.entity';
 import { ModelPrice } from './entities/model-price.entity';
 import { UsageRollupDay, UsageRollupDayByKey, UsageRollupHour, UsageRollupHourByKey, UsageRollupMinute } from './entities/usage-rollup.entity';
 import { OpenAiCostsController, OpenAiUsageController } from './openai-compat.controller';
+import { IngestMetrics } from './ingest-metrics';
 import { PriceBookService } from './price-book.service';
 import { PartitionMaintenanceService } from './partition-maintenance.service';
 import { PricesController } from './prices.controller';
@@ -14,6 +15,8 @@ import { UsageIngestService } from './usage-ingest.service';
 import { UsageReportsService } from './usage-reports.service';
 import { UsageSpendService } from './usage-spend.service';
 import { UsageController } from './usage.controller';
+import { OtlpIngestService } from './otlp/otlp-ingest.service';
+import { OtlpController } from './otlp/otlp.controller';
 
 /**
  * Completion records, price book, rollups and reports. Import it for the services (budgets use
@@ -22,14 +25,15 @@ import { UsageController } from './usage.controller';
  */
 @Module({
   imports: [TypeOrmModule.forFeature([CompletionRecord, ModelPrice, UsageRollupMinute, UsageRollupHour, UsageRollupDay, UsageRollupHourByKey, UsageRollupDayByKey])],
-  providers: [PriceBookService, UsageAggregator, UsageIngestService, UsageReportsService, UsageSpendService, RollupJournalMetrics],
+  providers: [PriceBookService, UsageAggregator, UsageIngestService, UsageReportsService, UsageSpendService, IngestMetrics, RollupJournalMetrics],
   exports: [PriceBookService, UsageIngestService, UsageReportsService, UsageSpendService],
 })
 export class UsageModule {}
 
 @Module({
   imports: [UsageModule],
-  controllers: [UsageController, PricesController, OpenAiUsageController, OpenAiCostsController],
+  controllers: [UsageController, OtlpController, PricesController, OpenAiUsageController, OpenAiCostsController],
+  providers: [OtlpIngestService],
 })
 export class UsageApiModule {}
 
