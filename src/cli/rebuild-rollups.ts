@@ -30,7 +30,8 @@ export async function main(env: Record<string, string | undefined> = process.env
   await dataSource.initialize();
   const started = Date.now();
   try {
-    const config = loadConfig({ ...env, DATABASE_URL: url });
+    // Only the retention settings matter here (validated as the service validates them).
+    const config = loadConfig({ RECORDS_RETENTION_DAYS: env.RECORDS_RETENTION_DAYS, MINUTE_ROLLUP_RETENTION_DAYS: env.MINUTE_ROLLUP_RETENTION_DAYS });
     const totals = await rebuildRollups(dataSource, progressBar(out), { recordsDays: config.recordsRetentionDays, minuteDays: config.minuteRollupRetentionDays });
     out.write(summary(totals, (Date.now() - started) / 1000));
     return totals;

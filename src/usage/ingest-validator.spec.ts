@@ -1,6 +1,8 @@
 import { AppException } from '../common/errors';
 import { createValidationPipe } from '../common/validation';
 import { IngestRecordsDto } from './dto/ingest.dto';
+import { DecimalRefusal } from '../common/exact-decimal';
+import { numberSource, parseKeepingNumbers } from '../common/exact-json';
 import { parseCostNano, parseIngestBody } from './ingest-validator';
 
 const OK = { id: 'chatcmpl-1', api_key_id: 'key_abc', model: 'm', input_tokens: 10, output_tokens: 2, created_at: 1704067200 };
@@ -8,7 +10,14 @@ const VALUES: unknown[] = [
   undefined, null, '', 'x', 'a b', 'key_ok', '*', '\u0001', 'x'.repeat(41), 'x'.repeat(151), 'x'.repeat(201), '123', '9223372036854775807',
   '9223372036854775808', '-5', '1.5', 0, 5, 11, -1, 1.5, 1e300, Number.MAX_SAFE_INTEGER + 2, 946684799, 1704067200, 4102444800,
   4102444800.5, true, false, [], {}, ['x'],
+  // Number lexemes as a client may write them (the body parser keeps their text: common/exact-json.ts).
+  '#1e3#', '#5.25e6#', '#1.5e0#', '#1.0#', '#9007199254740993#', '#12345678901234567890#', '#1e400#', '#-0#', '#1E2#',
 ];
+
+/** The body as the HTTP layer parses it: `"#lexeme#"` strings become bare JSON numbers with that text. */
+function parsed(body: unknown): unknown {
+  return parseKeepingNumbers(JSON.stringify(body).replace(/"#([^"#]+)#"/g, '$1'));
+}
 const FIELDS = [...Object.keys(OK), 'org_id', 'input_cached_tokens', 'input_audio_tokens', 'output_audio_tokens', 'user_id', 'project_id', 'batch', 'service_tier', 'cost_nano'];
 
 function rng(seed: number) {
@@ -54,7 +63,8 @@ describe('parseIngestBody', () => {
       const body: Record<string, unknown> = { records };
       if (rand() < 0.03) body.records = pick(['x', 5, null, undefined, []]);
       if (rand() < 0.03) body.other = 1;
-      expect({ body, problems: viaParser(body) }).toEqual({ body, problems: await viaClassValidator(body) });
+      const received = parsed(body);
+      expect({ body, problems: viaParser(received) }).toEqual({ body, problems: await viaClassValidator(parsed(body)) });
     }
   });
 
@@ -82,12 +92,20 @@ describe('parseIngestBody', () => {
 });
 
 describe('parseCostNano', () => {
-  it('reads safe JSON integers and digit strings up to 2^63 − 1, nothing else', () => {
-    expect(parseCostNano(0)).toBe(0n);
-    expect(parseCostNano(Number.MAX_SAFE_INTEGER)).toBe(9007199254740991n);
-    expect(parseCostNano('9223372036854775807')).toBe(9223372036854775807n);
-    for (const bad of [-1, 1.5, Number.MAX_SAFE_INTEGER + 1, '9223372036854775808', '-1', '1.0', '', ' 1', '0x10', null, true]) {
-      expect(parseCostNano(bad)).toBeUndefined();
-    }
+  it('reads JSON integers in any form exactly, and digit strings up to 2^63 − 1; refuses the rest, saying why', () => {
+    const read = (text: string) => {
+      const record = parseKeepingNumbers(`{"cost_nano": ${text}}`) as Record<string, unknown>;
+      const result = parseCostNano(record.cost_nano, numberSource(record, 'cost_nano'));
+      return result instanceof DecimalRefusal ? result.message : result;
+    };
+    expect(read('0')).toBe(0n);
+    expect(read('5.25e6')).toBe(5_250_000n);
+    expect(read('9007199254740993')).toBe(9007199254740993n);
+    expect(read('"9223372036854775807"')).toBe(9223372036854775807n);
+    expect(read('"9223372036854775808"')).toBe('must not be greater than 9223372036854775807');
+    expect(read('1.5')).toBe('must be an integer');
+    expect(read('-1')).toBe('must not be negative');
+    expect(read('"1.0x"')).toBe('must be a decimal number (a JSON number or a decimal string)');
+    expect(read('true')).toBe('must be a decimal number (a JSON number or a decimal string)');
   });
 });

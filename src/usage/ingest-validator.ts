@@ -1,6 +1,8 @@
 import { AppException, FieldProblem } from '../common/errors';
 import { MAX_BIGINT } from '../common/money';
-import { NO_CONTROL_CHARACTERS } from '../common/validation';
+import { DecimalRefusal, DecimalRules, readExactDecimal } from '../common/exact-decimal';
+import { numberSource } from '../common/exact-json';
+import { exactIntegerOrRaw, NO_CONTROL_CHARACTERS } from '../common/validation';
 import { IngestRecordDto, MAX_BATCH } from './dto/ingest.dto';
 import { DAY } from './time-buckets';
 import {
@@ -29,19 +31,17 @@ const NOT_OBJECT = 'each value in nested property records must be either object 
 const PRINTABLE_MESSAGE = 'must be printable ASCII characters without spaces';
 const MAX_TOKENS = Number.MAX_SAFE_INTEGER;
 
+const COST_NANO_RULES: DecimalRules = { maxDecimals: 0, max: MAX_BIGINT.toString(), min: 'nonNegative' };
+
 /**
- * The one place a client's cost_nano becomes a bigint: a JSON integer up to 2^53 − 1, or a string
- * of decimal digits up to 2^63 − 1. Undefined when it is neither.
+ * The one place a client's cost_nano becomes a bigint: a JSON integer in any form (`5250000`,
+ * `5.25e6`, read exactly from its text when the body parser kept it) or a string of digits, up to
+ * 2^63 − 1 (see common/exact-decimal.ts). A refusal names the broken rule.
  */
-export function parseCostNano(value: unknown): bigint | undefined {
-  if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 0 ? BigInt(value) : undefined;
-  if (typeof value === 'string' && /^\d{1,20}$/.test(value)) {
-    const parsed = BigInt(value);
-    return parsed <= MAX_BIGINT ? parsed : undefined;
-  }
-  return undefined;
+export function parseCostNano(value: unknown, source: string | undefined): bigint | DecimalRefusal {
+  const read = readExactDecimal(value, source, COST_NANO_RULES, { strings: true });
+  return read instanceof DecimalRefusal ? read : BigInt(read);
 }
-const COST_NANO_MESSAGE = `must be a non-negative integer (a JSON integer up to 2^53 − 1, or a string of digits up to ${MAX_BIGINT})`;
 
 interface Context {
   /** Unix seconds. */
@@ -86,7 +86,9 @@ const absent = (value: unknown) => value === null || value === undefined;
 const required = (check: (value: unknown) => string[]): Check => (value) => check(value);
 const optional = (check: Check): Check => (value, record, context) => (absent(value) ? [] : check(value, record, context));
 const str = (rule: StringRule) => (value: unknown) => stringMessages(value, rule);
-const tokens = (value: unknown) => intMessages(value, 0, MAX_TOKENS);
+/** The value an integer field is checked as: a number whose text the body parser kept only when that text is exactly a safe integer. */
+const exact = (value: unknown, record: Record<string, unknown>, field: string) => exactIntegerOrRaw(value, numberSource(record, field));
+const tokens = (field: string): Check => (value, record) => intMessages(exact(value, record, field), 0, MAX_TOKENS);
 
 /** Every known field and its checks, in the DTO's declaration order (the order problems are listed in). */
 const FIELDS: Record<keyof IngestRecordDto, Check> = {
@@ -94,20 +96,28 @@ const FIELDS: Record<keyof IngestRecordDto, Check> = {
   api_key_id: required(str({ maxLength: 40, pattern: ID_PATTERN })),
   org_id: optional(str({ maxLength: 40, pattern: ID_PATTERN })),
   model: required(str({ maxLength: MODEL_MAX_LENGTH, pattern: PRINTABLE_PATTERN, patternMessage: PRINTABLE_MESSAGE })),
-  input_tokens: required(tokens),
-  output_tokens: required(tokens),
-  input_cached_tokens: optional((value, record) => [
-    ...(typeof value === 'number' && typeof record.input_tokens === 'number' && value > record.input_tokens ? ['must not be greater than input_tokens'] : []),
-    ...tokens(value),
-  ]),
-  input_audio_tokens: optional(tokens),
-  output_audio_tokens: optional(tokens),
+  input_tokens: tokens('input_tokens'),
+  output_tokens: tokens('output_tokens'),
+  input_cached_tokens: optional((value, record, context) => {
+    const cached = exact(value, record, 'input_cached_tokens');
+    const input = exact(record.input_tokens, record, 'input_tokens');
+    return [
+      ...(typeof cached === 'number' && typeof input === 'number' && cached > input ? ['must not be greater than input_tokens'] : []),
+      ...tokens('input_cached_tokens')(value, record, context),
+    ];
+  }),
+  input_audio_tokens: optional(tokens('input_audio_tokens')),
+  output_audio_tokens: optional(tokens('output_audio_tokens')),
   user_id: optional(str({ maxLength: USER_ID_MAX_LENGTH, pattern: USER_ID_PATTERN, patternMessage: 'must be printable ASCII characters, and not "*"' })),
   project_id: optional(str({ maxLength: PROJECT_ID_MAX_LENGTH })),
   batch: optional((value) => (typeof value === 'boolean' ? [] : ['must be a boolean value'])),
   service_tier: optional(str({ maxLength: SERVICE_TIER_MAX_LENGTH })),
-  cost_nano: optional((value) => (parseCostNano(value) === undefined ? [COST_NANO_MESSAGE] : [])),
-  created_at: (value, _record, { now, retentionDays }) => {
+  cost_nano: optional((value, record) => {
+    const parsed = parseCostNano(value, numberSource(record, 'cost_nano'));
+    return parsed instanceof DecimalRefusal ? [parsed.message] : [];
+  }),
+  created_at: (sent, record, { now, retentionDays }) => {
+    const value = exact(sent, record, 'created_at');
     const messages = [
       ...(typeof value === 'number' && value > now + MAX_FUTURE_SKEW_SECONDS ? ['must not be more than one day in the future'] : []),
       ...intMessages(value, EARLIEST_RECORD_TIME),

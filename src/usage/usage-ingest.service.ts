@@ -6,6 +6,7 @@ import { AppException, FieldProblem } from '../common/errors';
 import { computeCostNano, MAX_BIGINT } from '../common/money';
 import { IngestRecordDto } from './dto/ingest.dto';
 import { IngestMetrics } from './ingest-metrics';
+import { numberSource } from '../common/exact-json';
 import { parseCostNano } from './ingest-validator';
 import { ensurePartitions, isMissingPartition } from './partitions';
 import { PriceBookService, PriceResolver } from './price-book.service';
@@ -177,7 +178,10 @@ export class UsageIngestService {
 
 /** The record's cost: as sent, else from the price version in force at its created_at, else 0 and unpriced. */
 function price(record: IngestRecordDto, resolve: PriceResolver): { costNano: bigint; unpriced: boolean } {
-  if (record.cost_nano !== undefined && record.cost_nano !== null) return { costNano: parseCostNano(record.cost_nano)!, unpriced: false };
+  if (record.cost_nano !== undefined && record.cost_nano !== null) {
+    // Validated already (ingest-validator.ts); read with the same function, from the number's own text.
+    return { costNano: parseCostNano(record.cost_nano, numberSource(record, 'cost_nano')) as bigint, unpriced: false };
+  }
   const prices = resolve(record.model, record.created_at);
   if (!prices) return { costNano: 0n, unpriced: true };
   const tokens = { inputTokens: record.input_tokens, inputCachedTokens: record.input_cached_tokens ?? 0, outputTokens: record.output_tokens };
