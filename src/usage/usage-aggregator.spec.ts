@@ -1,4 +1,3 @@
-import { aggregateRollup, rollup, RollupInput, zeroMeasures } from './rollups';
 import { DAY, HOUR } from './time-buckets';
 import { buildAggregateSql } from './usage-aggregator';
 
@@ -62,31 +61,5 @@ describe('buildAggregateSql', () => {
         'SELECT SUM(cost_nano) AS cost_nano FROM usage_rollup_deltas WHERE ((bucket_start >= $4 AND bucket_start < $5)) AND batch = $1) u',
     );
     expect(buildAggregateSql({ from: T0, to: T0, dimensions: [], measures: ['cost_nano'], filter: { anyOf: [] } })).toBeNull();
-  });
-});
-
-describe('aggregateRollup', () => {
-  const input = (createdAt: number, user: string, tokens: bigint): RollupInput => ({
-    createdAt,
-    dimensions: { org_id: 'org_a', api_key_id: 'key_a', team_id: '', user_id: user, model: 'm', project_id: '', batch: false, service_tier: '' },
-    measures: { ...zeroMeasures(), input_tokens: tokens, num_model_requests: 1n },
-  });
-
-  it('sums records per bucket and dimensions, sorted by key', () => {
-    const rows = aggregateRollup([input(T0 + HOUR + 5, 'b', 3n), input(T0 + 10, 'b', 1n), input(T0 + 20, 'a', 2n), input(T0 + 50, 'b', 4n)], rollup('hour'));
-    expect(rows.map((r) => [r.bucketStart, r.dimensions.user_id, r.measures.input_tokens, r.measures.num_model_requests])).toEqual([
-      [T0, 'a', 2n, 1n],
-      [T0, 'b', 5n, 2n],
-      [T0 + HOUR, 'b', 3n, 1n],
-    ]);
-    expect(aggregateRollup([input(T0 + HOUR + 5, 'b', 3n), input(T0 + 10, 'b', 1n)], rollup('day'))).toHaveLength(1);
-  });
-
-  it('sums every end user into one row in the per-key rollups', () => {
-    const rows = aggregateRollup([input(T0 + 10, 'b', 1n), input(T0 + 20, 'a', 2n), input(T0 + HOUR, 'c', 4n)], rollup('hourByKey'));
-    expect(rows.map((r) => [r.bucketStart, r.measures.input_tokens, r.measures.num_model_requests])).toEqual([
-      [T0, 3n, 2n],
-      [T0 + HOUR, 4n, 1n],
-    ]);
   });
 });
