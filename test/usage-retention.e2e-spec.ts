@@ -1,3 +1,5 @@
+import { IngestRecordDto } from '../src/usage/dto/ingest.dto';
+import { UsageIngestService } from '../src/usage/usage-ingest.service';
 import { listPartitions, maintainPartitions, monthsBetween } from '../src/usage/partitions';
 import { DAY, HOUR } from '../src/usage/time-buckets';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
@@ -33,6 +35,14 @@ describe('retention of records and per-minute rollups (monthly partitions)', () 
     expect(res.status).toBe(400);
     expect(res.body.error.details).toEqual([{ param: 'records[1].created_at', message: `is older than the record retention of ${RECORDS_DAYS} days (RECORDS_RETENTION_DAYS)` }]);
     expect((await t.dataSource.query('SELECT count(*)::int AS n FROM completion_records'))[0].n).toBe(0);
+  });
+
+  it('applies the record retention to every ingest path, not only the HTTP body (e.g. OTLP spans)', async () => {
+    const service = t.app.get(UsageIngestService);
+    const old = record(acme.member.id, { created_at: now - RECORDS_DAYS * DAY - 60 }) as unknown as IngestRecordDto;
+    await expect(service.ingest([record(acme.member.id, { created_at: now - HOUR }) as unknown as IngestRecordDto, old])).rejects.toMatchObject({
+      details: [{ param: 'records[1].created_at', message: `is older than the record retention of ${RECORDS_DAYS} days (RECORDS_RETENTION_DAYS)` }],
+    });
   });
 
   it('keeps (org, id) idempotent across partitions: an id stored in one month is a duplicate in another', async () => {

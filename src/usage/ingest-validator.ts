@@ -43,6 +43,14 @@ export function parseCostNano(value: unknown, source: string | undefined): bigin
   return read instanceof DecimalRefusal ? read : BigInt(read);
 }
 
+/**
+ * SPEC §8: raw records are kept RECORDS_RETENTION_DAYS; an older one could not be deduplicated or
+ * reported. The refusal's message, or null. (The ingest service applies it to every ingest path.)
+ */
+export function pastRetention(createdAt: number, retentionDays: number, now = Date.now() / 1000): string | null {
+  return createdAt < now - retentionDays * DAY ? `is older than the record retention of ${retentionDays} days (RECORDS_RETENTION_DAYS)` : null;
+}
+
 interface Context {
   /** Unix seconds. */
   now: number;
@@ -122,11 +130,8 @@ const FIELDS: Record<keyof IngestRecordDto, Check> = {
       ...(typeof value === 'number' && value > now + MAX_FUTURE_SKEW_SECONDS ? ['must not be more than one day in the future'] : []),
       ...intMessages(value, EARLIEST_RECORD_TIME),
     ];
-    // SPEC §8: raw records are kept RECORDS_RETENTION_DAYS; an older one could not be deduplicated or reported.
-    if (messages.length === 0 && (value as number) < now - retentionDays * DAY) {
-      messages.push(`is older than the record retention of ${retentionDays} days (RECORDS_RETENTION_DAYS)`);
-    }
-    return messages;
+    const tooOld = messages.length === 0 ? pastRetention(value as number, retentionDays, now) : null;
+    return tooOld ? [...messages, tooOld] : messages;
   },
 };
 const FIELD_NAMES = Object.keys(FIELDS) as Array<keyof IngestRecordDto>;
