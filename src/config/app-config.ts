@@ -51,6 +51,12 @@ export interface AppConfig {
   minuteRollupRetentionDays: number;
   /** How often the worker creates partitions ahead and drops the ones past retention, milliseconds. */
   partitionMaintenanceIntervalMs: number;
+  /** A Redis command on a request path that gets no answer by then fails (503), milliseconds. */
+  redisCommandTimeoutMs: number;
+  /** PostgreSQL connections of a process that serves the API (PROCESS_ROLE api; `all` adds the worker's). */
+  databasePoolSize: number;
+  /** PostgreSQL connections of the worker (PROCESS_ROLE worker; `all` adds them to the API's). */
+  workerDatabasePoolSize: number;
   /** Longest a usage or cost report query may run in PostgreSQL (statement_timeout), milliseconds. */
   reportStatementTimeoutMs: number;
   /**
@@ -201,6 +207,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
     recordsRetentionDays: integer('RECORDS_RETENTION_DAYS', 400, 2, 36_500),
     minuteRollupRetentionDays: integer('MINUTE_ROLLUP_RETENTION_DAYS', 35, 1, 36_500),
     partitionMaintenanceIntervalMs: integer('PARTITION_MAINTENANCE_INTERVAL_MS', 3_600_000, 1000, 86_400_000),
+    redisCommandTimeoutMs: integer('REDIS_COMMAND_TIMEOUT_MS', 1000, 50, 60_000),
+    databasePoolSize: integer('DATABASE_POOL_SIZE', 20, 2, 1000),
+    workerDatabasePoolSize: integer('WORKER_DATABASE_POOL_SIZE', 10, 2, 1000),
     reportStatementTimeoutMs: integer('REPORT_STATEMENT_TIMEOUT_MS', 30_000, 1, 3_600_000),
     workerMetricsPort,
     metricsBudgetGauges: boolean('METRICS_BUDGET_GAUGES', false),

@@ -40,9 +40,11 @@ export function deploymentPrefix(config: RedisTarget & { redisPrefix: string }):
   return config.redisClusterNodes ? `{${config.redisPrefix}}` : config.redisPrefix;
 }
 
-/** A copy of a client for subscribing (a Cluster's duplicate takes other arguments than a server's). */
-export function duplicateClient(client: Redis | Cluster): Redis | Cluster {
-  return client instanceof Cluster ? client.duplicate() : client.duplicate({ maxRetriesPerRequest: null });
+/** A copy of a client with other options (a Cluster's duplicate takes them per node, and its own offline queue). */
+export function duplicateClient(client: Redis | Cluster, options: RedisOptions): Redis | Cluster {
+  if (!(client instanceof Cluster)) return client.duplicate(options);
+  const { enableOfflineQueue, lazyConnect, ...perNode } = options;
+  return client.duplicate(undefined, { redisOptions: { ...client.options.redisOptions, ...perNode }, enableOfflineQueue, lazyConnect });
 }
 
 /** Whether Redis answers PING: the server at the URL, or the cluster (its state must be ok). */

@@ -1,8 +1,7 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
-import { describeError } from '../common/error-mapping';
 import { AppException, FieldProblem } from '../common/errors';
 import { computeCostNano, MAX_BIGINT } from '../common/money';
 import { IngestRecordDto } from './dto/ingest.dto';
@@ -14,16 +13,21 @@ import { PriceBookService, PriceResolver } from './price-book.service';
 import { insertRecordsSql, RECORD_COLUMNS, RecordColumn } from './rollup-journal';
 import { RollupInput } from './rollups';
 
-/** What the budgets module hears after an ingest: one event per org that got new records. */
-export interface IngestEvent {
+/** What an ingest touched in one org: the keys and UTC days of its new records (the ingest workflow evaluates their budgets). */
+export interface UsageTouched {
   orgId: string;
   /** Keys with new records in this batch, sorted. */
   apiKeyIds: string[];
-  /** created_at of the earliest and latest new record. */
-  earliest: Date;
-  latest: Date;
+  /** UTC days (YYYY-MM-DD) of the new records' created_at, sorted. */
+  days: string[];
 }
-export type IngestListener = (event: IngestEvent) => Promise<void>;
+
+export interface IngestResult {
+  accepted: number;
+  duplicates: number;
+  /** One entry per org with new records. */
+  touched: UsageTouched[];
+}
 
 /** A validated record ready to store. */
 interface StoredRecord extends RollupInput {
@@ -46,9 +50,6 @@ const NUMERIC_OUT_OF_RANGE = '22003';
 
 @Injectable()
 export class UsageIngestService {
-  private readonly logger = new Logger(UsageIngestService.name);
-  private readonly listeners: IngestListener[] = [];
-
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly priceBook: PriceBookService,
@@ -57,20 +58,13 @@ export class UsageIngestService {
   ) {}
 
   /**
-   * Registers a listener awaited after each ingest commits and before the response is sent, once
-   * per org with new records (the orgs of a batch concurrently). A failing listener is logged;
-   * the ingest still succeeds.
-   */
-  onIngested(listener: IngestListener): void {
-    this.listeners.push(listener);
-  }
-
-  /**
    * Stores a batch: checks every key reference and prices every record first (a 400 naming each
    * bad index, nothing written), then inserts the new records and appends their per-minute sums
-   * to the rollup journal in one statement (no shared row is updated: see rollup-journal.ts). Records already stored (same org and id) are skipped and counted as duplicates.
+   * to the rollup journal in one statement (no shared row is updated: see rollup-journal.ts).
+   * Records already stored (same org and id) are skipped and counted as duplicates.
+   * Storage only: what an ingest triggers is in IngestWorkflow (src/workflows).
    */
-  async ingest(records: IngestRecordDto[]): Promise<{ accepted: number; duplicates: number }> {
+  async ingest(records: IngestRecordDto[]): Promise<IngestResult> {
     const stored = await this.prepare(records);
     const unique = new Map<string, StoredRecord>();
     for (const record of stored) {
@@ -84,8 +78,7 @@ export class UsageIngestService {
       fresh.map((r) => ({ model: String(r.dimensions.model), costNano: r.measures.cost_nano })),
       records.length - fresh.length,
     );
-    await this.notify(fresh);
-    return { accepted: fresh.length, duplicates: records.length - fresh.length };
+    return { accepted: fresh.length, duplicates: records.length - fresh.length, touched: touchedBy(fresh) };
   }
 
   private async prepare(records: IngestRecordDto[]): Promise<StoredRecord[]> {
@@ -151,35 +144,18 @@ export class UsageIngestService {
     const fresh = records.filter((r) => insertedKeys.has(`${r.orgId}\u0000${r.id}`));
     return fresh;
   }
+}
 
-  private async notify(fresh: StoredRecord[]): Promise<void> {
-    if (this.listeners.length === 0) return;
-    const events = new Map<string, IngestEvent>();
-    for (const record of fresh) {
-      const at = new Date(record.createdAt * 1000);
-      const event = events.get(record.orgId);
-      if (!event) {
-        events.set(record.orgId, { orgId: record.orgId, apiKeyIds: [String(record.dimensions.api_key_id)], earliest: at, latest: at });
-        continue;
-      }
-      if (!event.apiKeyIds.includes(String(record.dimensions.api_key_id))) event.apiKeyIds.push(String(record.dimensions.api_key_id));
-      if (at < event.earliest) event.earliest = at;
-      if (at > event.latest) event.latest = at;
-    }
-    // Orgs side by side (a batch from a gateway spans many); one org's listeners in turn.
-    await Promise.all(
-      [...events.values()].map(async (event) => {
-        event.apiKeyIds.sort();
-        for (const listener of this.listeners) {
-          try {
-            await listener(event);
-          } catch (err) {
-            this.logger.error({ msg: 'An ingest listener failed; the ingest itself succeeded', orgId: event.orgId, ...describeError(err) });
-          }
-        }
-      }),
-    );
+/** Per org with new records: its keys and the UTC days of the records, sorted. */
+function touchedBy(fresh: StoredRecord[]): UsageTouched[] {
+  const byOrg = new Map<string, { keys: Set<string>; days: Set<string> }>();
+  for (const record of fresh) {
+    let entry = byOrg.get(record.orgId);
+    if (!entry) byOrg.set(record.orgId, (entry = { keys: new Set(), days: new Set() }));
+    entry.keys.add(String(record.dimensions.api_key_id));
+    entry.days.add(new Date(record.createdAt * 1000).toISOString().slice(0, 10));
   }
+  return [...byOrg].map(([orgId, { keys, days }]) => ({ orgId, apiKeyIds: [...keys].sort(), days: [...days].sort() }));
 }
 
 /** The record's cost: as sent, else from the price version in force at its created_at, else 0 and unpriced. */

@@ -11,8 +11,8 @@ import { CompletionsPageDto, CompletionsQueryDto } from './dto/completions.dto';
 import { CostsQueryDto, CostsReportDto } from './dto/costs.dto';
 import { IngestRecordsDto, IngestResultDto, MAX_BATCH } from './dto/ingest.dto';
 import { COSTS_REPORT_EXAMPLES, INGEST_REQUEST_EXAMPLES, USAGE_PAGE_EXAMPLES } from './dto/usage.examples';
+import { IngestWorkflow } from '../workflows/ingest.workflow';
 import { parseIngestBody } from './ingest-validator';
-import { UsageIngestService } from './usage-ingest.service';
 import { pageBody } from './page-body';
 import { UsageReportsService } from './usage-reports.service';
 
@@ -30,7 +30,7 @@ export const COMPLETIONS_DESCRIPTION =
 @Controller('api/v1/llm/usage')
 export class UsageController {
   constructor(
-    private readonly ingest: UsageIngestService,
+    private readonly ingest: IngestWorkflow,
     private readonly reports: UsageReportsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}

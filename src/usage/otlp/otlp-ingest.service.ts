@@ -4,7 +4,7 @@ import { validateSync } from 'class-validator';
 import { AppException, ErrorCode } from '../../common/errors';
 import { flattenValidationErrors } from '../../common/validation';
 import { IngestRecordDto, MAX_BATCH } from '../dto/ingest.dto';
-import { UsageIngestService } from '../usage-ingest.service';
+import { IngestWorkflow } from '../../workflows/ingest.workflow';
 import { GenAiSpanUsage, mapGenAiSpan } from './genai-span-mapping';
 import { OtlpExportResult, OtlpSpan } from './otlp-codec';
 
@@ -22,7 +22,7 @@ const MAX_MESSAGES = 10;
  */
 @Injectable()
 export class OtlpIngestService {
-  constructor(private readonly ingest: UsageIngestService) {}
+  constructor(private readonly ingest: IngestWorkflow) {}
 
   async exportSpans(spans: OtlpSpan[]): Promise<OtlpExportResult> {
     const rejected: string[] = [];

@@ -1,0 +1,17 @@
+import { Module } from '@nestjs/common';
+import { AlertsModule } from '../alerts/alerts.module';
+import { BudgetsModule } from '../budgets/budgets.module';
+import { UsageModule } from '../usage/usage.module';
+import { BudgetChangeWorkflow } from './budget-change.workflow';
+import { IngestWorkflow } from './ingest.workflow';
+
+/**
+ * The side effects of requests, each in one place a reader reaches from the controller: what an
+ * ingest triggers ({@link IngestWorkflow}) and what a budget change triggers ({@link BudgetChangeWorkflow}).
+ */
+@Module({
+  imports: [UsageModule, BudgetsModule, AlertsModule],
+  providers: [IngestWorkflow, BudgetChangeWorkflow],
+  exports: [IngestWorkflow, BudgetChangeWorkflow],
+})
+export class WorkflowsModule {}
