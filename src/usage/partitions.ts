@@ -1,4 +1,5 @@
 import { DataSource } from 'typeorm';
+import { withHeldConnection } from '../database/held-connection';
 import { SqlRunner } from '../database/sql-runner';
 import { DAY } from './time-buckets';
 
@@ -94,32 +95,31 @@ const BACKFILL_DAYS = 400;
  */
 export async function maintainPartitions(dataSource: DataSource, retention: RetentionDays, now = Date.now() / 1000, lockTimeoutMs = 5000): Promise<MaintenanceResult> {
   const result: MaintenanceResult = { created: { completion_records: 0, usage_rollups_minute: 0 }, dropped: [] };
-  const runner = dataSource.createQueryRunner();
-  await runner.connect();
-  let locked = false;
-  try {
-    // One maintainer at a time across workers (a session lock: DETACH CONCURRENTLY cannot run in a transaction).
-    locked = (await runner.query('SELECT pg_try_advisory_lock($1, $2) AS locked', [MAINTENANCE_LOCK_CLASS, MAINTENANCE_LOCK_KEY]))[0].locked;
-    if (!locked) return result;
-    await runner.query(`SET lock_timeout = ${Math.floor(lockTimeoutMs)}`);
-    for (const table of PARTITIONED_TABLES) {
-      const days = retention[RETENTION_OF[table]];
-      const cutoff = now - days * DAY;
-      result.created[table] = await ensurePartitions(runner, table, monthsBetween(Math.max(cutoff, now - BACKFILL_DAYS * DAY), now + 62 * DAY));
-      for (const partition of await listPartitions(runner, table)) {
-        if (partition.end > cutoff) continue;
-        const attached = await runner.query('SELECT 1 FROM pg_inherits WHERE inhrelid = $1::regclass', [partition.name]);
-        if (attached.length > 0) {
-          await runner.query(`ALTER TABLE ${table} DETACH PARTITION ${partition.name} ${partition.detachPending ? 'FINALIZE' : 'CONCURRENTLY'}`);
+  await withHeldConnection(dataSource, async (runner) => {
+    let locked = false;
+    try {
+      // One maintainer at a time across workers (a session lock: DETACH CONCURRENTLY cannot run in a transaction).
+      locked = (await runner.query('SELECT pg_try_advisory_lock($1, $2) AS locked', [MAINTENANCE_LOCK_CLASS, MAINTENANCE_LOCK_KEY]))[0].locked;
+      if (!locked) return;
+      await runner.query(`SET lock_timeout = ${Math.floor(lockTimeoutMs)}`);
+      for (const table of PARTITIONED_TABLES) {
+        const days = retention[RETENTION_OF[table]];
+        const cutoff = now - days * DAY;
+        result.created[table] = await ensurePartitions(runner, table, monthsBetween(Math.max(cutoff, now - BACKFILL_DAYS * DAY), now + 62 * DAY));
+        for (const partition of await listPartitions(runner, table)) {
+          if (partition.end > cutoff) continue;
+          const attached = await runner.query('SELECT 1 FROM pg_inherits WHERE inhrelid = $1::regclass', [partition.name]);
+          if (attached.length > 0) {
+            await runner.query(`ALTER TABLE ${table} DETACH PARTITION ${partition.name} ${partition.detachPending ? 'FINALIZE' : 'CONCURRENTLY'}`);
+          }
+          await runner.query(`DROP TABLE ${partition.name}`);
+          result.dropped.push(partition.name);
         }
-        await runner.query(`DROP TABLE ${partition.name}`);
-        result.dropped.push(partition.name);
       }
+    } finally {
+      await runner.query('RESET lock_timeout').catch(() => undefined);
+      if (locked) await runner.query('SELECT pg_advisory_unlock($1, $2)', [MAINTENANCE_LOCK_CLASS, MAINTENANCE_LOCK_KEY]).catch(() => undefined);
     }
-  } finally {
-    await runner.query('RESET lock_timeout').catch(() => undefined);
-    if (locked) await runner.query('SELECT pg_advisory_unlock($1, $2)', [MAINTENANCE_LOCK_CLASS, MAINTENANCE_LOCK_KEY]).catch(() => undefined);
-    await runner.release();
-  }
+  });
   return result;
 }

@@ -1,4 +1,5 @@
 import { DataSource, EntityManager } from 'typeorm';
+import { inHeldTransaction } from '../database/held-connection';
 import { SqlRunner } from '../database/sql-runner';
 import { ensurePartitions, isMissingPartition } from './partitions';
 import { Dimension, DIMENSIONS, MEASURES, RAW_MEASURE_SQL, rawDimensionSql, ROLLUPS, RollupTable } from './rollups';
@@ -159,10 +160,10 @@ export async function journalMonths(manager: SqlRunner, from: Date): Promise<num
  */
 export async function foldBatch(dataSource: DataSource, limit: number, minuteFrom: Date): Promise<FoldResult> {
   try {
-    return await dataSource.transaction((manager) => foldOnce(manager, limit, minuteFrom));
+    return await inHeldTransaction(dataSource, (runner) => foldOnce(runner, limit, minuteFrom));
   } catch (err) {
     if (!isMissingPartition(err)) throw err;
     await ensurePartitions(dataSource, 'usage_rollups_minute', await journalMonths(dataSource, minuteFrom));
-    return dataSource.transaction((manager) => foldOnce(manager, limit, minuteFrom));
+    return inHeldTransaction(dataSource, (runner) => foldOnce(runner, limit, minuteFrom));
   }
 }
