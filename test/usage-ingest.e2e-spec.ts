@@ -3,7 +3,7 @@ import { IngestRecordDto } from '../src/usage/dto/ingest.dto';
 import { UsageIngestService, UsageTouched } from '../src/usage/usage-ingest.service';
 import { UsageSpendService } from '../src/usage/usage-spend.service';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
-import { DAY, HOUR, ingest, ingestOk, record, T0, tableRows } from './helpers/usage';
+import { DAY, foldJournal, HOUR, ingest, ingestOk, record, T0, tableRows } from './helpers/usage';
 
 const MAX_BIGINT = '9223372036854775807';
 
@@ -56,7 +56,8 @@ describe('usage ingest (SPEC §3.1)', () => {
         output_audio_tokens: '0', batch: false, service_tier: null, cost_nano: MAX_BIGINT, unpriced: false, created_at: T0 + HOUR,
       },
     ]);
-    // Rollup rows of the acme key: one per distinct dimension set, '' for missing values.
+    // Rollup rows of the acme key (once the journal is folded): one per distinct dimension set, '' for missing values.
+    await foldJournal(t);
     const day = await t.dataSource.query(
       `SELECT user_id, project_id, batch, service_tier, team_id, input_tokens, input_cached_tokens, num_model_requests, cost_nano, unpriced_requests
        FROM usage_rollups_day WHERE org_id = $1 ORDER BY user_id`,
@@ -74,6 +75,7 @@ describe('usage ingest (SPEC §3.1)', () => {
     const rollups = await tableRows(t, 'usage_rollups_minute');
     const fresh = record(acme.member.id, { created_at: T0 + 2 * DAY });
     expect(await ingestOk(t, ingestKey.key, [...batch, fresh, fresh])).toEqual({ object: 'usage.records.ingest', accepted: 1, duplicates: 3 });
+    await foldJournal(t);
     const [sums] = await t.dataSource.query(
       `SELECT num_model_requests, input_tokens FROM usage_rollups_day WHERE org_id = $1 AND bucket_start = $2 AND user_id = ''`,
       [acme.org.id, new Date((T0 + 2 * DAY) * 1000)],

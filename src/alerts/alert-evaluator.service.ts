@@ -202,11 +202,11 @@ export class AlertEvaluatorService {
     }
     if (rows.length === 0) return 0;
     const inserted: Array<{ id: string; state: AlertState; threshold_action: string }> = await this.dataSource.query(
-      `INSERT INTO alerts (id, budget_id, window_start, window_end, threshold_pct, threshold_action, body, state, created_at)
-       SELECT c.* FROM unnest($1::varchar[], $2::varchar[], $3::timestamptz[], $4::timestamptz[], $5::numeric[], $6::varchar[], $7::text[], $8::varchar[], $9::timestamptz[])
+      `INSERT INTO alerts (org_id, id, budget_id, window_start, window_end, threshold_pct, threshold_action, body, state, created_at)
+       SELECT b.org_id, c.* FROM unnest($1::varchar[], $2::varchar[], $3::timestamptz[], $4::timestamptz[], $5::numeric[], $6::varchar[], $7::text[], $8::varchar[], $9::timestamptz[])
          AS c(id, budget_id, window_start, window_end, threshold_pct, threshold_action, body, state, created_at)
-       WHERE EXISTS (SELECT 1 FROM budgets b WHERE b.id = c.budget_id)
-       ON CONFLICT (budget_id, window_start, threshold_pct, event_type) DO NOTHING
+       JOIN budgets b ON b.id = c.budget_id
+       ON CONFLICT (org_id, budget_id, window_start, threshold_pct, event_type) DO NOTHING
        RETURNING id, state, threshold_action`,
       [
         rows.map((r) => r.id),

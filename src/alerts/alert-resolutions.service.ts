@@ -28,11 +28,11 @@ export class AlertResolutionsService {
     const { budget } = evaluation;
     const crossed: Array<{ threshold_pct: string; window_start: Date; window_end: Date }> = await this.dataSource.query(
       `SELECT a.threshold_pct::text AS threshold_pct, a.window_start, a.window_end FROM alerts a
-       WHERE a.budget_id = $1 AND a.event_type = 'budget.threshold.crossed' AND a.threshold_action = 'block'
+       WHERE a.org_id = $4 AND a.budget_id = $1 AND a.event_type = 'budget.threshold.crossed' AND a.threshold_action = 'block'
          AND a.window_start <= $2 AND a.window_end > $2
-         AND NOT EXISTS (SELECT 1 FROM alerts r WHERE r.budget_id = a.budget_id AND r.window_start = a.window_start
+         AND NOT EXISTS (SELECT 1 FROM alerts r WHERE r.org_id = a.org_id AND r.budget_id = a.budget_id AND r.window_start = a.window_start
                          AND r.threshold_pct = a.threshold_pct AND r.event_type = $3)`,
-      [budget.id, now.toISOString(), RESOLVED_EVENT_TYPE],
+      [budget.id, now.toISOString(), RESOLVED_EVENT_TYPE, budget.orgId],
     );
     const stillBlocking = new Set(evaluation.reached.filter((t) => t.action === 'block').map((t) => t.pct));
     const resolved = crossed.filter((row) => !stillBlocking.has(Number(row.threshold_pct)));
@@ -45,11 +45,11 @@ export class AlertResolutionsService {
       return { id, row, body: alertBody(id, now, evaluation, threshold, RESOLVED_EVENT_TYPE, window) };
     });
     const inserted: Array<{ id: string; state: string }> = await this.dataSource.query(
-      `INSERT INTO alerts (id, budget_id, window_start, window_end, threshold_pct, threshold_action, event_type, body, state, created_at)
-       SELECT c.id, $2::varchar, c.window_start, c.window_end, c.threshold_pct, 'block', $3::varchar, c.body, $4::varchar, $5::timestamptz
+      `INSERT INTO alerts (org_id, id, budget_id, window_start, window_end, threshold_pct, threshold_action, event_type, body, state, created_at)
+       SELECT b.org_id, c.id, b.id, c.window_start, c.window_end, c.threshold_pct, 'block', $3::varchar, c.body, $4::varchar, $5::timestamptz
        FROM unnest($1::varchar[], $6::timestamptz[], $7::timestamptz[], $8::numeric[], $9::text[]) AS c(id, window_start, window_end, threshold_pct, body)
-       WHERE EXISTS (SELECT 1 FROM budgets b WHERE b.id = $2::varchar)
-       ON CONFLICT (budget_id, window_start, threshold_pct, event_type) DO NOTHING
+       JOIN budgets b ON b.id = $2::varchar
+       ON CONFLICT (org_id, budget_id, window_start, threshold_pct, event_type) DO NOTHING
        RETURNING id, state`,
       [
         rows.map((r) => r.id),

@@ -17,11 +17,15 @@ export const ALERT_STATES: readonly AlertState[] = ['pending', 'delivered', 'fai
  * the exact bytes every attempt and redelivery sends.
  */
 @Entity({ name: 'alerts' })
-@Index('alerts_budget_window_pct_event_key', ['budgetId', 'windowStart', 'thresholdPct', 'eventType'], { unique: true })
+@Index('alerts_budget_window_pct_key', ['orgId', 'budgetId', 'windowStart', 'thresholdPct', 'eventType'], { unique: true })
 @Index('alerts_state_idx', ['state', 'id'])
 @Check('alerts_event_type_check', `"event_type" IN (${ALERT_EVENT_TYPES.map((t) => `'${t}'`).join(', ')})`)
 @Check('alerts_state_check', `"state" IN ('pending', 'delivered', 'failed', 'skipped')`)
 export class Alert {
+  /** The budget's org: in every key, so the table can be distributed by org (SPEC §8). */
+  @PrimaryColumn({ name: 'org_id', type: 'varchar', length: 40 })
+  orgId: string;
+
   @PrimaryColumn({ type: 'varchar', length: 40 })
   id: string;
 

@@ -94,6 +94,7 @@ export class DeliveryLogService {
     if (source.alert!.state === 'pending') throw inProgress('its delivery is still being attempted (see next_retry_at in the delivery log)');
     if (await this.queues.redeliveryInFlight(source.alertId)) throw inProgress('an earlier redelivery of it is still under way');
     const pending = this.deliveries.create({
+      orgId: source.orgId,
       id: newId('dlv'),
       alertId: source.alertId,
       budgetId: source.budgetId,

@@ -159,7 +159,7 @@ export class WebhookDeliveryService {
       const filled = await this.deliveries.update({ id: job.pendingDeliveryId, status: 'pending' }, values);
       if (filled.affected) return;
     }
-    await this.deliveries.insert({ id: newId('dlv'), alertId: alert.id, budgetId: alert.budgetId, trigger: job.trigger, ...values });
+    await this.deliveries.insert({ orgId: alert.orgId, id: newId('dlv'), alertId: alert.id, budgetId: alert.budgetId, trigger: job.trigger, ...values });
   }
 
   private get secretsKey(): Buffer {

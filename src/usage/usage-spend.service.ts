@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
+import { JOURNAL_TABLE } from './rollup-journal';
 import { buildAggregateSql } from './usage-aggregator';
 import { rollup } from './rollups';
 import { DAY } from './time-buckets';
@@ -21,11 +22,12 @@ export interface Spend {
 }
 
 /**
- * Spend of an org or key over a budget window, for budgets. Windows of whole UTC days read the
- * daily per-key rollup only; any other window (a local day in a time zone) is split by
- * {@link buildAggregateSql}: whole UTC days from the daily rollup, whole hours from the hourly
- * per-key rollup, whole minutes from the minute rollup and only sub-minute edges from raw records,
- * so it is exact for every offset (+05:30 and +05:45 read minute rows at the edges).
+ * Spend of an org or key over a budget window, for budgets, always with the journal's pending
+ * deltas. Windows of whole UTC days read the daily per-key rollup only; any other window (a local
+ * day in a time zone) is split by {@link buildAggregateSql}: whole UTC days from the daily rollup,
+ * whole hours from the hourly per-key rollup, whole minutes from the minute rollup and only
+ * sub-minute edges from raw records, so it is exact for every offset (+05:30 and +05:45 read
+ * minute rows at the edges).
  */
 @Injectable()
 export class UsageSpendService {
@@ -47,16 +49,12 @@ export class UsageSpendService {
     ] as const) {
       if (date.getTime() % 1000 !== 0) throw new RangeError(`spend(): ${name} must be a whole second (got ${date.toISOString()})`);
     }
-    if (from.getTime() % (DAY * 1000) !== 0 || to.getTime() % (DAY * 1000) !== 0) return this.spendByKeyAnyAlignment(orgId, from, to, apiKeyIds);
-    const params: unknown[] = [orgId, from.toISOString(), to.toISOString()];
-    if (apiKeyIds !== undefined) params.push(apiKeyIds);
-    const rows: Array<{ api_key_id: string; cost_nano: string; tokens: string }> = await this.dataSource.query(
-      `SELECT api_key_id, SUM(cost_nano)::text AS cost_nano, SUM(input_tokens + output_tokens)::text AS tokens
-       FROM ${rollup('dayByKey').table}
-       WHERE org_id = $1 AND bucket_start >= $2 AND bucket_start < $3${apiKeyIds !== undefined ? ' AND api_key_id = ANY($4)' : ''}
-       GROUP BY api_key_id`,
-      params,
-    );
+    if (from.getTime() % (DAY * 1000) !== 0 || to.getTime() % (DAY * 1000) !== 0) {
+      const { total, byValue } = await this.spendByDimension(orgId, from, to, 'api_key_id', apiKeyIds);
+      return { total, byKey: byValue };
+    }
+    const { sql, params } = spendByKeySql(orgId, from, to, apiKeyIds);
+    const rows: Array<{ api_key_id: string; cost_nano: string; tokens: string }> = await this.dataSource.query(sql, params);
     const total: Spend = { costNano: 0n, tokens: 0n };
     const byKey = new Map<string, Spend>();
     for (const row of rows) {
@@ -100,10 +98,22 @@ export class UsageSpendService {
     }
     return { total, byValue };
   }
+}
 
-  /** The per-key sums over a window that is not made of whole UTC days (a local day, week or month). */
-  private async spendByKeyAnyAlignment(orgId: string, from: Date, to: Date, apiKeyIds?: string[]): Promise<{ total: Spend; byKey: Map<string, Spend> }> {
-    const { total, byValue } = await this.spendByDimension(orgId, from, to, 'api_key_id', apiKeyIds);
-    return { total, byKey: byValue };
-  }
+/**
+ * The spend statement: the daily per-key rollup plus the journal's pending deltas, in one
+ * statement (one snapshot), so a record counts once its ingest returned, folded or not.
+ */
+export function spendByKeySql(orgId: string, from: Date, to: Date, apiKeyIds?: string[]): { sql: string; params: unknown[] } {
+  const params: unknown[] = [orgId, from.toISOString(), to.toISOString()];
+  if (apiKeyIds !== undefined) params.push(apiKeyIds);
+  const where = `org_id = $1 AND bucket_start >= $2 AND bucket_start < $3${apiKeyIds !== undefined ? ' AND api_key_id = ANY($4)' : ''}`;
+  const sql = `SELECT api_key_id, SUM(cost_nano)::text AS cost_nano, SUM(tokens)::text AS tokens
+     FROM (SELECT api_key_id, SUM(cost_nano) AS cost_nano, SUM(input_tokens + output_tokens) AS tokens
+           FROM ${rollup('dayByKey').table} WHERE ${where} GROUP BY api_key_id
+           UNION ALL
+           SELECT api_key_id, SUM(cost_nano), SUM(input_tokens + output_tokens)
+           FROM ${JOURNAL_TABLE} WHERE ${where} GROUP BY api_key_id) u
+     GROUP BY api_key_id`;
+  return { sql, params };
 }
