@@ -124,7 +124,14 @@ describe('migrations that move data', () => {
       const after = createDataSource(databaseUrl(server, name));
       await after.initialize();
       try {
-        expect(await runMigrations(after)).toEqual(['OrgInTrafficKeys1796102676237']);
+        const ran = await runMigrations(after);
+        expect(ran[0]).toBe('OrgInTrafficKeys1796102676237');
+        expect(ran).toEqual(MIGRATIONS.slice(MIGRATIONS.indexOf(OrgInTrafficKeys1796102676237)).map((m) => m.name));
+        // Later migrations keep the budgets: TeamAndUserBudgets widens scope_id in place, timezones default to UTC.
+        expect(await after.query(`SELECT id, scope_id, timezone FROM budgets ORDER BY id`)).toEqual([
+          { id: 'bdg_a', scope_id: 'org_a', timezone: 'UTC' },
+          { id: 'bdg_b', scope_id: 'org_b', timezone: 'UTC' },
+        ]);
         expect(await after.query(`SELECT id, org_id FROM alerts ORDER BY id`)).toEqual([{ id: 'alrt_a', org_id: 'org_a' }, { id: 'alrt_b', org_id: 'org_b' }]);
         expect(await after.query(`SELECT id, org_id FROM webhook_deliveries ORDER BY id`)).toEqual([{ id: 'dlv_a', org_id: 'org_a' }, { id: 'dlv_b', org_id: 'org_b' }]);
         // The composite foreign key holds: deleting a budget still removes its alerts and their deliveries.

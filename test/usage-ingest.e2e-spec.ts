@@ -187,16 +187,17 @@ describe('usage ingest (SPEC §3.1)', () => {
     const batch = [
       record(extra.id, { created_at: T0 + 7 * DAY + 5 }),
       record(acme.member.id, { created_at: T0 + 7 * DAY }),
-      record(acme.member.id, { created_at: T0 + 9 * DAY - 1 }),
+      record(acme.member.id, { created_at: T0 + 9 * DAY - 1, user_id: 'end-user-2' }),
+      record(acme.member.id, { created_at: T0 + 9 * DAY - 2, user_id: 'end-user-1' }),
       record(globex.member.id, { created_at: T0 + 8 * DAY }),
     ] as unknown as IngestRecordDto[];
     const result = await service.ingest(batch);
     const byOrg = (a: UsageTouched, b: UsageTouched) => (a.orgId < b.orgId ? -1 : 1);
-    expect(result.accepted).toBe(4);
+    expect(result.accepted).toBe(5);
     expect([...result.touched].sort(byOrg)).toEqual(
       [
-        { orgId: acme.org.id, apiKeyIds: [acme.member.id, extra.id].sort(), days: ['2024-01-08', '2024-01-09'] },
-        { orgId: globex.org.id, apiKeyIds: [globex.member.id], days: ['2024-01-09'] },
+        { orgId: acme.org.id, apiKeyIds: [acme.member.id, extra.id].sort(), days: ['2024-01-08', '2024-01-09'], teamIds: ['team-a'], userIds: ['end-user-1', 'end-user-2'] },
+        { orgId: globex.org.id, apiKeyIds: [globex.member.id], days: ['2024-01-09'], teamIds: [], userIds: [] },
       ].sort(byOrg),
     );
     // A batch of duplicates only touches nothing.
@@ -217,6 +218,9 @@ describe('usage ingest (SPEC §3.1)', () => {
     expect(await spend.spend({ orgId: globex.org.id }, at(base), at(base + 2 * DAY))).toEqual({ costNano: 23n, tokens: 66n });
     expect(await spend.spend({ orgId: globex.org.id }, at(base + DAY), at(base + 2 * DAY))).toEqual({ costNano: 11n, tokens: 33n });
     expect(await spend.spend({ orgId: acme.org.id, apiKeyId: key.id }, at(base), at(base + 2 * DAY))).toEqual({ costNano: 0n, tokens: 0n });
-    await expect(spend.spend({ orgId: globex.org.id }, at(base + 1), at(base + DAY))).rejects.toThrow(RangeError);
+    // Any whole seconds (a local day of a budget in a time zone): exact from finer rollups and raw edges.
+    expect(await spend.spend({ orgId: globex.org.id }, at(base + 1), at(base + DAY))).toEqual({ costNano: 7n, tokens: 22n });
+    expect(await spend.spend({ orgId: globex.org.id }, at(base), at(base + DAY - 1))).toEqual({ costNano: 5n, tokens: 11n });
+    await expect(spend.spend({ orgId: globex.org.id }, new Date(base * 1000 + 1), at(base + DAY))).rejects.toThrow(RangeError);
   });
 });

@@ -20,6 +20,9 @@ export interface UsageTouched {
   apiKeyIds: string[];
   /** UTC days (YYYY-MM-DD) of the new records' created_at, sorted. */
   days: string[];
+  /** Teams (of the keys) and end users of the new records, sorted. */
+  teamIds: string[];
+  userIds: string[];
 }
 
 export interface IngestResult {
@@ -148,14 +151,22 @@ export class UsageIngestService {
 
 /** Per org with new records: its keys and the UTC days of the records, sorted. */
 function touchedBy(fresh: StoredRecord[]): UsageTouched[] {
-  const byOrg = new Map<string, { keys: Set<string>; days: Set<string> }>();
+  const byOrg = new Map<string, { keys: Set<string>; days: Set<string>; teams: Set<string>; users: Set<string> }>();
   for (const record of fresh) {
     let entry = byOrg.get(record.orgId);
-    if (!entry) byOrg.set(record.orgId, (entry = { keys: new Set(), days: new Set() }));
+    if (!entry) byOrg.set(record.orgId, (entry = { keys: new Set(), days: new Set(), teams: new Set(), users: new Set() }));
     entry.keys.add(String(record.dimensions.api_key_id));
     entry.days.add(new Date(record.createdAt * 1000).toISOString().slice(0, 10));
+    if (record.dimensions.team_id) entry.teams.add(String(record.dimensions.team_id));
+    if (record.dimensions.user_id) entry.users.add(String(record.dimensions.user_id));
   }
-  return [...byOrg].map(([orgId, { keys, days }]) => ({ orgId, apiKeyIds: [...keys].sort(), days: [...days].sort() }));
+  return [...byOrg].map(([orgId, { keys, days, teams, users }]) => ({
+    orgId,
+    apiKeyIds: [...keys].sort(),
+    days: [...days].sort(),
+    teamIds: [...teams].sort(),
+    userIds: [...users].sort(),
+  }));
 }
 
 /** The record's cost: as sent, else from the price version in force at its created_at, else 0 and unpriced. */
