@@ -83,6 +83,10 @@ describe('budget.threshold.resolved on deletion (SPEC §5)', () => {
     const rows = await alertRows(t, budgetId);
     const resolved = rows.filter((r: any) => r.event_type === 'budget.threshold.resolved');
     expect(resolved.map((r) => [r.id, r.state, r.threshold_pct])).toEqual([[payload.id, 'delivered', '100.000000']]);
+    // The copied secrets are dropped once the alerts are settled; the copied URL stays (it is in the delivery log too).
+    expect(
+      await t.dataSource.query(`SELECT state, target_webhook_url, target_secret_sealed, target_previous_secret_sealed FROM alerts WHERE budget_id = $1 AND event_type = 'budget.threshold.resolved'`, [budgetId]),
+    ).toEqual([{ state: 'delivered', target_webhook_url: hook.url, target_secret_sealed: null, target_previous_secret_sealed: null }]);
     // Both attempts are in the delivery log (kept in the database; the API no longer lists a deleted budget's).
     const attempts = await t.dataSource.query(`SELECT status, status_code, attempt FROM webhook_deliveries WHERE alert_id = $1 ORDER BY attempt`, [payload.id]);
     expect(attempts).toEqual([

@@ -183,10 +183,14 @@ export class WebhookDeliveryService {
     return result;
   }
 
+  /**
+   * Settles the alert. A deleted budget's copied secrets go with it: nothing signs with them again
+   * (a deleted budget's alerts cannot be redelivered).
+   */
   private async settle(alertId: string, state: AlertState, from: AlertState[]): Promise<void> {
     await this.alerts.update(
       { id: alertId, state: In(from) },
-      { state, ...(state === 'delivered' ? { deliveredAt: new Date() } : {}) },
+      { state, targetSecretSealed: null, targetPreviousSecretSealed: null, ...(state === 'delivered' ? { deliveredAt: new Date() } : {}) },
     );
   }
 
