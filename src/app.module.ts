@@ -11,6 +11,7 @@ import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { redisOptions } from './redis/redis';
 import { RedisModule } from './redis/redis.module';
+import { ReservationsApiModule, ReservationsModule, ReservationsWorkerModule } from './reservations/reservations.module';
 import { UsageApiModule, UsageModule } from './usage/usage.module';
 
 /** Which halves of the product a process runs (PROCESS_ROLE). */
@@ -44,8 +45,9 @@ export class AppModule {
         UsageModule,
         BudgetsModule,
         AlertsModule,
-        ...(parts.api ? [HealthModule, UsageApiModule, BudgetsApiModule, AlertsApiModule] : []),
-        ...(parts.worker ? [AlertsWorkerModule] : []),
+        ReservationsModule,
+        ...(parts.api ? [HealthModule, UsageApiModule, BudgetsApiModule, AlertsApiModule, ReservationsApiModule] : []),
+        ...(parts.worker ? [AlertsWorkerModule, ReservationsWorkerModule] : []),
       ],
     };
   }

@@ -19,6 +19,18 @@ export interface IngestEvent {
 }
 export type IngestListener = (event: IngestEvent) => Promise<void>;
 
+/** A record this ingest stored (never one skipped as a duplicate). */
+export interface IngestedRecord {
+  orgId: string;
+  id: string;
+  apiKeyId: string;
+  /** Unix seconds. */
+  createdAt: number;
+  /** input_tokens + output_tokens. */
+  tokens: bigint;
+  costNano: bigint;
+}
+
 /** A validated record ready to store. */
 interface StoredRecord extends RollupInput {
   orgId: string;
@@ -62,7 +74,7 @@ export class UsageIngestService {
    * bad index, nothing written), then inserts new records and adds them to the rollups in one
    * transaction. Records already stored (same org and id) are skipped and counted as duplicates.
    */
-  async ingest(records: IngestRecordDto[]): Promise<{ accepted: number; duplicates: number }> {
+  async ingest(records: IngestRecordDto[]): Promise<{ accepted: number; duplicates: number; stored: IngestedRecord[] }> {
     const stored = await this.prepare(records);
     const unique = new Map<string, StoredRecord>();
     for (const record of stored) {
@@ -73,7 +85,15 @@ export class UsageIngestService {
     const sorted = [...unique.values()].sort((a, b) => compare(a.orgId, b.orgId) || compare(a.id, b.id));
     const fresh = await this.store(sorted);
     await this.notify(fresh);
-    return { accepted: fresh.length, duplicates: records.length - fresh.length };
+    const ingested = fresh.map((r) => ({
+      orgId: r.orgId,
+      id: r.id,
+      apiKeyId: String(r.dimensions.api_key_id),
+      createdAt: r.createdAt,
+      tokens: r.measures.input_tokens + r.measures.output_tokens,
+      costNano: r.measures.cost_nano,
+    }));
+    return { accepted: fresh.length, duplicates: records.length - fresh.length, stored: ingested };
   }
 
   private async prepare(records: IngestRecordDto[]): Promise<StoredRecord[]> {

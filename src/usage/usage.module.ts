@@ -11,6 +11,7 @@ import { UsageIngestService } from './usage-ingest.service';
 import { UsageReportsService } from './usage-reports.service';
 import { UsageSpendService } from './usage-spend.service';
 import { UsageController } from './usage.controller';
+import { ReservationsModule } from '../reservations/reservations.module';
 
 /**
  * Completion records, price book, rollups and reports. Import it for the services (budgets use
@@ -25,7 +26,7 @@ import { UsageController } from './usage.controller';
 export class UsageModule {}
 
 @Module({
-  imports: [UsageModule],
+  imports: [UsageModule, ReservationsModule],
   controllers: [UsageController, PricesController, OpenAiUsageController, OpenAiCostsController],
 })
 export class UsageApiModule {}

@@ -1,0 +1,89 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { Budget } from '../budgets/budget.entity';
+import { budgetWindow } from '../budgets/budget-window';
+import { describeError } from '../common/error-mapping';
+import { CounterWindow, ReservationCounters } from './reservation-counters';
+import { lowestBlockPct, seconds } from './reservation-budgets';
+import { ReservationMetrics } from './reservation-metrics';
+import { ReservationsRepository } from './reservations.repository';
+import { ReservationsService } from './reservations.service';
+
+/** A usage record just stored (never one skipped as a duplicate), as settling needs it. */
+export interface SettledRecord {
+  orgId: string;
+  id: string;
+  apiKeyId: string;
+  /** Unix seconds. */
+  createdAt: number;
+  tokens: bigint;
+  costNano: bigint;
+  reservationId?: string | null;
+}
+
+/**
+ * The step after a successful ingest: adds the newly stored records' spend to the committed
+ * counters of every budget with a block threshold they count in, and settles the reservations
+ * they name, replacing each hold by the record's actual usage in one script call per org. Called
+ * once per stored record (duplicates are never passed), so a record re-sent settles once; a
+ * record of an expired or released reservation still counts, once.
+ */
+@Injectable()
+export class ReservationSettlementService {
+  private readonly logger = new Logger(ReservationSettlementService.name);
+
+  constructor(
+    private readonly repository: ReservationsRepository,
+    private readonly counters: ReservationCounters,
+    private readonly reservations: ReservationsService,
+    private readonly metrics: ReservationMetrics,
+  ) {}
+
+  /**
+   * Never throws: the records are stored whatever happens here. A failure leaves the counters
+   * behind PostgreSQL (the reconciler repairs them) and the hold to expire by itself.
+   */
+  async settle(records: SettledRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    try {
+      await this.settleOrThrow(records);
+    } catch (err) {
+      this.metrics.settleFailed();
+      this.logger.error({ msg: 'Settling reservations after an ingest failed; the reconciler will repair the counters', ...describeError(err) });
+    }
+  }
+
+  private async settleOrThrow(records: SettledRecord[]): Promise<void> {
+    const orgIds = [...new Set(records.map((r) => r.orgId))];
+    const keyIds = [...new Set(records.map((r) => r.apiKeyId))];
+    const budgets = (await this.repository.budgetsOfMany(orgIds, keyIds)).filter((b) => lowestBlockPct(b) !== undefined);
+    const settled = await this.repository.settle(
+      records.filter((r) => r.reservationId).map((r) => ({ orgId: r.orgId, apiKeyId: r.apiKeyId, reservationId: r.reservationId!, recordId: r.id })),
+    );
+
+    const perOrg = new Map<string, { removals: Array<{ window: CounterWindow; reservationId: string }>; additions: Map<string, { window: CounterWindow; amount: bigint }> }>();
+    const of = (orgId: string) => {
+      let entry = perOrg.get(orgId);
+      if (!entry) perOrg.set(orgId, (entry = { removals: [], additions: new Map() }));
+      return entry;
+    };
+    for (const row of settled) of(row.orgId).removals.push(...this.reservations.holdWindows(row));
+    for (const record of records) {
+      for (const budget of budgets.filter((b) => appliesTo(b, record))) {
+        const amount = budget.limitKind === 'cost' ? record.costNano : record.tokens;
+        if (amount === 0n) continue;
+        const window = budgetWindow(budget.period, new Date(record.createdAt * 1000));
+        const counter: CounterWindow = { orgId: record.orgId, budgetId: budget.id, start: seconds(window.start), end: seconds(window.end) };
+        const additions = of(record.orgId).additions;
+        const key = `${budget.id}:${counter.start}`;
+        const current = additions.get(key);
+        if (current) current.amount += amount;
+        else additions.set(key, { window: counter, amount });
+      }
+    }
+    await Promise.all([...perOrg].map(([orgId, { removals, additions }]) => this.counters.settle(orgId, removals, [...additions.values()])));
+  }
+}
+
+function appliesTo(budget: Budget, record: SettledRecord): boolean {
+  return budget.orgId === record.orgId && ((budget.scope === 'org' && budget.scopeId === record.orgId) || (budget.scope === 'apikey' && budget.scopeId === record.apiKeyId));
+}

@@ -1,0 +1,184 @@
+import { Injectable } from '@nestjs/common';
+import { EntityManager } from 'typeorm';
+import { ApiKeysService } from '../auth/api-keys.service';
+import { newId } from '../common/ids';
+import { AppException, ErrorCode } from '../common/errors';
+import { TokenPrices } from '../common/money';
+import { PriceBookService } from '../usage/price-book.service';
+import { CreateReservationDto } from './dto/reservation.dto';
+import { AdmitOutcome, CounterWindow, ReservationCounters } from './reservation-counters';
+import { BudgetFigures, DeniedBy, DenialReason, StoredDecision } from './reservation-decision';
+import { Reservation } from './reservation.entity';
+import { applicableBudgets, ApplicableBudget, costTerms, holdCostNano, seconds } from './reservation-budgets';
+import { ReservationLoader } from './reservation-loader.service';
+import { ReservationMetrics } from './reservation-metrics';
+import { ReservationsRepository } from './reservations.repository';
+
+/** Rebuilds an admission may wait for before it gives up (each one loads every window it lacked). */
+const MAX_LOADS = 3;
+/** How long a repeated request id waits for the first request's row to be stored. */
+const DUPLICATE_WAIT_MS = 3000;
+
+type Attempt =
+  | { kind: 'stored'; row: Reservation }
+  | { kind: 'replay' }
+  | { kind: 'unloaded'; windows: Array<{ budget: ApplicableBudget['budget']; window: CounterWindow }> };
+
+/**
+ * Reservations (SPEC §4.1): one atomic admission across every applicable budget in Redis, the
+ * reservation stored in PostgreSQL in the same transaction that holds the org's shared
+ * reservation lock (so a rebuild after Redis lost its data sees every hold it granted).
+ */
+@Injectable()
+export class ReservationsService {
+  constructor(
+    private readonly apiKeys: ApiKeysService,
+    private readonly priceBook: PriceBookService,
+    private readonly repository: ReservationsRepository,
+    private readonly counters: ReservationCounters,
+    private readonly loader: ReservationLoader,
+    private readonly metrics: ReservationMetrics,
+  ) {}
+
+  async reserve(dto: CreateReservationDto): Promise<Reservation> {
+    const orgId = await this.apiKeys.orgOf(dto.api_key_id);
+    if (orgId === null) throw AppException.notFound('API key', dto.api_key_id);
+    for (let loads = 0; ; loads++) {
+      // Read before the transaction: a second connection taken inside it could starve the pool.
+      const prices = await this.priceOf(dto.model, new Date());
+      const attempt = await this.repository.withOrgLock(orgId, 'shared', (manager) => this.attempt(orgId, dto, prices, manager));
+      if (attempt.kind === 'stored') {
+        this.metrics.decided(attempt.row);
+        return attempt.row;
+      }
+      if (attempt.kind === 'replay') {
+        this.metrics.replayed();
+        return this.storedRequest(orgId, dto);
+      }
+      if (loads >= MAX_LOADS) throw AppException.unavailable(ErrorCode.RedisUnavailable, 'Budget counters are being rebuilt; retry shortly', 1);
+      await this.loader.load(orgId, attempt.windows);
+    }
+  }
+
+  async get(id: string): Promise<Reservation> {
+    const row = await this.repository.findById(id);
+    if (!row) throw AppException.notFound('Reservation', id);
+    return row;
+  }
+
+  /** Frees a live hold; a settled, denied, released or expired reservation stays as it is. */
+  async release(id: string): Promise<Reservation> {
+    const row = await this.get(id);
+    const released = await this.repository.release(row.orgId, id);
+    if (!released) return row;
+    await this.counters.settle(row.orgId, this.holdWindows(released), []);
+    return released;
+  }
+
+  /** The windows of a reservation's holds, for removing them from the counters. */
+  holdWindows(row: Pick<Reservation, 'orgId' | 'id' | 'holds'>): Array<{ window: CounterWindow; reservationId: string }> {
+    return row.holds.map((h) => ({ reservationId: row.id, window: { orgId: row.orgId, budgetId: h.budget_id, start: h.window_start, end: h.window_start } }));
+  }
+
+  private async attempt(orgId: string, dto: CreateReservationDto, prices: TokenPrices | undefined, manager: EntityManager): Promise<Attempt> {
+    const now = new Date();
+    const budgets = applicableBudgets(await this.repository.budgetsOf(orgId, dto.api_key_id, manager), now);
+    const input = dto.input_tokens;
+    const maxOut = dto.max_output_tokens;
+    const minOut = dto.min_output_tokens ?? 1;
+    const ttl = dto.ttl_seconds ?? 600;
+    const id = newId('res');
+    const row = Object.assign(new Reservation(), {
+      orgId,
+      id,
+      apiKeyId: dto.api_key_id,
+      requestId: dto.request_id,
+      userId: dto.user_id ?? null,
+      model: dto.model,
+      inputTokens: String(input),
+      maxOutputTokens: String(maxOut),
+      minOutputTokens: String(minOut),
+      recordId: null,
+      settledAt: null,
+      releasedAt: null,
+    } satisfies Partial<Reservation>);
+
+    let outcome: AdmitOutcome;
+    if (budgets.length === 0) {
+      outcome = { kind: 'decided', held: true, granted: maxOut, expiresAtMs: now.getTime() + ttl * 1000, nowMs: now.getTime(), budgets: [] };
+    } else {
+      outcome = await this.counters.admit({
+        orgId,
+        apiKeyId: dto.api_key_id,
+        requestId: dto.request_id,
+        reservationId: id,
+        ttlSeconds: ttl,
+        inputTokens: input,
+        maxOutputTokens: maxOut,
+        minOutputTokens: minOut,
+        budgets: budgets.map((b) => {
+          const kind = b.budget.limitKind === 'tokens' ? 'tokens' : prices ? 'cost' : 'unpriced';
+          const terms = kind === 'cost' ? costTerms(input, prices!) : { q1: 0n, r1: 0n, qo: 0n, ro: 0n };
+          return { window: this.windowOf(orgId, b), kind, blockLimit: b.blockLimit, ...terms };
+        }),
+      });
+    }
+    if (outcome.kind === 'duplicate') return { kind: 'replay' };
+    if (outcome.kind === 'unloaded') {
+      return { kind: 'unloaded', windows: outcome.windows.map((w) => ({ budget: budgets.find((b) => b.budget.id === w.budgetId)!.budget, window: w })) };
+    }
+
+    const deniedBy: DeniedBy[] = [];
+    const figures: BudgetFigures[] = budgets.map((b, i) => {
+      const o = outcome.budgets[i];
+      const resetsAt = seconds(b.window.end);
+      if (o.reason) deniedBy.push({ budget_id: b.budget.id, scope: b.budget.scope, owner: b.budget.owner, reason: o.reason as DenialReason, resets_at: resetsAt });
+      const remaining = b.blockLimit - o.committed - o.held;
+      return {
+        budget_id: b.budget.id,
+        scope: b.budget.scope,
+        owner: b.budget.owner,
+        limit_kind: b.budget.limitKind,
+        block_limit: b.blockLimit.toString(),
+        committed: o.committed.toString(),
+        held: o.held.toString(),
+        remaining: (remaining > 0n ? remaining : 0n).toString(),
+        resets_at: resetsAt,
+      };
+    });
+    const decision: StoredDecision = { denied_by: deniedBy, budgets: figures };
+    Object.assign(row, {
+      status: outcome.held ? 'held' : 'denied',
+      grantedOutputTokens: String(outcome.granted),
+      reservedTokens: outcome.held ? String(input + outcome.granted) : '0',
+      reservedCostNano: outcome.held && prices ? holdCostNano(input, outcome.granted, prices).toString() : '0',
+      holds: outcome.held ? budgets.map((b, i) => ({ budget_id: b.budget.id, window_start: seconds(b.window.start), amount: outcome.budgets[i].amount.toString() })) : [],
+      decision: decision as unknown as Record<string, unknown>,
+      expiresAt: outcome.held ? new Date(outcome.expiresAtMs) : null,
+      createdAt: new Date(outcome.nowMs),
+    } satisfies Partial<Reservation>);
+    if (await this.repository.insert(manager, row)) return { kind: 'stored', row };
+    // The request id is stored already (Redis had forgotten it): undo this hold, answer the stored one.
+    if (row.holds.length > 0) await this.counters.settle(orgId, this.holdWindows(row), []);
+    return { kind: 'replay' };
+  }
+
+  /** The reservation of a request id seen before; the first request may still be storing it. */
+  private async storedRequest(orgId: string, dto: CreateReservationDto): Promise<Reservation> {
+    const giveUpAt = Date.now() + DUPLICATE_WAIT_MS;
+    for (;;) {
+      const row = await this.repository.findByRequest(orgId, dto.api_key_id, dto.request_id);
+      if (row) return row;
+      if (Date.now() > giveUpAt) throw AppException.conflict('A reservation with this request_id is still being made; retry', 'request_id');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  private async priceOf(model: string, now: Date): Promise<TokenPrices | undefined> {
+    return (await this.priceBook.resolver([model]))(model, seconds(now));
+  }
+
+  private windowOf(orgId: string, b: ApplicableBudget): CounterWindow {
+    return { orgId, budgetId: b.budget.id, start: seconds(b.window.start), end: seconds(b.window.end) };
+  }
+}
