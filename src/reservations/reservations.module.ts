@@ -1,4 +1,4 @@
-import { Module } from '@nestjs/common';
+import { forwardRef, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AuthModule } from '../auth/auth.module';
 import { Budget } from '../budgets/budget.entity';
@@ -19,7 +19,8 @@ import { ReservationsService } from './reservations.service';
  * {@link ReservationsApiModule}, the reconciler {@link ReservationsWorkerModule}.
  */
 @Module({
-  imports: [TypeOrmModule.forFeature([Reservation, Budget]), AuthModule, UsageModule],
+  // forwardRef: usage.module.ts imports this file for the ingest controller's settling step.
+  imports: [TypeOrmModule.forFeature([Reservation, Budget]), AuthModule, forwardRef(() => UsageModule)],
   providers: [ReservationsRepository, ReservationCounters, ReservationLoader, ReservationMetrics, ReservationsService, ReservationSettlementService],
   exports: [ReservationsService, ReservationSettlementService, ReservationCounters, ReservationLoader, ReservationsRepository, ReservationMetrics],
 })

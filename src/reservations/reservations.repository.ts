@@ -91,7 +91,8 @@ export class ReservationsRepository {
 
   /** held → released unless it expired (then nothing changes); returns the row that was released, if any. */
   async release(orgId: string, id: string): Promise<Reservation | null> {
-    const rows: Array<{ id: string }> = await this.dataSource.query(
+    // TypeORM answers an UPDATE with [rows, affected].
+    const [rows]: [Array<{ id: string }>, number] = await this.dataSource.query(
       `UPDATE reservations SET status = 'released', released_at = now()
        WHERE org_id = $1 AND id = $2 AND status = 'held' AND expires_at > now() RETURNING id`,
       [orgId, id],
@@ -105,7 +106,7 @@ export class ReservationsRepository {
    */
   async settle(records: Array<{ orgId: string; apiKeyId: string; reservationId: string; recordId: string }>): Promise<Array<{ orgId: string; id: string; holds: Reservation['holds'] }>> {
     if (records.length === 0) return [];
-    const rows: Array<{ org_id: string; id: string; holds: Reservation['holds'] }> = await this.dataSource.query(
+    const [rows]: [Array<{ org_id: string; id: string; holds: Reservation['holds'] }>, number] = await this.dataSource.query(
       `UPDATE reservations r SET status = 'settled', settled_at = now(), record_id = s.record_id
        FROM (SELECT DISTINCT ON (org_id, id) * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[]) AS s(org_id, id, api_key_id, record_id)) s
        WHERE r.org_id = s.org_id AND r.id = s.id AND r.api_key_id = s.api_key_id AND r.status IN ('held', 'released')
