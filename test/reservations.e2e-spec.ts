@@ -1,3 +1,6 @@
+import Redis from 'ioredis';
+import { REDIS } from '../src/redis/redis.module';
+import { ReservationCounters } from '../src/reservations/reservation-counters';
 import { ReservationReconciler } from '../src/reservations/reservation-reconciler.service';
 import { blockingBudget, counters, nowSeconds, RESERVATIONS, reservationBody, reserve } from './helpers/reservations';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
@@ -174,8 +177,8 @@ describe('reservations (SPEC §4.1)', () => {
     const { org, keyId, budget } = await keyWithBudget(10_000, 1000);
     const held = await reserve(t, ingestKey, reservationBody(keyId, { input_tokens: 100, max_output_tokens: 100 }));
     expect(held.body.budgets[0]).toMatchObject({ committed: '1000', held: '200' });
-    const redis = t.app.get(ReservationReconciler)['counters']['redis'];
-    const [state, , amounts] = t.app.get(ReservationReconciler)['counters'].windowKeys({ orgId: org.org.id, budgetId: budget.id, start: held.body.budgets[0].resets_at - 86400, end: held.body.budgets[0].resets_at });
+    const redis = t.app.get<Redis>(REDIS);
+    const [state, , amounts] = t.app.get(ReservationCounters).windowKeys({ orgId: org.org.id, budgetId: budget.id, start: held.body.budgets[0].resets_at - 86400, end: held.body.budgets[0].resets_at });
     await redis.hincrby(state, 'committed', 777); // a settle that counted twice
     await redis.hdel(amounts, held.body.id); // a hold lost
     await redis.hset(state, 'held', '0');

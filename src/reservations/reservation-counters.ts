@@ -120,41 +120,79 @@ export class ReservationCounters {
     return { kind: 'decided', held: out[1] === 'held', granted: Number(out[2]), expiresAtMs: Number(out[3]), nowMs: Number(out[4]), budgets };
   }
 
+  /** Records settled into a window while it is being rebuilt, by id. */
+  pendingKey(w: CounterWindow): string {
+    return `${this.orgTag(w.orgId)}:${w.budgetId}:${w.start}:p`;
+  }
+
+  /** Keys a rebuild uses besides the window's: removed-while-loading holds, records its read counted. */
+  private rebuildKeys(w: CounterWindow): [string, string] {
+    const base = `${this.orgTag(w.orgId)}:${w.budgetId}:${w.start}`;
+    return [`${base}:r`, `${base}:n`];
+  }
+
   /**
-   * Removes holds and adds committed spend in one step, per org (one script call each).
+   * Removes holds and adds the spend of records in one step, per org (one script call each).
    * Returns the number of holds that were still there.
    */
-  async settle(orgId: string, removals: Array<{ window: CounterWindow; reservationId: string }>, additions: Array<{ window: CounterWindow; amount: bigint }>): Promise<number> {
+  async settle(
+    orgId: string,
+    removals: Array<{ window: CounterWindow; reservationId: string }>,
+    additions: Array<{ window: CounterWindow; recordId: string; amount: bigint }>,
+  ): Promise<number> {
     if (removals.length === 0 && additions.length === 0) return 0;
     for (const w of [...removals.map((r) => r.window), ...additions.map((a) => a.window)]) {
       if (w.orgId !== orgId) throw new Error('settle(): every window must belong to the org');
     }
-    const keys = [...removals.flatMap((r) => this.windowKeys(r.window)), ...additions.map((a) => this.windowKeys(a.window)[0])];
-    const args = [String(removals.length), String(additions.length), ...removals.map((r) => r.reservationId), ...additions.map((a) => a.amount.toString())];
+    const keys = [
+      ...removals.flatMap((r) => [...this.windowKeys(r.window), this.rebuildKeys(r.window)[0]]),
+      ...additions.flatMap((a) => [this.windowKeys(a.window)[0], this.pendingKey(a.window), this.rebuildKeys(a.window)[1]]),
+    ];
+    const args = [
+      String(removals.length),
+      String(additions.length),
+      ...removals.map((r) => r.reservationId),
+      ...additions.flatMap((a) => [a.recordId, a.amount.toString()]),
+    ];
     return Number(await this.run('settle', keys, args));
   }
 
   /** Rebuild step 1 for windows of one org (see load-begin.lua). */
   async beginLoad(windows: CounterWindow[]): Promise<void> {
     if (windows.length === 0) return;
-    await this.run('loadBegin', windows.map((w) => this.windowKeys(w)[0]), windows.map((w) => String(this.expireAt(w))));
+    await this.run('loadBegin', windows.flatMap((w) => [this.windowKeys(w)[0], this.pendingKey(w)]), windows.map((w) => String(this.expireAt(w))));
   }
 
-  /** Rebuild step 2 for one window; false when another process loaded it first. */
-  async finishLoad(window: CounterWindow, committed: bigint, holds: HoldEntry[]): Promise<boolean> {
-    const args = [committed.toString(), String(this.expireAt(window)), ...holds.flatMap((h) => [h.reservationId, h.amount.toString(), String(h.expiresAtMs)])];
-    return Number(await this.run('loadFinish', this.windowKeys(window), args)) === 1;
+  /** The ids of records settled into a window since its rebuild began. */
+  async pendingRecords(window: CounterWindow): Promise<string[]> {
+    return this.redis.hkeys(this.pendingKey(window));
+  }
+
+  /**
+   * Rebuild step 2 for one window: `seen` are records the PostgreSQL read counted that may be
+   * settled around now (recently stored, or settled since step 1). False when another process
+   * loaded it first.
+   */
+  async finishLoad(window: CounterWindow, committed: bigint, holds: HoldEntry[], seen: string[]): Promise<boolean> {
+    const args = [
+      committed.toString(),
+      String(this.expireAt(window)),
+      String(seen.length),
+      ...seen,
+      ...holds.flatMap((h) => [h.reservationId, h.amount.toString(), String(h.expiresAtMs)]),
+    ];
+    return Number(await this.run('loadFinish', [...this.windowKeys(window), this.pendingKey(window), ...this.rebuildKeys(window)], args)) === 1;
   }
 
   /** Reconciler step 1: false when the window is not loaded (nothing to compare). */
   async beginReconcile(window: CounterWindow): Promise<boolean> {
-    return Number(await this.run('reconcile', this.windowKeys(window), ['begin'])) === 1;
+    return Number(await this.run('reconcile', this.reconcileKeys(window), ['begin'])) === 1;
   }
 
   /** Reconciler step 2: the counters before and after, or undefined when the window went away. */
-  async finishReconcile(window: CounterWindow, committed: bigint, holds: HoldEntry[]): Promise<{ committed: [bigint, bigint]; held: [bigint, bigint] } | undefined> {
-    const args = ['finish', committed.toString(), ...holds.flatMap((h) => [h.reservationId, h.amount.toString(), String(h.expiresAtMs)])];
-    const out = (await this.run('reconcile', this.windowKeys(window), args)) as string[];
+  async finishReconcile(window: CounterWindow, committed: bigint, holds: HoldEntry[], seen: string[]): Promise<{ committed: [bigint, bigint]; held: [bigint, bigint] } | undefined> {
+    const args = ['finish', committed.toString(), String(seen.length), ...seen, ...holds.flatMap((h) => [h.reservationId, h.amount.toString(), String(h.expiresAtMs)])];
+    const out = (await this.run('reconcile', this.reconcileKeys(window), args)) as string[];
     if (out.length === 0) return undefined;
     return { committed: [BigInt(out[0]), BigInt(out[1])], held: [BigInt(out[2]), BigInt(out[3])] };
   }
@@ -164,6 +202,10 @@ export class ReservationCounters {
     const [loaded, committed, held] = await this.redis.hmget(this.windowKeys(window)[0], 'loaded', 'committed', 'held');
     if (loaded !== '1') return null;
     return { committed: BigInt(committed ?? '0'), held: BigInt(held ?? '0') };
+  }
+
+  private reconcileKeys(w: CounterWindow): string[] {
+    return [...this.windowKeys(w), this.pendingKey(w), this.rebuildKeys(w)[1]];
   }
 
   private orgTag(orgId: string): string {

@@ -1,9 +1,12 @@
 import { Injectable } from '@nestjs/common';
-import { EntityManager } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { Budget } from '../budgets/budget.entity';
 import { UsageSpendService } from '../usage/usage-spend.service';
 import { CounterWindow, HoldEntry, ReservationCounters } from './reservation-counters';
 import { ReservationsRepository } from './reservations.repository';
+
+/** Records stored this recently may still be settling when a rebuild reads PostgreSQL (the settle follows the commit by milliseconds). */
+const RECENT_SECONDS = 15;
 
 /** A budget in one window, as the loader and the reconciler read it from PostgreSQL. */
 export interface BudgetInWindow {
@@ -23,7 +26,6 @@ export class ReservationLoader {
   constructor(
     private readonly counters: ReservationCounters,
     private readonly repository: ReservationsRepository,
-    private readonly spend: UsageSpendService,
   ) {}
 
   /** Loads the windows (of one org) that are not loaded; concurrent calls for the same windows share one rebuild. */
@@ -40,17 +42,33 @@ export class ReservationLoader {
   private async rebuild(orgId: string, windows: BudgetInWindow[]): Promise<void> {
     // Before reading PostgreSQL: spend settled from now on is kept aside for the load.
     await this.counters.beginLoad(windows.map((w) => w.window));
-    const committed = await this.committed(orgId, windows);
+    const { committed, seen } = await this.committedSnapshot(orgId, windows);
     // Exclusive: every admission that granted from the lost counters has stored its row. (The
     // spend is read before, on another connection: admissions waiting for the lock hold theirs.)
     await this.repository.withOrgLock(orgId, 'exclusive', async (manager) => {
       const holds = await this.holds(manager, orgId, windows);
-      for (const w of windows) await this.counters.finishLoad(w.window, committed.get(w.budget.id) ?? 0n, holds.get(w.budget.id) ?? []);
+      for (const w of windows) await this.counters.finishLoad(w.window, committed.get(w.budget.id) ?? 0n, holds.get(w.budget.id) ?? [], seen);
+    });
+  }
+
+  /**
+   * Committed spend per budget (after step 1 of a rebuild or a repair), in one snapshot with the
+   * records it counts that may be settled around now (stored in the last seconds, or settled since
+   * step 1): their settle must not count them again.
+   */
+  async committedSnapshot(orgId: string, windows: BudgetInWindow[]): Promise<{ committed: Map<string, bigint>; seen: string[] }> {
+    return this.repository.withSnapshot(async (manager) => {
+      const committed = await this.committed(new UsageSpendService(managerAsDataSource(manager)), orgId, windows);
+      const pending = [...new Set((await Promise.all(windows.map((w) => this.counters.pendingRecords(w.window)))).flat())];
+      const from = new Date(Math.min(...windows.map((w) => w.window.start)) * 1000);
+      const to = new Date(Math.max(...windows.map((w) => w.window.end)) * 1000);
+      const recent = await this.repository.recentRecords(manager, orgId, from, to, RECENT_SECONDS);
+      return { committed, seen: [...new Set([...recent, ...(await this.repository.recordsPresent(manager, orgId, pending))])] };
     });
   }
 
   /** Committed spend per budget in its window, from the records' daily per-key rollups. */
-  async committed(orgId: string, windows: BudgetInWindow[]): Promise<Map<string, bigint>> {
+  private async committed(spend: UsageSpendService, orgId: string, windows: BudgetInWindow[]): Promise<Map<string, bigint>> {
     const committed = new Map<string, bigint>();
     const byWindow = new Map<string, BudgetInWindow[]>();
     for (const w of windows) {
@@ -60,7 +78,7 @@ export class ReservationLoader {
     for (const members of byWindow.values()) {
       const { start, end } = members[0].window;
       const keys = members.some((m) => m.budget.scope === 'org') ? undefined : [...new Set(members.map((m) => m.budget.scopeId))];
-      const { total, byKey } = await this.spend.spendByKey(orgId, new Date(start * 1000), new Date(end * 1000), keys);
+      const { total, byKey } = await spend.spendByKey(orgId, new Date(start * 1000), new Date(end * 1000), keys);
       for (const { budget } of members) {
         const spend = budget.scope === 'org' ? total : (byKey.get(budget.scopeId) ?? { costNano: 0n, tokens: 0n });
         committed.set(budget.id, budget.limitKind === 'cost' ? spend.costNano : spend.tokens);
@@ -80,4 +98,9 @@ export class ReservationLoader {
     }
     return holds;
   }
+}
+
+/** The spend reads of UsageSpendService, run on one transaction's connection (its snapshot). */
+function managerAsDataSource(manager: EntityManager): DataSource {
+  return { query: (sql: string, params?: unknown[]) => manager.query(sql, params) } as unknown as DataSource;
 }

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { budgetWindow } from '../budgets/budget-window';
 import { Budget } from '../budgets/budget.entity';
 import { describeError } from '../common/error-mapping';
@@ -24,7 +24,7 @@ export interface ReconcileResult {
  * no run of this: an expired hold stops counting at its expires_at in every admission.
  */
 @Injectable()
-export class ReservationReconciler implements OnApplicationBootstrap, OnApplicationShutdown {
+export class ReservationReconciler {
   private readonly logger = new Logger(ReservationReconciler.name);
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
@@ -37,7 +37,8 @@ export class ReservationReconciler implements OnApplicationBootstrap, OnApplicat
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  onApplicationBootstrap(): void {
+  /** Starts the periodic runs (worker processes: ReservationsWorkerModule). */
+  start(): void {
     this.timer = setInterval(() => {
       if (this.running) return;
       this.running = this.reconcileAll()
@@ -47,7 +48,7 @@ export class ReservationReconciler implements OnApplicationBootstrap, OnApplicat
     this.timer.unref();
   }
 
-  async onApplicationShutdown(): Promise<void> {
+  async stop(): Promise<void> {
     clearInterval(this.timer);
     await this.running;
   }
@@ -76,12 +77,12 @@ export class ReservationReconciler implements OnApplicationBootstrap, OnApplicat
     for (const w of windows) if (await this.counters.beginReconcile(w.window)) begun.push(w);
     if (begun.length === 0) return { compared: 0, repaired: 0 };
     // Read after 'begin' (spend settled since is noted in Redis), before the lock (see the loader).
-    const committed = await this.loader.committed(orgId, begun);
+    const { committed, seen } = await this.loader.committedSnapshot(orgId, begun);
     let repaired = 0;
     await this.repository.withOrgLock(orgId, 'exclusive', async (manager) => {
       const holds = await this.loader.holds(manager, orgId, begun);
       for (const w of begun) {
-        const result = await this.counters.finishReconcile(w.window, committed.get(w.budget.id) ?? 0n, holds.get(w.budget.id) ?? []);
+        const result = await this.counters.finishReconcile(w.window, committed.get(w.budget.id) ?? 0n, holds.get(w.budget.id) ?? [], seen);
         if (!result) continue;
         const committedDrift = result.committed[0] !== result.committed[1];
         const heldDrift = result.held[0] !== result.held[1];

@@ -60,10 +60,10 @@ export class ReservationSettlementService {
       records.filter((r) => r.reservationId).map((r) => ({ orgId: r.orgId, apiKeyId: r.apiKeyId, reservationId: r.reservationId!, recordId: r.id })),
     );
 
-    const perOrg = new Map<string, { removals: Array<{ window: CounterWindow; reservationId: string }>; additions: Map<string, { window: CounterWindow; amount: bigint }> }>();
+    const perOrg = new Map<string, { removals: Array<{ window: CounterWindow; reservationId: string }>; additions: Array<{ window: CounterWindow; recordId: string; amount: bigint }> }>();
     const of = (orgId: string) => {
       let entry = perOrg.get(orgId);
-      if (!entry) perOrg.set(orgId, (entry = { removals: [], additions: new Map() }));
+      if (!entry) perOrg.set(orgId, (entry = { removals: [], additions: [] }));
       return entry;
     };
     for (const row of settled) of(row.orgId).removals.push(...this.reservations.holdWindows(row));
@@ -73,14 +73,10 @@ export class ReservationSettlementService {
         if (amount === 0n) continue;
         const window = budgetWindow(budget.period, new Date(record.createdAt * 1000));
         const counter: CounterWindow = { orgId: record.orgId, budgetId: budget.id, start: seconds(window.start), end: seconds(window.end) };
-        const additions = of(record.orgId).additions;
-        const key = `${budget.id}:${counter.start}`;
-        const current = additions.get(key);
-        if (current) current.amount += amount;
-        else additions.set(key, { window: counter, amount });
+        of(record.orgId).additions.push({ window: counter, recordId: record.id, amount });
       }
     }
-    await Promise.all([...perOrg].map(([orgId, { removals, additions }]) => this.counters.settle(orgId, removals, [...additions.values()])));
+    await Promise.all([...perOrg].map(([orgId, { removals, additions }]) => this.counters.settle(orgId, removals, additions)));
   }
 }
 

@@ -1,4 +1,4 @@
-import { forwardRef, Module } from '@nestjs/common';
+import { forwardRef, Module, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AuthModule } from '../auth/auth.module';
 import { Budget } from '../budgets/budget.entity';
@@ -21,14 +21,24 @@ import { ReservationsService } from './reservations.service';
 @Module({
   // forwardRef: usage.module.ts imports this file for the ingest controller's settling step.
   imports: [TypeOrmModule.forFeature([Reservation, Budget]), AuthModule, forwardRef(() => UsageModule)],
-  providers: [ReservationsRepository, ReservationCounters, ReservationLoader, ReservationMetrics, ReservationsService, ReservationSettlementService],
-  exports: [ReservationsService, ReservationSettlementService, ReservationCounters, ReservationLoader, ReservationsRepository, ReservationMetrics],
+  providers: [ReservationsRepository, ReservationCounters, ReservationLoader, ReservationMetrics, ReservationsService, ReservationSettlementService, ReservationReconciler],
+  exports: [ReservationsService, ReservationSettlementService, ReservationCounters, ReservationReconciler],
 })
 export class ReservationsModule {}
 
 @Module({ imports: [ReservationsModule], controllers: [ReservationsController] })
 export class ReservationsApiModule {}
 
-/** The reconciler: loaded only by processes that run the worker. */
-@Module({ imports: [ReservationsModule], providers: [ReservationReconciler], exports: [ReservationReconciler] })
-export class ReservationsWorkerModule {}
+/** Runs the reconciler periodically: loaded only by processes that run the worker. */
+@Module({ imports: [ReservationsModule] })
+export class ReservationsWorkerModule implements OnApplicationBootstrap, OnApplicationShutdown {
+  constructor(private readonly reconciler: ReservationReconciler) {}
+
+  onApplicationBootstrap(): void {
+    this.reconciler.start();
+  }
+
+  onApplicationShutdown(): Promise<void> {
+    return this.reconciler.stop();
+  }
+}

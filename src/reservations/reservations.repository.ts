@@ -49,6 +49,39 @@ export class ReservationsRepository {
     }
   }
 
+  /** Runs `work` in a read-only REPEATABLE READ transaction: every read sees one snapshot. */
+  async withSnapshot<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    const runner = this.dataSource.createQueryRunner();
+    await runner.connect();
+    try {
+      await runner.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const result = await work(runner.manager);
+      await runner.query('COMMIT');
+      return result;
+    } catch (err) {
+      await runner.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      await runner.release();
+    }
+  }
+
+  /** Which of these record ids of an org are stored (as the caller's snapshot sees it). */
+  async recordsPresent(manager: EntityManager, orgId: string, ids: string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const rows: Array<{ id: string }> = await manager.query('SELECT id FROM completion_records WHERE org_id = $1 AND id = ANY($2)', [orgId, ids]);
+    return rows.map((r) => r.id);
+  }
+
+  /** Ids of an org's records created in [from, to) and stored in the last `seconds` (as the caller's snapshot sees them). */
+  async recentRecords(manager: EntityManager, orgId: string, from: Date, to: Date, seconds: number): Promise<string[]> {
+    const rows: Array<{ id: string }> = await manager.query(
+      `SELECT id FROM completion_records WHERE org_id = $1 AND created_at >= $2 AND created_at < $3 AND ingested_at > now() - make_interval(secs => $4)`,
+      [orgId, from.toISOString(), to.toISOString(), seconds],
+    );
+    return rows.map((r) => r.id);
+  }
+
   /** Every budget of the key and of the org (either owner); the caller keeps those with a block threshold. */
   budgetsOf(orgId: string, apiKeyId: string, manager?: EntityManager): Promise<Budget[]> {
     return (manager ? manager.getRepository(Budget) : this.budgets)

@@ -1,23 +1,29 @@
--- The reconciler's repair of one loaded budget window, in two calls.
--- ARGV[1] = 'begin': notes spend settled from now on (`recon`); returns 1 when the window is loaded.
--- ARGV[1] = 'finish': ARGV[2] committed read from PostgreSQL after 'begin', then (reservation id,
---   amount, expires at ms) per live hold in PostgreSQL. Sets committed = read + noted since, and
---   the holds to PostgreSQL's live ones. Returns {old committed, new committed, old held, new held},
---   or {} when the window is no longer loaded or was not begun.
--- KEYS: state, holds zset, amounts hash.
-local s, z, a = KEYS[1], KEYS[2], KEYS[3]
+-- The reconciler's repair of one loaded budget window, in two calls (as a rebuild, but the window
+-- stays loaded and keeps granting meanwhile).
+-- ARGV[1] = 'begin': from now on, spend settled into the window is also noted per record
+--   (`pending`); returns 1 when the window is loaded, else 0 (nothing to compare).
+-- ARGV[1] = 'finish': ARGV[2] committed read from PostgreSQL after 'begin', ARGV[3] the number of
+--   records that read counted that may be settled around now, their ids, then (reservation id,
+--   amount, expires at ms) per live hold in PostgreSQL. Sets committed = the read + the records
+--   settled since 'begin' it did not show, and the holds to PostgreSQL's live ones.
+--   Returns {old committed, new committed, old held, new held}, or {} when the window is no
+--   longer loaded or was not begun.
+-- KEYS: state, holds zset, amounts hash, pending hash, seen set.
+local s, z, a, p, seenKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 if redis.call('HGET', s, 'loaded') ~= '1' then
   if ARGV[1] == 'begin' then return 0 end
   return {}
 end
 if ARGV[1] == 'begin' then
-  redis.call('HSET', s, 'recon', '0')
+  redis.call('DEL', p)
+  redis.call('HSET', s, 'recon', '1')
+  redis.call('PEXPIRE', p, 600000)
   return 1
 end
-local recon = redis.call('HGET', s, 'recon')
-if not recon then return {} end
+if redis.call('HEXISTS', s, 'recon') == 0 then return {} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Expired holds stop counting, as in an admission (they are not drift).
 local expired = redis.call('ZRANGEBYSCORE', z, '-inf', now)
 for _, member in ipairs(expired) do
   local amount = redis.call('HGET', a, member)
@@ -29,12 +35,28 @@ end
 if #expired > 0 then redis.call('ZREMRANGEBYSCORE', z, '-inf', now) end
 local oldCommitted = redis.call('HGET', s, 'committed') or '0'
 local oldHeld = redis.call('HGET', s, 'held') or '0'
+
+local seen = {}
+local nSeen = tonumber(ARGV[3])
+for i = 4, 3 + nSeen do seen[ARGV[i]] = true end
 redis.call('HSET', s, 'committed', ARGV[2])
-local newCommitted = tostring(redis.call('HINCRBY', s, 'committed', recon))
+local pending = redis.call('HGETALL', p)
+local settled = {}
+for i = 1, #pending, 2 do
+  settled[pending[i]] = true
+  if not seen[pending[i]] then redis.call('HINCRBY', s, 'committed', pending[i + 1]) end
+end
+for i = 4, 3 + nSeen do
+  if not settled[ARGV[i]] then redis.call('SADD', seenKey, ARGV[i]) end
+end
+if nSeen > 0 then redis.call('PEXPIRE', seenKey, 60000) end
+redis.call('DEL', p)
 redis.call('HDEL', s, 'recon')
--- Holds: PostgreSQL's live ones (expired ones stop counting by Redis' clock, as in an admission).
+local newCommitted = redis.call('HGET', s, 'committed')
+
+-- Holds: PostgreSQL's live ones.
 local want = {}
-for i = 3, #ARGV, 3 do
+for i = 4 + nSeen, #ARGV, 3 do
   if tonumber(ARGV[i + 2]) > now then want[ARGV[i]] = {ARGV[i + 1], ARGV[i + 2]} end
 end
 local have = redis.call('HGETALL', a)
