@@ -51,7 +51,7 @@ describe('reservations: a strict cap under concurrency, over two API processes',
     const budget = (await a.put(`/api/v1/llm/budgets/apikey/${keyId}`, blockingBudget(options.kind, options.limit))).body;
     const spentOf = async () => BigInt(options.recordedOf((await a.get(`/api/v1/llm/budgets/${budget.id}`)).body));
     const stop = sampler(org.org.id, budget.id, spentOf);
-    let granted: Array<{ body: { id: string } }>;
+    let granted: Array<{ body: { id: string; granted_output_tokens: number; reserved: { tokens: string } } }>;
     try {
       const answers = await Promise.all(
         Array.from({ length: BURST }, (_v, i) =>
