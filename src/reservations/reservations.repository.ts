@@ -1,7 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { DataSource, EntityManager, QueryRunner, Repository } from 'typeorm';
-import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity';
 import { Budget } from '../budgets/budget.entity';
 import { Reservation } from './reservation.entity';
 
@@ -17,7 +16,44 @@ export interface StoredHold {
   expiresAtMs: number;
 }
 
-const UNIQUE_VIOLATION = '23505';
+/** The org's lock key: a 32-bit FNV-1a hash of its id, as a signed integer (inlined into SQL as a number). */
+export function orgLockKey(orgId: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < orgId.length; i++) {
+    hash ^= orgId.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash | 0;
+}
+
+const BUDGET_COLUMNS = `id, scope, scope_id, org_id, owner, period, limit_kind, limit_value::text AS limit_value, thresholds`;
+
+function toBudget(row: Record<string, unknown>): Budget {
+  return Object.assign(new Budget(), {
+    id: row.id,
+    scope: row.scope,
+    scopeId: row.scope_id,
+    orgId: row.org_id,
+    owner: row.owner,
+    period: row.period,
+    limitKind: row.limit_kind,
+    limitValue: row.limit_value,
+    thresholds: row.thresholds,
+  });
+}
+
+const INSERT_RESERVATION = `INSERT INTO reservations (org_id, id, api_key_id, request_id, user_id, model, input_tokens, max_output_tokens, min_output_tokens,
+    granted_output_tokens, status, reserved_tokens, reserved_cost_nano, holds, decision, expires_at, created_at)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+  ON CONFLICT (org_id, api_key_id, request_id) DO NOTHING RETURNING id`;
+
+function insertParams(r: Reservation): unknown[] {
+  return [
+    r.orgId, r.id, r.apiKeyId, r.requestId, r.userId, r.model, r.inputTokens, r.maxOutputTokens, r.minOutputTokens,
+    r.grantedOutputTokens, r.status, r.reservedTokens, r.reservedCostNano, JSON.stringify(r.holds), JSON.stringify(r.decision),
+    r.expiresAt?.toISOString() ?? null, r.createdAt.toISOString(),
+  ];
+}
 
 /** SQL of reservations and of the budgets they apply: the one place that writes to the table. */
 @Injectable()
@@ -36,13 +72,13 @@ export class ReservationsRepository {
     const runner: QueryRunner = this.dataSource.createQueryRunner();
     await runner.connect();
     try {
-      await runner.startTransaction();
-      await runner.query(`SELECT pg_advisory_xact_lock${mode === 'shared' ? '_shared' : ''}($1, hashtext($2))`, [RESERVATION_LOCK_CLASS, orgId]);
+      // One round trip: both are numbers, so the statement is built from no outside text.
+      await runner.query(`BEGIN; SELECT pg_advisory_xact_lock${mode === 'shared' ? '_shared' : ''}(${RESERVATION_LOCK_CLASS}, ${orgLockKey(orgId)})`);
       const result = await work(runner.manager);
-      await runner.commitTransaction();
+      await runner.query('COMMIT');
       return result;
     } catch (err) {
-      if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
+      await runner.query('ROLLBACK').catch(() => undefined);
       throw err;
     } finally {
       await runner.release();
@@ -83,11 +119,12 @@ export class ReservationsRepository {
   }
 
   /** Every budget of the key and of the org (either owner); the caller keeps those with a block threshold. */
-  budgetsOf(orgId: string, apiKeyId: string, manager?: EntityManager): Promise<Budget[]> {
-    return (manager ? manager.getRepository(Budget) : this.budgets)
-      .createQueryBuilder('b')
-      .where(`(b.scope = 'org' AND b.scope_id = :orgId) OR (b.scope = 'apikey' AND b.scope_id = :apiKeyId)`, { orgId, apiKeyId })
-      .getMany();
+  async budgetsOf(orgId: string, apiKeyId: string): Promise<Budget[]> {
+    const rows: Array<Record<string, unknown>> = await this.dataSource.query(
+      `SELECT ${BUDGET_COLUMNS} FROM budgets WHERE (scope = 'org' AND scope_id = $1) OR (scope = 'apikey' AND scope_id = $2)`,
+      [orgId, apiKeyId],
+    );
+    return rows.map(toBudget);
   }
 
   /** Every budget of these orgs and keys. */
@@ -103,15 +140,10 @@ export class ReservationsRepository {
     return this.budgets.createQueryBuilder('b').where('b.org_id = :orgId AND b.id = ANY(:ids)', { orgId, ids }).getMany();
   }
 
-  /** Inserts a reservation; false when (org, key, request id) is already stored. */
-  async insert(manager: EntityManager, reservation: Reservation): Promise<boolean> {
-    try {
-      await manager.insert(Reservation, reservation as QueryDeepPartialEntity<Reservation>);
-      return true;
-    } catch (err) {
-      if ((err as { driverError?: { code?: string } }).driverError?.code === UNIQUE_VIOLATION) return false;
-      throw err;
-    }
+  /** Inserts a reservation (in the caller's transaction, or alone); false when (org, key, request id) is already stored. */
+  async insert(reservation: Reservation, manager?: EntityManager): Promise<boolean> {
+    const rows: unknown[] = await (manager ?? this.dataSource).query(INSERT_RESERVATION, insertParams(reservation));
+    return rows.length === 1;
   }
 
   findById(id: string): Promise<Reservation | null> {

@@ -16,6 +16,8 @@ import { ReservationsRepository } from './reservations.repository';
 
 /** Rebuilds an admission may wait for before it gives up (each one loads every window it lacked). */
 const MAX_LOADS = 3;
+const PRICE_CACHE_MS = 1000;
+const PRICE_CACHE_MAX = 10_000;
 /** How long a repeated request id waits for the first request's row to be stored. */
 const DUPLICATE_WAIT_MS = 3000;
 
@@ -31,6 +33,8 @@ type Attempt =
  */
 @Injectable()
 export class ReservationsService {
+  private readonly prices = new Map<string, { at: number; prices: TokenPrices | undefined }>();
+
   constructor(
     private readonly apiKeys: ApiKeysService,
     private readonly priceBook: PriceBookService,
@@ -45,8 +49,13 @@ export class ReservationsService {
     if (orgId === null) throw AppException.notFound('API key', dto.api_key_id);
     for (let loads = 0; ; loads++) {
       // Read before the transaction: a second connection taken inside it could starve the pool.
-      const prices = await this.priceOf(dto.model, new Date());
-      const attempt = await this.repository.withOrgLock(orgId, 'shared', (manager) => this.attempt(orgId, dto, prices, manager));
+      const now = new Date();
+      const budgets = applicableBudgets(await this.repository.budgetsOf(orgId, dto.api_key_id), now);
+      const prices = await this.priceOf(dto.model, now);
+      const attempt =
+        budgets.length === 0
+          ? await this.attempt(orgId, dto, now, budgets, prices) // nothing to hold: no lock, no Redis
+          : await this.repository.withOrgLock(orgId, 'shared', (manager) => this.attempt(orgId, dto, now, budgets, prices, manager));
       if (attempt.kind === 'stored') {
         this.metrics.decided(attempt.row);
         return attempt.row;
@@ -80,9 +89,14 @@ export class ReservationsService {
     return row.holds.map((h) => ({ reservationId: row.id, window: { orgId: row.orgId, budgetId: h.budget_id, start: h.window_start, end: h.window_start } }));
   }
 
-  private async attempt(orgId: string, dto: CreateReservationDto, prices: TokenPrices | undefined, manager: EntityManager): Promise<Attempt> {
-    const now = new Date();
-    const budgets = applicableBudgets(await this.repository.budgetsOf(orgId, dto.api_key_id, manager), now);
+  private async attempt(
+    orgId: string,
+    dto: CreateReservationDto,
+    now: Date,
+    budgets: ApplicableBudget[],
+    prices: TokenPrices | undefined,
+    manager?: EntityManager,
+  ): Promise<Attempt> {
     const input = dto.input_tokens;
     const maxOut = dto.max_output_tokens;
     const minOut = dto.min_output_tokens ?? 1;
@@ -157,7 +171,7 @@ export class ReservationsService {
       expiresAt: outcome.held ? new Date(outcome.expiresAtMs) : null,
       createdAt: new Date(outcome.nowMs),
     } satisfies Partial<Reservation>);
-    if (await this.repository.insert(manager, row)) return { kind: 'stored', row };
+    if (await this.repository.insert(row, manager)) return { kind: 'stored', row };
     // The request id is stored already (Redis had forgotten it): undo this hold, answer the stored one.
     if (row.holds.length > 0) await this.counters.settle(orgId, this.holdWindows(row), []);
     return { kind: 'replay' };
@@ -174,8 +188,18 @@ export class ReservationsService {
     }
   }
 
+  /**
+   * The model's price now, from the price book, kept for a second per model. A hold priced at a
+   * price a second old still keeps committed + held within the limit: the invariant does not
+   * depend on which price a hold used (records are priced at ingest).
+   */
   private async priceOf(model: string, now: Date): Promise<TokenPrices | undefined> {
-    return (await this.priceBook.resolver([model]))(model, seconds(now));
+    const cached = this.prices.get(model);
+    if (cached && now.getTime() - cached.at < PRICE_CACHE_MS) return cached.prices;
+    const prices = (await this.priceBook.resolver([model]))(model, seconds(now));
+    if (this.prices.size >= PRICE_CACHE_MAX) this.prices.clear();
+    this.prices.set(model, { at: now.getTime(), prices });
+    return prices;
   }
 
   private windowOf(orgId: string, b: ApplicableBudget): CounterWindow {
