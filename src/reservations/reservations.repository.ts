@@ -26,7 +26,7 @@ export function orgLockKey(orgId: string): number {
   return hash | 0;
 }
 
-const BUDGET_COLUMNS = `id, scope, scope_id, org_id, owner, period, limit_kind, limit_value::text AS limit_value, thresholds`;
+const BUDGET_COLUMNS = `b.id, b.scope, b.scope_id, b.org_id, b.owner, b.period, b.limit_kind, b.limit_value::text AS limit_value, b.thresholds`;
 
 function toBudget(row: Record<string, unknown>): Budget {
   return Object.assign(new Budget(), {
@@ -40,6 +40,14 @@ function toBudget(row: Record<string, unknown>): Budget {
     limitValue: row.limit_value,
     thresholds: row.thresholds,
   });
+}
+
+/**
+ * Closes the connection instead of returning it to the pool: it may still hold a session lock.
+ * (TypeORM's PostgresQueryRunner passes the error to the pg pool, which then destroys the client.)
+ */
+function discard(runner: QueryRunner, err: Error): Promise<void> {
+  return (runner as unknown as { releasePostgresConnection(err: Error): Promise<void> }).releasePostgresConnection(err);
 }
 
 const INSERT_RESERVATION = `INSERT INTO reservations (org_id, id, api_key_id, request_id, user_id, model, input_tokens, max_output_tokens, min_output_tokens,
@@ -65,15 +73,48 @@ export class ReservationsRepository {
   ) {}
 
   /**
-   * Runs `work` in a transaction holding the org's reservation lock, shared (admissions, side by
-   * side) or exclusive (a rebuild or a repair, which must see every admission's row).
+   * An admission's section: takes the org's reservation lock shared (admissions run side by side)
+   * and reads the budgets of the key and of the org in one statement, runs `work` (the Redis
+   * admission, then the autocommitted insert of the reservation) on that connection, and unlocks
+   * after, without waiting for it. A rebuild takes the lock exclusively, so it sees the row of
+   * every admission that granted from counters it is about to replace. Session-level, so the
+   * insert commits on its own: two round trips to PostgreSQL in the admission's path.
    */
-  async withOrgLock<T>(orgId: string, mode: 'shared' | 'exclusive', work: (manager: EntityManager) => Promise<T>): Promise<T> {
+  async admission<T>(orgId: string, apiKeyId: string, work: (budgets: Budget[], manager: EntityManager) => Promise<T>): Promise<T> {
+    const runner: QueryRunner = this.dataSource.createQueryRunner();
+    await runner.connect();
+    let locked = false;
+    try {
+      const rows: Array<Record<string, unknown>> = await runner.query(
+        `SELECT ${BUDGET_COLUMNS}
+         FROM (SELECT pg_advisory_lock_shared($1, $2)) l
+         LEFT JOIN budgets b ON (b.scope = 'org' AND b.scope_id = $3) OR (b.scope = 'apikey' AND b.scope_id = $4)`,
+        [RESERVATION_LOCK_CLASS, orgLockKey(orgId), orgId, apiKeyId],
+      );
+      locked = true;
+      return await work(rows.filter((r) => r.id !== null).map(toBudget), runner.manager);
+    } finally {
+      if (locked) {
+        void runner.query('SELECT pg_advisory_unlock_shared($1, $2)', [RESERVATION_LOCK_CLASS, orgLockKey(orgId)]).then(
+          () => runner.release(),
+          (err: Error) => discard(runner, err),
+        );
+      } else {
+        await discard(runner, new Error('the lock statement did not complete'));
+      }
+    }
+  }
+
+  /**
+   * Runs `work` in a transaction holding the org's reservation lock exclusively (a rebuild or a
+   * repair, which must see every admission's row).
+   */
+  async withOrgLock<T>(orgId: string, mode: 'exclusive', work: (manager: EntityManager) => Promise<T>): Promise<T> {
     const runner: QueryRunner = this.dataSource.createQueryRunner();
     await runner.connect();
     try {
       // One round trip: both are numbers, so the statement is built from no outside text.
-      await runner.query(`BEGIN; SELECT pg_advisory_xact_lock${mode === 'shared' ? '_shared' : ''}(${RESERVATION_LOCK_CLASS}, ${orgLockKey(orgId)})`);
+      await runner.query(`BEGIN; SELECT pg_advisory_xact_lock(${RESERVATION_LOCK_CLASS}, ${orgLockKey(orgId)})`);
       const result = await work(runner.manager);
       await runner.query('COMMIT');
       return result;
@@ -121,7 +162,7 @@ export class ReservationsRepository {
   /** Every budget of the key and of the org (either owner); the caller keeps those with a block threshold. */
   async budgetsOf(orgId: string, apiKeyId: string): Promise<Budget[]> {
     const rows: Array<Record<string, unknown>> = await this.dataSource.query(
-      `SELECT ${BUDGET_COLUMNS} FROM budgets WHERE (scope = 'org' AND scope_id = $1) OR (scope = 'apikey' AND scope_id = $2)`,
+      `SELECT ${BUDGET_COLUMNS} FROM budgets b WHERE (b.scope = 'org' AND b.scope_id = $1) OR (b.scope = 'apikey' AND b.scope_id = $2)`,
       [orgId, apiKeyId],
     );
     return rows.map(toBudget);

@@ -48,14 +48,12 @@ export class ReservationsService {
     const orgId = await this.apiKeys.orgOf(dto.api_key_id);
     if (orgId === null) throw AppException.notFound('API key', dto.api_key_id);
     for (let loads = 0; ; loads++) {
-      // Read before the transaction: a second connection taken inside it could starve the pool.
-      const now = new Date();
-      const budgets = applicableBudgets(await this.repository.budgetsOf(orgId, dto.api_key_id), now);
-      const prices = await this.priceOf(dto.model, now);
-      const attempt =
-        budgets.length === 0
-          ? await this.attempt(orgId, dto, now, budgets, prices) // nothing to hold: no lock, no Redis
-          : await this.repository.withOrgLock(orgId, 'shared', (manager) => this.attempt(orgId, dto, now, budgets, prices, manager));
+      // Read before the locked section: a second connection taken inside it could starve the pool.
+      const prices = await this.priceOf(dto.model, new Date());
+      const attempt = await this.repository.admission(orgId, dto.api_key_id, (budgets, manager) => {
+        const now = new Date();
+        return this.attempt(orgId, dto, now, applicableBudgets(budgets, now), prices, manager);
+      });
       if (attempt.kind === 'stored') {
         this.metrics.decided(attempt.row);
         return attempt.row;
