@@ -139,8 +139,8 @@ async function runParts(options: BenchOptions, service: ServiceProcess, database
       crossings: options.quick ? 20 : 200,
       log,
     });
-    log('5. Reservations');
-    service.enter('5. reservations');
+    log('6. Reservations');
+    service.enter('6. reservations');
     const reservations = await measureReservations({
       baseUrl: service.baseUrl,
       admin,
@@ -165,8 +165,8 @@ async function runParts(options: BenchOptions, service: ServiceProcess, database
       ingestSection(ingest),
       budgetCheckSection(check),
       alertLatencySection(alerts),
-      reservationsSection(reservations),
       memorySection(service.peaks, (phase) => /^[123]\./.test(phase), service.peakMb()),
+      reservationsSection(reservations),
     ];
   } finally {
     admin.close();

@@ -28,7 +28,7 @@ export interface ReservationsMeasurement {
 }
 
 /**
- * Part 5: reservations under closed-loop load, on one hot budget and spread over 1,000 budgets,
+ * Part 6: reservations under closed-loop load, on one hot budget and spread over 1,000 budgets,
  * against GET /health/live on the same server. Every budget blocks at a limit the run reaches (a
  * share of the requests is denied), and the overshoot (live holds above the block limit, read
  * from PostgreSQL afterwards) is measured.
@@ -131,7 +131,7 @@ export async function measureReservations(options: {
   return { connections: options.connections, seconds: options.seconds, hot, spread, live: floor };
 }
 
-/** Part 5 of the report. */
+/** Part 6 of the report. */
 export function reservationsSection(m: ReservationsMeasurement): Section {
   const row = (name: string, r: LoadResult, extra: string[]) => [
     name,
@@ -149,7 +149,7 @@ export function reservationsSection(m: ReservationsMeasurement): Section {
   const worstShare = Math.min(m.hot.load.requestsPerSecond, m.spread.load.requestsPerSecond) / m.live.requestsPerSecond;
   return {
     id: 'reservations',
-    title: '5. Reservations',
+    title: '6. Reservations',
     method:
       `autocannon in its own process, ${m.connections} keep-alive connections for ${m.seconds} s each after a warm-up: POST /api/v1/llm/budgets/reservations (input 50, ` +
       'output 50, every request id unique) on one hot tokens budget, then spread over 1,000 budgets of 1,000 keys; each budget blocks at a limit the run reaches, so part of ' +
