@@ -17,6 +17,9 @@
 -- Returns {'dup', reservation id} | {'unloaded', i, ...} |
 --   {'decided', 'held'|'denied', granted, expires at ms, now ms, then per budget: committed, held, amount, reason}
 
+-- Redis before 5 needs this to write after TIME; later versions always replicate effects.
+if redis.replicate_commands then redis.replicate_commands() end
+
 local existing = redis.call('GET', KEYS[1])
 if existing then return {'dup', existing} end
 

@@ -9,6 +9,9 @@
 --   Returns {old committed, new committed, old held, new held}, or {} when the window is no
 --   longer loaded or was not begun.
 -- KEYS: state, holds zset, amounts hash, pending hash, seen set.
+-- Redis before 5 needs this to write after TIME; later versions always replicate effects.
+if redis.replicate_commands then redis.replicate_commands() end
+
 local s, z, a, p, seenKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 if redis.call('HGET', s, 'loaded') ~= '1' then
   if ARGV[1] == 'begin' then return 0 end

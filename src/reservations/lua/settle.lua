@@ -26,6 +26,7 @@ for i = 1, removals do
     removed = removed + 1
   elseif redis.call('HEXISTS', s, 'loading') == 1 then
     redis.call('SADD', r, member)
+    redis.call('PEXPIRE', r, 86400000)
   end
 end
 local base = 4 * removals
@@ -35,10 +36,14 @@ for j = 1, additions do
   if redis.call('HGET', s, 'loaded') == '1' then
     if redis.call('SREM', seen, record) == 0 then
       redis.call('HINCRBY', s, 'committed', amount)
-      if redis.call('HEXISTS', s, 'recon') == 1 then redis.call('HINCRBY', p, record, amount) end
+      if redis.call('HEXISTS', s, 'recon') == 1 then
+        redis.call('HINCRBY', p, record, amount)
+        redis.call('PEXPIRE', p, 86400000)
+      end
     end
   elseif redis.call('HEXISTS', s, 'loading') == 1 then
     redis.call('HINCRBY', p, record, amount)
+    redis.call('PEXPIRE', p, 86400000)
   end
 end
 return removed
