@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
@@ -216,18 +217,21 @@ export class ReservationCounters {
     return w.end * 1000 + KEY_GRACE_MS;
   }
 
-  /** EVALSHA, loading the script on NOSCRIPT (after a restart or SCRIPT FLUSH). */
+  /**
+   * EVALSHA; on NOSCRIPT (a restart, SCRIPT FLUSH, or a Redis Cluster node that has not seen the
+   * script yet) EVAL, which runs it on the node of its keys and caches it there.
+   */
   private async run(script: Script, keys: string[], args: string[]): Promise<unknown> {
     let sha = this.sha.get(script);
-    if (sha) {
-      try {
-        return await this.redis.evalsha(sha, keys.length, ...keys, ...args);
-      } catch (err) {
-        if (!String((err as Error).message).startsWith('NOSCRIPT')) throw err;
-      }
+    if (!sha) {
+      sha = createHash('sha1').update(this.scripts[script]).digest('hex');
+      this.sha.set(script, sha);
     }
-    sha = String(await this.redis.script('LOAD', this.scripts[script]));
-    this.sha.set(script, sha);
-    return this.redis.evalsha(sha, keys.length, ...keys, ...args);
+    try {
+      return await this.redis.evalsha(sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!String((err as Error).message).startsWith('NOSCRIPT')) throw err;
+      return this.redis.eval(this.scripts[script], keys.length, ...keys, ...args);
+    }
   }
 }
