@@ -181,7 +181,7 @@ export class ReservationsRepository {
     return this.budgets.createQueryBuilder('b').where('b.org_id = :orgId AND b.id = ANY(:ids)', { orgId, ids }).getMany();
   }
 
-  /** Inserts a reservation (in the caller's transaction, or alone); false when (org, key, request id) is already stored. */
+  /** Inserts a reservation (autocommitted, on the admission's connection); false when (org, key, request id) is already stored. */
   async insert(reservation: Reservation, manager?: EntityManager): Promise<boolean> {
     const rows: unknown[] = await (manager ?? this.dataSource).query(INSERT_RESERVATION, insertParams(reservation));
     return rows.length === 1;

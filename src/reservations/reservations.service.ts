@@ -28,8 +28,8 @@ type Attempt =
 
 /**
  * Reservations (SPEC §4.1): one atomic admission across every applicable budget in Redis, the
- * reservation stored in PostgreSQL in the same transaction that holds the org's shared
- * reservation lock (so a rebuild after Redis lost its data sees every hold it granted).
+ * reservation stored in PostgreSQL before the org's shared reservation lock, taken before the
+ * Redis call, is let go (so a rebuild after Redis lost its data sees every hold it granted).
  */
 @Injectable()
 export class ReservationsService {
