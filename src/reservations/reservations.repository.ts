@@ -150,10 +150,18 @@ export class ReservationsRepository {
     return rows.map((r) => r.id);
   }
 
-  /** Ids of an org's records created in [from, to) and stored in the last `seconds` (as the caller's snapshot sees them). */
+  /**
+   * Ids of an org's records created in [from, to) and in the last hour, and stored in the last
+   * `seconds` (as the caller's snapshot sees them). The hour keeps it an index range of the
+   * (org_id, created_at) index, however long the window; a record reported more than an hour
+   * late whose settle races a rebuild may count twice until the reconciler's next pass (too
+   * much, never too little).
+   */
   async recentRecords(manager: EntityManager, orgId: string, from: Date, to: Date, seconds: number): Promise<string[]> {
     const rows: Array<{ id: string }> = await manager.query(
-      `SELECT id FROM completion_records WHERE org_id = $1 AND created_at >= $2 AND created_at < $3 AND ingested_at > now() - make_interval(secs => $4)`,
+      `SELECT id FROM completion_records
+       WHERE org_id = $1 AND created_at >= GREATEST($2::timestamptz, now() - interval '1 hour') AND created_at < $3
+         AND ingested_at > now() - make_interval(secs => $4)`,
       [orgId, from.toISOString(), to.toISOString(), seconds],
     );
     return rows.map((r) => r.id);
