@@ -9,6 +9,7 @@ import { ConfigModule } from './config/config.module';
 import { dataSourceOptions } from './database/data-source';
 import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
+import { WorkerMetricsModule } from './metrics/worker-metrics.server';
 import { redisOptions } from './redis/redis';
 import { RedisModule } from './redis/redis.module';
 import { ReservationsApiModule, ReservationsModule, ReservationsWorkerModule } from './reservations/reservations.module';
@@ -47,7 +48,7 @@ export class AppModule {
         AlertsModule,
         ReservationsModule,
         ...(parts.api ? [HealthModule, UsageApiModule, BudgetsApiModule, AlertsApiModule, ReservationsApiModule] : []),
-        ...(parts.worker ? [AlertsWorkerModule, ReservationsWorkerModule] : []),
+        ...(parts.worker ? [AlertsWorkerModule, WorkerMetricsModule, ReservationsWorkerModule] : []),
       ],
     };
   }

@@ -7,6 +7,7 @@ import { parse as parseQuery } from 'qs';
 import { AppModule } from './app.module';
 import { AllExceptionsFilter } from './common/all-exceptions.filter';
 import { clientErrorHandler, frameworkErrorHandler, parseJsonObject } from './common/http-guards';
+import { stringifyExact } from './common/json-decimal';
 import { NestPinoLogger } from './common/logger';
 import { createValidationPipe } from './common/validation';
 import { AppConfig } from './config/app-config';
@@ -86,6 +87,8 @@ export async function createHttpApp(
       done(err as Error, undefined);
     }
   });
+  // Replies as JSON.stringify would, except that exact numbers (a budget's limit) keep every digit.
+  fastify.setReplySerializer((payload) => stringifyExact(payload));
   fastify.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
     reply.headers(securityHeaders(request.url));

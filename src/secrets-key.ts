@@ -7,7 +7,8 @@ import { parseSecretsKey } from './config/app-config';
 
 /**
  * SPEC §1 `SECRETS_KEY`: when unset, a key is generated once and kept under the data folder,
- * with a warning, since several instances must share one key to read each other's secrets.
+ * with a warning. Only with the embedded database: with DATABASE_URL set, configuration refuses
+ * to start without SECRETS_KEY, since instances sharing a database must share the key.
  */
 export async function resolveSecretsKey(configured: Buffer | undefined, dataDir: string, logger: Logger): Promise<Buffer> {
   if (configured) return configured;
@@ -26,7 +27,7 @@ export async function resolveSecretsKey(configured: Buffer | undefined, dataDir:
   }
   logger.warn(
     { context: 'Secrets', file },
-    'SECRETS_KEY is unset: using a key kept in the data folder. Several instances must share one SECRETS_KEY.',
+    'SECRETS_KEY is unset: using a key kept in the data folder (embedded database only; with DATABASE_URL, every instance needs the same SECRETS_KEY).',
   );
   return key!;
 }

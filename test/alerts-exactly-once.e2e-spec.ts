@@ -36,6 +36,7 @@ describe('alerts: exactly one alert per (budget, window, threshold) across worke
       ADMIN_API_KEY: t.adminKey,
       WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
       PROCESS_ROLE: 'worker',
+      WORKER_METRICS_PORT: '0', // two workers in one process: no metrics port each
     };
     workers = [];
     for (let i = 0; i < 2; i++) workers.push(await startProcess(loadConfig(shared), pino({ level: 'silent' })));

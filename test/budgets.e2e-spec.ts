@@ -66,7 +66,7 @@ describe('budgets (SPEC §4)', () => {
       ['a duplicate pct', { thresholds: [{ pct: 50 }, { pct: 50, action: 'block' }] }, 'thresholds'],
       ['pct 0', { thresholds: [{ pct: 0 }] }, 'thresholds[0].pct'],
       ['a negative pct', { thresholds: [{ pct: -5 }] }, 'thresholds[0].pct'],
-      ['pct over 1000', { thresholds: [{ pct: 1000.5 }] }, 'thresholds[0].pct'],
+      ['pct over 1,000,000,000', { thresholds: [{ pct: 1000000000.5 }] }, 'thresholds[0].pct'],
       ['an unknown action', { thresholds: [{ pct: 50, action: 'panic' }] }, 'thresholds[0].action'],
       ['a bad period', { period: 'yearly' }, 'period'],
       ['a bad limit_kind', { limit_kind: 'dollars' }, 'limit_kind'],

@@ -19,6 +19,8 @@ interface Tenant {
   /** Creates a throwaway key / budget in this org (for destructive operations). */
   freshKeyId(): Promise<string>;
   freshBudgetId(): Promise<string>;
+  /** A logged delivery of a new alert whose delivery has ended (redelivery is one sequence per alert at a time). */
+  freshDeliveryId(): Promise<string>;
   /** A reservation on this org's member key, made by the cluster admin. */
   freshReservationId(): Promise<string>;
 }
@@ -119,7 +121,7 @@ const TABLE: Record<string, Row> = {
   'llm.budgets.redeliver': {
     method: 'POST',
     path: '/api/v1/llm/budgets/deliveries/{deliveryId}/redeliver',
-    request: async (t) => ({ url: `/api/v1/llm/budgets/deliveries/${t.deliveryId}/redeliver` }),
+    request: async (t) => ({ url: `/api/v1/llm/budgets/deliveries/${await t.freshDeliveryId()}/redeliver` }),
     expect: { cluster_admin: [202, 202], org_admin: [202, 404], member: 403, ingest: 403 },
   },
   'llm.budgets.check': {
@@ -158,11 +160,21 @@ describe('tenant isolation matrix', () => {
 
   async function tenant(name: string): Promise<{ tenant: Tenant; orgAdmin: string; member: string; make: (role: string) => Promise<{ id: string; key: string }> }> {
     const seeded = await seedOrg(t, name);
-    // A budget whose webhook goes to a closed loopback port, crossed at once: its attempts are logged.
-    const budget = await t.put(`/api/v1/llm/budgets/apikey/${seeded.member.id}`, { ...budgetBody, webhook_url: 'http://127.0.0.1:9/hook' });
-    await t.post('/api/v1/llm/usage/records', { records: [record(seeded.member.id, { created_at: now, cost_nano: '90000000000' })] }, { key: ingestKey });
-    await waitFor(async () => (await t.dataSource.query('SELECT 1 FROM webhook_deliveries WHERE budget_id = $1', [budget.body.id])).length > 0, 'a logged delivery');
-    const [delivery] = await t.dataSource.query('SELECT id FROM webhook_deliveries WHERE budget_id = $1 LIMIT 1', [budget.body.id]);
+    // A key budget whose webhook goes to a closed loopback port, crossed at once: its one attempt
+    // (WEBHOOK_MAX_ATTEMPTS=1) is logged and its alert fails.
+    const loggedDelivery = async (keyId: string) => {
+      const budget = await t.put(`/api/v1/llm/budgets/apikey/${keyId}`, { ...budgetBody, webhook_url: 'http://127.0.0.1:9/hook' });
+      await t.post('/api/v1/llm/usage/records', { records: [record(keyId, { created_at: now, cost_nano: '90000000000' })] }, { key: ingestKey });
+      const [delivery] = await waitFor(async () => {
+        const rows: Array<{ id: string }> = await t.dataSource.query(
+          `SELECT d.id FROM webhook_deliveries d JOIN alerts a ON a.id = d.alert_id WHERE d.budget_id = $1 AND a.state <> 'pending' LIMIT 1`,
+          [budget.body.id],
+        );
+        return rows.length > 0 ? rows : null;
+      }, 'a logged delivery');
+      return { budgetId: budget.body.id as string, deliveryId: delivery.id };
+    };
+    const first = await loggedDelivery(seeded.member.id);
     return {
       orgAdmin: seeded.orgAdmin.key,
       member: seeded.member.key,
@@ -170,13 +182,14 @@ describe('tenant isolation matrix', () => {
       tenant: {
         orgId: seeded.org.id,
         memberKeyId: seeded.member.id,
-        keyBudgetId: budget.body.id,
-        deliveryId: delivery.id,
+        keyBudgetId: first.budgetId,
+        deliveryId: first.deliveryId,
         freshKeyId: async () => (await seeded.make('member')).id,
         freshBudgetId: async () => {
           const key = await seeded.make('member');
           return (await t.put(`/api/v1/llm/budgets/apikey/${key.id}`, budgetBody)).body.id;
         },
+        freshDeliveryId: async () => (await loggedDelivery((await seeded.make('member')).id)).deliveryId,
         freshReservationId: async () =>
           (
             await t.post('/api/v1/llm/budgets/reservations', {
@@ -192,7 +205,7 @@ describe('tenant isolation matrix', () => {
   }
 
   beforeAll(async () => {
-    t = await startTestApp();
+    t = await startTestApp({ WEBHOOK_MAX_ATTEMPTS: '1' });
     ingestKey = (await createSystemKey(t, 'ingest')).key;
     await t.put('/api/v1/llm/prices/matrix-model', { input_per_mtok: '1', cached_input_per_mtok: '0.5', output_per_mtok: '2' });
     const a = await tenant('Own');

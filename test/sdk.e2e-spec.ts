@@ -163,7 +163,7 @@ describe('generated TypeScript SDK round trip (@hey-api/openapi-ts from openapi.
 
     // 400 naming the bad field, 403 for the role, 404 for another tenant's object, 401 once revoked.
     const invalid = await failure(
-      as(globexAdmin.key).llm.budgets.setOrg({ orgId: org.id, setBudgetRequest: { period: 'weekly', limit_kind: 'cost', limit: 10, thresholds: [{ pct: 2000 }] } }),
+      as(globexAdmin.key).llm.budgets.setOrg({ orgId: org.id, setBudgetRequest: { period: 'weekly', limit_kind: 'cost', limit: 10, thresholds: [{ pct: 2000000000 }] } }),
     );
     expect(invalid).toMatchObject({ status: 400, error: { error: { code: 'validation_failed', param: 'thresholds[0].pct' } } });
     const forbidden = await failure(

@@ -4,7 +4,9 @@ import { startProcess } from '../src/bootstrap';
 import { loadConfig } from '../src/config/app-config';
 import { createDataSource } from '../src/database/data-source';
 import { hashApiKeySecret } from '../src/auth/secrets';
+import { main } from '../src/main';
 import { createTestDatabase } from './helpers/test-database';
+import { freePort } from './helpers/webhook-receiver';
 import { deleteRedisPrefix, randomAdminKey, startTestApp } from './helpers/test-app';
 
 describe('start-up (SPEC §1)', () => {
@@ -49,7 +51,7 @@ describe('start-up (SPEC §1)', () => {
     }
   });
 
-  it('PROCESS_ROLE=worker runs without an HTTP server; PROCESS_ROLE=api listens', async () => {
+  it('PROCESS_ROLE=worker runs without the API, serving /metrics and /health/live on WORKER_METRICS_PORT; PROCESS_ROLE=api listens', async () => {
     const db = await createTestDatabase();
     const common = {
       DATABASE_URL: db.url,
@@ -61,17 +63,59 @@ describe('start-up (SPEC §1)', () => {
       HOST: '127.0.0.1',
     };
     const logger = pino({ level: 'silent' });
-    const worker = await startProcess(loadConfig({ ...common, PROCESS_ROLE: 'worker' }), logger);
+    const metricsPort = await freePort();
+    const worker = await startProcess(loadConfig({ ...common, PROCESS_ROLE: 'worker', WORKER_METRICS_PORT: String(metricsPort) }), logger);
     const api = await startProcess(loadConfig({ ...common, PROCESS_ROLE: 'api' }), logger);
     try {
       expect('getHttpServer' in worker.app).toBe(false);
       const url = await (api.app as unknown as { getUrl(): Promise<string> }).getUrl();
       expect((await fetch(`${url}/health/ready`)).status).toBe(200);
+
+      const workerUrl = `http://127.0.0.1:${metricsPort}`;
+      const live = await fetch(`${workerUrl}/health/live`);
+      expect(live.status).toBe(200);
+      expect(await live.json()).toEqual({ status: 'ok' });
+      const metrics = await fetch(`${workerUrl}/metrics`);
+      expect(metrics.status).toBe(200);
+      expect(metrics.headers.get('content-type')).toMatch(/^text\/plain/);
+      const text = await metrics.text();
+      // The worker's own figures: queue depths read on scrape, failed jobs per queue, process metrics.
+      for (const queue of ['alerts-evaluate', 'alerts-deliver']) {
+        expect(text).toMatch(new RegExp(`^tally_queue_jobs\\{queue="${queue}",state="waiting"\\} \\d+$`, 'm'));
+        expect(text).toMatch(new RegExp(`^tally_jobs_failed_total\\{queue="${queue}"\\} 0$`, 'm'));
+      }
+      expect(text).toMatch(/^tally_process_resident_memory_bytes \d+/m);
+      // Nothing of the API is served on that port.
+      const other = await fetch(`${workerUrl}/api/v1/orgs`);
+      expect(other.status).toBe(404);
+      expect(((await other.json()) as { error: { code: string } }).error.code).toBe('route_not_found');
     } finally {
       await worker.stop();
       await api.stop();
       await db.drop();
       await deleteRedisPrefix(common.REDIS_URL, common.REDIS_PREFIX); // the worker's job scheduler and queues
+    }
+  });
+
+  it('with DATABASE_URL set and SECRETS_KEY unset, refuses to start and says why', async () => {
+    const saved = { DATABASE_URL: process.env.DATABASE_URL, SECRETS_KEY: process.env.SECRETS_KEY };
+    process.env.DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
+    delete process.env.SECRETS_KEY;
+    const exit = jest.spyOn(process, 'exit').mockImplementation(((code: number) => {
+      throw new Error(`exit ${code}`);
+    }) as never);
+    const stderr = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      await expect(main()).rejects.toThrow('exit 2');
+      const written = stderr.mock.calls.map((call) => String(call[0])).join('');
+      expect(written).toMatch(/SECRETS_KEY must be set when DATABASE_URL is set: every instance sharing a database must encrypt and read webhook secrets with the same key/);
+    } finally {
+      exit.mockRestore();
+      stderr.mockRestore();
+      for (const [name, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
     }
   });
 });

@@ -57,10 +57,47 @@ describe('GET /api/v1/llm/usage/costs (SPEC §3.3)', () => {
         { model: M, api_key_id: null, team_id: null, external_user_id: null, org_id: null, cost: 0.007125, cost_nano: '7125000' },
         { model: 'preview-model', api_key_id: null, team_id: null, external_user_id: null, org_id: null, cost: 0, cost_nano: '0' },
       ],
+      has_more: false,
+      next_page: null,
       total_cost: 9000000000.007125,
       total_cost_nano: '9000000000007125000',
       unpriced_models: ['preview-model'],
     });
+  });
+
+  it('pages through every line with limit, has_more and next_page; the total covers every page', async () => {
+    const range = { start_time: T0 - DAY, end_time: T0 + 3 * DAY, group_by: ['api_key_id', 'model', 'external_user_id'] };
+    const all = await get(range, t.adminKey);
+    expect(all.body.has_more).toBe(false);
+    expect(all.body.data.length).toBeGreaterThan(4);
+    for (const limit of [1, 2, 3]) {
+      const lines: unknown[] = [];
+      let page: string | null = null;
+      let pages = 0;
+      do {
+        const res: Awaited<ReturnType<typeof get>> = await get({ ...range, limit, ...(page ? { page } : {}) }, t.adminKey);
+        expect(res.status).toBe(200);
+        expect(res.body.data.length).toBeLessThanOrEqual(limit);
+        expect(res.body.total_cost_nano).toBe(all.body.total_cost_nano);
+        expect(res.body.has_more).toBe(res.body.next_page !== null);
+        lines.push(...res.body.data);
+        page = res.body.next_page;
+        pages += 1;
+      } while (page !== null);
+      expect(pages).toBe(Math.ceil(all.body.data.length / limit));
+      expect(lines).toEqual(all.body.data); // the same lines in the same order: most expensive first
+    }
+    const first = await get({ ...range, limit: 1 }, t.adminKey);
+    expect(first.body).toMatchObject({ has_more: true, next_page: expect.any(String) });
+    // A cursor belongs to its query: other filters, another range or garbage are a 400.
+    for (const params of [{ ...range, group_by: ['model'] }, { ...range, end_time: T0 + 2 * DAY }]) {
+      const res = await get({ ...params, page: first.body.next_page }, t.adminKey);
+      expect(res.status).toBe(400);
+      expect(res.body.error).toMatchObject({ code: 'invalid_cursor', param: 'page' });
+    }
+    expect((await get({ ...range, page: 'bm9wZQ' }, t.adminKey)).body.error.code).toBe('invalid_cursor');
+    expect((await get({ ...range, limit: 10001 }, t.adminKey)).body.error.param).toBe('limit');
+    expect((await get({ ...range, limit: 0 }, t.adminKey)).body.error.param).toBe('limit');
   });
 
   it('groups by every field and combination, equal to a sum over the raw records', async () => {

@@ -46,6 +46,7 @@ async function startWorker(options: ServiceOptions, distDir: string): Promise<Ch
       ADMIN_API_KEY: options.adminKey,
       SECRETS_KEY: options.secretsKey,
       WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
+      WORKER_METRICS_PORT: '0',
     },
     stdio: 'ignore',
   });

@@ -1,11 +1,51 @@
 import { unixSeconds } from '../common/unix-time';
-import { Threshold } from '../budgets/budget.entity';
-import { Evaluation } from '../budgets/budget-evaluation';
-import { formatWindow } from '../budgets/budget-window';
-import { toBudgetDto } from '../budgets/budget.mapper';
-import { BudgetDto } from '../budgets/dto/budget.dto';
+import { BudgetOwner, BudgetScope, LimitKind, Threshold, ThresholdAction } from '../budgets/budget.entity';
+import { costToNumber, Evaluation, limitAsNumber } from '../budgets/budget-evaluation';
+import { BudgetPeriod, formatWindow } from '../budgets/budget-window';
 
 export const ALERT_EVENT_TYPE = 'budget.threshold.crossed';
+
+/*
+ * The webhook body is a contract with receivers outside Tally (SPEC §5), so it has its own types
+ * here, written out field by field, instead of reusing the REST budget DTO: a change to the API's
+ * budget object does not change what webhooks send. test/alerts-body.e2e-spec.ts pins the fields.
+ */
+
+/** The budget's spend in the alert's window, at the time of the alert. */
+export interface WebhookSpend {
+  /** ISO 8601 interval of the window. */
+  window: string;
+  /** Exact cost, integer nano-units, as a decimal string. */
+  cost_spent_nano: string;
+  /** The same cost in major units (display only). */
+  cost_spent: number;
+  /** Tokens, as a decimal string. */
+  tokens_spent: string;
+  /** Spend as a percentage of the limit. */
+  pct: number;
+  /** Unix seconds at which the window ends. */
+  resets_at: number;
+}
+
+/** The budget object of the webhook body (the seed's budget fields, with its spend at the time of the alert). */
+export interface WebhookBudget {
+  id: string;
+  object: 'llm.budget';
+  scope: BudgetScope;
+  scope_id: string;
+  org_id: string;
+  owner: BudgetOwner;
+  period: BudgetPeriod;
+  limit_kind: LimitKind;
+  limit: number;
+  thresholds: Array<{ pct: number; action: ThresholdAction }>;
+  /** The URL this alert was sent to (the receiver's own). */
+  alert_webhook_url: string | null;
+  spend: WebhookSpend;
+  /** Unix seconds. */
+  created_at: number;
+  updated_at: number;
+}
 
 /** The webhook body of SPEC §5. */
 export interface AlertEvent {
@@ -14,11 +54,38 @@ export interface AlertEvent {
   /** Unix seconds. */
   created_at: number;
   data: {
-    /** The budget object with its spend at the time of the alert. */
-    budget: BudgetDto;
-    threshold: Threshold;
+    budget: WebhookBudget;
+    threshold: { pct: number; action: ThresholdAction };
     /** The window the threshold was crossed in (ISO 8601 interval). */
     window: string;
+  };
+}
+
+/** The budget of an evaluation as the webhook contract shows it. */
+export function webhookBudget(e: Evaluation): WebhookBudget {
+  const b = e.budget;
+  return {
+    id: b.id,
+    object: 'llm.budget',
+    scope: b.scope,
+    scope_id: b.scopeId,
+    org_id: b.orgId,
+    owner: b.owner,
+    period: b.period,
+    limit_kind: b.limitKind,
+    limit: limitAsNumber(b),
+    thresholds: b.thresholds.map((t) => ({ pct: t.pct, action: t.action })),
+    alert_webhook_url: b.webhookUrl,
+    spend: {
+      window: formatWindow(e.window),
+      cost_spent_nano: e.spend.costNano.toString(),
+      cost_spent: costToNumber(e.spend.costNano),
+      tokens_spent: e.spend.tokens.toString(),
+      pct: e.pct,
+      resets_at: unixSeconds(e.window.end),
+    },
+    created_at: unixSeconds(b.createdAt),
+    updated_at: unixSeconds(b.updatedAt),
   };
 }
 
@@ -29,7 +96,7 @@ export function alertBody(id: string, createdAt: Date, evaluation: Evaluation, t
     type: ALERT_EVENT_TYPE,
     created_at: unixSeconds(createdAt),
     data: {
-      budget: toBudgetDto(evaluation),
+      budget: webhookBudget(evaluation),
       threshold: { pct: threshold.pct, action: threshold.action },
       window: formatWindow(evaluation.window),
     },

@@ -69,6 +69,20 @@ export function deliverJobId(alertId: string): string {
 }
 
 /**
+ * At most one redelivery of an alert runs at a time: its job id is the alert's, and the job is
+ * removed as soon as it ends (see {@link redeliveryJobOptions}), so "a job with this id exists"
+ * means "a redelivery of this alert is queued, running or waiting for a retry".
+ */
+export function redeliverJobId(alertId: string): string {
+  return `redeliver-${alertId}`;
+}
+
+/** A redelivery retries like a delivery; it is removed when it ends, which frees its alert for the next one. */
+export function redeliveryJobOptions(alertId: string, attempts: number, retryBaseMs: number): JobsOptions {
+  return { ...deliveryJobOptions(redeliverJobId(alertId), attempts, retryBaseMs), removeOnComplete: true, removeOnFail: true };
+}
+
+/**
  * Delivery jobs retry with the webhook backoff (base delay in `backoff.delay`). Completed jobs are
  * kept for a day, so re-enqueueing a delivered alert by its deterministic id is a no-op; failed
  * ones are dropped at once, so an alert still `pending` after its job died (a worker killed twice

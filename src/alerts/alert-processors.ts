@@ -1,8 +1,10 @@
-import { Processor, WorkerHost } from '@nestjs/bullmq';
-import { Job } from 'bullmq';
+import { OnWorkerEvent, Processor, WorkerHost } from '@nestjs/bullmq';
+import { DelayedError, Job } from 'bullmq';
+import { JobFailures } from '../metrics/job-failures';
 import { AlertEvaluatorService } from './alert-evaluator.service';
 import { AlertQueue, DeliverJob, DeliverPayloads, EvaluateJob, EvaluatePayloads } from './alert-jobs';
 import { jobDispatcher } from './job-dispatch';
+import { DeliverySlots } from './delivery-slots';
 import { webhookBackoffStrategy } from './webhook-backoff';
 import { DeliveryAttempt, WebhookDeliveryService } from './webhook-delivery.service';
 
@@ -14,17 +16,30 @@ export class EvaluateProcessor extends WorkerHost {
     [EvaluateJob.Scope]: (job) => this.evaluator.evaluateScope(job.data.scope, job.data.scopeId),
   });
 
-  constructor(private readonly evaluator: AlertEvaluatorService) {
+  constructor(
+    private readonly evaluator: AlertEvaluatorService,
+    private readonly failures: JobFailures,
+  ) {
     super();
   }
 
   process(job: Job): Promise<unknown> {
     return this.dispatch(job);
   }
+
+  @OnWorkerEvent('failed')
+  onFailed(job: Job | undefined, err: Error): void {
+    this.failures.report(AlertQueue.Evaluate, job, err);
+  }
 }
 
-/** Webhook deliveries: one attempt per run; failures throw so BullMQ retries with the webhook backoff. */
-@Processor(AlertQueue.Deliver, { concurrency: 16, settings: { backoffStrategy: webhookBackoffStrategy } })
+/**
+ * Webhook deliveries: one attempt per run; failures throw so BullMQ retries with the webhook
+ * backoff. Deliveries are network waits, so a worker runs many at once; no org gets more than
+ * WEBHOOK_ORG_CONCURRENCY of them (DeliverySlots): a job whose org has none free goes back to
+ * the delayed set for a moment without using up an attempt, and the slot serves another org.
+ */
+@Processor(AlertQueue.Deliver, { concurrency: 32, settings: { backoffStrategy: webhookBackoffStrategy } })
 export class DeliverProcessor extends WorkerHost {
   private readonly dispatch = jobDispatcher<DeliverPayloads>(AlertQueue.Deliver, DeliverJob, {
     [DeliverJob.Deliver]: (job) => this.delivery.attempt({ ...attemptOf(job), trigger: 'alert', alertId: job.data.alertId }),
@@ -32,12 +47,26 @@ export class DeliverProcessor extends WorkerHost {
       this.delivery.attempt({ ...attemptOf(job), trigger: 'redelivery', alertId: job.data.alertId, pendingDeliveryId: job.data.deliveryId }),
   });
 
-  constructor(private readonly delivery: WebhookDeliveryService) {
+  constructor(
+    private readonly delivery: WebhookDeliveryService,
+    private readonly slots: DeliverySlots,
+    private readonly failures: JobFailures,
+  ) {
     super();
   }
 
-  process(job: Job): Promise<unknown> {
-    return this.dispatch(job);
+  async process(job: Job, token?: string): Promise<unknown> {
+    const outcome = await this.dispatch(job);
+    if (outcome !== 'deferred') return undefined;
+    // Never complete a deferred job: without a lock token to move it, fail the run so it is retried.
+    if (!token) throw new Error("no delivery slot free for the alert's org");
+    await job.moveToDelayed(Date.now() + this.slots.deferMs(), token);
+    throw new DelayedError();
+  }
+
+  @OnWorkerEvent('failed')
+  onFailed(job: Job | undefined, err: Error): void {
+    this.failures.report(AlertQueue.Deliver, job, err);
   }
 }
 

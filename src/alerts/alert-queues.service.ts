@@ -14,6 +14,8 @@ import {
   EvaluateScopePayload,
   evaluateScopeOptions,
   RedeliverPayload,
+  redeliverJobId,
+  redeliveryJobOptions,
 } from './alert-jobs';
 
 /** Enqueues alert jobs. Every process may enqueue; only workers process (AlertsWorkerModule). */
@@ -25,6 +27,11 @@ export class AlertQueuesService {
     @InjectDataSource() private readonly dataSource: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
+
+  /** Both queues, for the queue-depth metric. */
+  all(): Queue[] {
+    return [this.evaluate, this.deliver];
+  }
 
   /** Registers (or updates) the periodic evaluate-all job; idempotent across workers. */
   async scheduleEvaluateAll(): Promise<void> {
@@ -64,11 +71,24 @@ export class AlertQueuesService {
     );
   }
 
-  async redeliver(payload: RedeliverPayload): Promise<void> {
+  /** The pending delivery row of the alert's redelivery that is queued, running or retrying; undefined when none is. */
+  async redeliveryInFlight(alertId: string): Promise<string | undefined> {
+    const job = await this.deliver.getJob(redeliverJobId(alertId));
+    return (job?.data as RedeliverPayload | undefined)?.deliveryId;
+  }
+
+  /**
+   * Queues a redelivery unless one of the same alert is in flight (one job id per alert: adding
+   * an existing id is a no-op in BullMQ). Answers the in-flight redelivery's pending row id:
+   * `payload.deliveryId` when this one was queued, another when a concurrent request won, and
+   * undefined when the job already ran and was removed.
+   */
+  async redeliver(payload: RedeliverPayload): Promise<string | undefined> {
     await this.deliver.add(
       DeliverJob.Redeliver,
       payload,
-      deliveryJobOptions(`redeliver-${payload.deliveryId}`, this.config.webhookMaxAttempts, this.config.webhookRetryBaseMs),
+      redeliveryJobOptions(payload.alertId, this.config.webhookMaxAttempts, this.config.webhookRetryBaseMs),
     );
+    return this.redeliveryInFlight(payload.alertId);
   }
 }

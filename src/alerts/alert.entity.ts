@@ -35,8 +35,8 @@ export class Alert {
   @Column({ name: 'window_end', type: 'timestamptz' })
   windowEnd: Date;
 
-  /** The threshold's pct exactly as configured (at most 6 decimals); read as a string. */
-  @Column({ name: 'threshold_pct', type: 'numeric', precision: 10, scale: 6 })
+  /** The threshold's pct exactly as configured (at most 6 decimals and 10^9); read as a string. */
+  @Column({ name: 'threshold_pct', type: 'numeric', precision: 16, scale: 6 })
   thresholdPct: string;
 
   @Column({ name: 'threshold_action', type: 'varchar', length: 10 })

@@ -4,7 +4,10 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { Budget } from '../budgets/budget.entity';
 import { BudgetsModule } from '../budgets/budgets.module';
 import { BudgetsService } from '../budgets/budgets.service';
+import { BudgetGauges } from '../budgets/budget-gauges';
 import { describeError } from '../common/error-mapping';
+import { JobFailures } from '../metrics/job-failures';
+import { MetricsService } from '../metrics/metrics.service';
 import { UsageModule } from '../usage/usage.module';
 import { UsageIngestService } from '../usage/usage-ingest.service';
 import { AlertEvaluatorService } from './alert-evaluator.service';
@@ -14,6 +17,7 @@ import { AlertQueuesService } from './alert-queues.service';
 import { Alert } from './alert.entity';
 import { DeliveriesController } from './deliveries.controller';
 import { DeliveryLogService } from './delivery-log.service';
+import { DeliverySlots } from './delivery-slots';
 import { WebhookDeliveryService } from './webhook-delivery.service';
 import { WebhookDelivery } from './webhook-delivery.entity';
 
@@ -40,8 +44,8 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
     BudgetsModule,
     UsageModule,
   ],
-  providers: [AlertQueuesService, AlertEvaluatorService, WebhookDeliveryService, DeliveryLogService],
-  exports: [AlertQueuesService, AlertEvaluatorService, WebhookDeliveryService, DeliveryLogService],
+  providers: [AlertQueuesService, AlertEvaluatorService, WebhookDeliveryService, DeliveryLogService, DeliverySlots],
+  exports: [AlertQueuesService, AlertEvaluatorService, WebhookDeliveryService, DeliveryLogService, DeliverySlots],
 })
 export class AlertsModule implements OnModuleInit {
   private readonly logger = new Logger('Alerts');
@@ -69,15 +73,20 @@ export class AlertsModule implements OnModuleInit {
 }
 
 /** The alert job processors: loaded only by processes that run the worker (PROCESS_ROLE all or worker). */
-@Module({ imports: [AlertsModule], providers: [EvaluateProcessor, DeliverProcessor] })
+@Module({ imports: [AlertsModule, BudgetsModule], providers: [EvaluateProcessor, DeliverProcessor, BudgetGauges] })
 export class AlertsWorkerModule implements OnApplicationBootstrap, BeforeApplicationShutdown {
   constructor(
     private readonly queues: AlertQueuesService,
     private readonly evaluate: EvaluateProcessor,
     private readonly deliver: DeliverProcessor,
+    private readonly metrics: MetricsService,
+    private readonly failures: JobFailures,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
+    // Queue depths and failed jobs of the queues this process works on, on every scrape.
+    this.metrics.watchQueues(this.queues.all());
+    this.failures.watch(this.queues.all().map((queue) => queue.name));
     await this.queues.scheduleEvaluateAll();
   }
 

@@ -6,7 +6,7 @@ import { Role } from '../auth/role';
 import { BudgetIdParamsDto } from '../budgets/dto/budget.dto';
 import { notFound, Operation } from '../common/api-responses';
 import { SdkNamespace } from '../common/sdk-namespace';
-import { DeliveryLogService } from './delivery-log.service';
+import { DELIVERY_IN_PROGRESS_EXAMPLE, DeliveryLogService } from './delivery-log.service';
 import { DeliveryIdParamsDto, ListDeliveriesQueryDto, WebhookDeliveryDto, WebhookDeliveryListDto } from './dto/delivery.dto';
 
 /**
@@ -40,11 +40,18 @@ export class DeliveriesController {
     summary: 'Redeliver a webhook',
     description:
       'Queues the alert of this delivery again: a new attempt sequence (retried like the first) with the same `webhook-id` and the same body bytes, ' +
-      'a fresh `webhook-timestamp` and signature, to the budget\'s current webhook URL. Answers with the new, pending attempt.',
+      'a fresh `webhook-timestamp` and signature, to the budget\'s current webhook URL. Answers with the new, pending attempt. ' +
+      'One delivery of an alert at a time: while its own delivery or an earlier redelivery is still queued, running or waiting for a retry, ' +
+      'the answer is a 409 with code `delivery_in_progress`.',
     response: WebhookDeliveryDto,
     accepted: true,
     notFound: notFound('Delivery', 'dlv_7pQ2mW9xL4kY8cR3tV6bN1sD'),
-    conflict: 'The budget has no webhook URL, or its webhook was disabled by a 410 Gone',
+    conflict: {
+      description:
+        'The alert\'s delivery or an earlier redelivery of it is still under way (`delivery_in_progress`); or the budget has no webhook URL, ' +
+        'or its webhook was disabled by a 410 Gone (`conflict`)',
+      example: DELIVERY_IN_PROGRESS_EXAMPLE,
+    },
   })
   redeliver(@Auth() principal: Principal, @Param() params: DeliveryIdParamsDto): Promise<WebhookDeliveryDto> {
     return this.log.redeliver(principal, params.deliveryId);

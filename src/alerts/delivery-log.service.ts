@@ -4,8 +4,10 @@ import { Repository } from 'typeorm';
 import { unixSeconds } from '../common/unix-time';
 import { Principal } from '../auth/principal';
 import { formatWindow } from '../budgets/budget-window';
+import type { WebhookUrlView } from '../budgets/budget.mapper';
 import { BudgetsService } from '../budgets/budgets.service';
-import { AppException, ErrorCode } from '../common/errors';
+import { maskUrl } from '../common/masked-url';
+import { AppException, ErrorCode, ErrorType } from '../common/errors';
 import { newId } from '../common/ids';
 import { ALERT_EVENT_TYPE } from './alert-body';
 import { AlertQueuesService } from './alert-queues.service';
@@ -19,7 +21,8 @@ function notFoundAsNull(err: unknown): null {
   throw err;
 }
 
-export function toDeliveryDto(d: WebhookDelivery): WebhookDeliveryDto {
+/** An attempt as the API shows it; `urlView` as for the budget's own webhook URL (SPEC §4). */
+export function toDeliveryDto(d: WebhookDelivery, urlView: WebhookUrlView): WebhookDeliveryDto {
   const alert = d.alert!;
   const seconds = (date: Date | null) => (date === null ? null : unixSeconds(date));
   return {
@@ -36,7 +39,7 @@ export function toDeliveryDto(d: WebhookDelivery): WebhookDeliveryDto {
     status_code: d.statusCode,
     error: d.error,
     latency_ms: d.latencyMs,
-    url: d.url,
+    url: d.url === null || urlView === 'full' ? d.url : maskUrl(d.url),
     attempted_at: seconds(d.attemptedAt),
     next_retry_at: seconds(d.nextRetryAt),
     created_at: unixSeconds(d.createdAt),
@@ -54,7 +57,8 @@ export class DeliveryLogService {
 
   /** Attempts of one budget, newest first, a page at a time (404 for a budget the principal may not see). */
   async list(principal: Principal, budgetId: string, query: ListDeliveriesQueryDto): Promise<WebhookDeliveryListDto> {
-    await this.budgets.getVisible(principal, budgetId);
+    const budget = await this.budgets.getVisible(principal, budgetId);
+    const urlView = this.budgets.urlView(principal, budget);
     const limit = query.limit ?? DEFAULT_LIMIT;
     const qb = this.deliveries
       .createQueryBuilder('d')
@@ -71,12 +75,14 @@ export class DeliveryLogService {
     }
     const rows = await qb.getMany();
     const page = rows.slice(0, limit);
-    return { object: 'list', data: page.map(toDeliveryDto), has_more: rows.length > limit, last_id: page.length > 0 ? page[page.length - 1].id : null };
+    return { object: 'list', data: page.map((d) => toDeliveryDto(d, urlView)), has_more: rows.length > limit, last_id: page.length > 0 ? page[page.length - 1].id : null };
   }
 
   /**
    * Queues a new attempt sequence for the alert of `deliveryId`: same `webhook-id`, same body, a
-   * fresh timestamp and signature, sent to the budget's current URL. Returns its `pending` first attempt.
+   * fresh timestamp and signature, sent to the budget's current URL. Returns its `pending` first
+   * attempt. Throttled: while the alert's own delivery or an earlier redelivery of it is still
+   * queued, running or waiting for a retry, the answer is a 409 (`delivery_in_progress`).
    */
   async redeliver(principal: Principal, deliveryId: string): Promise<WebhookDeliveryDto> {
     const source = await this.deliveries.findOne({ where: { id: deliveryId }, relations: { alert: true } });
@@ -86,6 +92,8 @@ export class DeliveryLogService {
     if (budget.webhookDisabledAt) {
       throw AppException.conflict('The budget\'s webhook is disabled (the receiver answered 410 Gone); set the budget again to re-enable it');
     }
+    if (source.alert!.state === 'pending') throw inProgress('its delivery is still being attempted (see next_retry_at in the delivery log)');
+    if (await this.queues.redeliveryInFlight(source.alertId)) throw inProgress('an earlier redelivery of it is still under way');
     const pending = this.deliveries.create({
       id: newId('dlv'),
       alertId: source.alertId,
@@ -101,13 +109,31 @@ export class DeliveryLogService {
       nextRetryAt: null,
     });
     await this.deliveries.insert(pending);
+    let inFlight: string | undefined;
     try {
-      await this.queues.redeliver({ alertId: source.alertId, deliveryId: pending.id });
+      inFlight = await this.queues.redeliver({ alertId: source.alertId, deliveryId: pending.id });
     } catch (err) {
       await this.deliveries.delete({ id: pending.id });
       throw err;
     }
+    // A concurrent request queued its own first (ours was a no-op): only one of them runs.
     const saved = await this.deliveries.findOneOrFail({ where: { id: pending.id }, relations: { alert: true } });
-    return toDeliveryDto(saved);
+    if (inFlight !== pending.id && saved.status === 'pending') {
+      await this.deliveries.delete({ id: pending.id, status: 'pending' });
+      throw inProgress('an earlier redelivery of it is still under way');
+    }
+    return toDeliveryDto(saved, this.budgets.urlView(principal, budget));
   }
 }
+
+function inProgress(why: string): AppException {
+  return new AppException(
+    409,
+    ErrorType.Conflict,
+    ErrorCode.DeliveryInProgress,
+    `This alert cannot be redelivered now: ${why}. Redeliver it once that has ended.`,
+  );
+}
+
+/** The 409 of a throttled redelivery, as documented. */
+export const DELIVERY_IN_PROGRESS_EXAMPLE = inProgress('an earlier redelivery of it is still under way').body();

@@ -10,6 +10,7 @@ import { openSecret } from '../common/secret-box';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
 import { Alert, AlertState } from './alert.entity';
+import { DeliverySlots } from './delivery-slots';
 import { retryDelayMs } from './webhook-backoff';
 import { DeliveryTrigger, WebhookDelivery } from './webhook-delivery.entity';
 import { sendWebhook, SendResult } from './webhook-sender';
@@ -33,6 +34,9 @@ function isLast(job: DeliveryAttempt, result: SendResult): boolean {
   return job.attempt >= job.maxAttempts || result.outcome === 'gone';
 }
 
+/** `deferred`: the org's delivery slots were all taken; the job is to be put back for a moment. */
+export type AttemptOutcome = 'done' | 'deferred';
+
 type AttemptRecord = Pick<WebhookDelivery, 'status' | 'url' | 'statusCode' | 'error' | 'latencyMs' | 'attemptedAt' | 'nextRetryAt'>;
 
 /**
@@ -50,36 +54,44 @@ export class WebhookDeliveryService {
     @InjectRepository(Budget) private readonly budgets: Repository<Budget>,
     @InjectRepository(WebhookDelivery) private readonly deliveries: Repository<WebhookDelivery>,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly slots: DeliverySlots,
     metrics: MetricsService,
   ) {
     this.attempts = metrics.counter('tally_webhook_delivery_attempts_total', 'Webhook delivery attempts, by outcome', ['outcome']);
   }
 
-  async attempt(job: DeliveryAttempt): Promise<void> {
+  async attempt(job: DeliveryAttempt): Promise<AttemptOutcome> {
     const alert = await this.alerts.findOneBy({ id: job.alertId });
-    if (!alert) return; // its budget was deleted
+    if (!alert) return 'done'; // its budget was deleted
     // A crossing's own delivery stops once the alert is settled (e.g. re-enqueued after it finished).
-    if (job.trigger === 'alert' && alert.state !== 'pending') return;
+    if (job.trigger === 'alert' && alert.state !== 'pending') return 'done';
     const budget = await this.budgets
       .createQueryBuilder('b')
       .addSelect('b.webhookSecretSealed')
       .where('b.id = :id', { id: alert.budgetId })
       .getOne();
-    if (!budget) return;
+    if (!budget) return 'done';
     if (!budget.webhookUrl || budget.webhookDisabledAt || !budget.webhookSecretSealed) {
       const reason = budget.webhookUrl ? 'webhook disabled after HTTP 410; set the budget again to re-enable it' : 'the budget has no webhook URL';
       if (job.trigger === 'alert') await this.settle(alert.id, 'skipped', ['pending']);
       if (job.pendingDeliveryId) {
         await this.log(job, alert, { status: 'failed', url: null, statusCode: null, error: reason, latencyMs: null, attemptedAt: new Date(), nextRetryAt: null });
       }
-      return;
+      return 'done';
     }
+    // Per-org fairness (see DeliverySlots): at most WEBHOOK_ORG_CONCURRENCY of one org's deliveries at once.
     const url = budget.webhookUrl;
-    const result = await this.send(alert, url, openSecret(this.secretsKey, budget.webhookSecretSealed), job);
+    if (!(await this.slots.acquire(budget.orgId, job.jobId))) return 'deferred';
+    let result: SendResult;
+    try {
+      result = await this.send(alert, url, openSecret(this.secretsKey, budget.webhookSecretSealed), job);
+    } finally {
+      await this.slots.release(budget.orgId, job.jobId).catch(() => undefined); // the lease ends by itself
+    }
 
     if (result.outcome === 'success') {
       await this.settle(alert.id, 'delivered', ['pending', 'failed']);
-      return;
+      return 'done';
     }
     if (result.outcome === 'gone') {
       // Only the URL that answered 410 is disabled: a URL set since stays enabled.

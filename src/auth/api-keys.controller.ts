@@ -43,11 +43,14 @@ export class ApiKeysController {
   @Authenticated(Role.ClusterAdmin, Role.OrgAdmin, Role.Member)
   @Operation({
     summary: 'List API keys',
-    description: 'Cluster admins see every key (optionally of one org); org admins their org\'s; members their own.',
+    description:
+      'Cluster admins see every key (optionally of one org); org admins their org\'s; members their own. ' +
+      'Oldest first, a page at a time (`limit`, default 100, at most 1000): while `has_more` is true, pass `last_id` as `after`.',
     response: ApiKeyListDto,
   })
   async list(@Auth() principal: Principal, @Query() query: ListApiKeysQueryDto): Promise<ApiKeyListDto> {
-    return { object: 'list', data: (await this.apiKeys.list(principal, query.org_id)).map(ApiKeyDto.from) };
+    const page = await this.apiKeys.list(principal, query);
+    return { object: 'list', data: page.items.map(ApiKeyDto.from), has_more: page.has_more, last_id: page.last_id };
   }
 
   @Get(':apiKeyId')

@@ -1,11 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { FindOptionsWhere, IsNull, Repository } from 'typeorm';
+import { IsNull, Repository } from 'typeorm';
 import { AppException } from '../common/errors';
 import { newId } from '../common/ids';
+import { ListPage, pageOf } from '../common/list-page';
 import { ApiKeyCache, CachedKey } from './api-key-cache';
 import { ApiKey } from './api-key.entity';
-import { CreateApiKeyDto } from './dto/api-key.dto';
+import { CreateApiKeyDto, ListApiKeysQueryDto } from './dto/api-key.dto';
 import { OrgsService } from './orgs.service';
 import { Principal } from './principal';
 import { Role, SYSTEM_ORG_ID, SYSTEM_ROLES } from './role';
@@ -72,20 +73,20 @@ export class ApiKeysService {
     return { key, secret };
   }
 
-  /** Keys the principal may see: every key (cluster admin), its org's (org admin), itself (member). */
-  list(principal: Principal, orgIdFilter?: string): Promise<ApiKey[]> {
-    if (orgIdFilter !== undefined && principal.role !== Role.ClusterAdmin) {
+  /** One page of the keys the principal may see: every key (cluster admin), its org's (org admin), itself (member). */
+  list(principal: Principal, query: ListApiKeysQueryDto): Promise<ListPage<ApiKey>> {
+    if (query.org_id !== undefined && principal.role !== Role.ClusterAdmin) {
       throw AppException.forbidden('Only cluster admins may filter by org_id');
     }
-    const where: FindOptionsWhere<ApiKey> = {};
+    const qb = this.keys.createQueryBuilder('k');
     if (principal.role === Role.ClusterAdmin) {
-      if (orgIdFilter !== undefined) where.orgId = orgIdFilter;
+      if (query.org_id !== undefined) qb.andWhere('k.org_id = :orgId', { orgId: query.org_id });
     } else if (principal.role === Role.OrgAdmin) {
-      where.orgId = principal.orgId;
+      qb.andWhere('k.org_id = :orgId', { orgId: principal.orgId });
     } else {
-      where.id = principal.apiKeyId;
+      qb.andWhere('k.id = :keyId', { keyId: principal.apiKeyId });
     }
-    return this.keys.find({ where, order: { createdAt: 'ASC', id: 'ASC' } });
+    return pageOf(qb, query);
   }
 
   async getVisible(principal: Principal, id: string): Promise<ApiKey> {

@@ -1,10 +1,10 @@
-import { Body, Controller, Get, Param, Post } from '@nestjs/common';
+import { Body, Controller, Get, Param, Post, Query } from '@nestjs/common';
 import { SdkNamespace } from '../common/sdk-namespace';
 import { ApiTags } from '@nestjs/swagger';
 import { Operation } from '../common/api-responses';
 import { Auth, Authenticated } from './auth.decorators';
 import { ORG_NOT_FOUND, OrgIdParamsDto } from './dto/api-key.dto';
-import { CreateOrgDto, OrgDto, OrgListDto } from './dto/org.dto';
+import { CreateOrgDto, ListOrgsQueryDto, OrgDto, OrgListDto } from './dto/org.dto';
 import { OrgsService } from './orgs.service';
 import { Principal } from './principal';
 import { Role } from './role';
@@ -24,9 +24,15 @@ export class OrgsController {
 
   @Get()
   @Authenticated(Role.ClusterAdmin)
-  @Operation({ summary: 'List orgs', description: 'Every org, oldest first. Cluster admins only.', response: OrgListDto })
-  async list(): Promise<OrgListDto> {
-    return { object: 'list', data: (await this.orgs.list()).map(OrgDto.from) };
+  @Operation({
+    summary: 'List orgs',
+    description:
+      'Every org, oldest first, a page at a time (`limit`, default 100, at most 1000): while `has_more` is true, pass `last_id` as `after`. Cluster admins only.',
+    response: OrgListDto,
+  })
+  async list(@Query() query: ListOrgsQueryDto): Promise<OrgListDto> {
+    const page = await this.orgs.list(query);
+    return { object: 'list', data: page.items.map(OrgDto.from), has_more: page.has_more, last_id: page.last_id };
   }
 
   @Get(':orgId')

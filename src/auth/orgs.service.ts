@@ -3,6 +3,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
 import { AppException } from '../common/errors';
 import { newId } from '../common/ids';
+import { ListPage, ListPageQueryDto, pageOf } from '../common/list-page';
 import { Org } from './org.entity';
 import { canSeeOrg, Principal } from './principal';
 
@@ -14,8 +15,9 @@ export class OrgsService {
     return this.orgs.save(this.orgs.create({ id: newId('org'), name }));
   }
 
-  list(): Promise<Org[]> {
-    return this.orgs.find({ order: { createdAt: 'ASC', id: 'ASC' } });
+  /** One page of every org, oldest first. */
+  list(query: ListPageQueryDto): Promise<ListPage<Org>> {
+    return pageOf(this.orgs.createQueryBuilder('o'), query);
   }
 
   /** The org, if the principal may see it; another tenant's org is a 404, as if it did not exist. */

@@ -1,10 +1,19 @@
 import { unixSeconds } from '../common/unix-time';
-import { costToNumber, Evaluation, limitAsNumber } from './budget-evaluation';
+import { JsonDecimal } from '../common/json-decimal';
+import { maskUrl } from '../common/masked-url';
+import { formatNano, parseDecimalToNano } from '../common/money';
+import { costToNumber, Evaluation } from './budget-evaluation';
 import { formatWindow } from './budget-window';
 import { BudgetDto } from './dto/budget.dto';
 
+/**
+ * Whether the reader sees the webhook URL in full (`full`: it may change the budget, or the
+ * receiver itself reads it in an alert body) or cut to `scheme://host/…` (SPEC §4).
+ */
+export type WebhookUrlView = 'full' | 'masked';
+
 /** The seed's budget object, with its live spend. */
-export function toBudgetDto(e: Evaluation): BudgetDto {
+export function toBudgetDto(e: Evaluation, urlView: WebhookUrlView): BudgetDto {
   const b = e.budget;
   return {
     id: b.id,
@@ -15,9 +24,10 @@ export function toBudgetDto(e: Evaluation): BudgetDto {
     owner: b.owner,
     period: b.period,
     limit_kind: b.limitKind,
-    limit: limitAsNumber(b),
+    // Exactly as stored (numeric, 9 decimals), written as a JSON number with every digit.
+    limit: new JsonDecimal(formatNano(parseDecimalToNano(b.limitValue))),
     thresholds: b.thresholds.map((t) => ({ pct: t.pct, action: t.action })),
-    alert_webhook_url: b.webhookUrl,
+    alert_webhook_url: b.webhookUrl === null || urlView === 'full' ? b.webhookUrl : maskUrl(b.webhookUrl),
     spend: {
       window: formatWindow(e.window),
       cost_spent_nano: e.spend.costNano.toString(),

@@ -17,6 +17,7 @@ import {
   BudgetDto,
   BudgetIdParamsDto,
   BudgetListDto,
+  BudgetPageDto,
   DeletedBudgetDto,
   ListBudgetsQueryDto,
   OwnerQueryDto,
@@ -89,32 +90,37 @@ export class BudgetsController {
   @Authenticated(...READERS)
   @Operation({
     summary: 'List budgets',
-    description: 'Cluster admins see every budget, org admins their org\'s, members their own key\'s. Each with its live spend.',
-    response: BudgetListDto,
+    description:
+      'Cluster admins see every budget, org admins their org\'s, members their own key\'s. Each with its live spend. ' +
+      'Oldest first, a page at a time (`limit`, default 100, at most 1000): while `has_more` is true, pass `last_id` as `after`. ' +
+      '`alert_webhook_url` is in full only for callers who may change the budget, otherwise cut to `scheme://host/…`.',
+    response: BudgetPageDto,
   })
-  async list(@Auth() principal: Principal, @Query() query: ListBudgetsQueryDto): Promise<BudgetListDto> {
-    return this.listOf(await this.budgets.list(principal, query));
+  async list(@Auth() principal: Principal, @Query() query: ListBudgetsQueryDto): Promise<BudgetPageDto> {
+    const page = await this.budgets.list(principal, query);
+    return { ...(await this.listOf(principal, page.items)), has_more: page.has_more, last_id: page.last_id };
   }
 
   @Get('org/:orgId')
   @Authenticated(...READERS)
   @Operation({ summary: 'Get an org\'s budgets', description: 'The org\'s budgets (cluster and org owner), with live spend.', response: BudgetListDto, notFound: ORG_NOT_FOUND })
   async getOrg(@Auth() principal: Principal, @Param() params: OrgIdParamsDto, @Query() query: OwnerQueryDto): Promise<BudgetListDto> {
-    return this.listOf(await this.budgets.listForScope(principal, 'org', params.orgId, query.owner));
+    return this.listOf(principal, await this.budgets.listForScope(principal, 'org', params.orgId, query.owner));
   }
 
   @Get('apikey/:apiKeyId')
   @Authenticated(...READERS)
   @Operation({ summary: 'Get an API key\'s budgets', description: 'The key\'s budgets (cluster and org owner), with live spend.', response: BudgetListDto, notFound: API_KEY_NOT_FOUND })
   async getApiKey(@Auth() principal: Principal, @Param() params: ApiKeyIdParamsDto, @Query() query: OwnerQueryDto): Promise<BudgetListDto> {
-    return this.listOf(await this.budgets.listForScope(principal, 'apikey', params.apiKeyId, query.owner));
+    return this.listOf(principal, await this.budgets.listForScope(principal, 'apikey', params.apiKeyId, query.owner));
   }
 
   @Get(':budgetId')
   @Authenticated(...READERS)
   @Operation({ summary: 'Get a budget', description: 'One budget with its live spend.', response: BudgetDto, notFound: BUDGET_NOT_FOUND })
   async get(@Auth() principal: Principal, @Param() params: BudgetIdParamsDto): Promise<BudgetDto> {
-    return toBudgetDto(await this.state.evaluate(await this.budgets.getVisible(principal, params.budgetId)));
+    const budget = await this.budgets.getVisible(principal, params.budgetId);
+    return toBudgetDto(await this.state.evaluate(budget), this.budgets.urlView(principal, budget));
   }
 
   @Delete(':budgetId')
@@ -127,13 +133,13 @@ export class BudgetsController {
 
   private async set(principal: Principal, scope: BudgetScope, scopeId: string, body: SetBudgetDto): Promise<SetBudgetResultDto> {
     const { budget, generatedSecret } = await this.budgets.set(principal, scope, scopeId, body);
-    const dto: SetBudgetResultDto = toBudgetDto(await this.state.evaluate(budget));
+    const dto: SetBudgetResultDto = toBudgetDto(await this.state.evaluate(budget), 'full'); // its author may change it
     if (generatedSecret) dto.webhook_secret = generatedSecret;
     return dto;
   }
 
-  private async listOf(budgets: Budget[]): Promise<BudgetListDto> {
+  private async listOf(principal: Principal, budgets: Budget[]): Promise<BudgetListDto> {
     const evaluations = await this.state.evaluateAll(budgets);
-    return { object: 'list', data: evaluations.map(toBudgetDto) };
+    return { object: 'list', data: evaluations.map((e) => toBudgetDto(e, this.budgets.urlView(principal, e.budget))) };
   }
 }

@@ -7,14 +7,28 @@ import { OrgsService } from '../auth/orgs.service';
 import { Principal } from '../auth/principal';
 import { Role } from '../auth/role';
 import { formatNano, numberToDecimalString, parseDecimalToNano } from '../common/money';
+import { currentWindow, evaluateBudget } from './budget-evaluation';
+import type { WebhookUrlView } from './budget.mapper';
 import { AppException } from '../common/errors';
 import { newId } from '../common/ids';
+import { ListPage, pageOf } from '../common/list-page';
 import { sealSecret } from '../common/secret-box';
 import { assertPublicTarget, UnsafeWebhookTarget } from '../common/ssrf';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { Budget, BudgetOwner, BudgetScope } from './budget.entity';
 import { BudgetStateService } from './budget-state.service';
 import { ListBudgetsQueryDto, SetBudgetDto } from './dto/budget.dto';
+
+/**
+ * A validated pct (a canonical decimal, at most 6 decimals and 10^9) as the JSON number stored in
+ * `thresholds`: PostgreSQL keeps JSON numbers as exact numerics, and every such decimal is a
+ * double whose shortest form is that decimal again (budgets.service.spec.ts checks the edges).
+ */
+export function storedPct(pct: string): number {
+  const value = Number(pct);
+  if (numberToDecimalString(value) !== pct) throw new RangeError(`pct ${pct} is not exactly representable`);
+  return value;
+}
 
 export type BudgetChangeListener = (budget: Budget, change: 'set' | 'deleted') => Promise<void>;
 
@@ -55,7 +69,9 @@ export class BudgetsService {
         throw err;
       }
     }
-    const limit = parseDecimalToNano(numberToDecimalString(dto.limit)); // validated: positive, at most 9 decimals
+    // Validated exactly (ExactDecimalField): canonical decimal strings within SPEC §4's rules.
+    const limit = parseDecimalToNano(dto.limit);
+    const thresholds = dto.thresholds.map((t) => ({ pct: storedPct(t.pct), action: t.action ?? 'alert' }));
 
     return this.budgets.manager.transaction(async (manager) => {
       const repo = manager.getRepository(Budget);
@@ -79,7 +95,7 @@ export class BudgetsService {
         period: dto.period,
         limitKind: dto.limit_kind,
         limitValue: formatNano(limit),
-        thresholds: dto.thresholds.map((t) => ({ pct: t.pct, action: t.action ?? 'alert' })),
+        thresholds,
         webhookUrl: url,
         webhookSecretSealed: sealed,
         webhookDisabledAt: null,
@@ -102,6 +118,8 @@ export class BudgetsService {
           .execute();
       }
       const budget = await repo.findOneByOrFail({ scope, scopeId, owner });
+      // What is stored must evaluate: anything that throws here rolls the whole PUT back.
+      evaluateBudget(budget, { costNano: 0n, tokens: 0n }, currentWindow(budget, new Date()));
       return { budget, generatedSecret };
     }).then(async (result) => {
       await this.changed(result.budget, 'set');
@@ -109,11 +127,12 @@ export class BudgetsService {
     });
   }
 
-  async list(principal: Principal, query: ListBudgetsQueryDto): Promise<Budget[]> {
+  /** One page of the budgets the principal may see, oldest first. */
+  async list(principal: Principal, query: ListBudgetsQueryDto): Promise<ListPage<Budget>> {
     if (query.org_id !== undefined && principal.role !== Role.ClusterAdmin) {
       throw AppException.forbidden('Only cluster admins may filter by org_id');
     }
-    const qb = this.budgets.createQueryBuilder('b').orderBy('b.created_at', 'ASC').addOrderBy('b.id', 'ASC');
+    const qb = this.budgets.createQueryBuilder('b');
     if (query.scope) qb.andWhere('b.scope = :scope', { scope: query.scope });
     if (query.owner) qb.andWhere('b.owner = :owner', { owner: query.owner });
     if (principal.role === Role.ClusterAdmin) {
@@ -123,7 +142,7 @@ export class BudgetsService {
     } else {
       qb.andWhere(`b.scope = 'apikey' AND b.scope_id = :keyId`, { keyId: principal.apiKeyId });
     }
-    return qb.getMany();
+    return pageOf(qb, query);
   }
 
   /** The budgets of one scope the principal may see (404 when the scope itself is not visible). */
@@ -141,9 +160,7 @@ export class BudgetsService {
 
   async delete(principal: Principal, id: string): Promise<Budget> {
     const budget = await this.getVisible(principal, id);
-    if (budget.owner === 'cluster' && principal.role !== Role.ClusterAdmin) {
-      throw AppException.forbidden('Only cluster admins delete owner: cluster budgets');
-    }
+    if (!this.mayChange(principal, budget)) throw AppException.forbidden('Only cluster admins delete owner: cluster budgets');
     await this.budgets.delete({ id });
     await this.changed(budget, 'deleted');
     return budget;
@@ -157,6 +174,20 @@ export class BudgetsService {
   private get secretsKey(): Buffer {
     if (!this.config.secretsKey) throw new Error('SECRETS_KEY was not resolved at start-up');
     return this.config.secretsKey;
+  }
+
+  /**
+   * Whether the principal may change (set, delete) this visible budget: cluster admins always, org
+   * admins the `owner: org` budgets of their org, members never. Only they see its webhook URL in full.
+   */
+  mayChange(principal: Principal, budget: Budget): boolean {
+    if (principal.role === Role.ClusterAdmin) return true;
+    return principal.role === Role.OrgAdmin && budget.owner === 'org' && budget.orgId === principal.orgId;
+  }
+
+  /** How the principal sees the budget's webhook URL (SPEC §4 "Who sees webhook URLs"). */
+  urlView(principal: Principal, budget: Budget): WebhookUrlView {
+    return this.mayChange(principal, budget) ? 'full' : 'masked';
   }
 
   private canSee(principal: Principal, budget: Budget): boolean {

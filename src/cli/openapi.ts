@@ -14,7 +14,7 @@ export const OPENAPI_FILE = resolve(__dirname, '..', '..', '..', 'openapi.yaml')
  * (Nest's preview mode builds the module graph but no providers).
  */
 export async function generateOpenApiYaml(): Promise<string> {
-  const config = loadConfig({ DATABASE_URL: 'postgres://unused@127.0.0.1:1/unused', PROCESS_ROLE: 'api' });
+  const config = loadConfig({ DATABASE_URL: 'postgres://unused@127.0.0.1:1/unused', SECRETS_KEY: '00'.repeat(32), PROCESS_ROLE: 'api' });
   const app = await createHttpApp(config, pino({ level: 'silent' }), { preview: true });
   try {
     return toStableYaml(buildOpenApiDocument(app));

@@ -60,7 +60,10 @@ interface OperationOptions {
   body?: { type: Type<unknown>; examples: Examples };
   /** Extra error answers beyond 400/401/403/503 (which every authenticated operation may give). */
   notFound?: NotFound;
-  conflict?: string;
+  /** When the operation answers 409, and optionally an example body of that case. */
+  conflict?: string | { description: string; example: ErrorBody };
+  /** A report: its 503 also covers a query over REPORT_STATEMENT_TIMEOUT_MS (`report_timeout`). */
+  report?: boolean;
 }
 
 /**
@@ -80,9 +83,16 @@ export function Operation(options: OperationOptions) {
     }),
     ...(options.body ? [ApiBody({ type: options.body.type, examples: options.body.examples })] : []),
     ApiErrorResponse(HttpStatus.BAD_REQUEST, 'Invalid request: every bad field is named in `details`'),
-    ApiErrorResponse(HttpStatus.SERVICE_UNAVAILABLE, 'A dependency (database or Redis) is unavailable; retry after `Retry-After` seconds'),
+    ApiErrorResponse(
+      HttpStatus.SERVICE_UNAVAILABLE,
+      options.report
+        ? 'A dependency (database or Redis) is unavailable; retry after `Retry-After` seconds. Or `report_timeout` (no `Retry-After`): ' +
+            'the report query ran longer than REPORT_STATEMENT_TIMEOUT_MS; ask for a shorter range, fewer groups or a smaller page'
+        : 'A dependency (database or Redis) is unavailable; retry after `Retry-After` seconds',
+    ),
     ...(options.notFound ? [ApiErrorResponse(HttpStatus.NOT_FOUND, options.notFound.description, options.notFound.example)] : []),
-    ...(options.conflict ? [ApiErrorResponse(HttpStatus.CONFLICT, options.conflict)] : []),
+    ...(typeof options.conflict === 'string' ? [ApiErrorResponse(HttpStatus.CONFLICT, options.conflict)] : []),
+    ...(typeof options.conflict === 'object' ? [ApiErrorResponse(HttpStatus.CONFLICT, options.conflict.description, options.conflict.example)] : []),
     BodyErrors(),
   );
 }

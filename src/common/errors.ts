@@ -27,10 +27,13 @@ export enum ErrorCode {
   RouteNotFound = 'route_not_found',
   MethodNotAllowed = 'method_not_allowed',
   Conflict = 'conflict',
+  /** A redelivery asked for while the alert's delivery or an earlier redelivery is still under way. */
+  DeliveryInProgress = 'delivery_in_progress',
   RateLimited = 'rate_limited',
   DatabaseUnavailable = 'database_unavailable',
   NotReady = 'not_ready',
   RedisUnavailable = 'redis_unavailable',
+  ReportTimeout = 'report_timeout',
   Internal = 'internal_error',
 }
 

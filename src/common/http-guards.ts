@@ -5,6 +5,7 @@ import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum';
 import type { FastifyRequest } from 'fastify';
 import { AppException, ErrorCode, ErrorType } from './errors';
 import { toAppException } from './error-mapping';
+import { FORBIDDEN_KEYS, isPlainNumberText, parseKeepingNumbers } from './exact-json';
 
 /** Deepest JSON nesting a request body may have; ours need 3 levels. */
 const MAX_JSON_DEPTH = 16;
@@ -12,10 +13,13 @@ const MAX_JSON_DEPTH = 16;
 /**
  * The JSON body parser: a JSON object, at most {@link MAX_JSON_DEPTH} levels deep (deep nesting
  * is a stack-exhaustion attack on everything that walks the value), parsed without prototype keys.
+ * Numbers are kept exactly (see exact-json.ts): the scan that counts the depth also notes whether
+ * any number needs more than a double, and only then is the body read a second time, losslessly.
  */
 export function parseJsonObject(body: string): Record<string, unknown> {
   let depth = 0;
   let inString = false;
+  let exact = false;
   for (let i = 0; i < body.length; i++) {
     const c = body.charCodeAt(i);
     if (inString) {
@@ -25,17 +29,29 @@ export function parseJsonObject(body: string): Record<string, unknown> {
     else if (c === 123 || c === 91) {
       if (++depth > MAX_JSON_DEPTH) throw AppException.badRequest(ErrorCode.InvalidJson, `The request body nests deeper than ${MAX_JSON_DEPTH} levels`);
     } else if (c === 125 || c === 93) depth--;
+    else if (c === 45 || (c >= 48 && c <= 57)) {
+      // A number (outside strings, only numbers hold '-' or digits): read to its end.
+      const start = i;
+      while (i + 1 < body.length && isNumberChar(body.charCodeAt(i + 1))) i++;
+      if (!exact && !isPlainNumberText(body.slice(start, i + 1))) exact = true;
+    }
   }
   let value: unknown;
   try {
-    value = JSON.parse(body, (key, v) => (key === '__proto__' || key === 'constructor' ? undefined : v));
+    value = JSON.parse(body, (key, v) => (FORBIDDEN_KEYS.has(key) ? undefined : v));
   } catch {
     throw AppException.badRequest(ErrorCode.InvalidJson, 'The request body is not valid JSON');
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw AppException.badRequest(ErrorCode.InvalidJson, 'The request body must be a JSON object');
   }
+  // Valid JSON (JSON.parse said so): read it again, keeping the text of every non-plain number.
+  if (exact) value = parseKeepingNumbers(body);
   return value as Record<string, unknown>;
+}
+
+function isNumberChar(c: number): boolean {
+  return (c >= 48 && c <= 57) || c === 45 || c === 43 || c === 46 || c === 101 || c === 69;
 }
 
 /** Router-level errors (a path parameter over the length limit, a malformed URL) in the one error shape. */

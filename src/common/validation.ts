@@ -21,7 +21,8 @@ import {
   ValidationOptions,
 } from 'class-validator';
 import { AppException, FieldProblem } from './errors';
-import { numberToDecimalString, parseDecimalToNano } from './money';
+import { DecimalRefusal, DecimalRules, integerOfText, readExactDecimal } from './exact-decimal';
+import { numberSource } from './exact-json';
 
 /** Flattens class-validator's tree into one problem per bad field, with dotted/indexed paths. */
 export function flattenValidationErrors(errors: ValidationError[], parent = ''): FieldProblem[] {
@@ -119,7 +120,7 @@ export function EnumField<T extends string>(values: readonly T[], options: Field
 export function IntField(options: FieldOptions & { min?: number; max?: number; default?: number; fromQuery?: boolean }) {
   return applyDecorators(
     ...presence(options),
-    ...(options.fromQuery ? [Transform(({ value }) => toIntegerOrRaw(value))] : []),
+    Transform(({ value, obj, key }) => (options.fromQuery ? toIntegerOrRaw(value) : exactIntegerOrRaw(value, numberSource(obj, key)))),
     IsInt(),
     ...(options.min !== undefined ? [Min(options.min)] : []),
     ...(options.max !== undefined ? [Max(options.max)] : []),
@@ -140,6 +141,18 @@ export function BoolField(options: FieldOptions & { default?: boolean; fromQuery
     IsBoolean(),
     apiProperty(options, { type: Boolean, default: options.default }),
   );
+}
+
+/**
+ * A body integer, exactly: a number whose text the body parser kept (`1e3`, 17 digits) stays a
+ * number only when that text is exactly a safe integer; otherwise the text is handed on, and
+ * IsInt refuses it (`1.0000000000000001` is not the integer 1, `9007199254740993` not 2^53).
+ */
+export function exactIntegerOrRaw(value: unknown, source: string | undefined): unknown {
+  if (typeof value !== 'number' || source === undefined) return value;
+  const exact = integerOfText(source);
+  const safe = exact !== null && exact <= BigInt(Number.MAX_SAFE_INTEGER) && exact >= -BigInt(Number.MAX_SAFE_INTEGER);
+  return safe && Number(exact) === value ? value : source;
 }
 
 export function toIntegerOrRaw(value: unknown): unknown {
@@ -210,52 +223,52 @@ export function Check(name: string, isValid: (value: unknown, object: object) =>
 }
 
 /**
- * A non-negative decimal in major units, given as a string ("2.50") or a JSON number (2.5), with
- * at most `maxDecimals` decimals. Numbers become their shortest decimal string, so the DTO holds a
- * string that is parsed exactly, never through float arithmetic.
+ * A number read exactly (SPEC §4 "Numbers are parsed exactly"): the JSON number's own text,
+ * whatever its form (`1e3`, `1.5E2`, `0.1`), becomes the exact decimal it denotes, checked against
+ * `rules`; with `strings`, a plain decimal string ("2.50") is accepted too. The DTO then holds the
+ * canonical decimal string ("1000", "2.5"); anything not exactly representable under the rules
+ * (`1.5e-10` with 9 decimals, `1e400`, `NaN`) is a 400 naming the field.
  */
-export function DecimalField(options: FieldOptions & { maxDecimals: number; max: string }) {
-  const pattern = new RegExp(`^\\d{1,20}(\\.\\d{1,${options.maxDecimals}})?$`);
-  const message = `must be a non-negative decimal number (string or number) with at most ${options.maxDecimals} decimals`;
-  const maxNano = parseDecimalToNano(options.max);
+export function ExactDecimalField(options: FieldOptions & DecimalRules & { strings?: boolean; integer?: boolean }) {
+  const rules: DecimalRules = { maxDecimals: options.maxDecimals, max: options.max, min: options.min };
+  const strings = options.strings ?? false;
+  const what = options.integer ? 'integer' : 'number';
+  const numberSchema = {
+    type: options.integer ? 'integer' : 'number',
+    ...(options.min === 'positive' ? { minimum: 0, exclusiveMinimum: true } : { minimum: 0 }),
+    maximum: Number(options.max),
+  };
+  const pattern = options.maxDecimals > 0 ? `^\\d{1,20}(\\.\\d{1,${options.maxDecimals}})?$` : '^\\d{1,20}$';
   return applyDecorators(
     ...presence(options),
-    Transform(({ value }) => (typeof value === 'number' && Number.isFinite(value) ? numberToDecimalString(value) : value)),
-    Check('isDecimal', (value) => typeof value === 'string' && pattern.test(value), message),
-    Check(
-      'maxDecimal',
-      (value) => typeof value !== 'string' || !pattern.test(value) || parseDecimalToNano(value) <= maxNano,
-      `must not be greater than ${options.max}`,
+    Transform(({ value, obj, key }) =>
+      value === null || value === undefined ? value : readExactDecimal(value, numberSource(obj, key), rules, { strings }),
     ),
-    apiProperty(options, {
-      oneOf: [
-        { type: 'string', pattern: pattern.source },
-        { type: 'number', minimum: 0, maximum: Number(options.max) },
-      ],
-    } as ApiPropertyOptions),
+    ValidateBy({
+      name: 'exactDecimal',
+      validator: {
+        validate: (value) => typeof value === 'string',
+        defaultMessage: (args) =>
+          args?.value instanceof DecimalRefusal ? args.value.message : strings ? `must be a decimal ${what} (a JSON number or a decimal string)` : `must be a ${what}`,
+      },
+    }),
+    apiProperty(options, (strings ? { oneOf: [{ type: 'string', pattern }, numberSchema] } : numberSchema) as ApiPropertyOptions),
   );
 }
 
 /**
- * A non-negative integer that may exceed 2^53: a JSON integer up to 2^53 − 1, or a string of
- * decimal digits up to `max`. The DTO keeps what was sent; read it with `BigInt(value)`.
+ * A non-negative decimal in major units, given as a string ("2.50") or a JSON number (2.5, 2.5e0),
+ * with at most `maxDecimals` decimals. The DTO holds the exact decimal string.
+ */
+export function DecimalField(options: FieldOptions & { maxDecimals: number; max: string }) {
+  return ExactDecimalField({ ...options, min: 'nonNegative', strings: true });
+}
+
+/**
+ * A non-negative integer that may exceed 2^53: a JSON integer in any form (`5250000`, `5.25e6`),
+ * read exactly, or a string of decimal digits, up to `max`. The DTO holds the digits as a string;
+ * read it with `BigInt(value)`.
  */
 export function BigIntField(options: FieldOptions & { max: bigint }) {
-  const message = `must be a non-negative integer (a JSON integer up to 2^53 − 1, or a string of digits up to ${options.max})`;
-  return applyDecorators(
-    ...presence(options),
-    Check(
-      'isBigInt',
-      (value) =>
-        (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) ||
-        (typeof value === 'string' && /^\d{1,20}$/.test(value) && BigInt(value) <= options.max),
-      message,
-    ),
-    apiProperty(options, {
-      oneOf: [
-        { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
-        { type: 'string', pattern: '^\\d{1,19}$' },
-      ],
-    } as ApiPropertyOptions),
-  );
+  return ExactDecimalField({ ...options, maxDecimals: 0, max: options.max.toString(), min: 'nonNegative', strings: true, integer: true });
 }

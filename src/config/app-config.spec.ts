@@ -84,4 +84,30 @@ describe('loadConfig', () => {
     expect(error!.message).not.toContain('sk-secret-value');
     expect(error!.message).not.toContain('short');
   });
+
+  it('refuses DATABASE_URL without SECRETS_KEY, saying why; the embedded database generates its own key', () => {
+    let error: ConfigError | undefined;
+    try {
+      loadConfig({ DATABASE_URL: 'postgres://u:p@db:5432/tally' });
+    } catch (err) {
+      error = err as ConfigError;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error!.problems).toHaveLength(1);
+    expect(error!.problems[0]).toMatch(/^SECRETS_KEY must be set when DATABASE_URL is set: every instance sharing a database/);
+    expect(error!.message).not.toContain('u:p@db');
+    expect(loadConfig({}).secretsKey).toBeUndefined();
+    expect(loadConfig({ DATABASE_URL: 'postgres://u:p@db:5432/tally', SECRETS_KEY: 'ab'.repeat(32) }).secretsKey?.length).toBe(32);
+  });
+
+  it('WORKER_METRICS_PORT: 9464 for a worker, off (the API port serves the metrics) for PROCESS_ROLE=all unless set; 0 is off', () => {
+    expect(loadConfig({ PROCESS_ROLE: 'worker' }).workerMetricsPort).toBe(9464);
+    expect(loadConfig({}).workerMetricsPort).toBe(0);
+    expect(loadConfig({ WORKER_METRICS_PORT: '9100' }).workerMetricsPort).toBe(9100);
+    expect(loadConfig({ PROCESS_ROLE: 'worker', WORKER_METRICS_PORT: '0' }).workerMetricsPort).toBe(0);
+    expect(() => loadConfig({ WORKER_METRICS_PORT: 'x' })).toThrow(/WORKER_METRICS_PORT must be an integer from 0 to 65535/);
+    expect(loadConfig({}).metricsBudgetGauges).toBe(false);
+    expect(loadConfig({ METRICS_BUDGET_GAUGES: 'true' }).metricsBudgetGauges).toBe(true);
+    expect(loadConfig({}).webhookOrgConcurrency).toBe(4);
+  });
 });

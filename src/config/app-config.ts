@@ -38,7 +38,20 @@ export interface AppConfig {
   reservationReconcileIntervalMs: number;
   /** Currency of every amount (CURRENCY, lowercase ISO 4217; default `usd`). */
   currency: string;
+  /** Longest a usage or cost report query may run in PostgreSQL (statement_timeout), milliseconds. */
+  reportStatementTimeoutMs: number;
+  /**
+   * Port of the worker's own `/metrics` and `/health/live` (0: off). Default 9464 for
+   * PROCESS_ROLE=worker; off for `all`, whose API port serves the same metrics, unless set.
+   */
+  workerMetricsPort: number;
+  /** METRICS_BUDGET_GAUGES: one spend-ratio gauge per budget (opt-in: one series per budget). */
+  metricsBudgetGauges: boolean;
+  /** Webhook deliveries of one org in flight at once, across every worker (per-org fairness). */
+  webhookOrgConcurrency: number;
 }
+
+export const DEFAULT_WORKER_METRICS_PORT = 9464;
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -125,6 +138,18 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const currency = (read('CURRENCY') ?? 'usd').toLowerCase();
   if (!/^[a-z]{3}$/.test(currency)) problems.push(`CURRENCY must be a three-letter ISO 4217 code (got "${currency}")`);
 
+  // Several instances with their own generated keys could not read each other's webhook secrets:
+  // with a shared (external) database, the key must be shared too, so it must be given.
+  if (databaseUrl !== undefined && rawSecretsKey === undefined) {
+    problems.push(
+      'SECRETS_KEY must be set when DATABASE_URL is set: every instance sharing a database must encrypt and read webhook secrets ' +
+        'with the same key, and a key generated per instance would make the others unable to deliver (generate one with ' +
+        '`openssl rand -hex 32`; only the embedded database, DATABASE_URL unset, generates and keeps its own)',
+    );
+  }
+
+  const workerMetricsPort = integer('WORKER_METRICS_PORT', role === 'worker' ? DEFAULT_WORKER_METRICS_PORT : 0, 0, 65535);
+
   const dataDirRaw = read('DATA_DIR') ?? '.data';
   const config: AppConfig = {
     port,
@@ -148,6 +173,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
     rateLimitIngestPerSecond: integer('RATE_LIMIT_INGEST_PER_SECOND', 0, 0, 10_000_000),
     reservationReconcileIntervalMs: integer('RESERVATION_RECONCILE_INTERVAL_MS', 60_000, 100, 86_400_000),
     currency,
+    reportStatementTimeoutMs: integer('REPORT_STATEMENT_TIMEOUT_MS', 30_000, 1, 3_600_000),
+    workerMetricsPort,
+    metricsBudgetGauges: boolean('METRICS_BUDGET_GAUGES', false),
+    webhookOrgConcurrency: integer('WEBHOOK_ORG_CONCURRENCY', 4, 1, 1000),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

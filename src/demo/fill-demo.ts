@@ -4,7 +4,7 @@ import { ApiKeysService } from '../auth/api-keys.service';
 import { OrgsService } from '../auth/orgs.service';
 import { Principal } from '../auth/principal';
 import { Role, SYSTEM_ORG_ID } from '../auth/role';
-import { nanoToNumber } from '../common/money';
+import { nanoToNumber, numberToDecimalString } from '../common/money';
 import { prng } from '../common/random';
 import { budgetWindow, BudgetPeriod } from '../budgets/budget-window';
 import type { BudgetScope, Threshold } from '../budgets/budget.entity';
@@ -156,8 +156,8 @@ async function setBudgets(app: INestApplicationContext, operator: Principal, rep
     const { budget } = await budgets.set(operator, plan.scope, scopeId, {
       period: plan.period,
       limit_kind: plan.kind,
-      limit,
-      thresholds: plan.thresholds,
+      limit: numberToDecimalString(limit),
+      thresholds: plan.thresholds.map((t) => ({ pct: numberToDecimalString(t.pct), action: t.action })),
       owner: plan.owner,
     });
     made.push({ id: budget.id, scope: plan.scope, name: plan.name, owner: plan.owner, period: plan.period, limit });

@@ -27,6 +27,7 @@ export class OpenAiUsageController {
     summary: 'Usage of chat completions (OpenAI-compatible)',
     description: `${COMPLETIONS_DESCRIPTION} The same report as GET /api/v1/llm/usage/completions, at OpenAI's path.`,
     response: CompletionsPageDto,
+    report: true,
     responseExamples: USAGE_PAGE_EXAMPLES,
   })
   async completions(@Auth() principal: Principal, @Query() query: CompletionsQueryDto): Promise<StreamableFile> {
@@ -48,6 +49,7 @@ export class OpenAiCostsController {
       "OpenAI's Costs API: daily buckets of `organization.costs.result` with `amount: {value, currency}`. `line_item` is the " +
       'model. Scoped like the usage report.',
     response: OpenAiCostsPageDto,
+    report: true,
   })
   async costs(@Auth() principal: Principal, @Query() query: OpenAiCostsQueryDto): Promise<StreamableFile> {
     return pageBody(await this.reports.openAiCosts(principal, query));

@@ -5,6 +5,7 @@ import { Principal } from '../auth/principal';
 import { AppException } from '../common/errors';
 import { parseDecimalToNano, TokenPrices } from '../common/money';
 import { SetPriceDto } from './dto/price.dto';
+import { IngestMetrics } from './ingest-metrics';
 import { inForce, ModelPrice } from './entities/model-price.entity';
 
 /** Finds the price in force for a model at a time (Unix seconds), or undefined when it has none. */
@@ -21,7 +22,10 @@ export function tokenPrices(version: ModelPrice): TokenPrices {
 /** The price book (SPEC §3.1): versions per model, each in force from its `effective_from`. */
 @Injectable()
 export class PriceBookService {
-  constructor(@InjectRepository(ModelPrice) private readonly prices: Repository<ModelPrice>) {}
+  constructor(
+    @InjectRepository(ModelPrice) private readonly prices: Repository<ModelPrice>,
+    private readonly metrics: IngestMetrics,
+  ) {}
 
   /** Adds a price version (or replaces the one with the same model and effective_from). */
   async set(principal: Principal, model: string, dto: SetPriceDto): Promise<ModelPrice> {
@@ -37,6 +41,7 @@ export class PriceBookService {
       },
       ['model', 'effectiveFrom'],
     );
+    this.metrics.invalidate(); // a new model may now have its own spend label
     return this.prices.findOneByOrFail({ model, effectiveFrom });
   }
 

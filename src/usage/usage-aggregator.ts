@@ -1,6 +1,8 @@
-import { Injectable } from '@nestjs/common';
+import { HttpStatus, Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
+import { AppException, ErrorCode, ErrorType } from '../common/errors';
+import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { Dimension, Measure, narrowestRollup, NULLABLE_DIMENSIONS, RAW_MEASURE_SQL, rawDimensionSql } from './rollups';
 import { BucketWidth, decomposeRange, Granularity, GRANULARITY_SECONDS, Segment, WIDTH_GRANULARITY, WIDTH_SECONDS } from './time-buckets';
 
@@ -13,6 +15,13 @@ export interface UsageFilter {
   batch?: boolean;
 }
 
+/** A page of groups, largest `measure` first (ties in key order). */
+export interface AggregateOrder {
+  measure: Measure;
+  limit: number;
+  offset: number;
+}
+
 export interface AggregateQuery {
   /** [from, to) in Unix seconds, any alignment. */
   from: number;
@@ -22,6 +31,8 @@ export interface AggregateQuery {
   dimensions: Dimension[];
   measures: Measure[];
   filter: UsageFilter;
+  /** Omitted: every group, in key order. */
+  page?: AggregateOrder;
 }
 
 export interface AggregateRow {
@@ -77,6 +88,11 @@ export function buildAggregateSql(query: AggregateQuery): { sql: string; params:
     parts.length === 1
       ? parts[0]
       : `SELECT ${[...keys, ...query.measures.map((m) => `SUM(${m}) AS ${m}`)].join(', ')} FROM (${parts.join(' UNION ALL ')}) u${groupBy(keyCount)}`;
+  if (query.page) {
+    if (!query.measures.includes(query.page.measure)) throw new Error(`cannot order by ${query.page.measure}: not a measure of the query`);
+    const order = [`${query.page.measure} DESC`, ...(keyCount > 0 ? [positions(keyCount)] : [])].join(', ');
+    return { sql: `${sql} ORDER BY ${order} LIMIT ${param(query.page.limit)} OFFSET ${param(query.page.offset)}`, params };
+  }
   return { sql: keyCount > 0 ? `${sql} ORDER BY ${positions(keyCount)}` : sql, params };
 }
 
@@ -105,10 +121,20 @@ function iso(unixSeconds: number): string {
   return new Date(unixSeconds * 1000).toISOString();
 }
 
-/** Runs aggregate queries over the rollups (and raw records for sub-minute edges). */
+/** PostgreSQL's code for a statement cancelled by statement_timeout. */
+const QUERY_CANCELED = '57014';
+
+/**
+ * Runs aggregate queries over the rollups (and raw records for sub-minute edges). Every query runs
+ * under REPORT_STATEMENT_TIMEOUT_MS: a report too large to answer in time ends as a 503
+ * `report_timeout` instead of holding a connection and a CPU for as long as it takes.
+ */
 @Injectable()
 export class UsageAggregator {
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
 
   async aggregate(query: AggregateQuery): Promise<AggregateRow[]> {
     return [...(await this.aggregateLazily(query))];
@@ -121,8 +147,37 @@ export class UsageAggregator {
   async aggregateLazily(query: AggregateQuery): Promise<Iterable<AggregateRow>> {
     const built = buildAggregateSql(query);
     if (!built) return [];
-    const rows: Array<Record<string, unknown>> = await this.dataSource.query(built.sql, built.params);
+    const rows = await this.queryWithTimeout(built.sql, built.params);
     return convertRows(rows, query);
+  }
+
+  /** One query in its own transaction, with a local statement_timeout (the pooled connection keeps no setting). */
+  private async queryWithTimeout(sql: string, params: unknown[]): Promise<Array<Record<string, unknown>>> {
+    const runner = this.dataSource.createQueryRunner();
+    await runner.connect();
+    let open = false;
+    try {
+      // One round trip (simple protocol): the timeout is an integer from validated configuration.
+      await runner.query(`BEGIN; SET LOCAL statement_timeout = ${Math.trunc(this.config.reportStatementTimeoutMs)}`);
+      open = true;
+      const rows: Array<Record<string, unknown>> = await runner.query(sql, params);
+      await runner.query('COMMIT');
+      open = false;
+      return rows;
+    } catch (err) {
+      if (open) await runner.query('ROLLBACK').catch(() => undefined);
+      if ((err as { driverError?: { code?: string } }).driverError?.code === QUERY_CANCELED) {
+        throw new AppException(
+          HttpStatus.SERVICE_UNAVAILABLE,
+          ErrorType.Unavailable,
+          ErrorCode.ReportTimeout,
+          `The report did not finish within ${this.config.reportStatementTimeoutMs} ms; ask for a shorter range, fewer groups or a smaller page`,
+        );
+      }
+      throw err;
+    } finally {
+      await runner.release();
+    }
   }
 }
 

@@ -5,6 +5,7 @@ import { describeError } from '../common/error-mapping';
 import { AppException, FieldProblem } from '../common/errors';
 import { computeCostNano, MAX_BIGINT } from '../common/money';
 import { IngestRecordDto } from './dto/ingest.dto';
+import { IngestMetrics } from './ingest-metrics';
 import { PriceBookService, PriceResolver } from './price-book.service';
 import { aggregateRollup, RollupInput, ROLLUPS, upsertRollups } from './rollups';
 
@@ -58,6 +59,7 @@ export class UsageIngestService {
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly priceBook: PriceBookService,
+    private readonly metrics: IngestMetrics,
   ) {}
 
   /**
@@ -84,6 +86,10 @@ export class UsageIngestService {
     // Sorted by (org, id): concurrent batches take row locks in the same order.
     const sorted = [...unique.values()].sort((a, b) => compare(a.orgId, b.orgId) || compare(a.id, b.id));
     const fresh = await this.store(sorted);
+    await this.metrics.record(
+      fresh.map((r) => ({ model: String(r.dimensions.model), costNano: r.measures.cost_nano })),
+      records.length - fresh.length,
+    );
     await this.notify(fresh);
     const ingested = fresh.map((r) => ({
       orgId: r.orgId,

@@ -5,7 +5,7 @@ import { decodeCursor, encodeCursor, fingerprint, invalidCursor } from '../commo
 import { AppException } from '../common/errors';
 import { nanoToNumber } from '../common/money';
 import { CompletionsGroupBy, CompletionsQueryDto, CompletionsResultDto, DEFAULT_LIMITS } from './dto/completions.dto';
-import { CostLineDto, CostsQueryDto, CostsReportDto } from './dto/costs.dto';
+import { COSTS_DEFAULT_LIMIT, CostLineDto, CostsQueryDto, CostsReportDto } from './dto/costs.dto';
 import { OpenAiCostsQueryDto, OpenAiCostsResultDto } from './dto/openai-costs.dto';
 import { Dimension, Measure } from './rollups';
 import { Page, PageBucket } from './page-body';
@@ -47,6 +47,15 @@ interface Cursor {
   f: string;
 }
 
+/** A costs cursor: the offset of the next line and the query's fingerprint. */
+interface CostsCursor {
+  o: number;
+  f: string;
+}
+
+const isCostsCursor = (v: unknown): v is CostsCursor =>
+  typeof v === 'object' && v !== null && Number.isSafeInteger((v as CostsCursor).o) && (v as CostsCursor).o > 0 && typeof (v as CostsCursor).f === 'string';
+
 const isCursor = (v: unknown): v is Cursor =>
   typeof v === 'object' && v !== null && [(v as Cursor).n, (v as Cursor).e].every(Number.isSafeInteger) && typeof (v as Cursor).f === 'string';
 
@@ -78,33 +87,45 @@ export class UsageReportsService {
     );
   }
 
-  /** SPEC §3.3: cost per group over the range, the exact total, and the models without a price. */
+  /**
+   * SPEC §3.3: cost per group over the range, most expensive first, a page of `limit` lines at a
+   * time; the exact total over all lines, and the models without a price.
+   */
   async costs(principal: Principal, query: CostsQueryDto): Promise<CostsReportDto> {
     const range = resolveRange(query.start_time, query.end_time);
     const groupBy = query.group_by ?? [];
     const filter = usageFilter(principal, query);
-    const [rows, unpriced] = await Promise.all([
-      this.aggregator.aggregate({ ...range, dimensions: groupBy.map(toDimension), measures: ['cost_nano'], filter }),
+    const limit = query.limit ?? COSTS_DEFAULT_LIMIT;
+    const print = fingerprint({ r: 'costs', s: range.from, e: range.to, g: groupBy, f: filter });
+    const cursor = query.page === undefined ? undefined : decodeCursor(query.page, isCostsCursor);
+    if (cursor && cursor.f !== print) throw invalidCursor();
+    const offset = cursor?.o ?? 0;
+    const [rows, totals, unpriced] = await Promise.all([
+      this.aggregator.aggregate({
+        ...range,
+        dimensions: groupBy.map(toDimension),
+        measures: ['cost_nano'],
+        filter,
+        page: { measure: 'cost_nano', limit: limit + 1, offset },
+      }),
+      this.aggregator.aggregate({ ...range, dimensions: [], measures: ['cost_nano'], filter }),
       this.aggregator.aggregate({ ...range, dimensions: ['model'], measures: ['unpriced_requests'], filter }),
     ]);
-    const data: CostLineDto[] = rows
-      .map((row) => {
-        const value = (field: string) => (groupBy.includes(field as never) ? (row.dimensions[toDimension(field)] as string | null) : null);
-        const costNano = row.measures.cost_nano!;
-        return {
-          model: value('model'),
-          api_key_id: value('api_key_id'),
-          team_id: value('team_id'),
-          external_user_id: value('external_user_id'),
-          org_id: value('org_id'),
-          cost: nanoToNumber(costNano),
-          cost_nano: costNano.toString(),
-          sortKey: costNano,
-        };
-      })
-      .sort((a, b) => (a.sortKey > b.sortKey ? -1 : a.sortKey < b.sortKey ? 1 : 0))
-      .map(({ sortKey: _sortKey, ...line }) => line);
-    const total = rows.reduce((sum, row) => sum + row.measures.cost_nano!, 0n);
+    const data: CostLineDto[] = rows.slice(0, limit).map((row) => {
+      const value = (field: string) => (groupBy.includes(field as never) ? (row.dimensions[toDimension(field)] as string | null) : null);
+      const costNano = row.measures.cost_nano!;
+      return {
+        model: value('model'),
+        api_key_id: value('api_key_id'),
+        team_id: value('team_id'),
+        external_user_id: value('external_user_id'),
+        org_id: value('org_id'),
+        cost: nanoToNumber(costNano),
+        cost_nano: costNano.toString(),
+      };
+    });
+    const hasMore = rows.length > limit;
+    const total = totals[0]?.measures.cost_nano ?? 0n;
     return {
       object: 'llm.usage.costs',
       currency: this.config.currency,
@@ -112,6 +133,8 @@ export class UsageReportsService {
       end_time: range.to,
       group_by: groupBy,
       data,
+      has_more: hasMore,
+      next_page: hasMore ? encodeCursor({ o: offset + limit, f: print }) : null,
       total_cost: nanoToNumber(total),
       total_cost_nano: total.toString(),
       unpriced_models: unpriced

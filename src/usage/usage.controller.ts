@@ -58,6 +58,7 @@ export class UsageController {
     summary: 'Usage of chat completions',
     description: COMPLETIONS_DESCRIPTION,
     response: CompletionsPageDto,
+    report: true,
     responseExamples: USAGE_PAGE_EXAMPLES,
   })
   async completions(@Auth() principal: Principal, @Query() query: CompletionsQueryDto): Promise<StreamableFile> {
@@ -72,8 +73,11 @@ export class UsageController {
       'Cost over [start_time, end_time), per group, most expensive first, with the exact total in nano-units and the models ' +
       'that had no price (their records count 0). Any alignment is exact: whole days are read from daily rollups, the ragged ' +
       'hours and minutes around them from hourly and per-minute rollups, and only sub-minute edges from raw records. Scoped ' +
-      'like the usage report.',
+      'like the usage report. `limit` lines per page (default 1000, at most 10000); while `has_more` is true, send `next_page` ' +
+      'back as `page` (lines are ranked anew on each page, so records arriving for the range can shift them; the totals always ' +
+      'cover every line). Every report query runs under REPORT_STATEMENT_TIMEOUT_MS: one that cannot finish in time is a 503 `report_timeout`.',
     response: CostsReportDto,
+    report: true,
     responseExamples: COSTS_REPORT_EXAMPLES,
   })
   costs(@Auth() principal: Principal, @Query() query: CostsQueryDto): Promise<CostsReportDto> {

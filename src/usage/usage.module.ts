@@ -4,6 +4,7 @@ import { CompletionRecord } from './entities/completion-record.entity';
 import { ModelPrice } from './entities/model-price.entity';
 import { UsageRollupDay, UsageRollupDayByKey, UsageRollupHour, UsageRollupHourByKey, UsageRollupMinute } from './entities/usage-rollup.entity';
 import { OpenAiCostsController, OpenAiUsageController } from './openai-compat.controller';
+import { IngestMetrics } from './ingest-metrics';
 import { PriceBookService } from './price-book.service';
 import { PricesController } from './prices.controller';
 import { UsageAggregator } from './usage-aggregator';
@@ -20,7 +21,7 @@ import { ReservationsModule } from '../reservations/reservations.module';
  */
 @Module({
   imports: [TypeOrmModule.forFeature([CompletionRecord, ModelPrice, UsageRollupMinute, UsageRollupHour, UsageRollupDay, UsageRollupHourByKey, UsageRollupDayByKey])],
-  providers: [PriceBookService, UsageAggregator, UsageIngestService, UsageReportsService, UsageSpendService],
+  providers: [PriceBookService, UsageAggregator, UsageIngestService, UsageReportsService, UsageSpendService, IngestMetrics],
   exports: [PriceBookService, UsageIngestService, UsageReportsService, UsageSpendService],
 })
 export class UsageModule {}

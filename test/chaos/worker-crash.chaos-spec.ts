@@ -46,6 +46,7 @@ describe('chaos: worker crashes and a Redis restart during evaluation and delive
     ALERT_EVALUATION_INTERVAL_MS: '200',
     WEBHOOK_RETRY_BASE_MS: '50',
     LOG_LEVEL: 'error',
+    WORKER_METRICS_PORT: '0', // several workers on one machine
   });
   const spawnWorker = () => {
     const child = spawn(process.execPath, [WORKER], { env: workerEnv(), stdio: 'ignore' });

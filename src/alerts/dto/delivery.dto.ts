@@ -47,7 +47,7 @@ export class WebhookDeliveryDto {
   @ApiProperty({ type: 'integer', nullable: true, description: 'Milliseconds until the response head arrived (or the attempt ended)', example: 84 })
   latency_ms: number | null;
 
-  @ApiProperty({ type: String, nullable: true, description: 'Where the attempt was sent', example: 'https://hooks.example.com/tally' })
+  @ApiProperty({ type: String, nullable: true, description: 'Where the attempt was sent: in full only for callers who may change the budget, otherwise cut to `scheme://host/…`', example: 'https://hooks.example.com/tally' })
   url: string | null;
 
   @ApiProperty({ type: 'integer', nullable: true, description: 'When the attempt was made, Unix seconds (null while pending)', example: 1795296000 })

@@ -1,5 +1,6 @@
 import { ApiProperty, ApiSchema } from '@nestjs/swagger';
 import { notFound } from '../../common/api-responses';
+import { ListPageDto, ListPageQueryDto } from '../../common/list-page';
 import { EnumField, StringField } from '../../common/validation';
 import { ApiKey } from '../api-key.entity';
 import { ALL_ROLES, Role } from '../role';
@@ -85,7 +86,7 @@ export class CreatedApiKeyDto extends ApiKeyDto {
 }
 
 @ApiSchema({ name: 'ApiKeyList' })
-export class ApiKeyListDto {
+export class ApiKeyListDto extends ListPageDto {
   @ApiProperty({ enum: ['list'], example: 'list' })
   object: 'list';
 
@@ -93,7 +94,7 @@ export class ApiKeyListDto {
   data: ApiKeyDto[];
 }
 
-export class ListApiKeysQueryDto {
+export class ListApiKeysQueryDto extends ListPageQueryDto {
   @StringField({
     description: 'Only keys of this org (cluster admins only)',
     example: 'org_3ZkQ9mW2pL8xYc4RtV7bN1sD',

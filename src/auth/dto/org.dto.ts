@@ -1,4 +1,5 @@
 import { ApiProperty, ApiSchema } from '@nestjs/swagger';
+import { ListPageDto, ListPageQueryDto } from '../../common/list-page';
 import { StringField } from '../../common/validation';
 import { unixSeconds } from '../../common/unix-time';
 import { Org } from '../org.entity';
@@ -26,10 +27,12 @@ export class OrgDto {
 }
 
 @ApiSchema({ name: 'OrgList' })
-export class OrgListDto {
+export class OrgListDto extends ListPageDto {
   @ApiProperty({ enum: ['list'], example: 'list' })
   object: 'list';
 
   @ApiProperty({ type: [OrgDto] })
   data: OrgDto[];
 }
+
+export class ListOrgsQueryDto extends ListPageQueryDto {}

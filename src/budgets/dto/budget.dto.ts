@@ -1,4 +1,6 @@
 import { ID_PATTERN } from '../../common/ids';
+import { JsonDecimal } from '../../common/json-decimal';
+import { ListPageDto, ListPageQueryDto } from '../../common/list-page';
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
@@ -7,19 +9,16 @@ import {
   ArrayUnique,
   IsArray,
   IsIn,
-  IsNumber,
   IsOptional,
-  IsPositive,
   IsString,
   IsUrl,
   Matches,
-  Max,
   MaxLength,
   MinLength,
   ValidateIf,
   ValidateNested,
 } from 'class-validator';
-import { EnumField, NO_CONTROL_CHARACTERS, StringField } from '../../common/validation';
+import { EnumField, ExactDecimalField, NO_CONTROL_CHARACTERS, StringField } from '../../common/validation';
 import { BUDGET_PERIODS, BudgetPeriod } from '../budget-window';
 import type { BudgetOwner, BudgetScope, LimitKind, ThresholdAction } from '../budget.entity';
 
@@ -27,20 +26,23 @@ export const BUDGET_SCOPES: readonly BudgetScope[] = ['org', 'apikey'];
 export const BUDGET_OWNERS: readonly BudgetOwner[] = ['cluster', 'org'];
 export const LIMIT_KINDS: readonly LimitKind[] = ['cost', 'tokens'];
 export const THRESHOLD_ACTIONS: readonly ThresholdAction[] = ['alert', 'block'];
+/** SPEC §4: pct > 0, at most 6 decimals and 1,000,000,000 (the seed's SDK example sends 793338). */
+export const MAX_PCT = '1000000000';
+export const MAX_PCT_DECIMALS = 6;
+/** SPEC §4: limit > 0, at most 9 decimals and 10^15. */
+export const MAX_LIMIT = '1000000000000000';
 
 @ApiSchema({ name: 'BudgetThreshold' })
 export class ThresholdDto {
-  @IsNumber({ allowNaN: false, allowInfinity: false, maxDecimalPlaces: 6 })
-  @IsPositive()
-  @Max(1000)
-  @ApiProperty({
-    description: 'Percent of the limit (greater than 0, at most 1000, unique in the list)',
+  @ExactDecimalField({
+    description:
+      'Percent of the limit: greater than 0, at most 6 decimals, at most 1,000,000,000, unique in the list. Read exactly in any JSON number form (`80`, `8e1`, `33.333333`).',
     example: 80,
-    exclusiveMinimum: true,
-    minimum: 0,
-    maximum: 1000,
+    maxDecimals: MAX_PCT_DECIMALS,
+    max: MAX_PCT,
+    min: 'positive',
   })
-  pct: number;
+  pct: string;
 
   @IsOptional()
   @IsIn(THRESHOLD_ACTIONS as ThresholdAction[], { message: `must be one of: ${THRESHOLD_ACTIONS.join(', ')}` })
@@ -61,22 +63,20 @@ export class SetBudgetDto {
   @EnumField(LIMIT_KINDS, { description: 'What the limit counts: cost (major currency units) or tokens (input + output)', enumName: 'LimitKind', example: 'tokens' })
   limit_kind: LimitKind;
 
-  @IsNumber({ allowNaN: false, allowInfinity: false, maxDecimalPlaces: 9 })
-  @IsPositive()
-  @Max(1e18)
-  @ApiProperty({
-    description: 'Limit in major units: currency amount for cost, token count for tokens',
+  @ExactDecimalField({
+    description:
+      'Limit in major units: currency amount for cost, token count for tokens. Greater than 0, at most 9 decimals, at most 10^15; read exactly in any JSON number form (`1e3` is 1000).',
     example: 3281.35,
-    exclusiveMinimum: true,
-    minimum: 0,
-    maximum: 1e18,
+    maxDecimals: 9,
+    max: MAX_LIMIT,
+    min: 'positive',
   })
-  limit: number;
+  limit: string;
 
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(20)
-  @ArrayUnique((t: ThresholdDto) => t?.pct, { message: 'must not repeat a pct' })
+  @ArrayUnique((t: ThresholdDto) => (typeof t?.pct === 'string' ? t.pct : t), { message: 'must not repeat a pct' })
   @ValidateNested({ each: true })
   @Type(() => ThresholdDto)
   @ApiProperty({ type: [ThresholdDto], minItems: 1, maxItems: 20, example: [{ pct: 80, action: 'alert' }, { pct: 100, action: 'block' }] })
@@ -178,13 +178,23 @@ export class BudgetDto {
   @ApiProperty({ enum: LIMIT_KINDS, enumName: 'LimitKind', example: 'tokens' })
   limit_kind: LimitKind;
 
-  @ApiProperty({ example: 3281.35 })
-  limit: number;
+  @ApiProperty({
+    type: Number,
+    example: 3281.35,
+    description: 'The limit exactly as set: every digit is written (up to 16 + 9), so read it with a decimal-aware JSON parser if you need them all',
+  })
+  limit: JsonDecimal;
 
   @ApiProperty({ type: [ThresholdResultDto] })
   thresholds: ThresholdResultDto[];
 
-  @ApiProperty({ type: String, nullable: true, example: 'https://hooks.example.com/tally' })
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    example: 'https://hooks.example.com/tally',
+    description:
+      'Where alerts are POSTed. In full only for callers who may change this budget (cluster admins; org admins for `owner: org` budgets of their org); everyone else sees `scheme://host/…` (webhook URLs often carry tokens).',
+  })
   alert_webhook_url: string | null;
 
   @ApiProperty({ type: SpendDto })
@@ -215,6 +225,15 @@ export class BudgetListDto {
   data: BudgetDto[];
 }
 
+@ApiSchema({ name: 'BudgetPage' })
+export class BudgetPageDto extends ListPageDto {
+  @ApiProperty({ enum: ['list'], example: 'list' })
+  object: 'list';
+
+  @ApiProperty({ type: [BudgetDto], description: 'Oldest first' })
+  data: BudgetDto[];
+}
+
 @ApiSchema({ name: 'DeletedBudget' })
 export class DeletedBudgetDto {
   @ApiProperty({ example: 'bud_4kQ9mW2pL8xYc4RtV7bN1sDa' })
@@ -227,7 +246,7 @@ export class DeletedBudgetDto {
   deleted: true;
 }
 
-export class ListBudgetsQueryDto {
+export class ListBudgetsQueryDto extends ListPageQueryDto {
   @EnumField(BUDGET_SCOPES, { description: 'Only budgets of this scope', example: 'apikey', optional: true })
   scope?: BudgetScope;
 

@@ -2,12 +2,12 @@ import type { Examples } from '../../common/api-responses';
 
 /**
  * Bodies shown in the OpenAPI document (and pre-filled by Swagger UI's "Try it out"). The set
- * request is the MKA1 seed's (budgets-set-apikey.txt), with a pct inside our 0-1000 range.
+ * request is the MKA1 seed's (budgets-set-apikey.txt), exactly as its SDK example sends it.
  */
 export const SET_BUDGET_REQUEST_EXAMPLES: Examples = {
   mka1: {
-    summary: 'Weekly token budget with an alert at 80% (the MKA1 example)',
-    value: { period: 'weekly', limit_kind: 'tokens', limit: 3281.35, thresholds: [{ pct: 80, action: 'alert' }] },
+    summary: "The MKA1 SDK example: weekly token budget, alert at pct 793338 (any pct up to 1,000,000,000)",
+    value: { period: 'weekly', limit_kind: 'tokens', limit: 3281.35, thresholds: [{ pct: 793338, action: 'alert' }] },
   },
   withBlockAndWebhook: {
     summary: 'Monthly cost budget: alert at 80%, block at 100%, webhook alerts',

@@ -1,9 +1,11 @@
 import { ApiProperty, ApiSchema } from '@nestjs/swagger';
-import { EnumArrayQueryField } from '../../common/validation';
-import { EndTimeField, OrgIdFilterField, StartTimeField } from './query-fields';
+import { EnumArrayQueryField, IntField } from '../../common/validation';
+import { EndTimeField, OrgIdFilterField, PageField, StartTimeField } from './query-fields';
 
 export const COSTS_GROUP_BY = ['model', 'api_key_id', 'team_id', 'external_user_id', 'org_id'] as const;
 export type CostsGroupBy = (typeof COSTS_GROUP_BY)[number];
+export const COSTS_DEFAULT_LIMIT = 1000;
+export const COSTS_MAX_LIMIT = 10000;
 
 /** GET /api/v1/llm/usage/costs (SPEC §3.3). */
 export class CostsQueryDto {
@@ -22,6 +24,12 @@ export class CostsQueryDto {
 
   @OrgIdFilterField()
   org_id?: string;
+
+  @IntField({ description: `Lines per page, 1-${COSTS_MAX_LIMIT}; default ${COSTS_DEFAULT_LIMIT}`, example: COSTS_DEFAULT_LIMIT, min: 1, max: COSTS_MAX_LIMIT, fromQuery: true, optional: true })
+  limit?: number;
+
+  @PageField()
+  page?: string;
 }
 
 @ApiSchema({ name: 'CostLine' })
@@ -65,13 +73,19 @@ export class CostsReportDto {
   @ApiProperty({ enum: COSTS_GROUP_BY, enumName: 'CostsGroupBy', isArray: true, example: ['model'] })
   group_by: CostsGroupBy[];
 
-  @ApiProperty({ type: [CostLineDto], description: 'One line per group with usage in the range, most expensive first' })
+  @ApiProperty({ type: [CostLineDto], description: 'One line per group with usage in the range, most expensive first; a page of `limit` lines' })
   data: CostLineDto[];
 
-  @ApiProperty({ example: 0.00525 })
+  @ApiProperty({ description: 'Whether more lines follow: pass `next_page` as `page`', example: false })
+  has_more: boolean;
+
+  @ApiProperty({ type: String, nullable: true, description: 'Cursor of the next page, null on the last one', example: null })
+  next_page: string | null;
+
+  @ApiProperty({ example: 0.00525, description: 'Total over every line of the range (every page)' })
   total_cost: number;
 
-  @ApiProperty({ example: '5250000' })
+  @ApiProperty({ example: '5250000', description: 'Exact total over every line of the range (every page), nano-units' })
   total_cost_nano: string;
 
   @ApiProperty({

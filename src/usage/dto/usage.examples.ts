@@ -84,6 +84,8 @@ export const COSTS_REPORT_EXAMPLES: Examples = {
         { model: 'meetkai:functionary-urdu-mini-pak', api_key_id: null, team_id: null, external_user_id: null, org_id: null, cost: 12.5, cost_nano: '12500000000' },
         { model: 'meetkai:unpriced-preview', api_key_id: null, team_id: null, external_user_id: null, org_id: null, cost: 0, cost_nano: '0' },
       ],
+      has_more: false,
+      next_page: null,
       total_cost: 12.5,
       total_cost_nano: '12500000000',
       unpriced_models: ['meetkai:unpriced-preview'],
