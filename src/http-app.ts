@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { parse as parseQuery } from 'qs';
 import { AppModule } from './app.module';
 import { AllExceptionsFilter } from './common/all-exceptions.filter';
+import { MAX_REQUEST_HEAD_BYTES } from './common/api-responses';
 import { clientErrorHandler, frameworkErrorHandler, parseJsonObject } from './common/http-guards';
 import { stringifyExact } from './common/json-decimal';
 import { NestPinoLogger } from './common/logger';
@@ -13,6 +14,7 @@ import { createValidationPipe } from './common/validation';
 import { AppConfig } from './config/app-config';
 import { MetricsService } from './metrics/metrics.service';
 import { buildOpenApiDocument, mountSwaggerUi } from './openapi';
+import { registerOtlpBodyParsing } from './usage/otlp/otlp-body';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -55,6 +57,7 @@ export async function createHttpApp(
   // pushed its garbage into the old generation (see BENCHMARKS.md, part 3).
   const instance = createFastify({
     bodyLimit: config.bodyLimitBytes,
+    http: { maxHeaderSize: MAX_REQUEST_HEAD_BYTES },
     // The client's X-Request-ID is echoed when it is a sane token; otherwise one is generated.
     requestIdHeader: false,
     genReqId: (req) => {
@@ -87,6 +90,7 @@ export async function createHttpApp(
       done(err as Error, undefined);
     }
   });
+  registerOtlpBodyParsing(instance);
   // Replies as JSON.stringify would, except that exact numbers (a budget's limit) keep every digit.
   fastify.setReplySerializer((payload) => stringifyExact(payload));
   fastify.addHook('onRequest', async (request, reply) => {

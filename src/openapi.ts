@@ -3,6 +3,8 @@ import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import type { ParameterObject, SchemaObject } from '@nestjs/swagger/dist/interfaces/open-api-spec.interface';
 import { dump } from 'js-yaml';
 import { BEARER_SCHEME, ON_BEHALF_OF_SCHEME } from './auth/auth.decorators';
+import { collapseAnyMethodOperations } from './common/any-method';
+import { addSdkRetries } from './common/sdk-extensions';
 import { operationId } from './common/sdk-namespace';
 
 const DESCRIPTION = `Usage metering and spend budgets for an LLM API gateway, compatible with the MKA1 \`llm.usage\` and \`llm.budgets\` APIs.
@@ -47,9 +49,10 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
   // The package is UNLICENSED (proprietary): there is no license document to link to.
   config.info.license = { name: 'Proprietary' };
   config.tags = TAGS.map(([name, description]) => ({ name, description }));
-  return SwaggerModule.createDocument(app, config, {
+  const document = SwaggerModule.createDocument(app, config, {
     operationIdFactory: operationId,
   });
+  return addSdkRetries(collapseAnyMethodOperations(document));
 }
 
 /** Stable YAML: keys sorted at every level, so the checked-in file only changes when the API does. */

@@ -39,6 +39,31 @@ const budgetBody = { period: 'monthly', limit_kind: 'cost', limit: 100, threshol
 const now = Math.floor(Date.now() / 1000);
 const same = (url: string, body?: unknown) => async () => ({ url, body });
 
+let otlpSpans = 0;
+/** An OTLP/JSON export of one GenAI span of `apiKeyId`. */
+const otlpExport = (apiKeyId: string) => ({
+  resourceSpans: [
+    {
+      resource: { attributes: [{ key: 'tally.api_key_id', value: { stringValue: apiKeyId } }] },
+      scopeSpans: [
+        {
+          spans: [
+            {
+              traceId: 'aa'.repeat(16),
+              spanId: (++otlpSpans).toString(16).padStart(16, '0'),
+              endTimeUnixNano: `${now}000000000`,
+              attributes: [
+                { key: 'gen_ai.request.model', value: { stringValue: 'm' } },
+                { key: 'gen_ai.usage.input_tokens', value: { intValue: '1' } },
+              ],
+            },
+          ],
+        },
+      ],
+    },
+  ],
+});
+
 const TABLE: Record<string, Row> = {
   'orgs.create': { method: 'POST', path: '/api/v1/orgs', request: same('/api/v1/orgs', { name: 'New' }), expect: { cluster_admin: 201, org_admin: 403, member: 403, ingest: 403 } },
   'orgs.list': { method: 'GET', path: '/api/v1/orgs', request: same('/api/v1/orgs'), expect: { cluster_admin: 200, org_admin: 403, member: 403, ingest: 403 } },
@@ -123,6 +148,19 @@ const TABLE: Record<string, Row> = {
     path: '/api/v1/llm/budgets/deliveries/{deliveryId}/redeliver',
     request: async (t) => ({ url: `/api/v1/llm/budgets/deliveries/${await t.freshDeliveryId()}/redeliver` }),
     expect: { cluster_admin: [202, 202], org_admin: [202, 404], member: 403, ingest: 403 },
+  },
+  'llm.usage.otlp.exportTraces': {
+    method: 'POST',
+    path: '/api/v1/llm/usage/otlp/v1/traces',
+    request: async (t) => ({ url: '/api/v1/llm/usage/otlp/v1/traces', body: otlpExport(t.memberKeyId) }),
+    expect: { cluster_admin: [200, 200], org_admin: 403, member: 403, ingest: [200, 200] },
+  },
+  // The forward-auth gate answers for the caller's own key, whatever its role: there is no target.
+  'llm.budgets.authorize': {
+    method: 'GET',
+    path: '/api/v1/llm/budgets/authorize',
+    request: same('/api/v1/llm/budgets/authorize'),
+    expect: { cluster_admin: 200, org_admin: 200, member: 200, ingest: 200 },
   },
   'llm.budgets.check': {
     method: 'POST',

@@ -5,6 +5,7 @@ import { Principal } from '../auth/principal';
 import { Role } from '../auth/role';
 import { BudgetIdParamsDto } from '../budgets/dto/budget.dto';
 import { notFound, Operation } from '../common/api-responses';
+import { AFTER_LAST_ID, CursorPaginated } from '../common/sdk-extensions';
 import { SdkNamespace } from '../common/sdk-namespace';
 import { DELIVERY_IN_PROGRESS_EXAMPLE, DeliveryLogService } from './delivery-log.service';
 import { DeliveryIdParamsDto, ListDeliveriesQueryDto, WebhookDeliveryDto, WebhookDeliveryListDto } from './dto/delivery.dto';
@@ -30,6 +31,7 @@ export class DeliveriesController {
     response: WebhookDeliveryListDto,
     notFound: notFound('Budget', 'bud_4kQ9mW2pL8xYc4RtV7bN1sDa'),
   })
+  @CursorPaginated(AFTER_LAST_ID)
   listDeliveries(@Auth() principal: Principal, @Param() params: BudgetIdParamsDto, @Query() query: ListDeliveriesQueryDto): Promise<WebhookDeliveryListDto> {
     return this.log.list(principal, params.budgetId, query);
   }

@@ -1,4 +1,5 @@
 import { Body, Controller, Delete, Get, Param, Post, Query } from '@nestjs/common';
+import { AFTER_LAST_ID, CursorPaginated } from '../common/sdk-extensions';
 import { SdkNamespace } from '../common/sdk-namespace';
 import { ApiTags } from '@nestjs/swagger';
 import { Operation } from '../common/api-responses';
@@ -48,6 +49,7 @@ export class ApiKeysController {
       'Oldest first, a page at a time (`limit`, default 100, at most 1000): while `has_more` is true, pass `last_id` as `after`.',
     response: ApiKeyListDto,
   })
+  @CursorPaginated(AFTER_LAST_ID)
   async list(@Auth() principal: Principal, @Query() query: ListApiKeysQueryDto): Promise<ApiKeyListDto> {
     const page = await this.apiKeys.list(principal, query);
     return { object: 'list', data: page.items.map(ApiKeyDto.from), has_more: page.has_more, last_id: page.last_id };

@@ -1,4 +1,5 @@
 import { Body, Controller, Get, Param, Post, Query } from '@nestjs/common';
+import { AFTER_LAST_ID, CursorPaginated } from '../common/sdk-extensions';
 import { SdkNamespace } from '../common/sdk-namespace';
 import { ApiTags } from '@nestjs/swagger';
 import { Operation } from '../common/api-responses';
@@ -30,6 +31,7 @@ export class OrgsController {
       'Every org, oldest first, a page at a time (`limit`, default 100, at most 1000): while `has_more` is true, pass `last_id` as `after`. Cluster admins only.',
     response: OrgListDto,
   })
+  @CursorPaginated(AFTER_LAST_ID)
   async list(@Query() query: ListOrgsQueryDto): Promise<OrgListDto> {
     const page = await this.orgs.list(query);
     return { object: 'list', data: page.items.map(OrgDto.from), has_more: page.has_more, last_id: page.last_id };

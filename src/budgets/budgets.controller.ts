@@ -5,6 +5,7 @@ import { API_KEY_NOT_FOUND, ApiKeyIdParamsDto, ORG_NOT_FOUND, OrgIdParamsDto } f
 import { Principal } from '../auth/principal';
 import { Role } from '../auth/role';
 import { notFound, Operation } from '../common/api-responses';
+import { AFTER_LAST_ID, CursorPaginated, Idempotent } from '../common/sdk-extensions';
 import { SdkNamespace } from '../common/sdk-namespace';
 import { BudgetCheckService } from './budget-check.service';
 import { toBudgetDto } from './budget.mapper';
@@ -82,6 +83,7 @@ export class BudgetsController {
     responseExamples: BUDGET_CHECK_RESPONSE_EXAMPLES,
     notFound: notFound('API key', 'key_8hYt2LmQ4xWv9RkP3sZc6NbD', 'No such API key'),
   })
+  @Idempotent()
   check(@Body() body: BudgetCheckDto): Promise<BudgetCheckResultDto> {
     return this.checks.check(body.api_key_id);
   }
@@ -96,6 +98,7 @@ export class BudgetsController {
       '`alert_webhook_url` is in full only for callers who may change the budget, otherwise cut to `scheme://host/…`.',
     response: BudgetPageDto,
   })
+  @CursorPaginated(AFTER_LAST_ID)
   async list(@Auth() principal: Principal, @Query() query: ListBudgetsQueryDto): Promise<BudgetPageDto> {
     const page = await this.budgets.list(principal, query);
     return { ...(await this.listOf(principal, page.items)), has_more: page.has_more, last_id: page.last_id };

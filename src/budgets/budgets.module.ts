@@ -4,6 +4,8 @@ import { AuthModule } from '../auth/auth.module';
 import { UsageModule } from '../usage/usage.module';
 import { UsageIngestService } from '../usage/usage-ingest.service';
 import { BudgetCheckService } from './budget-check.service';
+import { BudgetGateController } from './budget-gate.controller';
+import { BudgetGateService } from './budget-gate.service';
 import { BudgetStateService } from './budget-state.service';
 import { Budget } from './budget.entity';
 import { BudgetsController } from './budgets.controller';
@@ -32,5 +34,5 @@ export class BudgetsModule implements OnModuleInit {
   }
 }
 
-@Module({ imports: [BudgetsModule], controllers: [BudgetsController] })
+@Module({ imports: [BudgetsModule], controllers: [BudgetGateController, BudgetsController], providers: [BudgetGateService] })
 export class BudgetsApiModule {}

@@ -13,20 +13,37 @@ export const ERROR_EXAMPLES: Record<number, ErrorBody> = {
   409: AppException.conflict('The request conflicts with the current state').body(),
   413: new AppException(413, ErrorType.InvalidRequest, ErrorCode.PayloadTooLarge, 'The request body is too large').body(),
   429: new AppException(429, ErrorType.RateLimit, ErrorCode.RateLimited, 'Rate limit exceeded for this API key; retry after 1 s', null, undefined).body(),
+  431: new AppException(431, ErrorType.InvalidRequest, ErrorCode.ValidationFailed, 'The request line or headers are too large').body(),
   415: new AppException(415, ErrorType.InvalidRequest, ErrorCode.UnsupportedMediaType, 'Unsupported content type: send application/json').body(),
   503: AppException.unavailable(ErrorCode.DatabaseUnavailable, 'The database is unavailable; retry later').body(),
 };
 
-const ERROR_HEADERS: Record<number, Record<string, { description: string; schema: { type: 'string' | 'integer'; example: unknown } }>> = {
+export type ResponseHeaders = Record<string, { description: string; schema: { type: 'string' | 'integer'; example: unknown } }>;
+
+const ERROR_HEADERS: Record<number, ResponseHeaders> = {
   401: { 'WWW-Authenticate': { description: 'Always `Bearer`', schema: { type: 'string', example: 'Bearer' } } },
   429: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer', example: 1 } } },
   503: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer', example: 5 } } },
 };
 
 /** An error answer of an operation: the one error shape, an example body of that status, and its headers. */
-export function ApiErrorResponse(status: number, description: string, example: ErrorBody = ERROR_EXAMPLES[status]) {
-  return ApiResponse({ status, description, type: ErrorResponseDto, example, headers: ERROR_HEADERS[status] });
+export function ApiErrorResponse(status: number, description: string, example: ErrorBody = ERROR_EXAMPLES[status], headers = ERROR_HEADERS[status]) {
+  return ApiResponse({ status, description, type: ErrorResponseDto, example, headers });
 }
+
+/**
+ * Node's HTTP parser refuses a request whose request line and headers together exceed this (its
+ * default is 16 KiB). The longest URL the document allows in plain characters (every array filter
+ * of the usage report at its maxItems of maxLength values, as repeated keys) is about 57 KiB.
+ */
+export const MAX_REQUEST_HEAD_BYTES = 64 * 1024;
+
+/** The 431 every operation may answer: it comes from the HTTP layer, before any route runs. */
+export const RequestHeadTooLarge = () =>
+  ApiErrorResponse(
+    431,
+    `The request line and headers together exceed ${MAX_REQUEST_HEAD_BYTES / 1024} KiB (long filter lists whose values need percent-encoding can): send fewer or shorter values`,
+  );
 
 /** The 404 answer of an operation: when it happens, and an example body. */
 export interface NotFound {

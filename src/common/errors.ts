@@ -30,6 +30,7 @@ export enum ErrorCode {
   /** A redelivery asked for while the alert's delivery or an earlier redelivery is still under way. */
   DeliveryInProgress = 'delivery_in_progress',
   RateLimited = 'rate_limited',
+  BudgetExceeded = 'budget_exceeded',
   DatabaseUnavailable = 'database_unavailable',
   NotReady = 'not_ready',
   RedisUnavailable = 'redis_unavailable',

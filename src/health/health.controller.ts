@@ -17,6 +17,8 @@ export class HealthDto {
 
 const CHECK_TIMEOUT_MS = 2000;
 const NOT_READY_EXAMPLE = AppException.unavailable(ErrorCode.NotReady, 'Not ready: database unreachable').body();
+const UNKNOWN_QUERY_EXAMPLE = AppException.validation([{ param: 'verbose', message: 'is not a known field' }]).body();
+const UnknownQuery = () => ApiErrorResponse(400, 'A query parameter was sent: probes take none', UNKNOWN_QUERY_EXAMPLE);
 
 function withTimeout<T>(promise: Promise<T>): Promise<T> {
   return Promise.race([
@@ -38,6 +40,7 @@ export class HealthController {
   @Public()
   @ApiOperation({ summary: 'Liveness', description: 'The process is up and serving HTTP.' })
   @ApiOkResponse({ type: HealthDto, description: 'OK' })
+  @UnknownQuery()
   live(): HealthDto {
     return { status: 'ok' };
   }
@@ -46,6 +49,7 @@ export class HealthController {
   @Public()
   @ApiOperation({ summary: 'Readiness', description: 'PostgreSQL and Redis both answer.' })
   @ApiOkResponse({ type: HealthDto, description: 'OK' })
+  @UnknownQuery()
   @ApiErrorResponse(503, 'The database or Redis does not answer', NOT_READY_EXAMPLE)
   async ready(): Promise<HealthDto> {
     const [database, redis] = await Promise.allSettled([

@@ -3,6 +3,7 @@ import { ApiTags } from '@nestjs/swagger';
 import { Authenticated } from '../auth/auth.decorators';
 import { Role } from '../auth/role';
 import { notFound, Operation } from '../common/api-responses';
+import { Idempotent } from '../common/sdk-extensions';
 import { SdkNamespace } from '../common/sdk-namespace';
 import { CreateReservationDto, ReservationDto, ReservationIdParamsDto } from './dto/reservation.dto';
 import { CREATE_RESERVATION_EXAMPLES, RESERVATION_RESPONSE_EXAMPLES, RESERVATION_STATE_EXAMPLES } from './dto/reservation.examples';
@@ -33,6 +34,7 @@ export class ReservationsController {
     notFound: notFound('API key', 'key_8hYt2LmQ4xWv9RkP3sZc6NbD', 'No such API key'),
     conflict: 'A reservation with this request_id is still being made by another request; retry',
   })
+  @Idempotent()
   async create(@Body() body: CreateReservationDto): Promise<ReservationDto> {
     return toReservationDto(await this.reservations.reserve(body));
   }
@@ -60,6 +62,7 @@ export class ReservationsController {
     responseExamples: RESERVATION_STATE_EXAMPLES,
     notFound: RESERVATION_NOT_FOUND,
   })
+  @Idempotent()
   async release(@Param() params: ReservationIdParamsDto): Promise<ReservationDto> {
     return toReservationDto(await this.reservations.release(params.reservationId));
   }

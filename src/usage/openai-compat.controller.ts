@@ -3,6 +3,7 @@ import { ApiTags } from '@nestjs/swagger';
 import { Auth, Authenticated } from '../auth/auth.decorators';
 import { Principal } from '../auth/principal';
 import { Operation } from '../common/api-responses';
+import { CursorPaginated, PAGE_CURSOR } from '../common/sdk-extensions';
 import { SdkNamespace } from '../common/sdk-namespace';
 import { CompletionsPageDto, CompletionsQueryDto } from './dto/completions.dto';
 import { OpenAiCostsPageDto, OpenAiCostsQueryDto } from './dto/openai-costs.dto';
@@ -30,6 +31,7 @@ export class OpenAiUsageController {
     report: true,
     responseExamples: USAGE_PAGE_EXAMPLES,
   })
+  @CursorPaginated(PAGE_CURSOR)
   async completions(@Auth() principal: Principal, @Query() query: CompletionsQueryDto): Promise<StreamableFile> {
     return pageBody(await this.reports.completions(principal, query));
   }
@@ -51,6 +53,7 @@ export class OpenAiCostsController {
     response: OpenAiCostsPageDto,
     report: true,
   })
+  @CursorPaginated(PAGE_CURSOR)
   async costs(@Auth() principal: Principal, @Query() query: OpenAiCostsQueryDto): Promise<StreamableFile> {
     return pageBody(await this.reports.openAiCosts(principal, query));
   }

@@ -4,6 +4,7 @@ import { Auth, Authenticated } from '../auth/auth.decorators';
 import { Principal } from '../auth/principal';
 import { Role } from '../auth/role';
 import { Operation } from '../common/api-responses';
+import { CursorPaginated, Idempotent, PAGE_CURSOR } from '../common/sdk-extensions';
 import { SdkNamespace } from '../common/sdk-namespace';
 import { CompletionsPageDto, CompletionsQueryDto } from './dto/completions.dto';
 import { CostsQueryDto, CostsReportDto } from './dto/costs.dto';
@@ -45,6 +46,7 @@ export class UsageController {
     body: { type: IngestRecordsDto, examples: INGEST_REQUEST_EXAMPLES },
     response: IngestResultDto,
   })
+  @Idempotent()
   async ingestRecords(@Body() body: IngestRecordsDto): Promise<IngestResultDto> {
     const { accepted, duplicates, stored } = await this.ingest.ingest(body.records);
     // Then: the stored records count in the reservation counters and settle their reservations.
@@ -61,6 +63,7 @@ export class UsageController {
     report: true,
     responseExamples: USAGE_PAGE_EXAMPLES,
   })
+  @CursorPaginated(PAGE_CURSOR)
   async completions(@Auth() principal: Principal, @Query() query: CompletionsQueryDto): Promise<StreamableFile> {
     return pageBody(await this.reports.completions(principal, query));
   }
@@ -80,6 +83,7 @@ export class UsageController {
     report: true,
     responseExamples: COSTS_REPORT_EXAMPLES,
   })
+  @CursorPaginated(PAGE_CURSOR)
   costs(@Auth() principal: Principal, @Query() query: CostsQueryDto): Promise<CostsReportDto> {
     return this.reports.costs(principal, query);
   }

@@ -12,6 +12,8 @@ import { UsageIngestService } from './usage-ingest.service';
 import { UsageReportsService } from './usage-reports.service';
 import { UsageSpendService } from './usage-spend.service';
 import { UsageController } from './usage.controller';
+import { OtlpIngestService } from './otlp/otlp-ingest.service';
+import { OtlpController } from './otlp/otlp.controller';
 import { ReservationsModule } from '../reservations/reservations.module';
 
 /**
@@ -28,6 +30,7 @@ export class UsageModule {}
 
 @Module({
   imports: [UsageModule, ReservationsModule],
-  controllers: [UsageController, PricesController, OpenAiUsageController, OpenAiCostsController],
+  controllers: [UsageController, OtlpController, PricesController, OpenAiUsageController, OpenAiCostsController],
+  providers: [OtlpIngestService],
 })
 export class UsageApiModule {}

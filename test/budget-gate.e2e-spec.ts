@@ -1,0 +1,99 @@
+import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
+
+/** The forward-auth gate called directly, as Envoy's ext_authz and Traefik's ForwardAuth do. */
+describe('forward-auth budget gate (direct)', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+  afterAll(() => t.close());
+
+  it('allows any method for a valid key of any role, with the key and org in headers and body', async () => {
+    const acme = await seedOrg(t, 'Gate Acme');
+    for (const method of ['GET', 'POST', 'PUT', 'DELETE', 'PATCH']) {
+      const res = await t.request(method, '/api/v1/llm/budgets/authorize', undefined, { key: acme.member.key });
+      expect([method, res.status]).toEqual([method, 200]);
+      expect(res.headers.get('x-tally-api-key-id')).toBe(acme.member.id);
+      expect(res.headers.get('x-tally-org-id')).toBe(acme.org.id);
+      expect(res.body).toEqual({ object: 'llm.budget.authorization', allowed: true, api_key_id: acme.member.id, org_id: acme.org.id });
+    }
+    const head = await fetch(`${t.baseUrl}/api/v1/llm/budgets/authorize`, { method: 'HEAD', headers: { authorization: `Bearer ${acme.orgAdmin.key}` } });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('x-tally-api-key-id')).toBe(acme.orgAdmin.id);
+    const ingest = await createSystemKey(t, 'ingest');
+    expect((await t.get('/api/v1/llm/budgets/authorize', { key: ingest.key })).status).toBe(200);
+  });
+
+  it('answers 401 for a missing or unknown key, 400 for bad parameters or X-On-Behalf-Of', async () => {
+    const acme = await seedOrg(t, 'Gate Errors');
+    const missing = await t.get('/api/v1/llm/budgets/authorize', { key: null });
+    expect(missing.status).toBe(401);
+    expect(missing.body.error.code).toBe('missing_api_key');
+    expect(missing.headers.get('www-authenticate')).toBe('Bearer');
+    expect((await t.get('/api/v1/llm/budgets/authorize', { key: `mk-${'y'.repeat(40)}` })).body.error.code).toBe('invalid_api_key');
+    const bad = await t.get('/api/v1/llm/budgets/authorize?deny_status=500', { key: acme.member.key });
+    expect([bad.status, bad.body.error.param]).toEqual([400, 'deny_status']);
+    const unknown = await t.get('/api/v1/llm/budgets/authorize?foo=1', { key: acme.member.key });
+    expect([unknown.status, unknown.body.error.param]).toEqual([400, 'foo']);
+    const obo = await t.get('/api/v1/llm/budgets/authorize', { key: acme.member.key, headers: { 'x-on-behalf-of': '*' } });
+    expect([obo.status, obo.body.error.code]).toEqual([400, 'invalid_on_behalf_of']);
+    expect((await t.get('/api/v1/llm/budgets/authorize', { key: acme.member.key, headers: { 'x-on-behalf-of': 'user_1' } })).status).toBe(200);
+  });
+
+  it('denies a blocked key with 429 (or deny_status), Retry-After to the window reset and the budget named; Envoy\'s prefixed form too', async () => {
+    const acme = await seedOrg(t, 'Gate Blocked');
+    const ingest = await createSystemKey(t, 'ingest');
+    const keyBudget = await t.put(`/api/v1/llm/budgets/apikey/${acme.member.id}`, {
+      period: 'daily',
+      limit_kind: 'tokens',
+      limit: 100,
+      thresholds: [{ pct: 100, action: 'block' }],
+    });
+    const orgBudget = await t.put(`/api/v1/llm/budgets/org/${acme.org.id}`, {
+      period: 'monthly',
+      limit_kind: 'tokens',
+      limit: 100,
+      thresholds: [{ pct: 100, action: 'block' }],
+    });
+    const now = Math.floor(Date.now() / 1000);
+    const records = [{ id: `gate-${now}`, api_key_id: acme.member.id, model: 'm', input_tokens: 100, output_tokens: 1, created_at: now }];
+    expect((await t.post('/api/v1/llm/usage/records', { records }, { key: ingest.key })).status).toBe(200);
+    const check = (await t.post('/api/v1/llm/budgets/check', { api_key_id: acme.member.id }, { key: ingest.key })).body;
+    expect(check.blocked_by).toHaveLength(2);
+    const lastReset = Math.max(...check.blocked_by.map((b: { resets_at: number }) => b.resets_at));
+    const first = check.blocked_by[0];
+
+    const before = Math.floor(Date.now() / 1000);
+    const denied = await t.get('/api/v1/llm/budgets/authorize', { key: acme.member.key });
+    const after = Math.ceil(Date.now() / 1000);
+    expect(denied.status).toBe(429);
+    expect(denied.body.error).toMatchObject({ type: 'rate_limit_error', code: 'budget_exceeded', param: null });
+    expect(denied.body.error.message).toContain(`Budget '${first.budget_id}' (${first.scope}, owner ${first.owner}) blocks this API key (and 1 more) until`);
+    expect([keyBudget.body.id, orgBudget.body.id]).toContain(denied.headers.get('x-tally-budget-id'));
+    const retryAfter = Number(denied.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThanOrEqual(lastReset - after);
+    expect(retryAfter).toBeLessThanOrEqual(lastReset - before);
+    expect(denied.headers.get('x-tally-api-key-id')).toBeNull();
+
+    const forbidden = await t.post('/api/v1/llm/budgets/authorize?deny_status=403', undefined, { key: acme.member.key });
+    expect(forbidden.status).toBe(403);
+    expect(forbidden.body.error).toMatchObject({ type: 'permission_error', code: 'budget_exceeded' });
+    expect(Number(forbidden.headers.get('retry-after'))).toBeGreaterThan(0);
+
+    // Envoy appends the client's path and query to its path_prefix: the same gate, the rest ignored.
+    const envoy = await t.request('POST', '/api/v1/llm/budgets/authorize/v1/chat/completions?stream=true', undefined, { key: acme.member.key });
+    expect([envoy.status, envoy.body.error.code]).toEqual([429, 'budget_exceeded']);
+    const envoyOk = await t.get('/api/v1/llm/budgets/authorize/v1/models', { key: acme.orgAdmin.key });
+    expect([envoyOk.status, envoyOk.headers.get('x-tally-api-key-id')]).toEqual([429, null]); // the org budget blocks every key of the org
+
+    // Deleting both budgets lifts the denial at once.
+    await t.delete(`/api/v1/llm/budgets/${keyBudget.body.id}`);
+    await t.delete(`/api/v1/llm/budgets/${orgBudget.body.id}`);
+    expect((await t.get('/api/v1/llm/budgets/authorize/v1/models', { key: acme.member.key })).status).toBe(200);
+  });
+
+  it('does not shadow GET /budgets/{budgetId}', async () => {
+    const missing = await t.get('/api/v1/llm/budgets/bud_doesnotexist000000000000');
+    expect(missing.status).toBe(404);
+  });
+});
