@@ -3,17 +3,20 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AlertsApiModule, AlertsModule, AlertsWorkerModule } from './alerts/alerts.module';
 import { AuthModule } from './auth/auth.module';
-import { BudgetsApiModule, BudgetsModule } from './budgets/budgets.module';
+import { BudgetsApiModule } from './budgets/budgets-api.module';
+import { BudgetsModule } from './budgets/budgets.module';
 import { AppConfig } from './config/app-config';
 import { ConfigModule } from './config/config.module';
-import { dataSourceOptions } from './database/data-source';
+import { dataSourceOptions, WORKER_DATA_SOURCE } from './database/data-source';
 import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { WorkerMetricsModule } from './metrics/worker-metrics.server';
 import { redisOptions } from './redis/redis';
 import { RedisModule } from './redis/redis.module';
 import { ReservationsApiModule, ReservationsModule, ReservationsWorkerModule } from './reservations/reservations.module';
-import { UsageApiModule, UsageModule } from './usage/usage.module';
+import { UsageApiModule } from './usage/usage-api.module';
+import { UsageModule } from './usage/usage.module';
+import { WorkflowsModule } from './workflows/workflows.module';
 
 /** Which halves of the product a process runs (PROCESS_ROLE). */
 export interface ProcessParts {
@@ -23,6 +26,23 @@ export interface ProcessParts {
 
 export function processParts(config: AppConfig): ProcessParts {
   return { api: config.processRole !== 'worker', worker: config.processRole !== 'api' };
+}
+
+/** Connections of the default pool in a worker-only process (start-up, auth caches): its jobs use their own pool. */
+const WORKER_PROCESS_DEFAULT_POOL = 2;
+
+/**
+ * PostgreSQL pools of a process, one per half: the API's (`DATABASE_POOL_SIZE`) and the worker's
+ * (`WORKER_DATABASE_POOL_SIZE`, the data source named {@link WORKER_DATA_SOURCE}, used by every job),
+ * so neither half can take the other's connections, also when one process runs both.
+ */
+function dataSources(config: AppConfig, url: string): DynamicModule[] {
+  const parts = processParts(config);
+  const modules = [TypeOrmModule.forRoot(dataSourceOptions(url, {}, parts.api ? config.databasePoolSize : WORKER_PROCESS_DEFAULT_POOL))];
+  if (parts.worker) {
+    modules.push(TypeOrmModule.forRoot({ ...dataSourceOptions(url, {}, config.workerDatabasePoolSize, 'tally-worker'), name: WORKER_DATA_SOURCE }));
+  }
+  return modules;
 }
 
 /** Composition root: the same modules for every role; HTTP controllers and job processors by role. */
@@ -35,7 +55,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
-        TypeOrmModule.forRoot(dataSourceOptions(config.databaseUrl)),
+        ...dataSources(config, config.databaseUrl),
         RedisModule,
         MetricsModule,
         BullModule.forRoot({
@@ -47,6 +67,7 @@ export class AppModule {
         BudgetsModule,
         AlertsModule,
         ReservationsModule,
+        WorkflowsModule,
         ...(parts.api ? [HealthModule, UsageApiModule, BudgetsApiModule, AlertsApiModule, ReservationsApiModule] : []),
         ...(parts.worker ? [AlertsWorkerModule, WorkerMetricsModule, ReservationsWorkerModule] : []),
       ],

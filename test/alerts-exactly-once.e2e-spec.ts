@@ -1,7 +1,7 @@
 import pino from 'pino';
 import { Webhook } from 'standardwebhooks';
 import { alertBody } from '../src/alerts/alert-body';
-import { BudgetStateService } from '../src/budgets/budget-state.service';
+import { BudgetEvaluator } from '../src/budgets/budget-evaluator';
 import { Budget } from '../src/budgets/budget.entity';
 import { RunningProcess, startProcess } from '../src/bootstrap';
 import { loadConfig } from '../src/config/app-config';
@@ -111,7 +111,7 @@ describe('alerts: exactly one alert per (budget, window, threshold) across worke
 
   it('an alert stored without its delivery job (a crash between insert and enqueue) is delivered by the next evaluation, once', async () => {
     const [entity] = await t.dataSource.getRepository(Budget).findBy({ id: budget.id });
-    const evaluation = await t.app.get(BudgetStateService).evaluate(entity);
+    const [evaluation] = await t.app.get(BudgetEvaluator).evaluateCurrent([entity]);
     const id = 'alrt_crashedBetweenInsertAndQ';
     const body = alertBody(id, new Date(), evaluation, { pct: 30, action: 'alert' });
     await t.dataSource.query(

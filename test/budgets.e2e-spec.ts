@@ -1,4 +1,4 @@
-import { BudgetStateService } from '../src/budgets/budget-state.service';
+import { BlockStateStore } from '../src/budgets/budget-block-store';
 import { budgetWindow } from '../src/budgets/budget-window';
 import { costBudget } from './helpers/budgets';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
@@ -246,7 +246,7 @@ describe('budgets (SPEC §4)', () => {
       // A block lifts at the start of the next window (the state carries resets_at).
       await t.put(`/api/v1/llm/budgets/apikey/${key.id}`, costBudget(1));
       expect((await check(key.id)).body.allowed).toBe(false);
-      const state = t.app.get(BudgetStateService);
+      const state = t.app.get(BlockStateStore);
       expect(await state.blocksFor(org.org.id, key.id, resetsAt * 1000 - 1)).toHaveLength(1);
       expect(await state.blocksFor(org.org.id, key.id, resetsAt * 1000)).toEqual([]);
 

@@ -1,21 +1,33 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
+import Redis from 'ioredis';
 import { Counter } from 'prom-client';
 import { DataSource } from 'typeorm';
-import { BudgetScope } from '../budgets/budget.entity';
-import { Evaluation } from '../budgets/budget-evaluation';
-import { BudgetStateService } from '../budgets/budget-state.service';
+import { ScopeRef } from '../budgets/budget-block-store';
+import { Budget } from '../budgets/budget.entity';
+import { Evaluation, previousWindow, windowsHolding } from '../budgets/budget-evaluation';
+import { BudgetEvaluator, EvaluationTarget } from '../budgets/budget-evaluator';
+import { BudgetStateRefresher } from '../budgets/budget-state-refresher';
+import { BudgetRepository } from '../budgets/budget.repository';
 import { describeError } from '../common/error-mapping';
 import { newId } from '../common/ids';
 import { numberToDecimalString } from '../common/money';
 import { MetricsService } from '../metrics/metrics.service';
+import { REDIS, RedisKeys } from '../redis/redis.module';
+import { withRedisLock } from '../redis/redis-lock';
+import { guardRedis } from '../redis/redis-unavailable';
 import { alertBody } from './alert-body';
 import { AlertState } from './alert.entity';
 import { AlertQueuesService } from './alert-queues.service';
+import { EvaluationBacklog } from './evaluation-backlog';
 
 /** Scopes per evaluate-all batch (a scope has at most two budgets: owner cluster and org). */
 const SCOPE_PAGE = 200;
 const REPAIR_PAGE = 500;
+/** An evaluate-all run holds this lock (renewed while it runs), so runs never overlap. */
+const EVALUATE_ALL_LOCK_TTL_MS = 15_000;
+/** How long a previous window stays marked as evaluated after its boundary (beyond the late-record horizon). */
+const PREVIOUS_WINDOW_MARK_TTL_S = 45 * 86_400;
 
 interface NewAlertRow {
   id: string;
@@ -30,12 +42,23 @@ interface NewAlertRow {
 }
 
 const crossingKey = (budgetId: string, windowStart: Date, pct: number) => `${budgetId}|${windowStart.getTime()}|${pct}`;
+const sameWindow = (a: Evaluation, b: EvaluationTarget) => a.budget.id === b.budget.id && a.window.start.getTime() === b.window.start.getTime();
+
+export interface EvaluateAllResult {
+  /** False when another run held the lock (a scheduled run then does nothing). */
+  ran: boolean;
+  budgets: number;
+  alerts: number;
+  requeued: number;
+}
 
 /**
  * Turns budget evaluations into alerts: one row per (budget, window, threshold pct), enforced by
  * the unique index (INSERT … ON CONFLICT DO NOTHING), so any number of evaluators, retries and
- * restarts record a crossing once. Only the inserter enqueues the delivery, by a deterministic
- * job id; alerts left `pending` without a job (a crash between insert and enqueue) are enqueued
+ * restarts record a crossing once. Every window counts: an evaluation after ingest evaluates the
+ * windows its records fell in, and evaluate-all evaluates each budget's previous window once more
+ * after a boundary. Only the inserter enqueues the delivery, by a deterministic job id; alerts
+ * left `pending` without a job (a crash between insert and enqueue, Redis flushed) are enqueued
  * again by every evaluate-all run.
  */
 @Injectable()
@@ -45,39 +68,98 @@ export class AlertEvaluatorService {
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
-    private readonly state: BudgetStateService,
+    @Inject(REDIS) private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+    private readonly repository: BudgetRepository,
+    private readonly evaluator: BudgetEvaluator,
+    private readonly refresher: BudgetStateRefresher,
     private readonly queues: AlertQueuesService,
+    private readonly backlog: EvaluationBacklog,
     metrics: MetricsService,
   ) {
     this.created = metrics.counter('tally_alerts_created_total', 'Threshold alerts recorded, by threshold action', ['action']);
   }
 
   /**
-   * Re-evaluates every budget, a page of scopes at a time (refreshing their block state in Redis
-   * too), records crossings, then re-enqueues undelivered alerts.
+   * The repair pass, run by the scheduler: re-evaluates every budget a page of scopes at a time
+   * (rewriting their block state, and the state of blocking scopes that lost their budget),
+   * records crossings in current and just-ended windows, runs the evaluations ingest could not
+   * enqueue, then re-enqueues undelivered alerts. Runs never overlap, across every worker:
+   * `waitMs` 0 skips when another run holds the lock (the scheduled job), otherwise waits.
    */
-  async evaluateAll(): Promise<{ budgets: number; alerts: number; requeued: number }> {
+  async evaluateAll(options: { waitMs?: number } = { waitMs: 30_000 }): Promise<EvaluateAllResult> {
+    const outcome = await withRedisLock(this.redis, this.keys.key('evaluate-all', 'lock'), { ttlMs: EVALUATE_ALL_LOCK_TTL_MS, waitMs: options.waitMs }, () => this.runEvaluateAll());
+    return outcome.acquired ? outcome.result : { ran: false, budgets: 0, alerts: 0, requeued: 0 };
+  }
+
+  private async runEvaluateAll(): Promise<EvaluateAllResult> {
+    const now = new Date();
     let budgets = 0;
     let alerts = 0;
-    let after = { scope: '', scopeId: '' };
+    const marks = new Set<string>();
+    let after: ScopeRef | null = null;
     for (;;) {
-      const page: Array<{ scope: BudgetScope; scope_id: string }> = await this.dataSource.query(
-        `SELECT DISTINCT scope, scope_id FROM budgets WHERE (scope, scope_id) > ($1, $2) ORDER BY scope, scope_id LIMIT $3`,
-        [after.scope, after.scopeId, SCOPE_PAGE],
-      );
-      if (page.length === 0) break;
-      const scopes = page.map((row) => ({ scope: row.scope, scopeId: row.scope_id }));
-      const evaluations = await this.state.refreshScopes(scopes);
+      const scopes = await this.repository.scopePage(after, SCOPE_PAGE);
+      if (scopes.length === 0) break;
+      const evaluations = await this.refresher.refreshScopes(scopes, now);
+      const previous = await this.previousWindows(evaluations.map((e) => e.budget), now, marks);
+      evaluations.push(...(await this.evaluator.evaluate(previous)));
       budgets += evaluations.length;
       alerts += await this.recordCrossings(evaluations);
       after = scopes[scopes.length - 1];
     }
-    return { budgets, alerts, requeued: await this.requeueUndelivered() };
+    await this.refresher.repairOrphans();
+    alerts += await this.backlog.drain((request) => this.evaluateUsage(request.orgId, request.apiKeyIds, request.days));
+    if (marks.size > 0) {
+      const pipeline = this.redis.pipeline();
+      for (const mark of marks) pipeline.set(mark, '1', 'EX', PREVIOUS_WINDOW_MARK_TTL_S);
+      await guardRedis(this.redis, () => pipeline.exec());
+    }
+    return { ran: true, budgets, alerts, requeued: await this.requeueUndelivered() };
   }
 
-  async evaluateScope(scope: BudgetScope, scopeId: string): Promise<{ budgets: number; alerts: number }> {
-    const evaluations = await this.state.refreshScope(scope, scopeId);
+  /** The previous windows of these budgets not yet evaluated since their boundary (their marks go in `marks`). */
+  private async previousWindows(budgets: Budget[], now: Date, marks: Set<string>): Promise<EvaluationTarget[]> {
+    const targets: Array<EvaluationTarget & { mark: string }> = [];
+    for (const budget of budgets) {
+      const window = this.evaluator.isolate(budget, () => previousWindow(budget, now));
+      if (window) targets.push({ budget, window, mark: this.keys.key('evaluated-window', budget.period, String(window.start.getTime())) });
+    }
+    if (targets.length === 0) return [];
+    const distinct = [...new Set(targets.map((t) => t.mark))];
+    const done = await guardRedis(this.redis, () => this.redis.mget(...distinct));
+    const evaluated = new Set(distinct.filter((_m, i) => done[i] !== null));
+    const open = targets.filter((t) => !evaluated.has(t.mark));
+    for (const t of open) marks.add(t.mark);
+    return open;
+  }
+
+  /**
+   * After ingest touched a scope (or a budget of it changed): refreshes its block state and
+   * records crossings in its current window and, given `day` (UTC, YYYY-MM-DD), in the windows
+   * holding that day.
+   */
+  async evaluateScope(scope: ScopeRef['scope'], scopeId: string, day?: string): Promise<{ budgets: number; alerts: number }> {
+    const now = new Date();
+    const evaluations = await this.refresher.refreshScopes([{ scope, scopeId }], now);
+    if (day !== undefined) {
+      const budgets = await this.repository.findByScopes([{ scope, scopeId }]);
+      const targets = this.targetsHolding(budgets, [day], now).filter((t) => !evaluations.some((e) => sameWindow(e, t)));
+      evaluations.push(...(await this.evaluator.evaluate(targets)));
+    }
     return { budgets: evaluations.length, alerts: await this.recordCrossings(evaluations) };
+  }
+
+  /** An ingest's evaluation run inline (from the backlog): the budgets of the org and keys, in the windows of the days. */
+  async evaluateUsage(orgId: string, apiKeyIds: string[], days: string[]): Promise<number> {
+    const now = new Date();
+    const budgets = await this.repository.findForUsage(orgId, apiKeyIds);
+    return this.recordCrossings(await this.evaluator.evaluate(this.targetsHolding(budgets, days, now)));
+  }
+
+  private targetsHolding(budgets: Budget[], days: string[], now: Date): EvaluationTarget[] {
+    const instants = days.map((day) => new Date(`${day}T00:00:00Z`)).filter((d) => !Number.isNaN(d.getTime()));
+    return budgets.flatMap((budget) => (this.evaluator.isolate(budget, () => windowsHolding(budget, instants, now)) ?? []).map((window) => ({ budget, window })));
   }
 
   /** Records every reached threshold not yet alerted in its window; returns how many alerts are new. */

@@ -11,7 +11,7 @@ export enum AlertQueue {
 export enum EvaluateJob {
   /** Every budget, batched; run by the job scheduler every ALERT_EVALUATION_INTERVAL_MS. */
   All = 'evaluate-all',
-  /** The budgets of one scope, after ingest touched it or one of its budgets changed. */
+  /** The budgets of one scope, after ingest touched it (in the windows of one UTC day) or one of its budgets changed. */
   Scope = 'evaluate-scope',
 }
 
@@ -27,6 +27,8 @@ export type EvaluateAllPayload = Record<string, never>;
 export interface EvaluateScopePayload {
   scope: BudgetScope;
   scopeId: string;
+  /** The UTC day (YYYY-MM-DD) records of the ingest fell in: its windows are evaluated too (late records). */
+  day?: string;
 }
 
 export interface DeliverPayload {
@@ -59,9 +61,13 @@ export const EVALUATE_JOB_OPTIONS: JobsOptions = {
   removeOnFail: { count: 100 },
 };
 
-/** At most one waiting and one running evaluation per scope. */
+/**
+ * At most one waiting and one running evaluation per scope and day: a job waiting for the same
+ * scope and day will read the new records anyway; one already running is followed by one more.
+ */
 export function evaluateScopeOptions(payload: EvaluateScopePayload): JobsOptions {
-  return { ...EVALUATE_JOB_OPTIONS, deduplication: { id: `scope-${payload.scope}-${payload.scopeId}`, keepLastIfActive: true } };
+  const id = `scope-${payload.scope}-${payload.scopeId}${payload.day ? `-${payload.day}` : ''}`;
+  return { ...EVALUATE_JOB_OPTIONS, deduplication: { id, keepLastIfActive: true } };
 }
 
 export function deliverJobId(alertId: string): string {

@@ -12,8 +12,9 @@ import { DeliveryAttempt, WebhookDeliveryService } from './webhook-delivery.serv
 @Processor(AlertQueue.Evaluate, { concurrency: 4 })
 export class EvaluateProcessor extends WorkerHost {
   private readonly dispatch = jobDispatcher<EvaluatePayloads>(AlertQueue.Evaluate, EvaluateJob, {
-    [EvaluateJob.All]: () => this.evaluator.evaluateAll(),
-    [EvaluateJob.Scope]: (job) => this.evaluator.evaluateScope(job.data.scope, job.data.scopeId),
+    // A scheduled run while another still runs (another worker, a slow run) does nothing.
+    [EvaluateJob.All]: () => this.evaluator.evaluateAll({ waitMs: 0 }),
+    [EvaluateJob.Scope]: (job) => this.evaluator.evaluateScope(job.data.scope, job.data.scopeId, job.data.day),
   });
 
   constructor(

@@ -2,8 +2,11 @@ import { InjectQueue } from '@nestjs/bullmq';
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { Queue } from 'bullmq';
+import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
+import { REDIS } from '../redis/redis.module';
+import { guardRedis, RedisUnavailableError } from '../redis/redis-unavailable';
 import {
   AlertQueue,
   deliverJobId,
@@ -18,7 +21,15 @@ import {
   redeliveryJobOptions,
 } from './alert-jobs';
 
-/** Enqueues alert jobs. Every process may enqueue; only workers process (AlertsWorkerModule). */
+/** An enqueue that does not answer by then (Redis hung) is given up; its caller repairs. */
+const ENQUEUE_TIMEOUT_MS = 1000;
+
+/**
+ * Enqueues alert jobs. Every process may enqueue; only workers process (AlertsWorkerModule).
+ * BullMQ's own connections wait for Redis forever (its workers need that), so every enqueue here
+ * fails at once while Redis is down and gives up after {@link ENQUEUE_TIMEOUT_MS}: callers on a
+ * request path record what they could not enqueue instead of waiting.
+ */
 @Injectable()
 export class AlertQueuesService {
   constructor(
@@ -26,7 +37,15 @@ export class AlertQueuesService {
     @InjectQueue(AlertQueue.Deliver) private readonly deliver: Queue,
     @InjectDataSource() private readonly dataSource: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(REDIS) private readonly redis: Redis,
   ) {}
+
+  /** Re-registers the evaluate-all scheduler when it is gone (Redis flushed or restarted empty). */
+  async ensureScheduler(): Promise<boolean> {
+    if (await this.fast(() => this.evaluate.getJobScheduler(EVALUATE_ALL_SCHEDULER_ID))) return false;
+    await this.scheduleEvaluateAll();
+    return true;
+  }
 
   /** Both queues, for the queue-depth metric. */
   all(): Queue[] {
@@ -45,30 +64,34 @@ export class AlertQueuesService {
   /** One deduplicated evaluation per scope. */
   async evaluateScopes(scopes: EvaluateScopePayload[]): Promise<void> {
     if (scopes.length === 0) return;
-    await this.evaluate.addBulk(scopes.map((data) => ({ name: EvaluateJob.Scope, data, opts: evaluateScopeOptions(data) })));
+    await this.fast(() => this.evaluate.addBulk(scopes.map((data) => ({ name: EvaluateJob.Scope, data, opts: evaluateScopeOptions(data) }))));
   }
 
-  /** After ingest: evaluations of the org and of the keys that have budgets (one indexed query, then one Redis round trip). */
-  async evaluateUsage(orgId: string, apiKeyIds: string[]): Promise<void> {
+  /**
+   * After ingest: evaluations of the org and of the keys that have budgets, one per scope and UTC
+   * day of the records (one indexed query, then one Redis round trip).
+   */
+  async evaluateUsage(orgId: string, apiKeyIds: string[], days: string[]): Promise<void> {
+    if (this.redis.status !== 'ready') throw new RedisUnavailableError();
     const scopes: EvaluateScopePayload[] = (
       await this.dataSource.query(
         `SELECT DISTINCT scope, scope_id FROM budgets WHERE (scope = 'org' AND scope_id = $1) OR (scope = 'apikey' AND scope_id = ANY($2))`,
         [orgId, apiKeyIds],
       )
-    ).map((row: { scope: EvaluateScopePayload['scope']; scope_id: string }) => ({ scope: row.scope, scopeId: row.scope_id }));
+    ).flatMap((row: { scope: EvaluateScopePayload['scope']; scope_id: string }) => days.map((day) => ({ scope: row.scope, scopeId: row.scope_id, day })));
     await this.evaluateScopes(scopes);
   }
 
   /** Delivery jobs of new alerts, by deterministic id: enqueueing an alert twice is a no-op. */
   async deliverAlerts(alertIds: string[]): Promise<void> {
     if (alertIds.length === 0) return;
-    await this.deliver.addBulk(
+    await this.fast(() => this.deliver.addBulk(
       alertIds.map((alertId) => ({
         name: DeliverJob.Deliver,
         data: { alertId },
         opts: deliveryJobOptions(deliverJobId(alertId), this.config.webhookMaxAttempts, this.config.webhookRetryBaseMs),
       })),
-    );
+    ));
   }
 
   /** The pending delivery row of the alert's redelivery that is queued, running or retrying; undefined when none is. */
@@ -90,5 +113,24 @@ export class AlertQueuesService {
       redeliveryJobOptions(payload.alertId, this.config.webhookMaxAttempts, this.config.webhookRetryBaseMs),
     );
     return this.redeliveryInFlight(payload.alertId);
+  }
+
+  /** Fails at once while Redis is down, and after ENQUEUE_TIMEOUT_MS when it does not answer. */
+  private fast<T>(start: () => Promise<T>): Promise<T> {
+    // The shared client's health stands for Redis' (BullMQ's connections would wait).
+    return guardRedis(this.redis, async () => {
+      // Given up here, BullMQ still sends it once Redis answers: job ids and deduplication make that harmless.
+      const work = start();
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('Command timed out (enqueue)')), ENQUEUE_TIMEOUT_MS);
+      });
+      work.catch(() => undefined);
+      try {
+        return await Promise.race([work, timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+    });
   }
 }

@@ -16,7 +16,7 @@ const TTL_MS = 60_000;
 const MAX_ENTRIES = 50_000;
 
 /**
- * In-process cache of API keys by secret hash, so authentication does not hit the database on
+ * In-process cache of API keys by secret hash (and by id, for the budget check), so authentication does not hit the database on
  * every request. Revocation is broadcast on a Redis channel and drops the entry on every
  * process at once; while that subscription is down the cache is bypassed, so a missed message
  * can never keep a revoked key alive. Entries also expire after a minute.
@@ -46,6 +46,15 @@ export class ApiKeyCache implements OnModuleInit, OnApplicationShutdown {
 
   get(hash: string): CachedKey | undefined {
     return this.byHash.get(hash);
+  }
+
+  /** A key by its id (the budget check asks whether it is revoked). */
+  getById(keyId: string): CachedKey | undefined {
+    return this.byHash.get(`id:${keyId}`);
+  }
+
+  setById(key: CachedKey, snapshot: number): void {
+    this.byHash.set(`id:${key.id}`, key, snapshot);
   }
 
   /** Take before reading the database; pass to {@link set}. */

@@ -42,6 +42,22 @@ export class ApiKeysService {
     return cached.revoked ? null : cached;
   }
 
+  /**
+   * The org of a key and whether it is revoked, or null for an unknown key: from memory once seen,
+   * dropped on every process when the key is revoked (as {@link authenticate}'s entries are).
+   */
+  async status(keyId: string): Promise<{ orgId: string; revoked: boolean } | null> {
+    let cached = this.cache.getById(keyId);
+    if (!cached) {
+      const snapshot = this.cache.snapshot();
+      const row = await this.keys.findOne({ where: { id: keyId }, select: { id: true, orgId: true, role: true, teamId: true, revokedAt: true } });
+      if (!row) return null;
+      cached = { id: row.id, orgId: row.orgId, role: row.role, teamId: row.teamId, revoked: row.revokedAt !== null };
+      this.cache.setById(cached, snapshot);
+    }
+    return { orgId: cached.orgId, revoked: cached.revoked };
+  }
+
   /** The org of a key (revoked or not), or null for an unknown key; answered from memory once seen. */
   async orgOf(keyId: string): Promise<string | null> {
     const cached = this.orgByKey.get(keyId);

@@ -3,6 +3,7 @@ import Redis from 'ioredis';
 import { AppException, ErrorCode, ErrorType } from '../common/errors';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { REDIS, RedisKeys } from '../redis/redis.module';
+import { guardRedis } from '../redis/redis-unavailable';
 import { Role } from './role';
 
 /**
@@ -39,7 +40,8 @@ export class RateLimiter {
     if (rate === 0) return;
     let result: [number, number];
     try {
-      result = (await this.redis.eval(GCRA, 1, this.keys.key('ratelimit', apiKeyId), String(1000 / rate), String(this.config.rateLimitBurst))) as [number, number];
+      // Fails at once while Redis is down or was just found hung (guardRedis), instead of waiting on every request.
+      result = (await guardRedis(this.redis, () => this.redis.eval(GCRA, 1, this.keys.key('ratelimit', apiKeyId), String(1000 / rate), String(this.config.rateLimitBurst)))) as [number, number];
     } catch {
       if (!this.warned) this.logger.warn('Rate limiting is off while Redis does not answer');
       this.warned = true;

@@ -1,4 +1,4 @@
-import { evaluateBudget } from './budget-evaluation';
+import { evaluateBudget, previousWindow, windowsHolding } from './budget-evaluation';
 import { Budget } from './budget.entity';
 import { budgetWindow } from './budget-window';
 
@@ -43,5 +43,24 @@ describe('evaluateBudget', () => {
     const b = budget({ limitValue: '1000000000.000000000', thresholds: [{ pct: 33.333333, action: 'alert' }] });
     expect(evaluateBudget(b, { costNano: 333_333_329_999_999_999n, tokens: 0n }, window).reached).toEqual([]);
     expect(evaluateBudget(b, { costNano: 333_333_330_000_000_000n, tokens: 0n }, window).reached).toHaveLength(1);
+  });
+});
+
+describe('windows to evaluate (SPEC §5: every window counts)', () => {
+  const now = new Date('2026-11-21T00:00:05Z'); // five seconds into a Saturday
+  const at = (iso: string) => new Date(iso);
+  const starts = (windows: Array<{ start: Date }>) => windows.map((w) => w.start.toISOString());
+
+  it('the previous window is the one that just ended', () => {
+    expect(previousWindow(budget({ period: 'daily' }), now)).toEqual(budgetWindow('daily', at('2026-11-20T12:00:00Z')));
+    expect(previousWindow(budget({ period: 'weekly' }), now).start.toISOString()).toBe('2026-11-09T00:00:00.000Z');
+    expect(previousWindow(budget({ period: 'monthly' }), now).start.toISOString()).toBe('2026-10-01T00:00:00.000Z');
+  });
+
+  it('the windows holding the records, each once, within 40 days and not in the future', () => {
+    const daily = budget({ period: 'daily' });
+    const instants = [at('2026-11-20T23:59:59Z'), at('2026-11-20T01:00:00Z'), at('2026-11-21T00:00:01Z'), at('2026-10-12T00:00:00Z'), at('2026-10-11T23:00:00Z'), at('2026-11-22T00:00:00Z')];
+    expect(starts(windowsHolding(daily, instants, now))).toEqual(['2026-10-12T00:00:00.000Z', '2026-11-20T00:00:00.000Z', '2026-11-21T00:00:00.000Z']);
+    expect(starts(windowsHolding(budget({ period: 'monthly' }), instants, now))).toEqual(['2026-10-01T00:00:00.000Z', '2026-11-01T00:00:00.000Z']);
   });
 });

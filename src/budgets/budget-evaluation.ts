@@ -46,3 +46,26 @@ export function limitAsNumber(budget: Budget): number {
 }
 
 export const costToNumber = nanoToNumber;
+
+/** Records up to this far back still count for their window (SPEC §5: late records). */
+export const LATE_RECORD_HORIZON_MS = 40 * 86_400_000;
+
+/** The window before the current one (evaluated once more after a boundary). */
+export function previousWindow(budget: Budget, now: Date): BudgetWindow {
+  return budgetWindow(budget.period, new Date(currentWindow(budget, now).start.getTime() - 1));
+}
+
+/**
+ * The distinct windows of the budget that hold the given instants (an ingest's records), within
+ * the late-record horizon and not in the future.
+ */
+export function windowsHolding(budget: Budget, instants: Date[], now: Date): BudgetWindow[] {
+  const windows = new Map<number, BudgetWindow>();
+  const oldest = now.getTime() - LATE_RECORD_HORIZON_MS;
+  for (const at of instants) {
+    const window = budgetWindow(budget.period, at);
+    if (window.end.getTime() <= oldest || window.start.getTime() > now.getTime()) continue;
+    windows.set(window.start.getTime(), window);
+  }
+  return [...windows.values()].sort((a, b) => a.start.getTime() - b.start.getTime());
+}

@@ -7,7 +7,7 @@ import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
 import { Budget } from './budget.entity';
 import { Evaluation } from './budget-evaluation';
-import { BudgetStateService } from './budget-state.service';
+import { BudgetEvaluator } from './budget-evaluator';
 
 const PAGE = 500;
 /** Scrapes closer together than this reuse the last figures (two Prometheus servers, say). */
@@ -35,7 +35,7 @@ export class BudgetGauges implements OnModuleInit {
 
   constructor(
     private readonly metrics: MetricsService,
-    private readonly state: BudgetStateService,
+    private readonly evaluator: BudgetEvaluator,
     @InjectDataSource() private readonly dataSource: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
@@ -83,19 +83,8 @@ export class BudgetGauges implements OnModuleInit {
     return ratios;
   }
 
-  private async evaluatePage(page: Budget[]): Promise<Evaluation[]> {
-    try {
-      return await this.state.evaluateAll(page);
-    } catch {
-      const one = await Promise.all(
-        page.map((budget) =>
-          this.state.evaluate(budget).catch((err) => {
-            this.logger.warn({ msg: 'A budget could not be evaluated for its spend gauge', budgetId: budget.id, ...describeError(err) });
-            return null;
-          }),
-        ),
-      );
-      return one.filter((e): e is Evaluation => e !== null);
-    }
+  /** Budgets that cannot be evaluated are left out (the evaluator logs and counts them). */
+  private evaluatePage(page: Budget[]): Promise<Evaluation[]> {
+    return this.evaluator.evaluateCurrent(page);
   }
 }

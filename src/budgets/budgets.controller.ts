@@ -9,7 +9,9 @@ import { AFTER_LAST_ID, CursorPaginated, Idempotent } from '../common/sdk-extens
 import { SdkNamespace } from '../common/sdk-namespace';
 import { BudgetCheckService } from './budget-check.service';
 import { toBudgetDto } from './budget.mapper';
-import { BudgetStateService } from './budget-state.service';
+import { BudgetEvaluator } from './budget-evaluator';
+import { BudgetChangeWorkflow } from '../workflows/budget-change.workflow';
+import { AppException } from '../common/errors';
 import { Budget, BudgetScope } from './budget.entity';
 import { BudgetsService } from './budgets.service';
 import {
@@ -40,8 +42,9 @@ const SET_DESCRIPTION =
 export class BudgetsController {
   constructor(
     private readonly budgets: BudgetsService,
-    private readonly state: BudgetStateService,
+    private readonly evaluator: BudgetEvaluator,
     private readonly checks: BudgetCheckService,
+    private readonly changes: BudgetChangeWorkflow,
   ) {}
 
   @Put('apikey/:apiKeyId')
@@ -77,7 +80,9 @@ export class BudgetsController {
   @Operation({
     summary: 'Check whether budgets allow a request',
     description:
-      'The gateway calls this before each request. Lists every budget of the key or its org whose `block` threshold is reached in the current window. Answered from live state in Redis, not by aggregating records.',
+      'The gateway calls this before each request. Lists every budget of the key or its org whose `block` threshold is reached in the current window. ' +
+      'A revoked key is never allowed (`allowed: false`, `reason: "api_key_revoked"`). Answered from live state in memory and Redis, not by aggregating ' +
+      'records; while Redis is unreachable the answer is a 503 `redis_unavailable` with Retry-After, within about a second.',
     body: { type: BudgetCheckDto, examples: BUDGET_CHECK_REQUEST_EXAMPLES },
     response: BudgetCheckResultDto,
     responseExamples: BUDGET_CHECK_RESPONSE_EXAMPLES,
@@ -123,26 +128,29 @@ export class BudgetsController {
   @Operation({ summary: 'Get a budget', description: 'One budget with its live spend.', response: BudgetDto, notFound: BUDGET_NOT_FOUND })
   async get(@Auth() principal: Principal, @Param() params: BudgetIdParamsDto): Promise<BudgetDto> {
     const budget = await this.budgets.getVisible(principal, params.budgetId);
-    return toBudgetDto(await this.state.evaluate(budget), this.budgets.urlView(principal, budget));
+    const [evaluation] = await this.evaluator.evaluateCurrent([budget]);
+    if (!evaluation) throw AppException.internal(); // a stored row that cannot be evaluated (logged with its id)
+    return toBudgetDto(evaluation, this.budgets.urlView(principal, budget));
   }
 
   @Delete(':budgetId')
   @Authenticated(...WRITERS)
   @Operation({ summary: 'Delete a budget', description: 'Deletes the budget; its blocks lift at once.', response: DeletedBudgetDto, notFound: BUDGET_NOT_FOUND })
   async delete(@Auth() principal: Principal, @Param() params: BudgetIdParamsDto): Promise<DeletedBudgetDto> {
-    const budget = await this.budgets.delete(principal, params.budgetId);
+    const budget = await this.changes.delete(principal, params.budgetId);
     return { id: budget.id, object: 'llm.budget.deleted', deleted: true };
   }
 
   private async set(principal: Principal, scope: BudgetScope, scopeId: string, body: SetBudgetDto): Promise<SetBudgetResultDto> {
-    const { budget, generatedSecret } = await this.budgets.set(principal, scope, scopeId, body);
-    const dto: SetBudgetResultDto = toBudgetDto(await this.state.evaluate(budget), 'full'); // its author may change it
+    const { evaluation, generatedSecret } = await this.changes.set(principal, scope, scopeId, body);
+    const dto: SetBudgetResultDto = toBudgetDto(evaluation, 'full'); // its author may change it
     if (generatedSecret) dto.webhook_secret = generatedSecret;
     return dto;
   }
 
+  /** Budgets that cannot be evaluated (rows stored around the API) are left out, logged and counted. */
   private async listOf(principal: Principal, budgets: Budget[]): Promise<BudgetListDto> {
-    const evaluations = await this.state.evaluateAll(budgets);
+    const evaluations = await this.evaluator.evaluateCurrent(budgets);
     return { object: 'list', data: evaluations.map((e) => toBudgetDto(e, this.budgets.urlView(principal, e.budget))) };
   }
 }

@@ -1,38 +1,25 @@
-import { Module, OnModuleInit } from '@nestjs/common';
+import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AuthModule } from '../auth/auth.module';
 import { UsageModule } from '../usage/usage.module';
-import { UsageIngestService } from '../usage/usage-ingest.service';
+import { BlockStateStore } from './budget-block-store';
 import { BudgetCheckService } from './budget-check.service';
-import { BudgetGateController } from './budget-gate.controller';
-import { BudgetGateService } from './budget-gate.service';
-import { BudgetStateService } from './budget-state.service';
+import { BudgetEvaluator } from './budget-evaluator';
+import { BudgetStateRefresher } from './budget-state-refresher';
 import { Budget } from './budget.entity';
-import { BudgetsController } from './budgets.controller';
+import { BudgetRepository } from './budget.repository';
 import { BudgetsService } from './budgets.service';
 
 /**
- * Budgets, their live spend and the enforcement state. Import it for the services (the alerts
- * worker uses {@link BudgetStateService}); the HTTP side is {@link BudgetsApiModule}.
+ * Budgets, their evaluation and the enforcement state, one job per class: {@link BudgetsService}
+ * stores them, {@link BudgetEvaluator} evaluates spend in windows, {@link BlockStateStore} keeps
+ * block states in Redis (ordered writes, cached in memory), {@link BudgetStateRefresher} rewrites
+ * them from evaluations, {@link BudgetCheckService} answers the gateway. The HTTP side is
+ * BudgetsApiModule (budgets-api.module.ts).
  */
 @Module({
   imports: [TypeOrmModule.forFeature([Budget]), AuthModule, UsageModule],
-  providers: [BudgetsService, BudgetStateService, BudgetCheckService],
-  exports: [BudgetsService, BudgetStateService, BudgetCheckService],
+  providers: [BudgetsService, BudgetRepository, BudgetEvaluator, BlockStateStore, BudgetStateRefresher, BudgetCheckService],
+  exports: [BudgetsService, BudgetRepository, BudgetEvaluator, BlockStateStore, BudgetStateRefresher, BudgetCheckService],
 })
-export class BudgetsModule implements OnModuleInit {
-  constructor(
-    private readonly ingest: UsageIngestService,
-    private readonly state: BudgetStateService,
-  ) {}
-
-  /** Ingest that touches a budgeted scope re-evaluates it before the ingest response is sent. */
-  onModuleInit(): void {
-    this.ingest.onIngested(async (event) => {
-      await this.state.refreshForUsage(event.orgId, event.apiKeyIds);
-    });
-  }
-}
-
-@Module({ imports: [BudgetsModule], controllers: [BudgetGateController, BudgetsController], providers: [BudgetGateService] })
-export class BudgetsApiModule {}
+export class BudgetsModule {}

@@ -16,7 +16,6 @@ import { sealSecret } from '../common/secret-box';
 import { assertPublicTarget, UnsafeWebhookTarget } from '../common/ssrf';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { Budget, BudgetOwner, BudgetScope } from './budget.entity';
-import { BudgetStateService } from './budget-state.service';
 import { ListBudgetsQueryDto, SetBudgetDto } from './dto/budget.dto';
 
 /**
@@ -30,25 +29,18 @@ export function storedPct(pct: string): number {
   return value;
 }
 
-export type BudgetChangeListener = (budget: Budget, change: 'set' | 'deleted') => Promise<void>;
-
-/** Budgets: who may read and write which, and the webhook settings stored with them. */
+/**
+ * Budgets: who may read and write which, and the webhook settings stored with them. Storage
+ * only: what a change triggers (block state, evaluation) is in BudgetChangeWorkflow.
+ */
 @Injectable()
 export class BudgetsService {
-  private readonly listeners: BudgetChangeListener[] = [];
-
   constructor(
     @InjectRepository(Budget) private readonly budgets: Repository<Budget>,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly orgs: OrgsService,
     private readonly apiKeys: ApiKeysService,
-    private readonly state: BudgetStateService,
   ) {}
-
-  /** Called after a budget is set or deleted (the alerts evaluator re-evaluates it at once). */
-  onChanged(listener: BudgetChangeListener): void {
-    this.listeners.push(listener);
-  }
 
   /** Creates or replaces the (scope, scope_id, owner) budget. Returns a generated webhook secret once. */
   async set(principal: Principal, scope: BudgetScope, scopeId: string, dto: SetBudgetDto): Promise<{ budget: Budget; generatedSecret?: string }> {
@@ -121,9 +113,6 @@ export class BudgetsService {
       // What is stored must evaluate: anything that throws here rolls the whole PUT back.
       evaluateBudget(budget, { costNano: 0n, tokens: 0n }, currentWindow(budget, new Date()));
       return { budget, generatedSecret };
-    }).then(async (result) => {
-      await this.changed(result.budget, 'set');
-      return result;
     });
   }
 
@@ -162,13 +151,7 @@ export class BudgetsService {
     const budget = await this.getVisible(principal, id);
     if (!this.mayChange(principal, budget)) throw AppException.forbidden('Only cluster admins delete owner: cluster budgets');
     await this.budgets.delete({ id });
-    await this.changed(budget, 'deleted');
     return budget;
-  }
-
-  private async changed(budget: Budget, change: 'set' | 'deleted'): Promise<void> {
-    await this.state.refreshScope(budget.scope, budget.scopeId);
-    for (const listener of this.listeners) await listener(budget, change);
   }
 
   private get secretsKey(): Buffer {

@@ -1,4 +1,5 @@
 import { HttpException, HttpStatus } from '@nestjs/common';
+import { isRedisUnavailable } from '../redis/redis-unavailable';
 import { AppException, ErrorCode, ErrorType } from './errors';
 
 const PG_UNAVAILABLE_CODES = new Set(['57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08004', '08006']);
@@ -65,6 +66,12 @@ export function toAppException(err: unknown): { exception: AppException; unexpec
     };
   }
 
+  if (isRedisUnavailable(err)) {
+    return {
+      exception: AppException.unavailable(ErrorCode.RedisUnavailable, 'Redis is unavailable; retry later', 1),
+      unexpected: false,
+    };
+  }
   if (isDatabaseUnavailable(err)) {
     return {
       exception: AppException.unavailable(ErrorCode.DatabaseUnavailable, 'The database is unavailable; retry later'),

@@ -38,6 +38,12 @@ export interface AppConfig {
   reservationReconcileIntervalMs: number;
   /** Currency of every amount (CURRENCY, lowercase ISO 4217; default `usd`). */
   currency: string;
+  /** A Redis command on a request path that gets no answer by then fails (503), milliseconds. */
+  redisCommandTimeoutMs: number;
+  /** PostgreSQL connections of a process that serves the API (PROCESS_ROLE api; `all` adds the worker's). */
+  databasePoolSize: number;
+  /** PostgreSQL connections of the worker (PROCESS_ROLE worker; `all` adds them to the API's). */
+  workerDatabasePoolSize: number;
   /** Longest a usage or cost report query may run in PostgreSQL (statement_timeout), milliseconds. */
   reportStatementTimeoutMs: number;
   /**
@@ -173,6 +179,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
     rateLimitIngestPerSecond: integer('RATE_LIMIT_INGEST_PER_SECOND', 0, 0, 10_000_000),
     reservationReconcileIntervalMs: integer('RESERVATION_RECONCILE_INTERVAL_MS', 60_000, 100, 86_400_000),
     currency,
+    redisCommandTimeoutMs: integer('REDIS_COMMAND_TIMEOUT_MS', 1000, 50, 60_000),
+    databasePoolSize: integer('DATABASE_POOL_SIZE', 20, 2, 1000),
+    workerDatabasePoolSize: integer('WORKER_DATABASE_POOL_SIZE', 10, 2, 1000),
     reportStatementTimeoutMs: integer('REPORT_STATEMENT_TIMEOUT_MS', 30_000, 1, 3_600_000),
     workerMetricsPort,
     metricsBudgetGauges: boolean('METRICS_BUDGET_GAUGES', false),

@@ -2,8 +2,11 @@ import { DataSource, DataSourceOptions } from 'typeorm';
 import { ENTITIES } from './entities';
 import { MIGRATIONS } from '../../migrations';
 
+/** The name of the worker's own data source (its own pool; see app.module.ts). */
+export const WORKER_DATA_SOURCE = 'worker';
+
 /** The one data source definition shared by the app, the CLI and the tests. */
-export function dataSourceOptions(url: string, overrides: Partial<DataSourceOptions> = {}): DataSourceOptions {
+export function dataSourceOptions(url: string, overrides: Partial<DataSourceOptions> = {}, poolSize = 20, applicationName = 'tally'): DataSourceOptions {
   return {
     type: 'postgres',
     url,
@@ -16,11 +19,11 @@ export function dataSourceOptions(url: string, overrides: Partial<DataSourceOpti
     logging: false,
     connectTimeoutMS: 5000,
     extra: {
-      max: 20,
+      max: poolSize,
       // Fail fast while the database is down instead of queueing forever.
       connectionTimeoutMillis: 5000,
       idleTimeoutMillis: 30000,
-      application_name: 'tally',
+      application_name: applicationName,
     },
     ...overrides,
   } as DataSourceOptions;

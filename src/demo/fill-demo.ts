@@ -8,7 +8,7 @@ import { nanoToNumber, numberToDecimalString } from '../common/money';
 import { prng } from '../common/random';
 import { budgetWindow, BudgetPeriod } from '../budgets/budget-window';
 import type { BudgetScope, Threshold } from '../budgets/budget.entity';
-import { BudgetsService } from '../budgets/budgets.service';
+import { BudgetChangeWorkflow } from '../workflows/budget-change.workflow';
 import type { LimitKind } from '../budgets/budget.entity';
 import type { IngestRecordDto } from '../usage/dto/ingest.dto';
 import { PriceBookService } from '../usage/price-book.service';
@@ -142,7 +142,8 @@ const BUDGETS: BudgetPlan[] = [
 ];
 
 async function setBudgets(app: INestApplicationContext, operator: Principal, report: DemoReport, keyIds: Map<string, string>, now: Date): Promise<DemoReport['budgets']> {
-  const budgets = app.get(BudgetsService, { strict: false });
+  // Through the workflow, as the API does: each budget's block state and evaluation follow at once.
+  const budgets = app.get(BudgetChangeWorkflow, { strict: false });
   const spendService = app.get(UsageSpendService, { strict: false });
   const orgIdOf = (slug: string) => report.orgs[DEMO_ORGS.findIndex((o) => o.slug === slug)].id;
   const made: DemoReport['budgets'] = [];
@@ -153,14 +154,14 @@ async function setBudgets(app: INestApplicationContext, operator: Principal, rep
     const spend = await spendService.spend({ orgId, apiKeyId: plan.scope === 'apikey' ? scopeId : undefined }, window.start, window.end);
     const spent = plan.kind === 'cost' ? nanoToNumber(spend.costNano) : Number(spend.tokens);
     const limit = plan.limit(spent);
-    const { budget } = await budgets.set(operator, plan.scope, scopeId, {
+    const { evaluation } = await budgets.set(operator, plan.scope, scopeId, {
       period: plan.period,
       limit_kind: plan.kind,
       limit: numberToDecimalString(limit),
       thresholds: plan.thresholds.map((t) => ({ pct: numberToDecimalString(t.pct), action: t.action })),
       owner: plan.owner,
     });
-    made.push({ id: budget.id, scope: plan.scope, name: plan.name, owner: plan.owner, period: plan.period, limit });
+    made.push({ id: evaluation.budget.id, scope: plan.scope, name: plan.name, owner: plan.owner, period: plan.period, limit });
   }
   return made;
 }

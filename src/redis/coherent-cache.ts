@@ -1,6 +1,9 @@
 import { Logger } from '@nestjs/common';
 import Redis from 'ioredis';
 
+/** How often the subscription is checked (and how long a PING may take): a hung Redis is noticed within twice this. */
+const HEARTBEAT_MS = 500;
+
 export interface CoherentCacheOptions {
   /** Redis pub/sub channel on which processes name stale entries. */
   channel: string;
@@ -17,16 +20,21 @@ export interface CoherentCacheOptions {
  * An in-process cache kept coherent across processes through a Redis pub/sub channel: a process
  * that changes the source of an entry drops it locally and publishes its name; every other
  * process drops it on the message. A message may be missed while the subscription is down, so
- * the cache is emptied and bypassed ({@link get} misses, {@link set} ignores) until ioredis has
- * re-subscribed. A read that raced a drop is not cached (take a {@link snapshot} before reading
+ * the cache is emptied and bypassed ({@link get} misses, {@link set} ignores) until the channel is
+ * subscribed again; both the loss and the re-subscription bump the generation, so a read that
+ * started before either is never cached. A read that raced a drop is not cached (take a {@link snapshot} before reading
  * the source). Entries also expire after `ttlMs`.
  */
 export class CoherentCache<V> {
   private readonly entries = new Map<string, { value: V; expiresAt: number }>();
   private subscriber: Redis | undefined;
   private subscribed = false;
-  /** Bumped by every drop. */
+  /** Bumped by every drop, and when the subscription is lost or back. */
   private generation = 0;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private beating = false;
+  /** The last PING got no answer in time. */
+  private silent = false;
 
   constructor(
     private readonly redis: Redis,
@@ -34,27 +42,79 @@ export class CoherentCache<V> {
   ) {}
 
   async start(): Promise<void> {
-    const subscriber = this.redis.duplicate({ maxRetriesPerRequest: null });
+    // Waits for Redis (offline queue, no command timeout): a subscription is not a request.
+    const subscriber = this.redis.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true, commandTimeout: undefined, lazyConnect: false });
     this.subscriber = subscriber;
     subscriber.on('error', () => undefined);
     const down = () => {
       if (this.subscribed) this.options.logger.warn(this.options.lostWarning);
       this.subscribed = false;
-      this.entries.clear();
+      this.invalidate();
     };
     subscriber.on('close', down);
     subscriber.on('reconnecting', down);
-    // ioredis re-subscribes after a reconnect; the subscription is live again once it answers.
+    // ioredis re-subscribes after a reconnect, but `ready` may come before that subscription is in
+    // place: the subscription is live once our own SUBSCRIBE (queued after it) has answered.
     subscriber.on('ready', () => {
-      this.entries.clear();
-      this.subscribed = true;
+      subscriber.subscribe(this.options.channel).then(
+        () => {
+          this.silent = false;
+          this.invalidate();
+          this.subscribed = true;
+        },
+        () => undefined, // lost again: the next `ready` tries again
+      );
     });
     subscriber.on('message', (_channel: string, payload: string) => this.options.onMessage(payload));
     await subscriber.subscribe(this.options.channel);
+    this.invalidate();
     this.subscribed = true;
+    this.heartbeat = setInterval(() => this.beat(subscriber), HEARTBEAT_MS);
+    this.heartbeat.unref();
+  }
+
+  /**
+   * Forgets everything, and makes every read that started before unable to cache what it read
+   * (it may have read a value whose change message this process has missed).
+   */
+  private invalidate(): void {
+    this.generation++;
+    this.entries.clear();
+  }
+
+  /**
+   * A hung Redis leaves the connection open and silent: no message can arrive, and none is sent.
+   * A PING that gets no answer in time counts as a lost subscription until one answers again.
+   */
+  private beat(subscriber: Redis): void {
+    if (this.beating || subscriber.status !== 'ready') return;
+    this.beating = true;
+    const late = setTimeout(() => {
+      if (this.subscribed) this.options.logger.warn(this.options.lostWarning);
+      this.subscribed = false;
+      this.silent = true;
+      this.invalidate();
+    }, HEARTBEAT_MS);
+    late.unref();
+    subscriber.ping().then(
+      () => {
+        clearTimeout(late);
+        this.beating = false;
+        if (this.silent) {
+          this.silent = false;
+          this.invalidate();
+          this.subscribed = true;
+        }
+      },
+      () => {
+        clearTimeout(late);
+        this.beating = false;
+      },
+    );
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.heartbeat);
     this.subscribed = false;
     await this.subscriber?.quit().catch(() => this.subscriber?.disconnect());
   }

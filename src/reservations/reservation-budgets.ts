@@ -35,13 +35,22 @@ export function blockLimitOf(budget: Budget, pct: number): bigint {
   return limit > MAX_EXACT ? MAX_EXACT : limit;
 }
 
-/** The budgets with a block threshold among `budgets`, in their windows at `now`, ordered by id. */
-export function applicableBudgets(budgets: Budget[], now: Date): ApplicableBudget[] {
+/** Runs one budget's step; a throw skips that budget (BudgetEvaluator.isolate: logged with its id, counted). */
+export type Isolate = <T>(budget: Budget, step: () => T) => T | undefined;
+
+/**
+ * The budgets with a block threshold among `budgets`, in their windows at `now`, ordered by id.
+ * A budget whose limit or pct cannot be read (a row stored around the API) is left out through
+ * `isolate`, as the check leaves it out: it never stops the others from counting.
+ */
+export function applicableBudgets(budgets: Budget[], now: Date, isolate: Isolate): ApplicableBudget[] {
   const out: ApplicableBudget[] = [];
   for (const budget of budgets) {
-    const pct = lowestBlockPct(budget);
-    if (pct === undefined) continue;
-    out.push({ budget, window: budgetWindow(budget.period, now), blockLimit: blockLimitOf(budget, pct) });
+    const applicable = isolate(budget, (): ApplicableBudget | undefined => {
+      const pct = lowestBlockPct(budget);
+      return pct === undefined ? undefined : { budget, window: budgetWindow(budget.period, now), blockLimit: blockLimitOf(budget, pct) };
+    });
+    if (applicable) out.push(applicable);
   }
   return out.sort((a, b) => (a.budget.id < b.budget.id ? -1 : a.budget.id > b.budget.id ? 1 : 0));
 }

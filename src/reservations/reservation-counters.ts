@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
 import Redis from 'ioredis';
 import { REDIS, RedisKeys } from '../redis/redis.module';
+import { guardRedis } from '../redis/redis-unavailable';
 
 /** One budget's counters in one window. */
 export interface CounterWindow {
@@ -166,7 +167,16 @@ export class ReservationCounters {
 
   /** The ids of records settled into a window since its rebuild began. */
   async pendingRecords(window: CounterWindow): Promise<string[]> {
-    return this.redis.hkeys(this.pendingKey(window));
+    return guardRedis(this.redis, () => this.redis.hkeys(this.pendingKey(window)));
+  }
+
+  /**
+   * Throws {@link RedisUnavailableError} at once while Redis is down, or within a second of a
+   * command that got no answer: a change that needs the counters (an admission, a release) does
+   * not start then (the caller answers 503 `redis_unavailable`).
+   */
+  async ensureAvailable(): Promise<void> {
+    await guardRedis(this.redis, async () => undefined);
   }
 
   /**
@@ -200,7 +210,7 @@ export class ReservationCounters {
 
   /** The current counters of a window (null when not loaded): for the reconciler and tests. */
   async read(window: CounterWindow): Promise<{ committed: bigint; held: bigint } | null> {
-    const [loaded, committed, held] = await this.redis.hmget(this.windowKeys(window)[0], 'loaded', 'committed', 'held');
+    const [loaded, committed, held] = await guardRedis(this.redis, () => this.redis.hmget(this.windowKeys(window)[0], 'loaded', 'committed', 'held'));
     if (loaded !== '1') return null;
     return { committed: BigInt(committed ?? '0'), held: BigInt(held ?? '0') };
   }
@@ -219,19 +229,22 @@ export class ReservationCounters {
 
   /**
    * EVALSHA; on NOSCRIPT (a restart, SCRIPT FLUSH, or a Redis Cluster node that has not seen the
-   * script yet) EVAL, which runs it on the node of its keys and caches it there.
+   * script yet) EVAL, which runs it on the node of its keys and caches it there. While Redis is
+   * down or hung it fails at once with {@link RedisUnavailableError} (see guardRedis): no hang.
    */
-  private async run(script: Script, keys: string[], args: string[]): Promise<unknown> {
+  private run(script: Script, keys: string[], args: string[]): Promise<unknown> {
     let sha = this.sha.get(script);
     if (!sha) {
       sha = createHash('sha1').update(this.scripts[script]).digest('hex');
       this.sha.set(script, sha);
     }
-    try {
-      return await this.redis.evalsha(sha, keys.length, ...keys, ...args);
-    } catch (err) {
-      if (!String((err as Error).message).startsWith('NOSCRIPT')) throw err;
-      return this.redis.eval(this.scripts[script], keys.length, ...keys, ...args);
-    }
+    return guardRedis(this.redis, async () => {
+      try {
+        return await this.redis.evalsha(sha, keys.length, ...keys, ...args);
+      } catch (err) {
+        if (!String((err as Error).message).startsWith('NOSCRIPT')) throw err;
+        return this.redis.eval(this.scripts[script], keys.length, ...keys, ...args);
+      }
+    });
   }
 }

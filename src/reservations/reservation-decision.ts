@@ -31,8 +31,13 @@ export interface BudgetFigures {
   resets_at: number;
 }
 
+/** Why a reservation is denied without any budget denying it (as the check's `reason`). */
+export type ReservationReason = 'api_key_revoked';
+
 /** What is stored with a reservation besides its amounts. */
 export interface StoredDecision {
+  /** Set only when no budget decided: the key is revoked (denied_by and budgets are then empty). */
+  reason?: ReservationReason;
   denied_by: DeniedBy[];
   budgets: BudgetFigures[];
 }

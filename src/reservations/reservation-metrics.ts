@@ -14,7 +14,7 @@ export class ReservationMetrics {
   constructor(metrics: MetricsService) {
     this.decisions = metrics.counter(
       'tally_reservation_decisions_total',
-      'Reservation decisions by outcome: granted, partial (less than max_output_tokens), replayed (a repeated request_id), or the denial reason',
+      'Reservation decisions by outcome: granted, partial (less than max_output_tokens), replayed (a repeated request_id), or the denial reason (api_key_revoked included)',
       ['outcome'],
     );
     this.repairs = metrics.counter(
@@ -31,7 +31,7 @@ export class ReservationMetrics {
   decided(row: Reservation): void {
     const decision = row.decision as unknown as StoredDecision;
     const outcome =
-      row.status === 'denied' ? (decision.denied_by[0]?.reason ?? 'denied') : row.grantedOutputTokens === row.maxOutputTokens ? 'granted' : 'partial';
+      row.status === 'denied' ? (decision.reason ?? decision.denied_by[0]?.reason ?? 'denied') : row.grantedOutputTokens === row.maxOutputTokens ? 'granted' : 'partial';
     this.decisions.inc({ outcome });
   }
 

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { budgetWindow } from '../budgets/budget-window';
 import { Budget } from '../budgets/budget.entity';
+import { BudgetRepository } from '../budgets/budget.repository';
 import { describeError } from '../common/error-mapping';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { ReservationCounters } from './reservation-counters';
@@ -31,6 +32,7 @@ export class ReservationReconciler {
 
   constructor(
     private readonly repository: ReservationsRepository,
+    private readonly budgets: BudgetRepository,
     private readonly counters: ReservationCounters,
     private readonly loader: ReservationLoader,
     private readonly metrics: ReservationMetrics,
@@ -55,7 +57,7 @@ export class ReservationReconciler {
 
   async reconcileAll(now = new Date()): Promise<ReconcileResult> {
     const byOrg = new Map<string, Budget[]>();
-    for (const budget of await this.repository.blockingBudgets()) {
+    for (const budget of await this.budgets.findBlocking()) {
       if (lowestBlockPct(budget) === undefined) continue;
       byOrg.set(budget.orgId, [...(byOrg.get(budget.orgId) ?? []), budget]);
     }

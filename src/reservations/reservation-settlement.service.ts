@@ -1,7 +1,9 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Budget } from '../budgets/budget.entity';
 import { budgetWindow } from '../budgets/budget-window';
+import { BudgetRepository } from '../budgets/budget.repository';
 import { describeError } from '../common/error-mapping';
+import type { IngestedRecord } from '../usage/usage-ingest.service';
 import { CounterWindow, ReservationCounters } from './reservation-counters';
 import { lowestBlockPct, seconds } from './reservation-budgets';
 import { ReservationMetrics } from './reservation-metrics';
@@ -9,19 +11,10 @@ import { ReservationsRepository } from './reservations.repository';
 import { ReservationsService } from './reservations.service';
 
 /** A usage record just stored (never one skipped as a duplicate), as settling needs it. */
-export interface SettledRecord {
-  orgId: string;
-  id: string;
-  apiKeyId: string;
-  /** Unix seconds. */
-  createdAt: number;
-  tokens: bigint;
-  costNano: bigint;
-  reservationId?: string | null;
-}
+type SettledRecord = Pick<IngestedRecord, 'orgId' | 'id' | 'apiKeyId' | 'createdAt' | 'tokens' | 'costNano' | 'reservationId'>;
 
 /**
- * The step after a successful ingest: adds the newly stored records' spend to the committed
+ * Step 2 of the ingest workflow (src/workflows/ingest.workflow.ts), after the records are stored: adds the newly stored records' spend to the committed
  * counters of every budget with a block threshold they count in, and settles the reservations
  * they name, replacing each hold by the record's actual usage in one script call per org. Called
  * once per stored record (duplicates are never passed), so a record re-sent settles once; a
@@ -33,6 +26,7 @@ export class ReservationSettlementService {
 
   constructor(
     private readonly repository: ReservationsRepository,
+    private readonly budgets: BudgetRepository,
     private readonly counters: ReservationCounters,
     private readonly reservations: ReservationsService,
     private readonly metrics: ReservationMetrics,
@@ -53,9 +47,9 @@ export class ReservationSettlementService {
   }
 
   private async settleOrThrow(records: SettledRecord[]): Promise<void> {
-    const orgIds = [...new Set(records.map((r) => r.orgId))];
-    const keyIds = [...new Set(records.map((r) => r.apiKeyId))];
-    const budgets = (await this.repository.budgetsOfMany(orgIds, keyIds)).filter((b) => lowestBlockPct(b) !== undefined);
+    const keysByOrg = new Map<string, Set<string>>();
+    for (const r of records) keysByOrg.set(r.orgId, (keysByOrg.get(r.orgId) ?? new Set()).add(r.apiKeyId));
+    const budgets = (await Promise.all([...keysByOrg].map(([orgId, keys]) => this.budgets.findForUsage(orgId, [...keys])))).flat().filter((b) => lowestBlockPct(b) !== undefined);
     const settled = await this.repository.settle(
       records.filter((r) => r.reservationId).map((r) => ({ orgId: r.orgId, apiKeyId: r.apiKeyId, reservationId: r.reservationId!, recordId: r.id })),
     );

@@ -29,6 +29,7 @@ export function toReservationDto(row: Reservation, nowMs = Date.now()): Reservat
     model: row.model,
     status: statusOf(row, nowMs),
     allowed: row.status !== 'denied',
+    ...(decision.reason ? { reason: decision.reason } : {}),
     granted_output_tokens: Number(row.grantedOutputTokens),
     reserved: { tokens: String(row.reservedTokens), cost_nano: String(row.reservedCostNano) },
     expires_at: row.expiresAt ? unixSeconds(row.expiresAt) : null,

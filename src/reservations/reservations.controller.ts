@@ -27,7 +27,9 @@ export class ReservationsController {
       'threshold, atomically and all or nothing: for every such budget, committed spend + live holds never exceed its block limit (lowest block pct × limit), whatever the ' +
       'number of API processes. `granted_output_tokens` is what still fits (cap the model call there); below `min_output_tokens` it is denied and nothing is held. ' +
       'A denial is a 200 with `allowed: false`. The same `request_id` (per key) returns the same reservation. Settle it by ingesting the usage record with ' +
-      '`reservation_id`, or release it; otherwise its hold stops counting at `expires_at`.',
+      '`reservation_id`, or release it; otherwise its hold stops counting at `expires_at`. A revoked key is never granted: `allowed: false`, ' +
+      '`reason: "api_key_revoked"` (as the check answers), with empty `denied_by` and `budgets`. While Redis is down or does not answer, the ' +
+      'answer is a 503 `redis_unavailable` with Retry-After within about a second, and nothing is held or stored.',
     body: { type: CreateReservationDto, examples: CREATE_RESERVATION_EXAMPLES },
     response: ReservationDto,
     responseExamples: RESERVATION_RESPONSE_EXAMPLES,
@@ -43,7 +45,8 @@ export class ReservationsController {
   @Authenticated(Role.Ingest, Role.ClusterAdmin)
   @Operation({
     summary: 'Get a reservation',
-    description: 'One reservation, with its decision. `status` reads `expired` once a hold passed its `expires_at` unsettled.',
+    description:
+      'One reservation, with its decision. `status` reads `expired` once a hold passed its `expires_at` unsettled. Read from PostgreSQL, so it answers while Redis is down.',
     response: ReservationDto,
     responseExamples: { ...RESERVATION_RESPONSE_EXAMPLES, ...RESERVATION_STATE_EXAMPLES },
     notFound: RESERVATION_NOT_FOUND,
@@ -57,7 +60,8 @@ export class ReservationsController {
   @Operation({
     summary: 'Release a reservation',
     description:
-      'Frees a live hold (the model call failed or was cancelled). A settled, denied, released or expired reservation is returned unchanged: releasing after the record settled it changes nothing.',
+      'Frees a live hold (the model call failed or was cancelled). A settled, denied, released or expired reservation is returned unchanged: releasing after the record settled it changes nothing. ' +
+      'While Redis is down or does not answer, releasing a live hold is a 503 `redis_unavailable` with Retry-After and changes nothing (retry it; the hold expires by itself otherwise).',
     response: ReservationDto,
     responseExamples: RESERVATION_STATE_EXAMPLES,
     notFound: RESERVATION_NOT_FOUND,

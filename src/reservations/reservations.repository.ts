@@ -63,13 +63,16 @@ function insertParams(r: Reservation): unknown[] {
   ];
 }
 
-/** SQL of reservations and of the budgets they apply: the one place that writes to the table. */
+/**
+ * SQL of reservations: the one place that writes to the table. The admission's statement reads
+ * the budgets of the key and its org too (in the statement that takes the lock: one round trip);
+ * every other budget read is BudgetRepository's.
+ */
 @Injectable()
 export class ReservationsRepository {
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     @InjectRepository(Reservation) private readonly reservations: Repository<Reservation>,
-    @InjectRepository(Budget) private readonly budgets: Repository<Budget>,
   ) {}
 
   /**
@@ -167,28 +170,6 @@ export class ReservationsRepository {
     return rows.map((r) => r.id);
   }
 
-  /** Every budget of the key and of the org (either owner); the caller keeps those with a block threshold. */
-  async budgetsOf(orgId: string, apiKeyId: string): Promise<Budget[]> {
-    const rows: Array<Record<string, unknown>> = await this.dataSource.query(
-      `SELECT ${BUDGET_COLUMNS} FROM budgets b WHERE (b.scope = 'org' AND b.scope_id = $1) OR (b.scope = 'apikey' AND b.scope_id = $2)`,
-      [orgId, apiKeyId],
-    );
-    return rows.map(toBudget);
-  }
-
-  /** Every budget of these orgs and keys. */
-  budgetsOfMany(orgIds: string[], apiKeyIds: string[]): Promise<Budget[]> {
-    return this.budgets
-      .createQueryBuilder('b')
-      .where(`(b.scope = 'org' AND b.scope_id = ANY(:orgIds)) OR (b.scope = 'apikey' AND b.scope_id = ANY(:apiKeyIds))`, { orgIds, apiKeyIds })
-      .getMany();
-  }
-
-  /** Budgets by id (of one org). */
-  budgetsByIds(orgId: string, ids: string[]): Promise<Budget[]> {
-    return this.budgets.createQueryBuilder('b').where('b.org_id = :orgId AND b.id = ANY(:ids)', { orgId, ids }).getMany();
-  }
-
   /** Inserts a reservation (autocommitted, on the admission's connection); false when (org, key, request id) is already stored. */
   async insert(reservation: Reservation, manager?: EntityManager): Promise<boolean> {
     const rows: unknown[] = await (manager ?? this.dataSource).query(INSERT_RESERVATION, insertParams(reservation));
@@ -241,10 +222,5 @@ export class ReservationsRepository {
       [orgId, windows.map((w) => w.budgetId), windows.map((w) => String(w.start))],
     );
     return rows.map((r) => ({ reservationId: r.id, budgetId: r.budget_id, windowStart: Number(r.window_start), amount: BigInt(r.amount), expiresAtMs: Number(r.expires_ms) }));
-  }
-
-  /** Orgs that have budgets with a block threshold, and those budgets: what the reconciler walks. */
-  blockingBudgets(): Promise<Budget[]> {
-    return this.budgets.createQueryBuilder('b').where(`b.thresholds @> '[{"action": "block"}]'::jsonb`).orderBy('b.org_id').getMany();
   }
 }

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
 import { ApiKeysService } from '../auth/api-keys.service';
+import { BudgetEvaluator } from '../budgets/budget-evaluator';
 import { newId } from '../common/ids';
 import { AppException, ErrorCode } from '../common/errors';
 import { TokenPrices } from '../common/money';
@@ -42,17 +43,26 @@ export class ReservationsService {
     private readonly counters: ReservationCounters,
     private readonly loader: ReservationLoader,
     private readonly metrics: ReservationMetrics,
+    private readonly evaluator: BudgetEvaluator,
   ) {}
 
+  /**
+   * A revoked key is denied without touching a counter (`reason: "api_key_revoked"`, as the
+   * check answers). Otherwise, while Redis is down or hung this fails at once with
+   * RedisUnavailableError (503 `redis_unavailable`), before anything is stored.
+   */
   async reserve(dto: CreateReservationDto): Promise<Reservation> {
-    const orgId = await this.apiKeys.orgOf(dto.api_key_id);
-    if (orgId === null) throw AppException.notFound('API key', dto.api_key_id);
+    const key = await this.apiKeys.status(dto.api_key_id);
+    if (key === null) throw AppException.notFound('API key', dto.api_key_id);
+    const orgId = key.orgId;
+    if (key.revoked) return this.denyRevoked(orgId, dto);
+    await this.counters.ensureAvailable();
     for (let loads = 0; ; loads++) {
       // Read before the locked section: a second connection taken inside it could starve the pool.
       const prices = await this.priceOf(dto.model, new Date());
       const attempt = await this.repository.admission(orgId, dto.api_key_id, (budgets, manager) => {
         const now = new Date();
-        return this.attempt(orgId, dto, now, applicableBudgets(budgets, now), prices, manager);
+        return this.attempt(orgId, dto, now, applicableBudgets(budgets, now, (b, step) => this.evaluator.isolate(b, step)), prices, manager);
       });
       if (attempt.kind === 'stored') {
         this.metrics.decided(attempt.row);
@@ -76,6 +86,9 @@ export class ReservationsService {
   /** Frees a live hold; a settled, denied, released or expired reservation stays as it is. */
   async release(id: string): Promise<Reservation> {
     const row = await this.get(id);
+    if (row.status !== 'held') return row;
+    // Redis down: answer 503 before PostgreSQL changes, so a retry releases for real.
+    await this.counters.ensureAvailable();
     const released = await this.repository.release(row.orgId, id);
     if (!released) return row;
     await this.counters.settle(row.orgId, this.holdWindows(released), []);
@@ -99,21 +112,8 @@ export class ReservationsService {
     const maxOut = dto.max_output_tokens;
     const minOut = dto.min_output_tokens ?? 1;
     const ttl = dto.ttl_seconds ?? 600;
-    const id = newId('res');
-    const row = Object.assign(new Reservation(), {
-      orgId,
-      id,
-      apiKeyId: dto.api_key_id,
-      requestId: dto.request_id,
-      userId: dto.user_id ?? null,
-      model: dto.model,
-      inputTokens: String(input),
-      maxOutputTokens: String(maxOut),
-      minOutputTokens: String(minOut),
-      recordId: null,
-      settledAt: null,
-      releasedAt: null,
-    } satisfies Partial<Reservation>);
+    const row = newReservation(orgId, dto);
+    const id = row.id;
 
     let outcome: AdmitOutcome;
     if (budgets.length === 0) {
@@ -175,6 +175,30 @@ export class ReservationsService {
     return { kind: 'replay' };
   }
 
+  /**
+   * The denial of a revoked key: stored like any decision (the same request id answers the same),
+   * holding nothing, with no budget figures (no counter is read).
+   */
+  private async denyRevoked(orgId: string, dto: CreateReservationDto): Promise<Reservation> {
+    const decision: StoredDecision = { reason: 'api_key_revoked', denied_by: [], budgets: [] };
+    const row = Object.assign(newReservation(orgId, dto), {
+      status: 'denied',
+      grantedOutputTokens: '0',
+      reservedTokens: '0',
+      reservedCostNano: '0',
+      holds: [],
+      decision: decision as unknown as Record<string, unknown>,
+      expiresAt: null,
+      createdAt: new Date(),
+    } satisfies Partial<Reservation>);
+    if (await this.repository.insert(row)) {
+      this.metrics.decided(row);
+      return row;
+    }
+    this.metrics.replayed();
+    return this.storedRequest(orgId, dto);
+  }
+
   /** The reservation of a request id seen before; the first request may still be storing it. */
   private async storedRequest(orgId: string, dto: CreateReservationDto): Promise<Reservation> {
     const giveUpAt = Date.now() + DUPLICATE_WAIT_MS;
@@ -203,4 +227,22 @@ export class ReservationsService {
   private windowOf(orgId: string, b: ApplicableBudget): CounterWindow {
     return { orgId, budgetId: b.budget.id, start: seconds(b.window.start), end: seconds(b.window.end) };
   }
+}
+
+/** A new reservation's request fields; the decision's fields are filled in by the caller. */
+function newReservation(orgId: string, dto: CreateReservationDto): Reservation {
+  return Object.assign(new Reservation(), {
+    orgId,
+    id: newId('res'),
+    apiKeyId: dto.api_key_id,
+    requestId: dto.request_id,
+    userId: dto.user_id ?? null,
+    model: dto.model,
+    inputTokens: String(dto.input_tokens),
+    maxOutputTokens: String(dto.max_output_tokens),
+    minOutputTokens: String(dto.min_output_tokens ?? 1),
+    recordId: null,
+    settledAt: null,
+    releasedAt: null,
+  } satisfies Partial<Reservation>);
 }

@@ -1,7 +1,6 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
-import { describeError } from '../common/error-mapping';
 import { AppException, FieldProblem } from '../common/errors';
 import { computeCostNano, MAX_BIGINT } from '../common/money';
 import { IngestRecordDto } from './dto/ingest.dto';
@@ -9,16 +8,23 @@ import { IngestMetrics } from './ingest-metrics';
 import { PriceBookService, PriceResolver } from './price-book.service';
 import { aggregateRollup, RollupInput, ROLLUPS, upsertRollups } from './rollups';
 
-/** What the budgets module hears after an ingest: one event per org that got new records. */
-export interface IngestEvent {
+/** What an ingest touched in one org: the keys and UTC days of its new records (the ingest workflow evaluates their budgets). */
+export interface UsageTouched {
   orgId: string;
   /** Keys with new records in this batch, sorted. */
   apiKeyIds: string[];
-  /** created_at of the earliest and latest new record. */
-  earliest: Date;
-  latest: Date;
+  /** UTC days (YYYY-MM-DD) of the new records' created_at, sorted. */
+  days: string[];
 }
-export type IngestListener = (event: IngestEvent) => Promise<void>;
+
+export interface IngestResult {
+  accepted: number;
+  duplicates: number;
+  /** The records this ingest stored (never one skipped as a duplicate), in (org, id) order. */
+  stored: IngestedRecord[];
+  /** One entry per org with new records. */
+  touched: UsageTouched[];
+}
 
 /** A record this ingest stored (never one skipped as a duplicate). */
 export interface IngestedRecord {
@@ -30,6 +36,8 @@ export interface IngestedRecord {
   /** input_tokens + output_tokens. */
   tokens: bigint;
   costNano: bigint;
+  /** The reservation the record names (settled by the ingest workflow), if any. */
+  reservationId: string | null;
 }
 
 /** A validated record ready to store. */
@@ -37,6 +45,7 @@ interface StoredRecord extends RollupInput {
   orgId: string;
   id: string;
   unpriced: boolean;
+  reservationId: string | null;
 }
 
 interface KeyRow {
@@ -53,9 +62,6 @@ const NUMERIC_OUT_OF_RANGE = '22003';
 
 @Injectable()
 export class UsageIngestService {
-  private readonly logger = new Logger(UsageIngestService.name);
-  private readonly listeners: IngestListener[] = [];
-
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly priceBook: PriceBookService,
@@ -63,20 +69,12 @@ export class UsageIngestService {
   ) {}
 
   /**
-   * Registers a listener awaited after each ingest commits and before the response is sent, once
-   * per org with new records (the orgs of a batch concurrently). A failing listener is logged;
-   * the ingest still succeeds.
-   */
-  onIngested(listener: IngestListener): void {
-    this.listeners.push(listener);
-  }
-
-  /**
    * Stores a batch: checks every key reference and prices every record first (a 400 naming each
    * bad index, nothing written), then inserts new records and adds them to the rollups in one
    * transaction. Records already stored (same org and id) are skipped and counted as duplicates.
+   * Storage only: what an ingest triggers is in IngestWorkflow (src/workflows).
    */
-  async ingest(records: IngestRecordDto[]): Promise<{ accepted: number; duplicates: number; stored: IngestedRecord[] }> {
+  async ingest(records: IngestRecordDto[]): Promise<IngestResult> {
     const stored = await this.prepare(records);
     const unique = new Map<string, StoredRecord>();
     for (const record of stored) {
@@ -90,16 +88,7 @@ export class UsageIngestService {
       fresh.map((r) => ({ model: String(r.dimensions.model), costNano: r.measures.cost_nano })),
       records.length - fresh.length,
     );
-    await this.notify(fresh);
-    const ingested = fresh.map((r) => ({
-      orgId: r.orgId,
-      id: r.id,
-      apiKeyId: String(r.dimensions.api_key_id),
-      createdAt: r.createdAt,
-      tokens: r.measures.input_tokens + r.measures.output_tokens,
-      costNano: r.measures.cost_nano,
-    }));
-    return { accepted: fresh.length, duplicates: records.length - fresh.length, stored: ingested };
+    return { accepted: fresh.length, duplicates: records.length - fresh.length, stored: fresh.map(toIngested), touched: touchedBy(fresh) };
   }
 
   private async prepare(records: IngestRecordDto[]): Promise<StoredRecord[]> {
@@ -185,35 +174,30 @@ export class UsageIngestService {
     for (const table of ROLLUPS) await upsertRollups(manager, table, aggregateRollup(fresh, table));
     return fresh;
   }
+}
 
-  private async notify(fresh: StoredRecord[]): Promise<void> {
-    if (this.listeners.length === 0) return;
-    const events = new Map<string, IngestEvent>();
-    for (const record of fresh) {
-      const at = new Date(record.createdAt * 1000);
-      const event = events.get(record.orgId);
-      if (!event) {
-        events.set(record.orgId, { orgId: record.orgId, apiKeyIds: [String(record.dimensions.api_key_id)], earliest: at, latest: at });
-        continue;
-      }
-      if (!event.apiKeyIds.includes(String(record.dimensions.api_key_id))) event.apiKeyIds.push(String(record.dimensions.api_key_id));
-      if (at < event.earliest) event.earliest = at;
-      if (at > event.latest) event.latest = at;
-    }
-    // Orgs side by side (a batch from a gateway spans many); one org's listeners in turn.
-    await Promise.all(
-      [...events.values()].map(async (event) => {
-        event.apiKeyIds.sort();
-        for (const listener of this.listeners) {
-          try {
-            await listener(event);
-          } catch (err) {
-            this.logger.error({ msg: 'An ingest listener failed; the ingest itself succeeded', orgId: event.orgId, ...describeError(err) });
-          }
-        }
-      }),
-    );
+/** Per org with new records: its keys and the UTC days of the records, sorted. */
+function touchedBy(fresh: StoredRecord[]): UsageTouched[] {
+  const byOrg = new Map<string, { keys: Set<string>; days: Set<string> }>();
+  for (const record of fresh) {
+    let entry = byOrg.get(record.orgId);
+    if (!entry) byOrg.set(record.orgId, (entry = { keys: new Set(), days: new Set() }));
+    entry.keys.add(String(record.dimensions.api_key_id));
+    entry.days.add(new Date(record.createdAt * 1000).toISOString().slice(0, 10));
   }
+  return [...byOrg].map(([orgId, { keys, days }]) => ({ orgId, apiKeyIds: [...keys].sort(), days: [...days].sort() }));
+}
+
+function toIngested(r: StoredRecord): IngestedRecord {
+  return {
+    orgId: r.orgId,
+    id: r.id,
+    apiKeyId: String(r.dimensions.api_key_id),
+    createdAt: r.createdAt,
+    tokens: r.measures.input_tokens + r.measures.output_tokens,
+    costNano: r.measures.cost_nano,
+    reservationId: r.reservationId,
+  };
 }
 
 /** The record's cost: as sent, else from the price version in force at its created_at, else 0 and unpriced. */
@@ -230,6 +214,7 @@ function toStored(record: IngestRecordDto, key: KeyRow, priced: { costNano: bigi
     orgId: key.org_id,
     id: record.id,
     unpriced: priced.unpriced,
+    reservationId: record.reservation_id ?? null,
     createdAt: record.created_at,
     dimensions: {
       org_id: key.org_id,

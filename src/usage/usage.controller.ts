@@ -8,10 +8,9 @@ import { CursorPaginated, Idempotent, PAGE_CURSOR } from '../common/sdk-extensio
 import { SdkNamespace } from '../common/sdk-namespace';
 import { CompletionsPageDto, CompletionsQueryDto } from './dto/completions.dto';
 import { CostsQueryDto, CostsReportDto } from './dto/costs.dto';
-import { IngestRecordDto, IngestRecordsDto, IngestResultDto, MAX_BATCH } from './dto/ingest.dto';
+import { IngestRecordsDto, IngestResultDto, MAX_BATCH } from './dto/ingest.dto';
 import { COSTS_REPORT_EXAMPLES, INGEST_REQUEST_EXAMPLES, USAGE_PAGE_EXAMPLES } from './dto/usage.examples';
-import { ReservationSettlementService, SettledRecord } from '../reservations/reservation-settlement.service';
-import { IngestedRecord, UsageIngestService } from './usage-ingest.service';
+import { IngestWorkflow } from '../workflows/ingest.workflow';
 import { pageBody } from './page-body';
 import { UsageReportsService } from './usage-reports.service';
 
@@ -28,9 +27,8 @@ export const COMPLETIONS_DESCRIPTION =
 @Controller('api/v1/llm/usage')
 export class UsageController {
   constructor(
-    private readonly ingest: UsageIngestService,
+    private readonly ingest: IngestWorkflow,
     private readonly reports: UsageReportsService,
-    private readonly settlement: ReservationSettlementService,
   ) {}
 
   @Post('records')
@@ -41,17 +39,13 @@ export class UsageController {
       `Stores a batch of 1 to ${MAX_BATCH} completion records. The whole batch is validated first: any bad record makes it a 400 ` +
       'naming every bad index and field, and nothing is written. A record whose id is already stored for its org is skipped and ' +
       'counted in `duplicates` (safe to retry). Records without `cost_nano` are priced from the price book at their created_at; ' +
-      'a model without a price is stored at 0 and flagged unpriced. Records of revoked keys are accepted (the gateway may report late). ' +
-      'A record with `reservation_id` settles that reservation: its hold is replaced by the record\'s usage (once, however often the record is sent).',
+      'a model without a price is stored at 0 and flagged unpriced. Records of revoked keys are accepted (the gateway may report late).',
     body: { type: IngestRecordsDto, examples: INGEST_REQUEST_EXAMPLES },
     response: IngestResultDto,
   })
   @Idempotent()
   async ingestRecords(@Body() body: IngestRecordsDto): Promise<IngestResultDto> {
-    const { accepted, duplicates, stored } = await this.ingest.ingest(body.records);
-    // Then: the stored records count in the reservation counters and settle their reservations.
-    await this.settlement.settle(withReservationIds(stored, body.records));
-    return { object: 'usage.records.ingest', accepted, duplicates };
+    return { object: 'usage.records.ingest', ...(await this.ingest.ingest(body.records)) };
   }
 
   @Get('completions')
@@ -87,14 +81,4 @@ export class UsageController {
   costs(@Auth() principal: Principal, @Query() query: CostsQueryDto): Promise<CostsReportDto> {
     return this.reports.costs(principal, query);
   }
-}
-
-/** The stored records with the reservation id their request gave (the first record of a repeated id wins, as in ingest). */
-function withReservationIds(stored: IngestedRecord[], sent: IngestRecordDto[]): SettledRecord[] {
-  const reservationOf = new Map<string, string | null | undefined>();
-  for (const r of sent) {
-    const key = `${r.api_key_id}\u0000${r.id}`;
-    if (!reservationOf.has(key)) reservationOf.set(key, r.reservation_id);
-  }
-  return stored.map((r) => ({ ...r, reservationId: reservationOf.get(`${r.apiKeyId}\u0000${r.id}`) ?? null }));
 }

@@ -291,10 +291,17 @@ export class BudgetBlockDto {
   resets_at: number;
 }
 
+export type BudgetCheckReason = 'api_key_revoked';
+export const CHECK_REASONS: readonly BudgetCheckReason[] = ['api_key_revoked'];
+
 @ApiSchema({ name: 'BudgetCheckResult' })
 export class BudgetCheckResultDto {
   @ApiProperty({ example: false })
   allowed: boolean;
+
+  /** Why a request is refused without any budget blocking it: the key is revoked (never allowed). */
+  @ApiPropertyOptional({ enum: CHECK_REASONS, enumName: 'BudgetCheckReason', example: 'api_key_revoked' })
+  reason?: BudgetCheckReason;
 
   @ApiProperty({ type: [BudgetBlockDto], description: 'Every budget of the key or its org whose block threshold is reached' })
   blocked_by: BudgetBlockDto[];

@@ -67,4 +67,5 @@ export const BUDGET_CHECK_RESPONSE_EXAMPLES: Examples = {
       blocked_by: [{ budget_id: 'bud_7pW2xLm9QaRt4YcN8vKs3DhE', scope: 'org', owner: 'cluster', pct: 104.2, resets_at: 1796083200 }],
     },
   },
+  revoked: { summary: 'The key is revoked: never allowed', value: { allowed: false, reason: 'api_key_revoked', blocked_by: [] } },
 };

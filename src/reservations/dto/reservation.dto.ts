@@ -1,8 +1,8 @@
-import { ApiProperty, ApiSchema } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { ID_PATTERN } from '../../common/ids';
 import { Check, IntField, StringField } from '../../common/validation';
 import { MODEL_MAX_LENGTH, PRINTABLE_PATTERN, USER_ID_MAX_LENGTH, USER_ID_PATTERN } from '../../usage/usage-fields';
-import { BUDGET_OWNERS, LIMIT_KINDS } from '../../budgets/dto/budget.dto';
+import { BUDGET_OWNERS, BudgetCheckReason, CHECK_REASONS, LIMIT_KINDS } from '../../budgets/dto/budget.dto';
 import type { BudgetOwner, BudgetScope, LimitKind } from '../../budgets/budget.entity';
 import { DENIAL_REASONS, DenialReason, RESERVATION_STATUSES, ReservationStatus } from '../reservation-decision';
 
@@ -157,6 +157,15 @@ export class ReservationDto {
 
   @ApiProperty({ description: 'Whether the reservation was granted (a denial is data, not an error)', example: true })
   allowed: boolean;
+
+  /** Why it is denied without any budget denying it: the key is revoked (never granted; as the budget check's `reason`). Absent otherwise. */
+  @ApiPropertyOptional({
+    enum: CHECK_REASONS,
+    enumName: 'BudgetCheckReason',
+    description: 'Why it is denied without any budget denying it: the key is revoked, never granted (as the budget check\'s `reason`; `denied_by` and `budgets` are then empty). Absent otherwise.',
+    example: 'api_key_revoked',
+  })
+  reason?: BudgetCheckReason;
 
   @ApiProperty({ type: 'integer', description: 'Cap the model call\'s output here: min(max_output_tokens, what every budget can still afford); 0 when denied', example: 4096 })
   granted_output_tokens: number;

@@ -78,6 +78,10 @@ export const RESERVATION_RESPONSE_EXAMPLES: Examples = {
       null,
     ),
   },
+  apiKeyRevoked: {
+    summary: 'Denied: the API key is revoked (reason api_key_revoked, as the check); no budget is read, nothing is held',
+    value: { ...denied('budget_exhausted', [], [], null), reason: 'api_key_revoked' },
+  },
 };
 
 export const RESERVATION_STATE_EXAMPLES: Examples = {

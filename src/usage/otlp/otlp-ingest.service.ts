@@ -4,8 +4,7 @@ import { validateSync } from 'class-validator';
 import { AppException, ErrorCode } from '../../common/errors';
 import { flattenValidationErrors } from '../../common/validation';
 import { IngestRecordDto, MAX_BATCH } from '../dto/ingest.dto';
-import { ReservationSettlementService } from '../../reservations/reservation-settlement.service';
-import { UsageIngestService } from '../usage-ingest.service';
+import { IngestWorkflow } from '../../workflows/ingest.workflow';
 import { GenAiSpanUsage, mapGenAiSpan } from './genai-span-mapping';
 import { OtlpExportResult, OtlpSpan } from './otlp-codec';
 
@@ -23,10 +22,7 @@ const MAX_MESSAGES = 10;
  */
 @Injectable()
 export class OtlpIngestService {
-  constructor(
-    private readonly ingest: UsageIngestService,
-    private readonly settlement: ReservationSettlementService,
-  ) {}
+  constructor(private readonly ingest: IngestWorkflow) {}
 
   async exportSpans(spans: OtlpSpan[]): Promise<OtlpExportResult> {
     const rejected: string[] = [];
@@ -53,9 +49,7 @@ export class OtlpIngestService {
     const rejected: string[] = [];
     while (batch.length > 0) {
       try {
-        const { stored } = await this.ingest.ingest(batch.map((c) => c.record));
-        // As after POST /usage/records: the stored records count in the reservation counters.
-        await this.settlement.settle(stored);
+        await this.ingest.ingest(batch.map((c) => c.record));
         break;
       } catch (err) {
         const bad = refusedRecords(err);

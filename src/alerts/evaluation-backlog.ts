@@ -1,0 +1,43 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+
+export interface BacklogEntry {
+  orgId: string;
+  apiKeyIds: string[];
+  /** UTC days (YYYY-MM-DD) of the records. */
+  days: string[];
+}
+
+const DRAIN_PAGE = 100;
+
+/**
+ * Evaluations an ingest could not enqueue (Redis down), kept in PostgreSQL until evaluate-all
+ * runs them: what an outage could not enqueue is repaired once Redis is back.
+ */
+@Injectable()
+export class EvaluationBacklog {
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  async add(entry: BacklogEntry): Promise<void> {
+    await this.dataSource.query(`INSERT INTO budget_evaluation_requests (org_id, api_key_ids, days) VALUES ($1, $2, $3)`, [entry.orgId, entry.apiKeyIds, entry.days]);
+  }
+
+  /** Runs `evaluate` for each entry, oldest first, deleting each once it ran; returns the sum of what it returned. */
+  async drain(evaluate: (entry: BacklogEntry) => Promise<number>): Promise<number> {
+    let total = 0;
+    let after = '0';
+    for (;;) {
+      const rows: Array<{ id: string; org_id: string; api_key_ids: string[]; days: string[] }> = await this.dataSource.query(
+        `SELECT id::text AS id, org_id, api_key_ids, days FROM budget_evaluation_requests WHERE id > $1 ORDER BY id LIMIT $2`,
+        [after, DRAIN_PAGE],
+      );
+      if (rows.length === 0) return total;
+      for (const row of rows) {
+        total += await evaluate({ orgId: row.org_id, apiKeyIds: row.api_key_ids, days: row.days });
+        await this.dataSource.query(`DELETE FROM budget_evaluation_requests WHERE id = $1`, [row.id]);
+      }
+      after = rows[rows.length - 1].id;
+    }
+  }
+}

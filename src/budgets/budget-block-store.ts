@@ -1,0 +1,170 @@
+import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import Redis from 'ioredis';
+import { CoherentCache } from '../redis/coherent-cache';
+import { REDIS, RedisKeys } from '../redis/redis.module';
+import { guardRedis } from '../redis/redis-unavailable';
+import { BudgetOwner, BudgetScope } from './budget.entity';
+
+/** One blocking budget as the check reports it. */
+export interface BlockEntry {
+  budget_id: string;
+  scope: BudgetScope;
+  owner: BudgetOwner;
+  pct: number;
+  resets_at: number;
+}
+
+export interface ScopeRef {
+  scope: BudgetScope;
+  scopeId: string;
+}
+
+export interface ScopeState extends ScopeRef {
+  blocks: BlockEntry[];
+}
+
+interface StoredState {
+  /** The version of the refresh that wrote it (see {@link BlockStateStore.nextVersion}). */
+  v: number;
+  blocks: BlockEntry[];
+}
+
+const STATE_TTL_MS = 40 * 86_400_000;
+/** In-memory copies of states: at most this many, each re-read from Redis after a minute at the latest. */
+const STATE_CACHE_TTL_MS = 60_000;
+const STATE_CACHE_MAX_ENTRIES = 200_000;
+
+/**
+ * A version from Redis' clock (microseconds), strictly greater than every version handed out
+ * before, whatever the process asking: one authority orders every state write.
+ */
+const NEXT_VERSION = `
+local t = redis.call('TIME')
+local v = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+if v <= last then v = last + 1 end
+redis.call('SET', KEYS[1], string.format('%.0f', v))
+return string.format('%.0f', v)`;
+
+/**
+ * Writes ARGV[1] (a StoredState of version ARGV[2]) unless the stored one is as new or newer;
+ * keeps KEYS[2], the set of scopes whose state blocks, in step (the repair pass reads it).
+ */
+const SET_IF_NEWER = `
+local current = redis.call('GET', KEYS[1])
+if current then
+  local stored = cjson.decode(current)
+  if (tonumber(stored.v) or 0) >= tonumber(ARGV[2]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+if ARGV[4] == '1' then redis.call('SADD', KEYS[2], ARGV[5]) else redis.call('SREM', KEYS[2], ARGV[5]) end
+return 1`;
+
+/**
+ * The block state of every budgeted scope, in Redis: per scope, the list of its blocking budgets.
+ * Writes are ordered by a version taken from Redis before the writer read anything, so an
+ * evaluation that started earlier can never overwrite one that started later, whichever process
+ * ran them. Every process keeps the states it read in memory, dropped everywhere when one
+ * rewrites them, so the check is a memory lookup.
+ */
+@Injectable()
+export class BlockStateStore implements OnModuleInit, OnApplicationShutdown {
+  private readonly states: CoherentCache<StoredState | null>;
+
+  constructor(
+    @Inject(REDIS) private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+  ) {
+    this.states = new CoherentCache(redis, {
+      channel: keys.key('budget-blocks', 'changed'),
+      onMessage: (payload) => this.states.drop(payload.split('\n')),
+      ttlMs: STATE_CACHE_TTL_MS,
+      maxEntries: STATE_CACHE_MAX_ENTRIES,
+      logger: new Logger(BlockStateStore.name),
+      lostWarning: 'Budget state channel lost; checking budgets in Redis until it is back',
+    });
+  }
+
+  onModuleInit(): Promise<void> {
+    return this.states.start();
+  }
+
+  onApplicationShutdown(): Promise<void> {
+    return this.states.stop();
+  }
+
+  /** Take before reading budgets or spend; pass to {@link write}. */
+  async nextVersion(): Promise<number> {
+    return Number(await guardRedis(this.redis, () => this.redis.eval(NEXT_VERSION, 1, this.keys.key('budget-blocks', 'version'))));
+  }
+
+  /** Writes the states (each unless a newer one is stored) and drops them from every process' memory. */
+  async write(states: ScopeState[], version: number): Promise<void> {
+    if (states.length === 0) return;
+    const index = this.indexKey();
+    const pipeline = this.redis.pipeline();
+    for (const state of states) {
+      const stored: StoredState = { v: version, blocks: state.blocks };
+      pipeline.eval(SET_IF_NEWER, 2, this.stateKey(state), index, JSON.stringify(stored), String(version), String(STATE_TTL_MS), state.blocks.length > 0 ? '1' : '0', memberOf(state));
+    }
+    const results = await guardRedis(this.redis, () => pipeline.exec());
+    const failed = results?.find(([err]) => err);
+    if (failed) throw failed[0];
+    const keys = states.map((s) => this.stateKey(s));
+    this.states.drop(keys);
+    await guardRedis(this.redis, () => this.states.publish(keys.join('\n')));
+  }
+
+  /** The blocking budgets of a key and its org; blocks of a past window have lifted. */
+  async blocksFor(orgId: string, apiKeyId: string, now = Date.now()): Promise<BlockEntry[]> {
+    const nowSeconds = Math.floor(now / 1000);
+    const blocks: BlockEntry[] = [];
+    for (const state of await this.read([this.stateKey({ scope: 'apikey', scopeId: apiKeyId }), this.stateKey({ scope: 'org', scopeId: orgId })])) {
+      for (const block of state?.blocks ?? []) {
+        if (block.resets_at > nowSeconds) blocks.push(block);
+      }
+    }
+    return blocks;
+  }
+
+  /** Scopes whose stored state blocks (for the repair pass), a page at a time. */
+  async blockingScopes(cursor: string): Promise<{ cursor: string; scopes: ScopeRef[] }> {
+    const [next, members] = await guardRedis(this.redis, () => this.redis.sscan(this.indexKey(), cursor, 'COUNT', 500));
+    return { cursor: next, scopes: members.map(parseMember).filter((s): s is ScopeRef => s !== null) };
+  }
+
+  /** Scope states from memory, else from Redis (null: the scope has none). */
+  private async read(keys: string[]): Promise<Array<StoredState | null>> {
+    const states = keys.map((key) => this.states.get(key));
+    const missing = keys.filter((_key, i) => states[i] === undefined);
+    if (missing.length > 0) {
+      const snapshot = this.states.snapshot();
+      const raw = await guardRedis(this.redis, () => this.redis.mget(...missing));
+      missing.forEach((key, i) => {
+        const state = raw[i] ? (JSON.parse(raw[i]!) as StoredState) : null;
+        this.states.set(key, state, snapshot);
+        states[keys.indexOf(key)] = state;
+      });
+    }
+    return states as Array<StoredState | null>;
+  }
+
+  private stateKey(ref: ScopeRef): string {
+    return this.keys.key('budget-blocks', ref.scope, ref.scopeId);
+  }
+
+  private indexKey(): string {
+    return this.keys.key('budget-blocks', 'blocking');
+  }
+}
+
+function memberOf(ref: ScopeRef): string {
+  return `${ref.scope}:${ref.scopeId}`;
+}
+
+function parseMember(member: string): ScopeRef | null {
+  const at = member.indexOf(':');
+  const scope = member.slice(0, at);
+  if (at < 0 || (scope !== 'org' && scope !== 'apikey')) return null;
+  return { scope, scopeId: member.slice(at + 1) };
+}

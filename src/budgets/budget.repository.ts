@@ -1,0 +1,47 @@
+import { Injectable } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { Repository } from 'typeorm';
+import { Budget } from './budget.entity';
+import type { ScopeRef } from './budget-block-store';
+
+/** The budget queries of evaluation and state refreshes (the API's own reads are in BudgetsService). */
+@Injectable()
+export class BudgetRepository {
+  constructor(@InjectRepository(Budget) private readonly budgets: Repository<Budget>) {}
+
+  /** Every budget of the given scopes. */
+  findByScopes(scopes: ScopeRef[]): Promise<Budget[]> {
+    if (scopes.length === 0) return Promise.resolve([]);
+    return this.budgets
+      .createQueryBuilder('b')
+      .where('(b.scope, b.scope_id) IN (SELECT * FROM unnest(CAST(:scopes AS varchar[]), CAST(:ids AS varchar[])))', {
+        scopes: scopes.map((s) => s.scope),
+        ids: scopes.map((s) => s.scopeId),
+      })
+      .orderBy('b.id')
+      .getMany();
+  }
+
+  /** The budgets of an org and of some of its keys (the scopes an ingest touched). */
+  findForUsage(orgId: string, apiKeyIds: string[]): Promise<Budget[]> {
+    return this.budgets
+      .createQueryBuilder('b')
+      .where(`(b.scope = 'org' AND b.scope_id = :orgId) OR (b.scope = 'apikey' AND b.scope_id = ANY(:keys))`, { orgId, keys: apiKeyIds })
+      .orderBy('b.id')
+      .getMany();
+  }
+
+  /** Budgets with at least one `block` threshold, by org (the reservation reconciler walks them). */
+  findBlocking(): Promise<Budget[]> {
+    return this.budgets.createQueryBuilder('b').where(`b.thresholds @> '[{"action": "block"}]'::jsonb`).orderBy('b.org_id').addOrderBy('b.id').getMany();
+  }
+
+  /** Scopes that have a budget, in (scope, scope_id) order after `after`. */
+  async scopePage(after: ScopeRef | null, limit: number): Promise<ScopeRef[]> {
+    const rows: Array<{ scope: ScopeRef['scope']; scope_id: string }> = await this.budgets.query(
+      `SELECT DISTINCT scope, scope_id FROM budgets WHERE (scope, scope_id) > ($1, $2) ORDER BY scope, scope_id LIMIT $3`,
+      [after?.scope ?? '', after?.scopeId ?? '', limit],
+    );
+    return rows.map((row) => ({ scope: row.scope, scopeId: row.scope_id }));
+  }
+}

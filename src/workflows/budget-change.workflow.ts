@@ -1,0 +1,51 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { AlertQueuesService } from '../alerts/alert-queues.service';
+import { Principal } from '../auth/principal';
+import { Budget, BudgetScope } from '../budgets/budget.entity';
+import { Evaluation } from '../budgets/budget-evaluation';
+import { BudgetEvaluator } from '../budgets/budget-evaluator';
+import { BudgetStateRefresher } from '../budgets/budget-state-refresher';
+import { BudgetsService } from '../budgets/budgets.service';
+import { SetBudgetDto } from '../budgets/dto/budget.dto';
+import { describeError } from '../common/error-mapping';
+import { AppException } from '../common/errors';
+
+/**
+ * What setting or deleting a budget does, in order:
+ * 1. store the change (PostgreSQL, the truth);
+ * 2. rewrite the block state of its scope, so a raised or deleted budget stops blocking at once
+ *    (when Redis fails here, this process retries until it answers and the worker's repair pass
+ *    rewrites every scope: the change is never lost);
+ * 3. after a set, enqueue an evaluation of the scope, so a limit lowered below the spend alerts
+ *    (when Redis fails, the worker's next evaluate-all does it).
+ */
+@Injectable()
+export class BudgetChangeWorkflow {
+  private readonly logger = new Logger(BudgetChangeWorkflow.name);
+
+  constructor(
+    private readonly budgets: BudgetsService,
+    private readonly refresher: BudgetStateRefresher,
+    private readonly evaluator: BudgetEvaluator,
+    private readonly queues: AlertQueuesService,
+  ) {}
+
+  async set(principal: Principal, scope: BudgetScope, scopeId: string, dto: SetBudgetDto): Promise<{ evaluation: Evaluation; generatedSecret?: string }> {
+    const { budget, generatedSecret } = await this.budgets.set(principal, scope, scopeId, dto);
+    const refreshed = await this.refresher.refreshOrRetry([{ scope, scopeId }]);
+    try {
+      await this.queues.evaluateScopes([{ scope, scopeId }]);
+    } catch (err) {
+      this.logger.warn({ msg: 'Could not enqueue a budget evaluation; the next evaluate-all will do it', budgetId: budget.id, ...describeError(err) });
+    }
+    const evaluation = refreshed?.find((e) => e.budget.id === budget.id) ?? (await this.evaluator.evaluateCurrent([budget]))[0];
+    if (!evaluation) throw AppException.internal();
+    return { evaluation, generatedSecret };
+  }
+
+  async delete(principal: Principal, id: string): Promise<Budget> {
+    const budget = await this.budgets.delete(principal, id);
+    await this.refresher.refreshOrRetry([{ scope: budget.scope, scopeId: budget.scopeId }]);
+    return budget;
+  }
+}

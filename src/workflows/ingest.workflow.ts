@@ -1,0 +1,66 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { AlertQueuesService } from '../alerts/alert-queues.service';
+import { EvaluationBacklog } from '../alerts/evaluation-backlog';
+import { BudgetStateRefresher } from '../budgets/budget-state-refresher';
+import { describeError } from '../common/error-mapping';
+import { RedisUnavailableError } from '../redis/redis-unavailable';
+import { ReservationSettlementService } from '../reservations/reservation-settlement.service';
+import { IngestRecordDto } from '../usage/dto/ingest.dto';
+import { UsageIngestService, UsageTouched } from '../usage/usage-ingest.service';
+
+/**
+ * What an ingest does, in order (the REST batch endpoint and every other ingest path call this):
+ * 1. store the records ({@link UsageIngestService.ingest}: validated, deduplicated, committed);
+ * 2. settle reservations ({@link ReservationSettlementService.settle}): the new records' spend
+ *    goes into the reservation counters, and the holds of the reservations they name are replaced
+ *    by it in one step (each record once: duplicates are never passed on);
+ * 3. per org with new records, rewrite the block state of its budgeted scopes (the key and org
+ *    budgets), so the check blocks before the ingest answers;
+ * 4. enqueue evaluations of those scopes in the windows the records fell in (late records alert
+ *    for their own window).
+ * Steps 2 to 4 never fail or hold up the ingest: when Redis is down they give up at once; the
+ * reservation reconciler repairs the counters, the evaluations go to the PostgreSQL backlog, and
+ * the worker's evaluate-all repairs the block state once Redis is back.
+ */
+@Injectable()
+export class IngestWorkflow {
+  private readonly logger = new Logger(IngestWorkflow.name);
+
+  constructor(
+    private readonly usage: UsageIngestService,
+    private readonly settlement: ReservationSettlementService,
+    private readonly refresher: BudgetStateRefresher,
+    private readonly queues: AlertQueuesService,
+    private readonly backlog: EvaluationBacklog,
+  ) {}
+
+  async ingest(records: IngestRecordDto[]): Promise<{ accepted: number; duplicates: number }> {
+    const { accepted, duplicates, stored, touched } = await this.usage.ingest(records);
+    await this.settlement.settle(stored);
+    await Promise.all(touched.map((scope) => this.afterUsage(scope)));
+    return { accepted, duplicates };
+  }
+
+  private async afterUsage(touched: UsageTouched): Promise<void> {
+    try {
+      await this.refresher.refreshForUsage(touched.orgId, touched.apiKeyIds);
+    } catch (err) {
+      this.logger.warn({ msg: 'Could not refresh budget state after ingest; evaluate-all will', orgId: touched.orgId, ...describeError(err) });
+      // Redis is down: do not wait for it a second time in this request.
+      if (err instanceof RedisUnavailableError) return this.keep(touched);
+    }
+    try {
+      await this.queues.evaluateUsage(touched.orgId, touched.apiKeyIds, touched.days);
+    } catch (err) {
+      this.logger.warn({ msg: 'Could not enqueue budget evaluations after ingest; kept for evaluate-all', orgId: touched.orgId, ...describeError(err) });
+      await this.keep(touched);
+    }
+  }
+
+  /** Keeps the evaluations in PostgreSQL; the worker's evaluate-all runs them once Redis is back. */
+  private async keep(touched: UsageTouched): Promise<void> {
+    await this.backlog.add(touched).catch((err: unknown) =>
+      this.logger.error({ msg: 'Could not keep the evaluations of an ingest', orgId: touched.orgId, ...describeError(err) }),
+    );
+  }
+}
