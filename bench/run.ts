@@ -14,7 +14,7 @@ import { fmt, RunInfo, Section, writeJson, writeReport } from './harness/report'
 import { createScratchDatabase, deleteRedisPrefix, redisVersion, serverVersion } from './harness/scratch';
 import { ServiceOptions, ServiceProcess } from './harness/service';
 import { BenchOptions, parseOptions } from './options';
-import { alertLatencySection, measureAlertLatency } from './parts/alert-latency';
+import { alertLatencySection, measureAlertLatency, startWorker } from './parts/alert-latency';
 import { budgetCheckSection, createBudgets, measureBudgetCheck } from './parts/budget-check';
 import { ingestSection, measureIngest } from './parts/ingest';
 import { memorySection } from './parts/memory';
@@ -92,7 +92,18 @@ async function runParts(options: BenchOptions, service: ServiceProcess, database
       log(`1. Usage query at ${fmt.count(records)} records`);
       service.enter(`1. usage query, ${fmt.count(records)} records`);
       queries.push(
-        ...(await measureUsageQueries({ http: reader, pg, orgId: largest.orgId, orgAdminKeyId: tenancy.orgAdmins[0].id, end: today, records, plans, log })),
+        ...(await measureUsageQueries({
+          http: reader,
+          pg,
+          orgId: largest.orgId,
+          orgAdminKeyId: tenancy.orgAdmins[0].id,
+          end: today,
+          records,
+          plans,
+          // At the largest size, the daily query again with the last hour pending in the rollup journal.
+          pendingTailSeconds: records === options.records ? 3600 : undefined,
+          log,
+        })),
       );
     }
     reader.close();
@@ -103,16 +114,25 @@ async function runParts(options: BenchOptions, service: ServiceProcess, database
 
     log('2. Ingest');
     service.enter('2. ingest');
-    const ingest = await measureIngest({
-      baseUrl: service.baseUrl,
-      ingestKey: tenancy.ingest.key,
-      databaseUrl,
-      traffic: traffic(),
-      records: options.ingestRecords,
-      clients: options.ingestClients,
-      tableRecords: options.records,
-      log,
-    });
+    // A second API process beside the first, and a worker folding the rollup journal, for this part only.
+    const second = await ServiceProcess.start({ ...serviceOptions, port: options.port + 1 }, DIST);
+    const worker = await startWorker(serviceOptions, DIST);
+    let ingest;
+    try {
+      ingest = await measureIngest({
+        baseUrls: [service.baseUrl, second.baseUrl],
+        ingestKey: tenancy.ingest.key,
+        databaseUrl,
+        traffic: traffic(),
+        records: options.ingestRecords,
+        clients: options.ingestClients,
+        tableRecords: options.records,
+        log,
+      });
+    } finally {
+      worker.kill('SIGTERM');
+      await second.stop();
+    }
 
     log('3. Budget check');
     service.enter('3. budget check');

@@ -1,5 +1,6 @@
 import { BullModule } from '@nestjs/bullmq';
-import { DynamicModule, Module } from '@nestjs/common';
+import { DynamicModule, Module, OnApplicationShutdown } from '@nestjs/common';
+import Redis, { Cluster } from 'ioredis';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AlertsApiModule, AlertsModule, AlertsWorkerModule } from './alerts/alerts.module';
 import { AuthModule } from './auth/auth.module';
@@ -11,11 +12,12 @@ import { dataSourceOptions, WORKER_DATA_SOURCE } from './database/data-source';
 import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { WorkerMetricsModule } from './metrics/worker-metrics.server';
-import { redisOptions } from './redis/redis';
+import { createRedisClient, deploymentPrefix, redisOptions } from './redis/redis';
 import { RedisModule } from './redis/redis.module';
 import { ReservationsApiModule, ReservationsModule, ReservationsWorkerModule } from './reservations/reservations.module';
 import { UsageApiModule } from './usage/usage-api.module';
 import { UsageModule } from './usage/usage.module';
+import { UsageWorkerModule } from './usage/usage-worker.module';
 import { WorkflowsModule } from './workflows/workflows.module';
 
 /** Which halves of the product a process runs (PROCESS_ROLE). */
@@ -26,6 +28,14 @@ export interface ProcessParts {
 
 export function processParts(config: AppConfig): ProcessParts {
   return { api: config.processRole !== 'worker', worker: config.processRole !== 'api' };
+}
+
+/** Closes a Redis client at shutdown, after the queues' workers have stopped. */
+class ClientCloser implements OnApplicationShutdown {
+  constructor(private readonly client: Redis | Cluster) {}
+  async onApplicationShutdown(): Promise<void> {
+    await this.client.quit().catch(() => this.client.disconnect());
+  }
 }
 
 /** Connections of the default pool in a worker-only process (start-up, auth caches): its jobs use their own pool. */
@@ -51,6 +61,8 @@ export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
     if (!config.databaseUrl) throw new Error('AppModule needs a database URL (start-up fills it in)');
     const parts = processParts(config);
+    // On a cluster BullMQ takes a client instance, which it then does not close: the module does.
+    const bullCluster = config.redisClusterNodes ? createRedisClient(config, { maxRetriesPerRequest: null }) : undefined;
     return {
       module: AppModule,
       imports: [
@@ -59,8 +71,9 @@ export class AppModule {
         RedisModule,
         MetricsModule,
         BullModule.forRoot({
-          connection: { ...(redisOptions(config.redisUrl, { maxRetriesPerRequest: null }) as Record<string, unknown>) },
-          prefix: config.redisPrefix,
+          connection: bullCluster ?? { ...(redisOptions(config.redisUrl, { maxRetriesPerRequest: null }) as Record<string, unknown>) },
+          // A hash tag on a cluster: each queue's keys (and its Lua scripts) stay in one slot.
+          prefix: deploymentPrefix(config),
         }),
         AuthModule,
         UsageModule,
@@ -69,8 +82,9 @@ export class AppModule {
         ReservationsModule,
         WorkflowsModule,
         ...(parts.api ? [HealthModule, UsageApiModule, BudgetsApiModule, AlertsApiModule, ReservationsApiModule] : []),
-        ...(parts.worker ? [AlertsWorkerModule, WorkerMetricsModule, ReservationsWorkerModule] : []),
+        ...(parts.worker ? [AlertsWorkerModule, UsageWorkerModule, WorkerMetricsModule, ReservationsWorkerModule] : []),
       ],
+      providers: bullCluster ? [{ provide: ClientCloser, useFactory: () => new ClientCloser(bullCluster) }] : [],
     };
   }
 }

@@ -8,7 +8,7 @@ import { AppConfig } from './config/app-config';
 import { createDataSource, runMigrations } from './database/data-source';
 import { startEmbeddedPostgres } from './database/embedded-postgres';
 import { createHttpApp } from './http-app';
-import { ensureRedis } from './redis/redis';
+import { ensureRedis, targetAnswers } from './redis/redis';
 import { resolveSecretsKey } from './secrets-key';
 
 export interface RunningProcess {
@@ -32,8 +32,12 @@ export async function prepareDependencies(
     config.databaseUrl = embedded.url;
     cleanups.push(() => embedded.stop());
   }
-  const localRedis = await ensureRedis(config.redisUrl, logger);
-  if (localRedis) cleanups.push(() => localRedis.stop());
+  if (config.redisClusterNodes) {
+    if (!(await targetAnswers(config, 5000))) throw new Error('The Redis Cluster at REDIS_CLUSTER_NODES does not answer, or its state is not ok');
+  } else {
+    const localRedis = await ensureRedis(config.redisUrl, logger);
+    if (localRedis) cleanups.push(() => localRedis.stop());
+  }
   config.secretsKey = await resolveSecretsKey(config.secretsKey, config.dataDir, logger);
 
   const dataSource = createDataSource(config.databaseUrl);

@@ -115,9 +115,9 @@ describe('alerts: exactly one alert per (budget, window, threshold) across worke
     const id = 'alrt_crashedBetweenInsertAndQ';
     const body = alertBody(id, new Date(), evaluation, { pct: 30, action: 'alert' });
     await t.dataSource.query(
-      `INSERT INTO alerts (id, budget_id, window_start, window_end, threshold_pct, threshold_action, body, state, created_at)
-       VALUES ($1, $2, $3, $4, 30, 'alert', $5, 'pending', now())`,
-      [id, budget.id, evaluation.window.start, evaluation.window.end, body],
+      `INSERT INTO alerts (org_id, id, budget_id, window_start, window_end, threshold_pct, threshold_action, body, state, created_at)
+       VALUES ($1, $2, $3, $4, $5, 30, 'alert', $6, 'pending', now())`,
+      [entity.orgId, id, budget.id, evaluation.window.start, evaluation.window.end, body],
     );
     await waitFor(() => ids().includes(id), 'the repaired delivery');
     await settle(apps(), 2);

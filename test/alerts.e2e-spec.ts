@@ -67,7 +67,7 @@ describe('threshold alerts (SPEC §5)', () => {
         budget: {
           ...budget,
           webhook_secret: undefined,
-          spend: { ...budget.spend, cost_spent_nano: '600000000', cost_spent: 0.6, tokens_spent: '4', pct: 60 },
+          spend: { ...budget.spend, cost_spent_nano: '600000000', cost_spent: 0.6, tokens_spent: '4', pct: 60, forecast_exhaustion_at: expect.any(Number) },
         },
         threshold: { pct: 50, action: 'alert' },
         window,

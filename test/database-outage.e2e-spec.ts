@@ -1,7 +1,7 @@
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
 import { createTestDatabase, TestDatabase } from './helpers/test-database';
 import { TcpProxy } from './helpers/tcp-proxy';
-import { record } from './helpers/usage';
+import { foldJournal, record } from './helpers/usage';
 
 /** SPEC promises under a PostgreSQL outage: 503 + Retry-After, the process stays up, nothing half-written. */
 describe('database outage during ingest', () => {
@@ -66,7 +66,8 @@ describe('database outage during ingest', () => {
     expect(n).toBe(12 * 200);
     expect(accepted).toBe(12 * 200); // each record reported accepted exactly once across all attempts
     expect(tokens).toBe(12 * 200 * 15);
-    // Rollups agree with the records: no half-written batch.
+    // Rollups agree with the records (once the journal is folded): no half-written batch.
+    await foldJournal(t);
     const [day] = await t.dataSource.query(`SELECT sum(num_model_requests)::int AS n, sum(input_tokens + output_tokens)::int AS tokens FROM usage_rollups_day`);
     expect(day).toEqual({ n: 12 * 200, tokens: 12 * 200 * 15 });
     const [minute] = await t.dataSource.query(`SELECT sum(num_model_requests)::int AS n FROM usage_rollups_minute`);

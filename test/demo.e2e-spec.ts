@@ -77,12 +77,25 @@ describe('demo data (npm run demo)', () => {
   it('sets budgets on live spend, and the check agrees with them', async () => {
     const list = await t.get('/api/v1/llm/budgets');
     expect(list.body.data).toHaveLength(report.budgets.length);
-    expect(report.budgets.length).toBe(5);
+    expect(report.budgets.length).toBe(7);
     const search = report.budgets.find((b) => b.name === 'acme-search')!;
     const budget = (await t.get(`/api/v1/llm/budgets/${search.id}`)).body;
     expect(budget).toMatchObject({ scope: 'apikey', period: 'daily', limit_kind: 'tokens', limit: search.limit });
     const check = await t.post('/api/v1/llm/budgets/check', { api_key_id: keyOf('acme-search').id }, { key: keyOf('demo-gateway').key });
     expect(check.body.allowed).toBe(budget.spend.pct < 100);
+
+    // One team budget, one end-user budget, and budgets in non-UTC zones (SPEC §4.2).
+    const team = (await t.get(`/api/v1/llm/budgets/${report.budgets.find((b) => b.name === 'acme/search')!.id}`)).body;
+    expect(team).toMatchObject({ scope: 'team', scope_id: 'search', timezone: 'UTC' });
+    expect(team.spend.pct).toBeLessThan(100); // sized at 125 % of the team's spend so far this week
+    const user = (await t.get(`/api/v1/llm/budgets/${report.budgets.find((b) => b.name === 'acme/acme_user_001')!.id}`)).body;
+    expect(user).toMatchObject({ scope: 'user', scope_id: 'acme_user_001', timezone: 'America/New_York' });
+    expect(user.spend.window).toMatch(/T00:00:00-0[45]:00\/.*T00:00:00-0[45]:00$/);
+    const userCheck = await t.post('/api/v1/llm/budgets/check', { api_key_id: keyOf('acme-support').id, user_id: 'acme_user_001' }, { key: keyOf('demo-gateway').key });
+    expect(userCheck.body.blocked_by.some((b: { scope: string }) => b.scope === 'user')).toBe(user.spend.pct >= 100);
+    const initech = (await t.get(`/api/v1/llm/budgets/${report.budgets.find((b) => b.name === 'initech')!.id}`)).body;
+    expect(initech).toMatchObject({ scope: 'org', timezone: 'Europe/Amsterdam' });
+    expect(initech.spend.window).toMatch(/^\d{4}-\d\d-01T00:00:00\+0[12]:00\//);
   });
 
   it('refuses to load twice, changing nothing', async () => {
@@ -95,7 +108,7 @@ describe('demo data (npm run demo)', () => {
   it('prints the demo keys on stdout (progress on stderr), as the command does', () => {
     const text = formatReport(report);
     for (const key of report.keys) expect(text).toContain(`${key.id}  ${key.key}`);
-    expect(text).toContain(`Demo data loaded: 3 orgs, 10 API keys, ${report.totalRecords} completion records, 5 budgets.`);
+    expect(text).toContain(`Demo data loaded: 3 orgs, 10 API keys, ${report.totalRecords} completion records, 7 budgets.`);
   });
 });
 

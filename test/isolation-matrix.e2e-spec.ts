@@ -19,6 +19,8 @@ interface Tenant {
   /** Creates a throwaway key / budget in this org (for destructive operations). */
   freshKeyId(): Promise<string>;
   freshBudgetId(): Promise<string>;
+  /** The URL of a new team or end-user budget of this org (set by the cluster admin), for deletes. */
+  freshLocalBudgetUrl(kind: 'teams' | 'users'): Promise<string>;
   /** A logged delivery of a new alert whose delivery has ended (redelivery is one sequence per alert at a time). */
   freshDeliveryId(): Promise<string>;
   /** A reservation on this org's member key, made by the cluster admin. */
@@ -127,6 +129,42 @@ const TABLE: Record<string, Row> = {
     request: async (t) => ({ url: `/api/v1/llm/budgets/org/${t.orgId}`, body: budgetBody }),
     expect: { cluster_admin: [200, 200], org_admin: [200, 404], member: 403, ingest: 403 },
   },
+  'llm.budgets.setTeam': {
+    method: 'PUT',
+    path: '/api/v1/llm/budgets/org/{orgId}/teams/{teamId}',
+    request: async (t) => ({ url: `/api/v1/llm/budgets/org/${t.orgId}/teams/team-search`, body: budgetBody }),
+    expect: { cluster_admin: [200, 200], org_admin: [200, 404], member: 403, ingest: 403 },
+  },
+  'llm.budgets.setUser': {
+    method: 'PUT',
+    path: '/api/v1/llm/budgets/org/{orgId}/users/{userId}',
+    request: async (t) => ({ url: `/api/v1/llm/budgets/org/${t.orgId}/users/user_123`, body: budgetBody }),
+    expect: { cluster_admin: [200, 200], org_admin: [200, 404], member: 403, ingest: 403 },
+  },
+  'llm.budgets.getTeam': {
+    method: 'GET',
+    path: '/api/v1/llm/budgets/org/{orgId}/teams/{teamId}',
+    request: async (t) => ({ url: `/api/v1/llm/budgets/org/${t.orgId}/teams/team-search` }),
+    expect: { cluster_admin: [200, 200], org_admin: [200, 404], member: [404, 404], ingest: 403 },
+  },
+  'llm.budgets.getUser': {
+    method: 'GET',
+    path: '/api/v1/llm/budgets/org/{orgId}/users/{userId}',
+    request: async (t) => ({ url: `/api/v1/llm/budgets/org/${t.orgId}/users/user_123` }),
+    expect: { cluster_admin: [200, 200], org_admin: [200, 404], member: [404, 404], ingest: 403 },
+  },
+  'llm.budgets.deleteTeam': {
+    method: 'DELETE',
+    path: '/api/v1/llm/budgets/org/{orgId}/teams/{teamId}',
+    request: async (t) => ({ url: await t.freshLocalBudgetUrl('teams') }),
+    expect: { cluster_admin: [200, 200], org_admin: [200, 404], member: 403, ingest: 403 },
+  },
+  'llm.budgets.deleteUser': {
+    method: 'DELETE',
+    path: '/api/v1/llm/budgets/org/{orgId}/users/{userId}',
+    request: async (t) => ({ url: await t.freshLocalBudgetUrl('users') }),
+    expect: { cluster_admin: [200, 200], org_admin: [200, 404], member: 403, ingest: 403 },
+  },
   'llm.budgets.list': { method: 'GET', path: '/api/v1/llm/budgets', request: same('/api/v1/llm/budgets'), expect: { cluster_admin: 200, org_admin: 200, member: 200, ingest: 403 } },
   'llm.budgets.get': { method: 'GET', path: '/api/v1/llm/budgets/{budgetId}', request: async (t) => ({ url: `/api/v1/llm/budgets/${t.keyBudgetId}` }), expect: { cluster_admin: [200, 200], org_admin: [200, 404], member: [200, 404], ingest: 403 } },
   'llm.budgets.getOrg': { method: 'GET', path: '/api/v1/llm/budgets/org/{orgId}', request: async (t) => ({ url: `/api/v1/llm/budgets/org/${t.orgId}` }), expect: { cluster_admin: [200, 200], org_admin: [200, 404], member: [404, 404], ingest: 403 } },
@@ -226,6 +264,12 @@ describe('tenant isolation matrix', () => {
         freshBudgetId: async () => {
           const key = await seeded.make('member');
           return (await t.put(`/api/v1/llm/budgets/apikey/${key.id}`, budgetBody)).body.id;
+        },
+        freshLocalBudgetUrl: async (kind) => {
+          const url = `/api/v1/llm/budgets/org/${seeded.org.id}/${kind}/fresh-${Math.random().toString(36).slice(2)}`;
+          const res = await t.put(url, budgetBody);
+          if (res.status !== 200) throw new Error(`${url}: ${res.status}`);
+          return url;
         },
         freshDeliveryId: async () => (await loggedDelivery((await seeded.make('member')).id)).deliveryId,
         freshReservationId: async () =>

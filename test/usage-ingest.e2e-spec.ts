@@ -3,7 +3,7 @@ import { IngestRecordDto } from '../src/usage/dto/ingest.dto';
 import { UsageIngestService, UsageTouched } from '../src/usage/usage-ingest.service';
 import { UsageSpendService } from '../src/usage/usage-spend.service';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
-import { DAY, HOUR, ingest, ingestOk, record, T0, tableRows } from './helpers/usage';
+import { DAY, foldJournal, HOUR, ingest, ingestOk, record, T0, tableRows } from './helpers/usage';
 
 const MAX_BIGINT = '9223372036854775807';
 
@@ -56,7 +56,8 @@ describe('usage ingest (SPEC §3.1)', () => {
         output_audio_tokens: '0', batch: false, service_tier: null, cost_nano: MAX_BIGINT, unpriced: false, created_at: T0 + HOUR,
       },
     ]);
-    // Rollup rows of the acme key: one per distinct dimension set, '' for missing values.
+    // Rollup rows of the acme key (once the journal is folded): one per distinct dimension set, '' for missing values.
+    await foldJournal(t);
     const day = await t.dataSource.query(
       `SELECT user_id, project_id, batch, service_tier, team_id, input_tokens, input_cached_tokens, num_model_requests, cost_nano, unpriced_requests
        FROM usage_rollups_day WHERE org_id = $1 ORDER BY user_id`,
@@ -74,6 +75,7 @@ describe('usage ingest (SPEC §3.1)', () => {
     const rollups = await tableRows(t, 'usage_rollups_minute');
     const fresh = record(acme.member.id, { created_at: T0 + 2 * DAY });
     expect(await ingestOk(t, ingestKey.key, [...batch, fresh, fresh])).toEqual({ object: 'usage.records.ingest', accepted: 1, duplicates: 3 });
+    await foldJournal(t);
     const [sums] = await t.dataSource.query(
       `SELECT num_model_requests, input_tokens FROM usage_rollups_day WHERE org_id = $1 AND bucket_start = $2 AND user_id = ''`,
       [acme.org.id, new Date((T0 + 2 * DAY) * 1000)],
@@ -185,16 +187,17 @@ describe('usage ingest (SPEC §3.1)', () => {
     const batch = [
       record(extra.id, { created_at: T0 + 7 * DAY + 5 }),
       record(acme.member.id, { created_at: T0 + 7 * DAY }),
-      record(acme.member.id, { created_at: T0 + 9 * DAY - 1 }),
+      record(acme.member.id, { created_at: T0 + 9 * DAY - 1, user_id: 'end-user-2' }),
+      record(acme.member.id, { created_at: T0 + 9 * DAY - 2, user_id: 'end-user-1' }),
       record(globex.member.id, { created_at: T0 + 8 * DAY }),
     ] as unknown as IngestRecordDto[];
     const result = await service.ingest(batch);
     const byOrg = (a: UsageTouched, b: UsageTouched) => (a.orgId < b.orgId ? -1 : 1);
-    expect(result.accepted).toBe(4);
+    expect(result.accepted).toBe(5);
     expect([...result.touched].sort(byOrg)).toEqual(
       [
-        { orgId: acme.org.id, apiKeyIds: [acme.member.id, extra.id].sort(), days: ['2024-01-08', '2024-01-09'] },
-        { orgId: globex.org.id, apiKeyIds: [globex.member.id], days: ['2024-01-09'] },
+        { orgId: acme.org.id, apiKeyIds: [acme.member.id, extra.id].sort(), days: ['2024-01-08', '2024-01-09'], teamIds: ['team-a'], userIds: ['end-user-1', 'end-user-2'] },
+        { orgId: globex.org.id, apiKeyIds: [globex.member.id], days: ['2024-01-09'], teamIds: [], userIds: [] },
       ].sort(byOrg),
     );
     // A batch of duplicates only touches nothing.
@@ -215,6 +218,9 @@ describe('usage ingest (SPEC §3.1)', () => {
     expect(await spend.spend({ orgId: globex.org.id }, at(base), at(base + 2 * DAY))).toEqual({ costNano: 23n, tokens: 66n });
     expect(await spend.spend({ orgId: globex.org.id }, at(base + DAY), at(base + 2 * DAY))).toEqual({ costNano: 11n, tokens: 33n });
     expect(await spend.spend({ orgId: acme.org.id, apiKeyId: key.id }, at(base), at(base + 2 * DAY))).toEqual({ costNano: 0n, tokens: 0n });
-    await expect(spend.spend({ orgId: globex.org.id }, at(base + 1), at(base + DAY))).rejects.toThrow(RangeError);
+    // Any whole seconds (a local day of a budget in a time zone): exact from finer rollups and raw edges.
+    expect(await spend.spend({ orgId: globex.org.id }, at(base + 1), at(base + DAY))).toEqual({ costNano: 7n, tokens: 22n });
+    expect(await spend.spend({ orgId: globex.org.id }, at(base), at(base + DAY - 1))).toEqual({ costNano: 5n, tokens: 11n });
+    await expect(spend.spend({ orgId: globex.org.id }, new Date(base * 1000 + 1), at(base + DAY))).rejects.toThrow(RangeError);
   });
 });

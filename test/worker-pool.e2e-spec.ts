@@ -30,8 +30,9 @@ describe('connection pools: the worker cannot starve the API in one process', ()
     const budget = await t.put(`/api/v1/llm/budgets/org/${org.org.id}`, { period: 'monthly', limit_kind: 'tokens', limit: 10, thresholds: [{ pct: 50, action: 'alert' }] });
     const ids = Array.from({ length: BLOCKED_JOBS }, (_, i) => `alrt_poolTest${String(i).padStart(16, '0')}`);
     await t.dataSource.query(
-      `INSERT INTO alerts (id, budget_id, window_start, window_end, threshold_pct, threshold_action, body, state, created_at)
-       SELECT id, $2, now() - (n || ' days')::interval, now(), 50, 'alert', '{}', 'delivered', now() FROM unnest($1::varchar[]) WITH ORDINALITY AS a(id, n)`,
+      `INSERT INTO alerts (org_id, id, budget_id, window_start, window_end, threshold_pct, threshold_action, body, state, created_at)
+       SELECT (SELECT org_id FROM budgets WHERE id = $2), id, $2, now() - (n || ' days')::interval, now(), 50, 'alert', '{}', 'delivered', now()
+       FROM unnest($1::varchar[]) WITH ORDINALITY AS a(id, n)`,
       [ids, budget.body.id],
     );
     // Every delivery job and every evaluate-all now waits on this lock, each holding a connection.

@@ -1,6 +1,7 @@
 import { Client } from 'pg';
 import { createDataSource } from '../../src/database/data-source';
 import { rebuildRollupRange, ROLLUPS } from '../../src/usage/rollups';
+import { JOURNAL_TABLE } from '../../src/usage/rollup-journal';
 import { inParallel } from '../harness/parallel';
 import { copyInto } from './copy';
 import { copyChunks, RECORD_COLUMNS } from './record-format';
@@ -41,7 +42,7 @@ export async function loadUsage(url: string, traffic: Traffic, count: number, fr
   const dataSource = createDataSource(url, { extra: { max: 2, options: LOAD_SETTINGS } });
   await dataSource.initialize();
   try {
-    await client.query(`TRUNCATE ${TABLES.join(', ')}`);
+    await client.query(`TRUNCATE ${TABLES.join(', ')}, ${JOURNAL_TABLE}`);
     const indexes = await dropIndexes(client, TABLES);
     let started = Date.now();
     const records = await copyInto(client, 'completion_records', RECORD_COLUMNS, copyChunks(traffic.records(count, from, to, 'a')));

@@ -35,7 +35,7 @@ async function startReceiver(): Promise<{ url: string; arrivals: Map<string, num
 }
 
 /** A worker process (PROCESS_ROLE=worker) with every alert setting at its default. */
-async function startWorker(options: ServiceOptions, distDir: string): Promise<ChildProcess> {
+export async function startWorker(options: ServiceOptions, distDir: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, [join(distDir, 'src', 'worker.js')], {
     env: {
       ...process.env,

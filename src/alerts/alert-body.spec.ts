@@ -11,6 +11,7 @@ describe('alertBody', () => {
     orgId: 'org_2xY8cR3tV6bN1sD7pQ2mW9xL',
     owner: 'org',
     period: 'monthly',
+    timezone: 'UTC',
     limitKind: 'cost',
     limitValue: '12.500000000',
     thresholds: [
@@ -19,6 +20,8 @@ describe('alertBody', () => {
     ],
     webhookUrl: 'https://hooks.example.com/tally',
     webhookSecretSealed: Buffer.from('sealed'),
+    webhookPreviousSecretSealed: null,
+    webhookPreviousSecretExpiresAt: null,
     webhookDisabledAt: null,
     updatedBy: 'key_admin',
     updatedOnBehalfOf: null,
@@ -26,17 +29,18 @@ describe('alertBody', () => {
     updatedAt: new Date('2026-11-03T11:00:00Z'),
   } satisfies Budget);
   const window = { start: new Date('2026-11-01T00:00:00Z'), end: new Date('2026-12-01T00:00:00Z') };
-  const evaluation = evaluateBudget(budget, { costNano: 7_000_000_000n, tokens: 1234n }, window);
+  // At 7 of 12.5 after 19 d 8.5 h the limit would be reached after the window's end: forecast null.
+  const evaluation = evaluateBudget(budget, { costNano: 7_000_000_000n, tokens: 1234n }, window, new Date('2026-11-20T08:30:00Z'));
 
   it('serialises exactly these fields, in this order', () => {
     const body = alertBody('alrt_9sD7pQ2mW9xL4kY8cR3tV6bN', new Date('2026-11-20T08:30:00Z'), evaluation, { pct: 50, action: 'alert' });
     expect(body).toBe(
       '{"id":"alrt_9sD7pQ2mW9xL4kY8cR3tV6bN","type":"budget.threshold.crossed","created_at":1795163400,"data":{"budget":{' +
         '"id":"bud_4kQ9mW2pL8xYc4RtV7bN1sDa","object":"llm.budget","scope":"apikey","scope_id":"key_7pQ2mW9xL4kY8cR3tV6bN1sD",' +
-        '"org_id":"org_2xY8cR3tV6bN1sD7pQ2mW9xL","owner":"org","period":"monthly","limit_kind":"cost","limit":12.5,' +
+        '"org_id":"org_2xY8cR3tV6bN1sD7pQ2mW9xL","owner":"org","period":"monthly","timezone":"UTC","limit_kind":"cost","limit":12.5,' +
         '"thresholds":[{"pct":50,"action":"alert"},{"pct":100,"action":"block"}],"alert_webhook_url":"https://hooks.example.com/tally",' +
         '"spend":{"window":"2026-11-01T00:00:00Z/2026-12-01T00:00:00Z","cost_spent_nano":"7000000000","cost_spent":7,"tokens_spent":"1234","pct":56,' +
-        '"resets_at":1796083200},"created_at":1793613600,"updated_at":1793703600},"threshold":{"pct":50,"action":"alert"},' +
+        '"resets_at":1796083200,"forecast_exhaustion_at":null},"created_at":1793613600,"updated_at":1793703600},"threshold":{"pct":50,"action":"alert"},' +
         '"window":"2026-11-01T00:00:00Z/2026-12-01T00:00:00Z"}}',
     );
   });

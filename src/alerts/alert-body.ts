@@ -1,9 +1,14 @@
 import { unixSeconds } from '../common/unix-time';
 import { BudgetOwner, BudgetScope, LimitKind, Threshold, ThresholdAction } from '../budgets/budget.entity';
 import { costToNumber, Evaluation, limitAsNumber } from '../budgets/budget-evaluation';
-import { BudgetPeriod, formatWindow } from '../budgets/budget-window';
+import { BudgetPeriod, BudgetWindow, formatWindow } from '../budgets/budget-window';
+import { displayScopeId } from '../budgets/budget-scope';
 
 export const ALERT_EVENT_TYPE = 'budget.threshold.crossed';
+/** Sent once when a crossed block threshold stops blocking within its window (SPEC §5). */
+export const RESOLVED_EVENT_TYPE = 'budget.threshold.resolved';
+export const ALERT_EVENT_TYPES = [ALERT_EVENT_TYPE, RESOLVED_EVENT_TYPE] as const;
+export type AlertEventType = (typeof ALERT_EVENT_TYPES)[number];
 
 /*
  * The webhook body is a contract with receivers outside Tally (SPEC §5), so it has its own types
@@ -25,6 +30,8 @@ export interface WebhookSpend {
   pct: number;
   /** Unix seconds at which the window ends. */
   resets_at: number;
+  /** Unix seconds at which the block limit is reached at the window's average rate so far, or null. */
+  forecast_exhaustion_at: number | null;
 }
 
 /** The budget object of the webhook body (the seed's budget fields, with its spend at the time of the alert). */
@@ -36,6 +43,8 @@ export interface WebhookBudget {
   org_id: string;
   owner: BudgetOwner;
   period: BudgetPeriod;
+  /** IANA time zone of the windows. */
+  timezone: string;
   limit_kind: LimitKind;
   limit: number;
   thresholds: Array<{ pct: number; action: ThresholdAction }>;
@@ -50,7 +59,7 @@ export interface WebhookBudget {
 /** The webhook body of SPEC §5. */
 export interface AlertEvent {
   id: string;
-  type: typeof ALERT_EVENT_TYPE;
+  type: AlertEventType;
   /** Unix seconds. */
   created_at: number;
   data: {
@@ -68,37 +77,49 @@ export function webhookBudget(e: Evaluation): WebhookBudget {
     id: b.id,
     object: 'llm.budget',
     scope: b.scope,
-    scope_id: b.scopeId,
+    scope_id: displayScopeId(b),
     org_id: b.orgId,
     owner: b.owner,
     period: b.period,
+    timezone: b.timezone,
     limit_kind: b.limitKind,
     limit: limitAsNumber(b),
     thresholds: b.thresholds.map((t) => ({ pct: t.pct, action: t.action })),
     alert_webhook_url: b.webhookUrl,
     spend: {
-      window: formatWindow(e.window),
+      window: formatWindow(e.window, b.timezone),
       cost_spent_nano: e.spend.costNano.toString(),
       cost_spent: costToNumber(e.spend.costNano),
       tokens_spent: e.spend.tokens.toString(),
       pct: e.pct,
       resets_at: unixSeconds(e.window.end),
+      forecast_exhaustion_at: e.forecastExhaustionAt,
     },
     created_at: unixSeconds(b.createdAt),
     updated_at: unixSeconds(b.updatedAt),
   };
 }
 
-/** The exact bytes every attempt of this alert sends (serialised once, stored with the alert). */
-export function alertBody(id: string, createdAt: Date, evaluation: Evaluation, threshold: Threshold): string {
+/**
+ * The exact bytes every attempt of this alert sends (serialised once, stored with the alert).
+ * `window` is the crossing's window (the evaluation's by default).
+ */
+export function alertBody(
+  id: string,
+  createdAt: Date,
+  evaluation: Evaluation,
+  threshold: Threshold,
+  type: AlertEventType = ALERT_EVENT_TYPE,
+  window: BudgetWindow = evaluation.window,
+): string {
   const event: AlertEvent = {
     id,
-    type: ALERT_EVENT_TYPE,
+    type,
     created_at: unixSeconds(createdAt),
     data: {
       budget: webhookBudget(evaluation),
       threshold: { pct: threshold.pct, action: threshold.action },
-      window: formatWindow(evaluation.window),
+      window: formatWindow(window, evaluation.budget.timezone),
     },
   };
   return JSON.stringify(event);

@@ -158,7 +158,12 @@ export class AlertEvaluatorService {
   }
 
   private targetsHolding(budgets: Budget[], days: string[], now: Date): EvaluationTarget[] {
-    const instants = days.map((day) => new Date(`${day}T00:00:00Z`)).filter((d) => !Number.isNaN(d.getTime()));
+    // A UTC day meets up to three local days of a budget in another time zone (local days last
+    // 23 to 25 hours): every hour of it is sampled, so each local window holding a record is found.
+    const instants = days
+      .map((day) => new Date(`${day}T00:00:00Z`).getTime())
+      .filter((ms) => !Number.isNaN(ms))
+      .flatMap((ms) => Array.from({ length: 25 }, (_v, h) => new Date(Math.min(ms + h * 3_600_000, ms + 86_399_999))));
     return budgets.flatMap((budget) => (this.evaluator.isolate(budget, () => windowsHolding(budget, instants, now)) ?? []).map((window) => ({ budget, window })));
   }
 
@@ -169,7 +174,8 @@ export class AlertEvaluatorService {
     const existing: Array<{ budget_id: string; window_start: Date; threshold_pct: string }> = await this.dataSource.query(
       `SELECT a.budget_id, a.window_start, a.threshold_pct::text AS threshold_pct
        FROM alerts a JOIN unnest($1::varchar[], $2::timestamptz[]) AS c(budget_id, window_start)
-         ON a.budget_id = c.budget_id AND a.window_start = c.window_start`,
+         ON a.budget_id = c.budget_id AND a.window_start = c.window_start
+       WHERE a.event_type = 'budget.threshold.crossed'`,
       [reached.map((e) => e.budget.id), reached.map((e) => e.window.start.toISOString())],
     );
     const known = new Set(existing.map((row) => crossingKey(row.budget_id, row.window_start, Number(row.threshold_pct))));
@@ -196,11 +202,11 @@ export class AlertEvaluatorService {
     }
     if (rows.length === 0) return 0;
     const inserted: Array<{ id: string; state: AlertState; threshold_action: string }> = await this.dataSource.query(
-      `INSERT INTO alerts (id, budget_id, window_start, window_end, threshold_pct, threshold_action, body, state, created_at)
-       SELECT c.* FROM unnest($1::varchar[], $2::varchar[], $3::timestamptz[], $4::timestamptz[], $5::numeric[], $6::varchar[], $7::text[], $8::varchar[], $9::timestamptz[])
+      `INSERT INTO alerts (org_id, id, budget_id, window_start, window_end, threshold_pct, threshold_action, body, state, created_at)
+       SELECT b.org_id, c.* FROM unnest($1::varchar[], $2::varchar[], $3::timestamptz[], $4::timestamptz[], $5::numeric[], $6::varchar[], $7::text[], $8::varchar[], $9::timestamptz[])
          AS c(id, budget_id, window_start, window_end, threshold_pct, threshold_action, body, state, created_at)
-       WHERE EXISTS (SELECT 1 FROM budgets b WHERE b.id = c.budget_id)
-       ON CONFLICT (budget_id, window_start, threshold_pct) DO NOTHING
+       JOIN budgets b ON b.id = c.budget_id
+       ON CONFLICT (org_id, budget_id, window_start, threshold_pct, event_type) DO NOTHING
        RETURNING id, state, threshold_action`,
       [
         rows.map((r) => r.id),

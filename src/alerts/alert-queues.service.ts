@@ -1,3 +1,4 @@
+import { BudgetRepository } from '../budgets/budget.repository';
 import { InjectQueue } from '@nestjs/bullmq';
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
@@ -38,6 +39,7 @@ export class AlertQueuesService {
     @InjectDataSource() private readonly dataSource: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(REDIS) private readonly redis: Redis,
+    private readonly budgets: BudgetRepository,
   ) {}
 
   /** Re-registers the evaluate-all scheduler when it is gone (Redis flushed or restarted empty). */
@@ -68,17 +70,15 @@ export class AlertQueuesService {
   }
 
   /**
-   * After ingest: evaluations of the org and of the keys that have budgets, one per scope and UTC
-   * day of the records (one indexed query, then one Redis round trip).
+   * After ingest: evaluations of the budgeted scopes it touched (the org, its keys, the teams and
+   * end users of the records), one per scope and UTC day of the records (one indexed query, then
+   * one Redis round trip).
    */
-  async evaluateUsage(orgId: string, apiKeyIds: string[], days: string[]): Promise<void> {
+  async evaluateUsage(orgId: string, apiKeyIds: string[], days: string[], teamIds?: string[], userIds?: string[]): Promise<void> {
     if (this.redis.status !== 'ready') throw new RedisUnavailableError();
-    const scopes: EvaluateScopePayload[] = (
-      await this.dataSource.query(
-        `SELECT DISTINCT scope, scope_id FROM budgets WHERE (scope = 'org' AND scope_id = $1) OR (scope = 'apikey' AND scope_id = ANY($2))`,
-        [orgId, apiKeyIds],
-      )
-    ).flatMap((row: { scope: EvaluateScopePayload['scope']; scope_id: string }) => days.map((day) => ({ scope: row.scope, scopeId: row.scope_id, day })));
+    const scopes: EvaluateScopePayload[] = (await this.budgets.scopesForUsage(orgId, apiKeyIds, teamIds, userIds)).flatMap((scope) =>
+      days.map((day) => ({ scope: scope.scope, scopeId: scope.scopeId, day })),
+    );
     await this.evaluateScopes(scopes);
   }
 

@@ -1,5 +1,6 @@
 import { Check, Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn } from 'typeorm';
 import { Budget, ThresholdAction } from '../budgets/budget.entity';
+import { ALERT_EVENT_TYPES, AlertEventType } from './alert-body';
 
 /**
  * Where an alert's delivery stands. `pending`: to be delivered (a delivery job exists or the
@@ -10,15 +11,21 @@ export type AlertState = 'pending' | 'delivered' | 'failed' | 'skipped';
 export const ALERT_STATES: readonly AlertState[] = ['pending', 'delivered', 'failed', 'skipped'];
 
 /**
- * One threshold crossing: at most one per (budget, window, threshold pct), enforced by the unique
- * index, whatever the number of evaluators. Its id is the webhook's `webhook-id`, and `body` holds
+ * One threshold event: a crossing, or the resolution of a crossed block threshold (SPEC §5); at
+ * most one of each per (budget, window, threshold pct), enforced by the unique index, whatever the
+ * number of evaluators. Its id is the webhook's `webhook-id`, and `body` holds
  * the exact bytes every attempt and redelivery sends.
  */
 @Entity({ name: 'alerts' })
-@Index('alerts_budget_window_pct_key', ['budgetId', 'windowStart', 'thresholdPct'], { unique: true })
+@Index('alerts_budget_window_pct_key', ['orgId', 'budgetId', 'windowStart', 'thresholdPct', 'eventType'], { unique: true })
 @Index('alerts_state_idx', ['state', 'id'])
+@Check('alerts_event_type_check', `"event_type" IN (${ALERT_EVENT_TYPES.map((t) => `'${t}'`).join(', ')})`)
 @Check('alerts_state_check', `"state" IN ('pending', 'delivered', 'failed', 'skipped')`)
 export class Alert {
+  /** The budget's org: in every key, so the table can be distributed by org (SPEC §8). */
+  @PrimaryColumn({ name: 'org_id', type: 'varchar', length: 40 })
+  orgId: string;
+
   @PrimaryColumn({ type: 'varchar', length: 40 })
   id: string;
 
@@ -38,6 +45,10 @@ export class Alert {
   /** The threshold's pct exactly as configured (at most 6 decimals and 10^9); read as a string. */
   @Column({ name: 'threshold_pct', type: 'numeric', precision: 16, scale: 6 })
   thresholdPct: string;
+
+  /** `budget.threshold.crossed` or `budget.threshold.resolved`. */
+  @Column({ name: 'event_type', type: 'varchar', length: 40, default: 'budget.threshold.crossed' })
+  eventType: AlertEventType;
 
   @Column({ name: 'threshold_action', type: 'varchar', length: 10 })
   thresholdAction: ThresholdAction;

@@ -15,6 +15,7 @@ import { JobFailures } from '../metrics/job-failures';
 import { MetricsService } from '../metrics/metrics.service';
 import { UsageModule } from '../usage/usage.module';
 import { AlertEvaluatorService } from './alert-evaluator.service';
+import { AlertResolutionsService } from './alert-resolutions.service';
 import { AlertQueue } from './alert-jobs';
 import { DeliverProcessor, EvaluateProcessor } from './alert-processors';
 import { AlertQueuesService } from './alert-queues.service';
@@ -39,8 +40,8 @@ import { WebhookDelivery } from './webhook-delivery.entity';
     BudgetsModule,
     UsageModule,
   ],
-  providers: [AlertQueuesService, AlertEvaluatorService, WebhookDeliveryService, DeliveryLogService, DeliverySlots, EvaluationBacklog],
-  exports: [AlertQueuesService, AlertEvaluatorService, WebhookDeliveryService, DeliveryLogService, DeliverySlots, EvaluationBacklog],
+  providers: [AlertQueuesService, AlertEvaluatorService, AlertResolutionsService, WebhookDeliveryService, DeliveryLogService, DeliverySlots, EvaluationBacklog],
+  exports: [AlertQueuesService, AlertEvaluatorService, AlertResolutionsService, WebhookDeliveryService, DeliveryLogService, DeliverySlots, EvaluationBacklog],
 })
 export class AlertsModule {}
 

@@ -9,7 +9,6 @@ import { BudgetsService } from '../budgets/budgets.service';
 import { maskUrl } from '../common/masked-url';
 import { AppException, ErrorCode, ErrorType } from '../common/errors';
 import { newId } from '../common/ids';
-import { ALERT_EVENT_TYPE } from './alert-body';
 import { AlertQueuesService } from './alert-queues.service';
 import { ListDeliveriesQueryDto, WebhookDeliveryDto, WebhookDeliveryListDto } from './dto/delivery.dto';
 import { WebhookDelivery } from './webhook-delivery.entity';
@@ -22,7 +21,7 @@ function notFoundAsNull(err: unknown): null {
 }
 
 /** An attempt as the API shows it; `urlView` as for the budget's own webhook URL (SPEC §4). */
-export function toDeliveryDto(d: WebhookDelivery, urlView: WebhookUrlView): WebhookDeliveryDto {
+export function toDeliveryDto(d: WebhookDelivery, urlView: WebhookUrlView, timeZone = 'UTC'): WebhookDeliveryDto {
   const alert = d.alert!;
   const seconds = (date: Date | null) => (date === null ? null : unixSeconds(date));
   return {
@@ -30,9 +29,9 @@ export function toDeliveryDto(d: WebhookDelivery, urlView: WebhookUrlView): Webh
     object: 'llm.budget.webhook_delivery',
     budget_id: d.budgetId,
     alert_id: d.alertId,
-    event_type: ALERT_EVENT_TYPE,
+    event_type: alert.eventType,
     threshold: { pct: Number(alert.thresholdPct), action: alert.thresholdAction },
-    window: formatWindow({ start: alert.windowStart, end: alert.windowEnd }),
+    window: formatWindow({ start: alert.windowStart, end: alert.windowEnd }, timeZone),
     trigger: d.trigger,
     attempt: d.attempt,
     status: d.status,
@@ -75,7 +74,7 @@ export class DeliveryLogService {
     }
     const rows = await qb.getMany();
     const page = rows.slice(0, limit);
-    return { object: 'list', data: page.map((d) => toDeliveryDto(d, urlView)), has_more: rows.length > limit, last_id: page.length > 0 ? page[page.length - 1].id : null };
+    return { object: 'list', data: page.map((d) => toDeliveryDto(d, urlView, budget.timezone)), has_more: rows.length > limit, last_id: page.length > 0 ? page[page.length - 1].id : null };
   }
 
   /**
@@ -95,6 +94,7 @@ export class DeliveryLogService {
     if (source.alert!.state === 'pending') throw inProgress('its delivery is still being attempted (see next_retry_at in the delivery log)');
     if (await this.queues.redeliveryInFlight(source.alertId)) throw inProgress('an earlier redelivery of it is still under way');
     const pending = this.deliveries.create({
+      orgId: source.orgId,
       id: newId('dlv'),
       alertId: source.alertId,
       budgetId: source.budgetId,
@@ -122,7 +122,7 @@ export class DeliveryLogService {
       await this.deliveries.delete({ id: pending.id, status: 'pending' });
       throw inProgress('an earlier redelivery of it is still under way');
     }
-    return toDeliveryDto(saved, this.budgets.urlView(principal, budget));
+    return toDeliveryDto(saved, this.budgets.urlView(principal, budget), budget.timezone);
   }
 }
 

@@ -12,10 +12,14 @@ export const DELIVERY_TRIGGERS: readonly DeliveryTrigger[] = ['alert', 'redelive
 /** One webhook delivery attempt (the delivery log). Never holds the secret or the signature. */
 @Entity({ name: 'webhook_deliveries' })
 @Index('webhook_deliveries_budget_idx', ['budgetId', 'createdAt', 'id'])
-@Index('webhook_deliveries_alert_idx', ['alertId'])
+@Index('webhook_deliveries_alert_idx', ['orgId', 'alertId'])
 @Check('webhook_deliveries_status_check', `"status" IN ('pending', 'succeeded', 'failed')`)
 @Check('webhook_deliveries_trigger_check', `"trigger" IN ('alert', 'redelivery')`)
 export class WebhookDelivery {
+  /** The alert's org: in every key and in the foreign key, so the table can be distributed by org (SPEC §8). */
+  @PrimaryColumn({ name: 'org_id', type: 'varchar', length: 40 })
+  orgId: string;
+
   @PrimaryColumn({ type: 'varchar', length: 40 })
   id: string;
 
@@ -23,7 +27,10 @@ export class WebhookDelivery {
   alertId: string;
 
   @ManyToOne(() => Alert, { onDelete: 'CASCADE' })
-  @JoinColumn({ name: 'alert_id' })
+  @JoinColumn([
+    { name: 'org_id', referencedColumnName: 'orgId' },
+    { name: 'alert_id', referencedColumnName: 'id' },
+  ])
   alert?: Alert;
 
   @Column({ name: 'budget_id', type: 'varchar', length: 40 })

@@ -68,6 +68,7 @@ export class WebhookDeliveryService {
     const budget = await this.budgets
       .createQueryBuilder('b')
       .addSelect('b.webhookSecretSealed')
+      .addSelect('b.webhookPreviousSecretSealed')
       .where('b.id = :id', { id: alert.budgetId })
       .getOne();
     if (!budget) return 'done';
@@ -84,7 +85,7 @@ export class WebhookDeliveryService {
     if (!(await this.slots.acquire(budget.orgId, job.jobId))) return 'deferred';
     let result: SendResult;
     try {
-      result = await this.send(alert, url, openSecret(this.secretsKey, budget.webhookSecretSealed), job);
+      result = await this.send(alert, url, this.secrets(budget), job);
     } finally {
       await this.slots.release(budget.orgId, job.jobId).catch(() => undefined); // the lease ends by itself
     }
@@ -105,10 +106,22 @@ export class WebhookDeliveryService {
   }
 
   /** Signs the stored body for this attempt's timestamp, POSTs it, counts it and logs it. */
-  private async send(alert: Alert, url: string, secret: string, job: DeliveryAttempt): Promise<SendResult> {
+  /** The budget's signing secret, and its previous one while that is within its 24 h of rotation. */
+  private secrets(budget: Budget): { current: string; previous: string | null } {
+    const rotating =
+      budget.webhookPreviousSecretSealed !== null &&
+      budget.webhookPreviousSecretExpiresAt !== null &&
+      budget.webhookPreviousSecretExpiresAt.getTime() > Date.now();
+    return {
+      current: openSecret(this.secretsKey, budget.webhookSecretSealed!),
+      previous: rotating ? openSecret(this.secretsKey, budget.webhookPreviousSecretSealed!) : null,
+    };
+  }
+
+  private async send(alert: Alert, url: string, secrets: { current: string; previous: string | null }, job: DeliveryAttempt): Promise<SendResult> {
     const attemptedAt = new Date();
     const timestamp = unixSeconds(attemptedAt);
-    const result = await sendWebhook(new URL(url), alert.body, signatureHeaders(secret, alert.id, timestamp, alert.body), {
+    const result = await sendWebhook(new URL(url), alert.body, signatureHeaders(secrets.current, alert.id, timestamp, alert.body, secrets.previous), {
       timeoutMs: this.config.webhookTimeoutMs,
       allowPrivateTargets: this.config.webhookAllowPrivateTargets,
     });
@@ -146,7 +159,7 @@ export class WebhookDeliveryService {
       const filled = await this.deliveries.update({ id: job.pendingDeliveryId, status: 'pending' }, values);
       if (filled.affected) return;
     }
-    await this.deliveries.insert({ id: newId('dlv'), alertId: alert.id, budgetId: alert.budgetId, trigger: job.trigger, ...values });
+    await this.deliveries.insert({ orgId: alert.orgId, id: newId('dlv'), alertId: alert.id, budgetId: alert.budgetId, trigger: job.trigger, ...values });
   }
 
   private get secretsKey(): Buffer {

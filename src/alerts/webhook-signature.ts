@@ -13,11 +13,16 @@ export function sign(secret: string, id: string, timestamp: number, body: string
   return `v1,${mac}`;
 }
 
-/** The Standard Webhooks headers of one attempt. */
-export function signatureHeaders(secret: string, id: string, timestamp: number, body: string): Record<string, string> {
+/**
+ * The Standard Webhooks headers of one attempt. During a secret rotation (SPEC §5) `previous` is
+ * the old secret: `webhook-signature` then carries both signatures, new first, space-separated.
+ */
+export function signatureHeaders(secret: string, id: string, timestamp: number, body: string, previous?: string | null): Record<string, string> {
+  const signatures = [sign(secret, id, timestamp, body)];
+  if (previous) signatures.push(sign(previous, id, timestamp, body));
   return {
     'webhook-id': id,
     'webhook-timestamp': String(timestamp),
-    'webhook-signature': sign(secret, id, timestamp, body),
+    'webhook-signature': signatures.join(' '),
   };
 }

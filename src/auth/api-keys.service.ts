@@ -46,7 +46,7 @@ export class ApiKeysService {
    * The org of a key and whether it is revoked, or null for an unknown key: from memory once seen,
    * dropped on every process when the key is revoked (as {@link authenticate}'s entries are).
    */
-  async status(keyId: string): Promise<{ orgId: string; revoked: boolean } | null> {
+  async status(keyId: string): Promise<{ orgId: string; teamId: string | null; revoked: boolean } | null> {
     let cached = this.cache.getById(keyId);
     if (!cached) {
       const snapshot = this.cache.snapshot();
@@ -55,7 +55,7 @@ export class ApiKeysService {
       cached = { id: row.id, orgId: row.orgId, role: row.role, teamId: row.teamId, revoked: row.revokedAt !== null };
       this.cache.setById(cached, snapshot);
     }
-    return { orgId: cached.orgId, revoked: cached.revoked };
+    return { orgId: cached.orgId, teamId: cached.teamId, revoked: cached.revoked };
   }
 
   /** The org of a key (revoked or not), or null for an unknown key; answered from memory once seen. */

@@ -4,6 +4,7 @@ import { CoherentCache } from '../redis/coherent-cache';
 import { REDIS, RedisKeys } from '../redis/redis.module';
 import { guardRedis } from '../redis/redis-unavailable';
 import { BudgetOwner, BudgetScope } from './budget.entity';
+import { scopeKey } from './budget-scope';
 
 /** One blocking budget as the check reports it. */
 export interface BlockEntry {
@@ -115,11 +116,20 @@ export class BlockStateStore implements OnModuleInit, OnApplicationShutdown {
     await guardRedis(this.redis, () => this.states.publish(keys.join('\n')));
   }
 
-  /** The blocking budgets of a key and its org; blocks of a past window have lifted. */
-  async blocksFor(orgId: string, apiKeyId: string, now = Date.now()): Promise<BlockEntry[]> {
+  /**
+   * The blocking budgets of a key, its org, the key's team and the end user (when given); blocks of
+   * a past window have lifted.
+   */
+  async blocksFor(orgId: string, apiKeyId: string, now = Date.now(), teamId: string | null = null, userId: string | null = null): Promise<BlockEntry[]> {
     const nowSeconds = Math.floor(now / 1000);
     const blocks: BlockEntry[] = [];
-    for (const state of await this.read([this.stateKey({ scope: 'apikey', scopeId: apiKeyId }), this.stateKey({ scope: 'org', scopeId: orgId })])) {
+    const refs: ScopeRef[] = [
+      { scope: 'apikey', scopeId: apiKeyId },
+      { scope: 'org', scopeId: orgId },
+      ...(teamId ? [{ scope: 'team' as const, scopeId: scopeKey('team', orgId, teamId) }] : []),
+      ...(userId ? [{ scope: 'user' as const, scopeId: scopeKey('user', orgId, userId) }] : []),
+    ];
+    for (const state of await this.read(refs.map((ref) => this.stateKey(ref)))) {
       for (const block of state?.blocks ?? []) {
         if (block.resets_at > nowSeconds) blocks.push(block);
       }
@@ -165,6 +175,6 @@ function memberOf(ref: ScopeRef): string {
 function parseMember(member: string): ScopeRef | null {
   const at = member.indexOf(':');
   const scope = member.slice(0, at);
-  if (at < 0 || (scope !== 'org' && scope !== 'apikey')) return null;
+  if (at < 0 || (scope !== 'org' && scope !== 'apikey' && scope !== 'team' && scope !== 'user')) return null;
   return { scope, scopeId: member.slice(at + 1) };
 }

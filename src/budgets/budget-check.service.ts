@@ -3,13 +3,15 @@ import { Counter } from 'prom-client';
 import { ApiKeysService } from '../auth/api-keys.service';
 import { AppException } from '../common/errors';
 import { MetricsService } from '../metrics/metrics.service';
-import { BlockStateStore } from './budget-block-store';
+import { BlockStateStore, ScopeRef } from './budget-block-store';
+import { scopeKey } from './budget-scope';
 import { BudgetStateRefresher } from './budget-state-refresher';
 import { BudgetCheckResultDto } from './dto/budget.dto';
 
 /**
- * The gateway's pre-request check: a memory lookup of the key (its org, whether it is revoked)
- * and of the block state of the key and its org. A revoked key is never allowed.
+ * The gateway's pre-request check: a memory lookup of the key (its org and team, whether it is
+ * revoked) and of the block state of the key, its org, its team and the end user. A revoked key is
+ * never allowed.
  */
 @Injectable()
 export class BudgetCheckService {
@@ -25,20 +27,23 @@ export class BudgetCheckService {
     for (const outcome of ['allowed', 'blocked']) this.decisions.inc({ outcome }, 0);
   }
 
-  async check(apiKeyId: string): Promise<BudgetCheckResultDto> {
+  /** `userId`: the end user of the request (X-On-Behalf-Of / `user_id`), whose budgets count too. */
+  async check(apiKeyId: string, userId: string | null = null): Promise<BudgetCheckResultDto> {
     const key = await this.apiKeys.status(apiKeyId);
     if (key === null) throw AppException.notFound('API key', apiKeyId);
     if (key.revoked) {
       this.decisions.inc({ outcome: 'blocked' });
       return { allowed: false, reason: 'api_key_revoked', blocked_by: [] };
     }
-    const scopes = [
-      { scope: 'apikey' as const, scopeId: apiKeyId },
-      { scope: 'org' as const, scopeId: key.orgId },
+    const scopes: ScopeRef[] = [
+      { scope: 'apikey', scopeId: apiKeyId },
+      { scope: 'org', scopeId: key.orgId },
+      ...(key.teamId ? [{ scope: 'team' as const, scopeId: scopeKey('team', key.orgId, key.teamId) }] : []),
+      ...(userId ? [{ scope: 'user' as const, scopeId: scopeKey('user', key.orgId, userId) }] : []),
     ];
     // A budget change here whose state write failed: never answer from the state it left behind.
     if (this.refresher.hasPending(scopes)) await this.refresher.retryPending();
-    const blocked_by = await this.store.blocksFor(key.orgId, apiKeyId);
+    const blocked_by = await this.store.blocksFor(key.orgId, apiKeyId, Date.now(), key.teamId, userId);
     const allowed = blocked_by.length === 0;
     this.decisions.inc({ outcome: allowed ? 'allowed' : 'blocked' });
     return { allowed, blocked_by };

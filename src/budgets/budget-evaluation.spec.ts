@@ -64,3 +64,27 @@ describe('windows to evaluate (SPEC §5: every window counts)', () => {
     expect(starts(windowsHolding(budget({ period: 'monthly' }), instants, now))).toEqual(['2026-10-01T00:00:00.000Z', '2026-11-01T00:00:00.000Z']);
   });
 });
+
+describe('forecastExhaustion (SPEC §4.2)', () => {
+  const day = { start: new Date('2026-11-21T00:00:00Z'), end: new Date('2026-11-22T00:00:00Z') };
+  const at = (iso: string) => new Date(iso);
+
+  it('is null with no spend, or when the target is not reached before the window ends', () => {
+    expect(evaluateBudget(budget({}), { costNano: 0n, tokens: 0n }, day, at('2026-11-21T06:00:00Z')).forecastExhaustionAt).toBeNull();
+    // 10 over 24 h at 4 per 12 h: reached after 30 h.
+    expect(evaluateBudget(budget({}), { costNano: 4_000_000_000n, tokens: 0n }, day, at('2026-11-21T12:00:00Z')).forecastExhaustionAt).toBeNull();
+  });
+
+  it('is start + ⌈target × elapsed / spent⌉ towards the lowest block pct', () => {
+    // Limit 10, block at 100: 3 spent in 6 h → 10 after 20 h.
+    expect(evaluateBudget(budget({}), { costNano: 3_000_000_000n, tokens: 0n }, day, at('2026-11-21T06:00:00Z')).forecastExhaustionAt).toBe(
+      Date.parse('2026-11-21T20:00:00Z') / 1000,
+    );
+    // Block at 80 and 90: target 8; 3 spent in 7 s → ⌈8 × 7 / 3⌉ = 19 s (rounded up).
+    const b = budget({ thresholds: [{ pct: 90, action: 'block' }, { pct: 80, action: 'block' }, { pct: 50, action: 'alert' }] });
+    expect(evaluateBudget(b, { costNano: 3_000_000_000n, tokens: 0n }, day, at('2026-11-21T00:00:07Z')).forecastExhaustionAt).toBe(Date.parse(day.start.toISOString()) / 1000 + 19);
+    // Without a block threshold, 100 %; tokens budgets count tokens.
+    const tokens = budget({ limitKind: 'tokens', limitValue: '1000.000000000', thresholds: [{ pct: 50, action: 'alert' }] });
+    expect(evaluateBudget(tokens, { costNano: 0n, tokens: 250n }, day, at('2026-11-21T01:00:00Z')).forecastExhaustionAt).toBe(Date.parse('2026-11-21T04:00:00Z') / 1000);
+  });
+});

@@ -14,6 +14,11 @@ export interface Evaluation {
   /** Thresholds whose pct is reached (spent × 100 ≥ pct × limit, compared exactly). */
   reached: Threshold[];
   blocked: boolean;
+  /**
+   * Unix seconds at which the block limit (100 % without a block threshold) is reached at the
+   * window's average rate so far; null with no spend or when that is not within this window.
+   */
+  forecastExhaustionAt: number | null;
 }
 
 /** Spend in the budget's kind, in nano-units of its limit (limits are stored to 9 decimals). */
@@ -21,7 +26,29 @@ function spentNano(budget: Budget, spend: Spend): bigint {
   return budget.limitKind === 'cost' ? spend.costNano : spend.tokens * NANO_PER_UNIT;
 }
 
-export function evaluateBudget(budget: Budget, spend: Spend, window: BudgetWindow): Evaluation {
+/**
+ * SPEC §4.2 `forecast_exhaustion_at`, in integers: with `spent` over the `elapsed` whole seconds
+ * since the window's start, the target (lowest block pct × limit, or the limit) is reached at
+ * start + ⌈target × elapsed / spent⌉ (rounded up to the second). `at` is clamped into the window.
+ */
+export function forecastExhaustion(budget: Budget, spent: bigint, limit: bigint, window: BudgetWindow, at: Date): number | null {
+  if (spent <= 0n) return null;
+  const blockPcts = budget.thresholds.filter((t) => t.action === 'block').map((t) => parseDecimalToNano(numberToDecimalString(t.pct)));
+  // target × 100 × 10^9 (pct in nano-units of a percent): exact for every stored pct.
+  const pctNano = blockPcts.length > 0 ? blockPcts.reduce((a, b) => (b < a ? b : a)) : 100n * NANO_PER_UNIT;
+  const targetScaled = pctNano * limit;
+  const spentScaled = spent * 100n * NANO_PER_UNIT;
+  const start = BigInt(Math.floor(window.start.getTime() / 1000));
+  const end = BigInt(Math.floor(window.end.getTime() / 1000));
+  let now = BigInt(Math.floor(at.getTime() / 1000));
+  if (now < start) now = start;
+  if (now > end) now = end;
+  const elapsed = now - start;
+  const eta = start + (targetScaled * elapsed + spentScaled - 1n) / spentScaled;
+  return eta < end ? Number(eta) : null;
+}
+
+export function evaluateBudget(budget: Budget, spend: Spend, window: BudgetWindow, at: Date = new Date()): Evaluation {
   const limit = parseDecimalToNano(budget.limitValue);
   if (limit <= 0n) throw new Error(`budget ${budget.id} has an invalid limit`);
   const spent = spentNano(budget, spend);
@@ -34,11 +61,12 @@ export function evaluateBudget(budget: Budget, spend: Spend, window: BudgetWindo
     pct: Number(pctMicro) / 1_000_000,
     reached,
     blocked: reached.some((t) => t.action === 'block'),
+    forecastExhaustionAt: forecastExhaustion(budget, spent, limit, window, at),
   };
 }
 
 export function currentWindow(budget: Budget, now: Date): BudgetWindow {
-  return budgetWindow(budget.period, now);
+  return budgetWindow(budget.period, now, budget.timezone);
 }
 
 export function limitAsNumber(budget: Budget): number {
@@ -52,7 +80,7 @@ export const LATE_RECORD_HORIZON_MS = 40 * 86_400_000;
 
 /** The window before the current one (evaluated once more after a boundary). */
 export function previousWindow(budget: Budget, now: Date): BudgetWindow {
-  return budgetWindow(budget.period, new Date(currentWindow(budget, now).start.getTime() - 1));
+  return budgetWindow(budget.period, new Date(currentWindow(budget, now).start.getTime() - 1), budget.timezone);
 }
 
 /**
@@ -63,7 +91,7 @@ export function windowsHolding(budget: Budget, instants: Date[], now: Date): Bud
   const windows = new Map<number, BudgetWindow>();
   const oldest = now.getTime() - LATE_RECORD_HORIZON_MS;
   for (const at of instants) {
-    const window = budgetWindow(budget.period, at);
+    const window = budgetWindow(budget.period, at, budget.timezone);
     if (window.end.getTime() <= oldest || window.start.getTime() > now.getTime()) continue;
     windows.set(window.start.getTime(), window);
   }

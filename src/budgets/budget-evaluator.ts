@@ -3,7 +3,8 @@ import { Counter } from 'prom-client';
 import { describeError } from '../common/error-mapping';
 import { MetricsService } from '../metrics/metrics.service';
 import { Spend, UsageSpendService } from '../usage/usage-spend.service';
-import { Budget } from './budget.entity';
+import { Budget, BudgetScope } from './budget.entity';
+import { displayScopeId } from './budget-scope';
 import { currentWindow, evaluateBudget, Evaluation } from './budget-evaluation';
 import { BudgetWindow } from './budget-window';
 
@@ -55,9 +56,25 @@ export class BudgetEvaluator {
     }
     const spends = new Map<EvaluationTarget, Spend>();
     await forEachLimited([...groups.values()], SPEND_READ_CONCURRENCY, async ({ orgId, window, members }) => {
-      const keys = members.some((m) => m.budget.scope === 'org') ? undefined : [...new Set(members.map((m) => m.budget.scopeId))];
-      const { total, byKey } = await this.spend.spendByKey(orgId, window.start, window.end, keys);
-      for (const m of members) spends.set(m, m.budget.scope === 'org' ? total : (byKey.get(m.budget.scopeId) ?? { costNano: 0n, tokens: 0n }));
+      for (const m of members) spends.set(m, { costNano: 0n, tokens: 0n });
+      const byKind = (scopes: BudgetScope[]) => members.filter((m) => scopes.includes(m.budget.scope));
+      const keyed = byKind(['org', 'apikey']);
+      if (keyed.length > 0) {
+        const keys = keyed.some((m) => m.budget.scope === 'org') ? undefined : [...new Set(keyed.map((m) => m.budget.scopeId))];
+        const { total, byKey } = await this.spend.spendByKey(orgId, window.start, window.end, keys);
+        for (const m of keyed) spends.set(m, m.budget.scope === 'org' ? total : (byKey.get(m.budget.scopeId) ?? spends.get(m)!));
+      }
+      // Teams (the team_id records carry) and end users: one read each, grouped by the org-local id.
+      for (const [scope, dimension] of [
+        ['team', 'team_id'],
+        ['user', 'user_id'],
+      ] as const) {
+        const local = byKind([scope]);
+        if (local.length === 0) continue;
+        const ids = [...new Set(local.map((m) => displayScopeId(m.budget)))];
+        const { byValue } = await this.spend.spendByDimension(orgId, window.start, window.end, dimension, ids);
+        for (const m of local) spends.set(m, byValue.get(displayScopeId(m.budget)) ?? spends.get(m)!);
+      }
     });
     const evaluations: Evaluation[] = [];
     for (const target of targets) {

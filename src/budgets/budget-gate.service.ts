@@ -22,7 +22,8 @@ export class BudgetGateService {
 
   /** The authorization of the principal's request, or the budget denial (thrown). */
   async authorize(principal: Principal, query: AuthorizeQueryDto, now = Date.now()): Promise<BudgetAuthorizationDto> {
-    const result = await this.checks.check(principal.apiKeyId);
+    // The end user of the client request (X-On-Behalf-Of): that user's budgets count too.
+    const result = await this.checks.check(principal.apiKeyId, principal.onBehalfOf);
     // Revoked after the guard let it in: the same 401 the guard gives.
     if (result.reason === 'api_key_revoked') throw AppException.unauthorized(ErrorCode.InvalidApiKey, 'Invalid or revoked API key');
     if (!result.allowed) throw budgetDenial(result.blocked_by, query.deny_status ?? HttpStatus.TOO_MANY_REQUESTS, now);

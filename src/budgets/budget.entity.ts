@@ -1,7 +1,7 @@
 import { Check, Column, CreateDateColumn, Entity, Index, PrimaryColumn, UpdateDateColumn } from 'typeorm';
 import type { BudgetPeriod } from './budget-window';
 
-export type BudgetScope = 'org' | 'apikey';
+export type BudgetScope = 'org' | 'apikey' | 'team' | 'user';
 export type BudgetOwner = 'cluster' | 'org';
 export type LimitKind = 'cost' | 'tokens';
 export type ThresholdAction = 'alert' | 'block';
@@ -11,11 +11,11 @@ export interface Threshold {
   action: ThresholdAction;
 }
 
-/** A spend cap of one scope (an org or an API key) per period; one per (scope, scope_id, owner). */
+/** A spend cap of one scope (an org, an API key, a team or an end user of an org) per period; one per (scope, scope_id, owner). */
 @Entity({ name: 'budgets' })
 @Index('budgets_scope_owner_key', ['scope', 'scopeId', 'owner'], { unique: true })
 @Index('budgets_org_idx', ['orgId'])
-@Check('budgets_scope_check', `"scope" IN ('org', 'apikey')`)
+@Check('budgets_scope_check', `"scope" IN ('org', 'apikey', 'team', 'user')`)
 @Check('budgets_owner_check', `"owner" IN ('cluster', 'org')`)
 @Check('budgets_period_check', `"period" IN ('daily', 'weekly', 'monthly')`)
 @Check('budgets_limit_kind_check', `"limit_kind" IN ('cost', 'tokens')`)
@@ -27,7 +27,8 @@ export class Budget {
   @Column({ type: 'varchar', length: 10 })
   scope: BudgetScope;
 
-  @Column({ name: 'scope_id', type: 'varchar', length: 40 })
+  /** The org or key id; for `team` and `user`, `{orgId}/{id}` (see budget-scope.ts). */
+  @Column({ name: 'scope_id', type: 'varchar', length: 200 })
   scopeId: string;
 
   /** The org the scope belongs to (the org itself, or the key's org): visibility and spend. */
@@ -39,6 +40,10 @@ export class Budget {
 
   @Column({ type: 'varchar', length: 10 })
   period: BudgetPeriod;
+
+  /** IANA time zone of the windows (SPEC §4.2): days, weeks and months start at local midnight. */
+  @Column({ type: 'varchar', length: 100, default: 'UTC' })
+  timezone: string;
 
   @Column({ name: 'limit_kind', type: 'varchar', length: 10 })
   limitKind: LimitKind;
@@ -56,6 +61,14 @@ export class Budget {
   /** The webhook secret, sealed with SECRETS_KEY (AES-256-GCM); never returned. */
   @Column({ name: 'webhook_secret_sealed', type: 'bytea', nullable: true, select: false })
   webhookSecretSealed: Buffer | null;
+
+  /** The secret before the last change, sealed; deliveries are signed with it too until its expiry (SPEC §5). */
+  @Column({ name: 'webhook_previous_secret_sealed', type: 'bytea', nullable: true, select: false })
+  webhookPreviousSecretSealed: Buffer | null;
+
+  /** When the previous secret stops signing (24 h after the change). */
+  @Column({ name: 'webhook_previous_secret_expires_at', type: 'timestamptz', nullable: true })
+  webhookPreviousSecretExpiresAt: Date | null;
 
   /** Set when the receiver answered 410 Gone: no more deliveries until the URL is set again. */
   @Column({ name: 'webhook_disabled_at', type: 'timestamptz', nullable: true })

@@ -4,6 +4,7 @@ import { maskUrl } from '../common/masked-url';
 import { formatNano, parseDecimalToNano } from '../common/money';
 import { costToNumber, Evaluation } from './budget-evaluation';
 import { formatWindow } from './budget-window';
+import { displayScopeId } from './budget-scope';
 import { BudgetDto } from './dto/budget.dto';
 
 /**
@@ -19,22 +20,24 @@ export function toBudgetDto(e: Evaluation, urlView: WebhookUrlView): BudgetDto {
     id: b.id,
     object: 'llm.budget',
     scope: b.scope,
-    scope_id: b.scopeId,
+    scope_id: displayScopeId(b),
     org_id: b.orgId,
     owner: b.owner,
     period: b.period,
+    timezone: b.timezone,
     limit_kind: b.limitKind,
     // Exactly as stored (numeric, 9 decimals), written as a JSON number with every digit.
     limit: new JsonDecimal(formatNano(parseDecimalToNano(b.limitValue))),
     thresholds: b.thresholds.map((t) => ({ pct: t.pct, action: t.action })),
     alert_webhook_url: b.webhookUrl === null || urlView === 'full' ? b.webhookUrl : maskUrl(b.webhookUrl),
     spend: {
-      window: formatWindow(e.window),
+      window: formatWindow(e.window, b.timezone),
       cost_spent_nano: e.spend.costNano.toString(),
       cost_spent: costToNumber(e.spend.costNano),
       tokens_spent: e.spend.tokens.toString(),
       pct: e.pct,
       resets_at: unixSeconds(e.window.end),
+      forecast_exhaustion_at: e.forecastExhaustionAt,
     },
     created_at: unixSeconds(b.createdAt),
     updated_at: unixSeconds(b.updatedAt),

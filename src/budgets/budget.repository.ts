@@ -3,6 +3,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
 import { Budget } from './budget.entity';
 import type { ScopeRef } from './budget-block-store';
+import { scopeKey } from './budget-scope';
 
 /** The budget queries of evaluation and state refreshes (the API's own reads are in BudgetsService). */
 @Injectable()
@@ -22,13 +23,26 @@ export class BudgetRepository {
       .getMany();
   }
 
-  /** The budgets of an org and of some of its keys (the scopes an ingest touched). */
-  findForUsage(orgId: string, apiKeyIds: string[]): Promise<Budget[]> {
-    return this.budgets
+  /**
+   * The budgets of the scopes an ingest touched: the org, some of its keys, and the teams and end
+   * users of the records (given as org-local ids; omitted: every team and user budget of the org).
+   */
+  findForUsage(orgId: string, apiKeyIds: string[], teamIds?: string[], userIds?: string[]): Promise<Budget[]> {
+    const { sql, params } = usageScopesSql(orgId, apiKeyIds, teamIds, userIds);
+    return this.budgets.createQueryBuilder('b').where(sql, params).orderBy('b.id').getMany();
+  }
+
+  /** The distinct scopes among the budgets an ingest touched (see {@link findForUsage}). */
+  async scopesForUsage(orgId: string, apiKeyIds: string[], teamIds?: string[], userIds?: string[]): Promise<ScopeRef[]> {
+    const { sql, params } = usageScopesSql(orgId, apiKeyIds, teamIds, userIds);
+    const rows: Array<{ scope: ScopeRef['scope']; scopeId: string }> = await this.budgets
       .createQueryBuilder('b')
-      .where(`(b.scope = 'org' AND b.scope_id = :orgId) OR (b.scope = 'apikey' AND b.scope_id = ANY(:keys))`, { orgId, keys: apiKeyIds })
-      .orderBy('b.id')
-      .getMany();
+      .select('b.scope', 'scope')
+      .addSelect('b.scope_id', 'scopeId')
+      .distinct(true)
+      .where(sql, params)
+      .getRawMany();
+    return rows.map((row) => ({ scope: row.scope, scopeId: row.scopeId }));
   }
 
   /** Budgets with at least one `block` threshold, by org (the reservation reconciler walks them). */
@@ -44,4 +58,22 @@ export class BudgetRepository {
     );
     return rows.map((row) => ({ scope: row.scope, scopeId: row.scope_id }));
   }
+}
+
+/**
+ * The condition (on alias `b`) selecting the budgets an ingest touched; team and user ids are
+ * org-local and matched as their stored keys (`{orgId}/{id}`).
+ */
+export function usageScopesSql(orgId: string, apiKeyIds: string[], teamIds?: string[], userIds?: string[]): { sql: string; params: Record<string, unknown> } {
+  const local = (scope: 'team' | 'user', ids: string[] | undefined, name: string) =>
+    ids === undefined ? `(b.scope = '${scope}' AND b.org_id = :orgId)` : `(b.scope = '${scope}' AND b.scope_id = ANY(:${name}))`;
+  return {
+    sql: [`(b.scope = 'org' AND b.scope_id = :orgId)`, `(b.scope = 'apikey' AND b.scope_id = ANY(:keys))`, local('team', teamIds, 'teams'), local('user', userIds, 'users')].join(' OR '),
+    params: {
+      orgId,
+      keys: apiKeyIds,
+      teams: (teamIds ?? []).map((id) => scopeKey('team', orgId, id)),
+      users: (userIds ?? []).map((id) => scopeKey('user', orgId, id)),
+    },
+  };
 }

@@ -26,7 +26,10 @@ import {
   OwnerQueryDto,
   SetBudgetDto,
   SetBudgetResultDto,
+  TeamParamsDto,
+  UserParamsDto,
 } from './dto/budget.dto';
+import { scopeKey } from './budget-scope';
 import { budgetResponseExamples, BUDGET_CHECK_REQUEST_EXAMPLES, BUDGET_CHECK_RESPONSE_EXAMPLES, SET_BUDGET_REQUEST_EXAMPLES } from './dto/budget.examples';
 
 const BUDGET_NOT_FOUND = notFound('Budget', 'bud_4kQ9mW2pL8xYc4RtV7bN1sDa');
@@ -75,12 +78,68 @@ export class BudgetsController {
     return this.set(principal, 'org', params.orgId, body);
   }
 
+  @Put('org/:orgId/teams/:teamId')
+  @Authenticated(...WRITERS)
+  @Operation({
+    summary: 'Set a team budget',
+    description: `${SET_DESCRIPTION} A team budget counts the records of the org's keys with this \`team_id\`.`,
+    body: { type: SetBudgetDto, examples: SET_BUDGET_REQUEST_EXAMPLES },
+    response: SetBudgetResultDto,
+    responseExamples: budgetResponseExamples('team'),
+    notFound: ORG_NOT_FOUND,
+  })
+  setTeam(@Auth() principal: Principal, @Param() params: TeamParamsDto, @Body() body: SetBudgetDto): Promise<SetBudgetResultDto> {
+    return this.set(principal, 'team', scopeKey('team', params.orgId, params.teamId), body);
+  }
+
+  @Put('org/:orgId/users/:userId')
+  @Authenticated(...WRITERS)
+  @Operation({
+    summary: 'Set an end-user budget',
+    description: `${SET_DESCRIPTION} An end-user budget counts that user's records (\`user_id\`, X-On-Behalf-Of) across all of the org's keys.`,
+    body: { type: SetBudgetDto, examples: SET_BUDGET_REQUEST_EXAMPLES },
+    response: SetBudgetResultDto,
+    responseExamples: budgetResponseExamples('user'),
+    notFound: ORG_NOT_FOUND,
+  })
+  setUser(@Auth() principal: Principal, @Param() params: UserParamsDto, @Body() body: SetBudgetDto): Promise<SetBudgetResultDto> {
+    return this.set(principal, 'user', scopeKey('user', params.orgId, params.userId), body);
+  }
+
+  @Get('org/:orgId/teams/:teamId')
+  @Authenticated(...READERS)
+  @Operation({ summary: 'Get a team\'s budgets', description: 'The team\'s budgets (cluster and org owner), with live spend.', response: BudgetListDto, notFound: ORG_NOT_FOUND })
+  async getTeam(@Auth() principal: Principal, @Param() params: TeamParamsDto, @Query() query: OwnerQueryDto): Promise<BudgetListDto> {
+    return this.listOf(principal, await this.budgets.listForScope(principal, 'team', scopeKey('team', params.orgId, params.teamId), query.owner));
+  }
+
+  @Get('org/:orgId/users/:userId')
+  @Authenticated(...READERS)
+  @Operation({ summary: 'Get an end user\'s budgets', description: 'The end user\'s budgets (cluster and org owner), with live spend.', response: BudgetListDto, notFound: ORG_NOT_FOUND })
+  async getUser(@Auth() principal: Principal, @Param() params: UserParamsDto, @Query() query: OwnerQueryDto): Promise<BudgetListDto> {
+    return this.listOf(principal, await this.budgets.listForScope(principal, 'user', scopeKey('user', params.orgId, params.userId), query.owner));
+  }
+
+  @Delete('org/:orgId/teams/:teamId')
+  @Authenticated(...WRITERS)
+  @Operation({ summary: 'Delete a team budget', description: 'Deletes the team\'s budget of `owner` (default `org`); its blocks lift at once.', response: DeletedBudgetDto, notFound: BUDGET_NOT_FOUND })
+  deleteTeam(@Auth() principal: Principal, @Param() params: TeamParamsDto, @Query() query: OwnerQueryDto): Promise<DeletedBudgetDto> {
+    return this.deleteScope(principal, 'team', scopeKey('team', params.orgId, params.teamId), query);
+  }
+
+  @Delete('org/:orgId/users/:userId')
+  @Authenticated(...WRITERS)
+  @Operation({ summary: 'Delete an end-user budget', description: 'Deletes the end user\'s budget of `owner` (default `org`); its blocks lift at once.', response: DeletedBudgetDto, notFound: BUDGET_NOT_FOUND })
+  deleteUser(@Auth() principal: Principal, @Param() params: UserParamsDto, @Query() query: OwnerQueryDto): Promise<DeletedBudgetDto> {
+    return this.deleteScope(principal, 'user', scopeKey('user', params.orgId, params.userId), query);
+  }
+
   @Post('check')
   @Authenticated(Role.Ingest, Role.ClusterAdmin)
   @Operation({
     summary: 'Check whether budgets allow a request',
     description:
-      'The gateway calls this before each request. Lists every budget of the key or its org whose `block` threshold is reached in the current window. ' +
+      'The gateway calls this before each request. Lists every budget of the key, its org, the key\'s team and the end user (`user_id`) whose `block` threshold is reached in the current window. ' +
       'A revoked key is never allowed (`allowed: false`, `reason: "api_key_revoked"`). Answered from live state in memory and Redis, not by aggregating ' +
       'records; while Redis is unreachable the answer is a 503 `redis_unavailable` with Retry-After, within about a second.',
     body: { type: BudgetCheckDto, examples: BUDGET_CHECK_REQUEST_EXAMPLES },
@@ -90,7 +149,7 @@ export class BudgetsController {
   })
   @Idempotent()
   check(@Body() body: BudgetCheckDto): Promise<BudgetCheckResultDto> {
-    return this.checks.check(body.api_key_id);
+    return this.checks.check(body.api_key_id, body.user_id ?? null);
   }
 
   @Get()
@@ -138,6 +197,12 @@ export class BudgetsController {
   @Operation({ summary: 'Delete a budget', description: 'Deletes the budget; its blocks lift at once.', response: DeletedBudgetDto, notFound: BUDGET_NOT_FOUND })
   async delete(@Auth() principal: Principal, @Param() params: BudgetIdParamsDto): Promise<DeletedBudgetDto> {
     const budget = await this.changes.delete(principal, params.budgetId);
+    return { id: budget.id, object: 'llm.budget.deleted', deleted: true };
+  }
+
+  private async deleteScope(principal: Principal, scope: BudgetScope, scopeId: string, query: OwnerQueryDto): Promise<DeletedBudgetDto> {
+    const budget = await this.budgets.getForScope(principal, scope, scopeId, query.owner ?? 'org');
+    await this.changes.delete(principal, budget.id);
     return { id: budget.id, object: 'llm.budget.deleted', deleted: true };
   }
 

@@ -12,10 +12,11 @@ import type { WebhookUrlView } from './budget.mapper';
 import { AppException } from '../common/errors';
 import { newId } from '../common/ids';
 import { ListPage, pageOf } from '../common/list-page';
-import { sealSecret } from '../common/secret-box';
+import { openSecret, sealSecret } from '../common/secret-box';
 import { assertPublicTarget, UnsafeWebhookTarget } from '../common/ssrf';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { Budget, BudgetOwner, BudgetScope } from './budget.entity';
+import { displayScopeId, ORG_LOCAL_SCOPES, orgOfScopeKey } from './budget-scope';
 import { ListBudgetsQueryDto, SetBudgetDto } from './dto/budget.dto';
 
 /**
@@ -28,6 +29,9 @@ export function storedPct(pct: string): number {
   if (numberToDecimalString(value) !== pct) throw new RangeError(`pct ${pct} is not exactly representable`);
   return value;
 }
+
+/** How long the previous webhook secret still signs after a change (SPEC §5). */
+export const SECRET_ROTATION_MS = 24 * 3_600_000;
 
 /**
  * Budgets: who may read and write which, and the webhook settings stored with them. Storage
@@ -70,6 +74,7 @@ export class BudgetsService {
       const existing = await repo
         .createQueryBuilder('b')
         .addSelect('b.webhookSecretSealed')
+        .addSelect('b.webhookPreviousSecretSealed')
         .where('b.scope = :scope AND b.scope_id = :scopeId AND b.owner = :owner', { scope, scopeId, owner })
         .setLock('pessimistic_write')
         .getOne();
@@ -83,13 +88,16 @@ export class BudgetsService {
           sealed = sealSecret(this.secretsKey, generatedSecret);
         }
       }
+      const rotation = this.rotation(existing, sealed);
       const values = {
         period: dto.period,
+        timezone: dto.timezone ?? 'UTC',
         limitKind: dto.limit_kind,
         limitValue: formatNano(limit),
         thresholds,
         webhookUrl: url,
         webhookSecretSealed: sealed,
+        ...rotation,
         webhookDisabledAt: null,
         updatedBy: principal.apiKeyId,
         updatedOnBehalfOf: principal.onBehalfOf,
@@ -106,7 +114,7 @@ export class BudgetsService {
           .createQueryBuilder()
           .insert()
           .values({ id, scope, scopeId, orgId, owner, ...values })
-          .orUpdate(['period', 'limit_kind', 'limit_value', 'thresholds', 'webhook_url', 'webhook_secret_sealed', 'webhook_disabled_at', 'updated_by', 'updated_on_behalf_of', 'updated_at'], ['scope', 'scope_id', 'owner'])
+          .orUpdate(['period', 'timezone', 'limit_kind', 'limit_value', 'thresholds', 'webhook_url', 'webhook_secret_sealed', 'webhook_previous_secret_sealed', 'webhook_previous_secret_expires_at', 'webhook_disabled_at', 'updated_by', 'updated_on_behalf_of', 'updated_at'], ['scope', 'scope_id', 'owner'])
           .execute();
       }
       const budget = await repo.findOneByOrFail({ scope, scopeId, owner });
@@ -147,11 +155,32 @@ export class BudgetsService {
     return budget;
   }
 
+  /** The visible budget of a scope and owner (404 when the scope or the budget is not visible). */
+  async getForScope(principal: Principal, scope: BudgetScope, scopeId: string, owner: BudgetOwner): Promise<Budget> {
+    const [budget] = await this.listForScope(principal, scope, scopeId, owner);
+    if (!budget) throw AppException.notFound('Budget', `${scope} ${displayScopeId({ scope, scopeId })} (owner ${owner})`);
+    return budget;
+  }
+
   async delete(principal: Principal, id: string): Promise<Budget> {
     const budget = await this.getVisible(principal, id);
     if (!this.mayChange(principal, budget)) throw AppException.forbidden('Only cluster admins delete owner: cluster budgets');
     await this.budgets.delete({ id });
     return budget;
+  }
+
+  /**
+   * SPEC §5 rotation: when the signing secret changes, the old one keeps signing beside the new one
+   * for {@link SECRET_ROTATION_MS}; an unchanged secret keeps any rotation under way; no URL ends it.
+   */
+  private rotation(existing: Budget | null, sealed: Buffer | null): Pick<Budget, 'webhookPreviousSecretSealed' | 'webhookPreviousSecretExpiresAt'> {
+    const none = { webhookPreviousSecretSealed: null, webhookPreviousSecretExpiresAt: null };
+    if (sealed === null || !existing?.webhookSecretSealed) return none;
+    const before = openSecret(this.secretsKey, existing.webhookSecretSealed);
+    if (before === openSecret(this.secretsKey, sealed)) {
+      return { webhookPreviousSecretSealed: existing.webhookPreviousSecretSealed ?? null, webhookPreviousSecretExpiresAt: existing.webhookPreviousSecretExpiresAt };
+    }
+    return { webhookPreviousSecretSealed: existing.webhookSecretSealed, webhookPreviousSecretExpiresAt: new Date(Date.now() + SECRET_ROTATION_MS) };
   }
 
   private get secretsKey(): Buffer {
@@ -186,9 +215,11 @@ export class BudgetsService {
 
   /** The org of a scope the principal may see; 404 for unknown or another tenant's. */
   private async scopeOrg(principal: Principal, scope: BudgetScope, scopeId: string): Promise<string> {
-    if (scope === 'org') {
-      if (principal.role === Role.Member) throw AppException.notFound('Org', scopeId);
-      return (await this.orgs.getVisible(principal, scopeId)).id;
+    // A team or user scope lives in its org: the org's rules (members see neither).
+    const orgId = scope === 'org' ? scopeId : ORG_LOCAL_SCOPES.has(scope) ? orgOfScopeKey(scopeId) : null;
+    if (orgId !== null) {
+      if (principal.role === Role.Member) throw AppException.notFound('Org', orgId);
+      return (await this.orgs.getVisible(principal, orgId)).id;
     }
     return (await this.apiKeys.getVisible(principal, scopeId)).orgId;
   }

@@ -5,6 +5,7 @@ import { AppModule } from '../app.module';
 import { prepareDependencies } from '../bootstrap';
 import { createRootLogger, NestPinoLogger } from '../common/logger';
 import { loadConfig } from '../config/app-config';
+import { JANUARY_2024 } from '../demo/demo-data';
 import { DemoAlreadyLoaded, DemoReport, fillDemo } from '../demo/fill-demo';
 import { Output, textProgressBar } from './progress';
 
@@ -50,7 +51,15 @@ export async function main(
   io: { stdout: Output; stderr: Output } = { stdout: process.stdout, stderr: process.stderr },
 ): Promise<DemoReport> {
   const scale = parseScale(argv);
-  const config = loadConfig({ ...env, PROCESS_ROLE: 'api', LOG_LEVEL: env.LOG_LEVEL ?? 'warn' });
+  // January 2024 is older than the default record retention (SPEC §8: 400 days): unless set, keep it.
+  const retention = String(Math.ceil((Date.now() / 1000 - JANUARY_2024.start) / 86400) + 400);
+  const config = loadConfig({
+    RECORDS_RETENTION_DAYS: retention,
+    MINUTE_ROLLUP_RETENTION_DAYS: retention,
+    ...env,
+    PROCESS_ROLE: 'api',
+    LOG_LEVEL: env.LOG_LEVEL ?? 'warn',
+  });
   const logger = createRootLogger(config.logLevel, pino.destination({ fd: 2, sync: true }));
   const { config: ready, cleanups } = await prepareDependencies(config, logger);
   stopOnSignal = async () => {

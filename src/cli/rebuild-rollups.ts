@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { loadConfig } from '../config/app-config';
 import { createDataSource } from '../database/data-source';
 import { RebuildProgress, rebuildRollups, RebuildTotals } from '../usage/rollup-rebuild';
 import { Output, textProgressBar } from './progress';
@@ -19,7 +20,8 @@ export function summary(totals: RebuildTotals, seconds: number): string {
 
 /**
  * `npm run rollups:rebuild`: rebuilds the usage rollups of DATABASE_URL from the raw completion
- * records (the source of truth). Idempotent; safe to run while the service ingests.
+ * records (the source of truth). Idempotent; safe to run while the service ingests. Days past
+ * RECORDS_RETENTION_DAYS are left as they are (their records are gone).
  */
 export async function main(env: Record<string, string | undefined> = process.env, out: Output = process.stderr): Promise<RebuildTotals> {
   const url = env.DATABASE_URL;
@@ -28,7 +30,9 @@ export async function main(env: Record<string, string | undefined> = process.env
   await dataSource.initialize();
   const started = Date.now();
   try {
-    const totals = await rebuildRollups(dataSource, progressBar(out));
+    // Only the retention settings matter here (validated as the service validates them).
+    const config = loadConfig({ RECORDS_RETENTION_DAYS: env.RECORDS_RETENTION_DAYS, MINUTE_ROLLUP_RETENTION_DAYS: env.MINUTE_ROLLUP_RETENTION_DAYS });
+    const totals = await rebuildRollups(dataSource, progressBar(out), { recordsDays: config.recordsRetentionDays, minuteDays: config.minuteRollupRetentionDays });
     out.write(summary(totals, (Date.now() - started) / 1000));
     return totals;
   } finally {

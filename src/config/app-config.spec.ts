@@ -50,6 +50,28 @@ describe('loadConfig', () => {
     expect(config.secretsKey?.length).toBe(32);
   });
 
+  it('reads the storage and scale-out settings (issue 13)', () => {
+    expect(loadConfig({})).toMatchObject({ recordsRetentionDays: 400, minuteRollupRetentionDays: 35, redisClusterNodes: undefined, rollupFoldBatch: 20_000 });
+    const config = loadConfig({
+      RECORDS_RETENTION_DAYS: '90',
+      MINUTE_ROLLUP_RETENTION_DAYS: '7',
+      REDIS_CLUSTER_NODES: '10.0.0.1:7000, redis-b:7001,[::1]:7002',
+      ROLLUP_FOLD_INTERVAL_MS: '50',
+    });
+    expect(config).toMatchObject({
+      recordsRetentionDays: 90,
+      minuteRollupRetentionDays: 7,
+      rollupFoldIntervalMs: 50,
+      redisClusterNodes: [
+        { host: '10.0.0.1', port: 7000 },
+        { host: 'redis-b', port: 7001 },
+        { host: '::1', port: 7002 },
+      ],
+    });
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1' })).toThrow('REDIS_CLUSTER_NODES must be host:port pairs');
+    expect(() => loadConfig({ RECORDS_RETENTION_DAYS: '0' })).toThrow('RECORDS_RETENTION_DAYS must be an integer');
+  });
+
   it('names every bad variable in one error, without echoing secrets', () => {
     let error: ConfigError | undefined;
     try {

@@ -10,6 +10,11 @@ export interface AppConfig {
   /** Unset: an embedded PostgreSQL is started under `dataDir` and this is filled in at start-up. */
   databaseUrl: string | undefined;
   redisUrl: string;
+  /**
+   * REDIS_CLUSTER_NODES (`host:port,host:port,…`): a Redis Cluster, reached through these seed
+   * nodes (REDIS_URL's user, password and TLS still apply; its host and database do not).
+   */
+  redisClusterNodes: Array<{ host: string; port: number }> | undefined;
   /** Prefix of every Redis key, queue and channel this process uses. */
   redisPrefix: string;
   adminApiKey: string | undefined;
@@ -38,6 +43,16 @@ export interface AppConfig {
   reservationReconcileIntervalMs: number;
   /** Currency of every amount (CURRENCY, lowercase ISO 4217; default `usd`). */
   currency: string;
+  /** Pause of the worker's rollup folder when the journal is drained, milliseconds. */
+  rollupFoldIntervalMs: number;
+  /** Journal rows moved into the rollups per fold transaction. */
+  rollupFoldBatch: number;
+  /** Raw records are kept this many days (monthly partitions dropped past it); older records are refused. */
+  recordsRetentionDays: number;
+  /** The per-minute rollup is kept this many days; older `1m` reports are refused. */
+  minuteRollupRetentionDays: number;
+  /** How often the worker creates partitions ahead and drops the ones past retention, milliseconds. */
+  partitionMaintenanceIntervalMs: number;
   /** A Redis command on a request path that gets no answer by then fails (503), milliseconds. */
   redisCommandTimeoutMs: number;
   /** PostgreSQL connections of a process that serves the API (PROCESS_ROLE api; `all` adds the worker's). */
@@ -113,6 +128,16 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const databaseUrl = url('DATABASE_URL', ['postgres:', 'postgresql:']);
   const redisUrl = url('REDIS_URL', ['redis:', 'rediss:']) ?? 'redis://127.0.0.1:6379';
 
+  let redisClusterNodes: AppConfig['redisClusterNodes'];
+  const rawClusterNodes = read('REDIS_CLUSTER_NODES');
+  if (rawClusterNodes !== undefined) {
+    redisClusterNodes = rawClusterNodes.split(',').map((node) => {
+      const match = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(node.trim());
+      if (!match || Number(match[2]) > 65535) problems.push(`REDIS_CLUSTER_NODES must be host:port pairs separated by commas (got "${node.trim()}")`);
+      return { host: match?.[1] ?? '', port: Number(match?.[2] ?? 0) };
+    });
+  }
+
   const redisPrefix = read('REDIS_PREFIX') ?? 'tally';
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(redisPrefix)) {
     problems.push('REDIS_PREFIX must be 1-64 letters, digits, "_", "." or "-"');
@@ -162,6 +187,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     host,
     databaseUrl,
     redisUrl,
+    redisClusterNodes,
     redisPrefix,
     adminApiKey,
     processRole: role,
@@ -179,6 +205,11 @@ export function loadConfig(env: Env = process.env): AppConfig {
     rateLimitIngestPerSecond: integer('RATE_LIMIT_INGEST_PER_SECOND', 0, 0, 10_000_000),
     reservationReconcileIntervalMs: integer('RESERVATION_RECONCILE_INTERVAL_MS', 60_000, 100, 86_400_000),
     currency,
+    rollupFoldIntervalMs: integer('ROLLUP_FOLD_INTERVAL_MS', 200, 10, 60_000),
+    rollupFoldBatch: integer('ROLLUP_FOLD_BATCH', 20_000, 1, 1_000_000),
+    recordsRetentionDays: integer('RECORDS_RETENTION_DAYS', 400, 2, 36_500),
+    minuteRollupRetentionDays: integer('MINUTE_ROLLUP_RETENTION_DAYS', 35, 1, 36_500),
+    partitionMaintenanceIntervalMs: integer('PARTITION_MAINTENANCE_INTERVAL_MS', 3_600_000, 1000, 86_400_000),
     redisCommandTimeoutMs: integer('REDIS_COMMAND_TIMEOUT_MS', 1000, 50, 60_000),
     databasePoolSize: integer('DATABASE_POOL_SIZE', 20, 2, 1000),
     workerDatabasePoolSize: integer('WORKER_DATABASE_POOL_SIZE', 10, 2, 1000),

@@ -1,3 +1,4 @@
+import { scopeKey } from '../budgets/budget-scope';
 import { INestApplicationContext } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { ApiKeysService } from '../auth/api-keys.service';
@@ -128,6 +129,10 @@ interface BudgetPlan {
   /** The limit, from what the scope spent in the current window (cost in major units, or tokens). */
   limit: (spent: number) => number;
   thresholds: Threshold[];
+  /** IANA time zone of the windows (UTC when omitted). */
+  timezone?: string;
+  /** For team and user scopes (`name` is then the org's slug): the team or end-user id. */
+  localId?: string;
 }
 
 const cents = (value: number) => Math.max(1, Math.ceil(value * 100) / 100);
@@ -138,7 +143,10 @@ const BUDGETS: BudgetPlan[] = [
   { scope: 'org', name: 'acme', owner: 'org', period: 'monthly', kind: 'cost', limit: (s) => cents(s / 0.85), thresholds: [50, 80, 100].map((pct) => ({ pct, action: 'alert' as const })) },
   { scope: 'apikey', name: 'acme-search', owner: 'org', period: 'daily', kind: 'tokens', limit: (s) => Math.max(1000, Math.floor(s * 0.9)), thresholds: [{ pct: 80, action: 'alert' }, { pct: 100, action: 'block' }] },
   { scope: 'apikey', name: 'globex-assistant', owner: 'org', period: 'weekly', kind: 'tokens', limit: (s) => Math.max(10000, Math.ceil(s * 1.6)), thresholds: [{ pct: 75, action: 'alert' }] },
-  { scope: 'org', name: 'initech', owner: 'org', period: 'monthly', kind: 'cost', limit: (s) => cents(Math.max(5, s * 3)), thresholds: [{ pct: 50, action: 'alert' }, { pct: 100, action: 'block' }] },
+  { scope: 'org', name: 'initech', owner: 'org', period: 'monthly', kind: 'cost', limit: (s) => cents(Math.max(5, s * 3)), thresholds: [{ pct: 50, action: 'alert' }, { pct: 100, action: 'block' }], timezone: 'Europe/Amsterdam' },
+  // A team budget (the keys with team_id "search") and an end-user budget (Acme's busiest user, across its keys).
+  { scope: 'team', name: 'acme', localId: 'search', owner: 'org', period: 'weekly', kind: 'cost', limit: (s) => cents(Math.max(1, s * 1.25)), thresholds: [{ pct: 80, action: 'alert' }, { pct: 100, action: 'block' }] },
+  { scope: 'user', name: 'acme', localId: 'acme_user_001', owner: 'org', period: 'daily', kind: 'tokens', limit: (s) => Math.max(1000, Math.floor(s * 0.95)), thresholds: [{ pct: 90, action: 'alert' }, { pct: 100, action: 'block' }], timezone: 'America/New_York' },
 ];
 
 async function setBudgets(app: INestApplicationContext, operator: Principal, report: DemoReport, keyIds: Map<string, string>, now: Date): Promise<DemoReport['budgets']> {
@@ -148,20 +156,26 @@ async function setBudgets(app: INestApplicationContext, operator: Principal, rep
   const orgIdOf = (slug: string) => report.orgs[DEMO_ORGS.findIndex((o) => o.slug === slug)].id;
   const made: DemoReport['budgets'] = [];
   for (const plan of BUDGETS) {
-    const scopeId = plan.scope === 'org' ? orgIdOf(plan.name) : (keyIds.get(plan.name) as string);
-    const orgId = plan.scope === 'org' ? scopeId : orgIdOf(plan.name.split('-')[0]);
-    const window = budgetWindow(plan.period, now);
-    const spend = await spendService.spend({ orgId, apiKeyId: plan.scope === 'apikey' ? scopeId : undefined }, window.start, window.end);
+    const orgId = plan.scope === 'apikey' ? orgIdOf(plan.name.split('-')[0]) : orgIdOf(plan.name);
+    const scopeId =
+      plan.scope === 'org' ? orgId : plan.scope === 'apikey' ? (keyIds.get(plan.name) as string) : scopeKey(plan.scope, orgId, plan.localId as string);
+    const window = budgetWindow(plan.period, now, plan.timezone);
+    const spend =
+      plan.scope === 'team' || plan.scope === 'user'
+        ? (await spendService.spendByDimension(orgId, window.start, window.end, plan.scope === 'team' ? 'team_id' : 'user_id', [plan.localId as string])).total
+        : await spendService.spend({ orgId, apiKeyId: plan.scope === 'apikey' ? scopeId : undefined }, window.start, window.end);
     const spent = plan.kind === 'cost' ? nanoToNumber(spend.costNano) : Number(spend.tokens);
     const limit = plan.limit(spent);
     const { evaluation } = await budgets.set(operator, plan.scope, scopeId, {
       period: plan.period,
+      ...(plan.timezone ? { timezone: plan.timezone } : {}),
       limit_kind: plan.kind,
       limit: numberToDecimalString(limit),
       thresholds: plan.thresholds.map((t) => ({ pct: numberToDecimalString(t.pct), action: t.action })),
       owner: plan.owner,
     });
-    made.push({ id: evaluation.budget.id, scope: plan.scope, name: plan.name, owner: plan.owner, period: plan.period, limit });
+    const name = plan.localId ? `${plan.name}/${plan.localId}` : plan.name;
+    made.push({ id: evaluation.budget.id, scope: plan.scope, name, owner: plan.owner, period: plan.period, limit });
   }
   return made;
 }

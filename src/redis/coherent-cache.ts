@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
-import Redis from 'ioredis';
+import Redis, { Cluster } from 'ioredis';
+import { duplicateClient } from './redis';
 
 /** How often the subscription is checked (and how long a PING may take): a hung Redis is noticed within twice this. */
 const HEARTBEAT_MS = 500;
@@ -27,7 +28,7 @@ export interface CoherentCacheOptions {
  */
 export class CoherentCache<V> {
   private readonly entries = new Map<string, { value: V; expiresAt: number }>();
-  private subscriber: Redis | undefined;
+  private subscriber: Redis | Cluster | undefined;
   private subscribed = false;
   /** Bumped by every drop, and when the subscription is lost or back. */
   private generation = 0;
@@ -37,13 +38,13 @@ export class CoherentCache<V> {
   private silent = false;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: Redis | Cluster,
     private readonly options: CoherentCacheOptions,
   ) {}
 
   async start(): Promise<void> {
     // Waits for Redis (offline queue, no command timeout): a subscription is not a request.
-    const subscriber = this.redis.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true, commandTimeout: undefined, lazyConnect: false });
+    const subscriber = duplicateClient(this.redis, { maxRetriesPerRequest: null, enableOfflineQueue: true, commandTimeout: undefined, lazyConnect: false });
     this.subscriber = subscriber;
     subscriber.on('error', () => undefined);
     const down = () => {
@@ -86,7 +87,7 @@ export class CoherentCache<V> {
    * A hung Redis leaves the connection open and silent: no message can arrive, and none is sent.
    * A PING that gets no answer in time counts as a lost subscription until one answers again.
    */
-  private beat(subscriber: Redis): void {
+  private beat(subscriber: Redis | Cluster): void {
     if (this.beating || subscriber.status !== 'ready') return;
     this.beating = true;
     const late = setTimeout(() => {

@@ -1,7 +1,7 @@
 import { Global, Inject, Injectable, Module, OnApplicationShutdown } from '@nestjs/common';
 import Redis, { RedisOptions } from 'ioredis';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
-import { redisOptions } from './redis';
+import { createRedisClient, deploymentPrefix } from './redis';
 
 export const REDIS = Symbol('REDIS');
 
@@ -21,7 +21,7 @@ export class RedisKeys {
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
 
   key(...parts: string[]): string {
-    return [this.config.redisPrefix, ...parts].join(':');
+    return [deploymentPrefix(this.config), ...parts].join(':');
   }
 }
 
@@ -42,7 +42,7 @@ class RedisCloser implements OnApplicationShutdown {
       provide: REDIS,
       inject: [APP_CONFIG],
       useFactory: async (config: AppConfig) => {
-        const client = new Redis(redisOptions(config.redisUrl, requestPathRedisOptions(config)));
+        const client = createRedisClient(config, requestPathRedisOptions(config));
         client.on('error', () => undefined); // reconnects by itself; readiness reports the outage
         await client.connect();
         return client;

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import Redis, { RedisOptions } from 'ioredis';
+import Redis, { Cluster, RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 
 /** ioredis options for a REDIS_URL; BullMQ workers need `maxRetriesPerRequest: null`. */
@@ -16,6 +16,57 @@ export function redisOptions(url: string, extra: RedisOptions = {}): RedisOption
     enableReadyCheck: true,
     ...extra,
   };
+}
+
+/** Where Redis is: REDIS_URL, or a cluster's seed nodes (REDIS_CLUSTER_NODES). */
+export interface RedisTarget {
+  redisUrl: string;
+  redisClusterNodes?: Array<{ host: string; port: number }>;
+}
+
+/** A client of the configured Redis: a single server, or a Redis Cluster. */
+export function createRedisClient(target: RedisTarget, extra: RedisOptions = {}): Redis | Cluster {
+  if (!target.redisClusterNodes) return new Redis(redisOptions(target.redisUrl, extra));
+  const { host: _host, port: _port, db: _db, ...shared } = redisOptions(target.redisUrl, extra);
+  return new Cluster(target.redisClusterNodes, { redisOptions: shared, enableReadyCheck: true, lazyConnect: extra.lazyConnect });
+}
+
+/**
+ * The prefix of every key, queue and channel. On a Redis Cluster it is a hash tag (`{tally}`), so
+ * every key of the deployment hashes to one slot: Lua scripts, MGET, pipelines and each BullMQ
+ * queue's keys then never span slots (see docs/scale.md).
+ */
+export function deploymentPrefix(config: RedisTarget & { redisPrefix: string }): string {
+  return config.redisClusterNodes ? `{${config.redisPrefix}}` : config.redisPrefix;
+}
+
+/** A copy of a client with other options (a Cluster's duplicate takes them per node, and its own offline queue). */
+export function duplicateClient(client: Redis | Cluster, options: RedisOptions): Redis | Cluster {
+  if (!(client instanceof Cluster)) return client.duplicate(options);
+  const { enableOfflineQueue, lazyConnect, ...perNode } = options;
+  return client.duplicate(undefined, { redisOptions: { ...client.options.redisOptions, ...perNode }, enableOfflineQueue, lazyConnect });
+}
+
+/** Whether Redis answers PING: the server at the URL, or the cluster (its state must be ok). */
+export async function targetAnswers(target: RedisTarget, timeoutMs = 1500): Promise<boolean> {
+  if (!target.redisClusterNodes) return redisAnswers(target.redisUrl, timeoutMs);
+  const { host: _host, port: _port, db: _db, ...shared } = redisOptions(target.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: timeoutMs });
+  // No retries: a cluster that is not ready yet must fail this probe, not make it wait forever.
+  const cluster = new Cluster(target.redisClusterNodes, { redisOptions: shared, lazyConnect: true, clusterRetryStrategy: () => null });
+  cluster.on('error', () => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error('timeout')), timeoutMs * 2);
+  });
+  try {
+    const info = await Promise.race([cluster.connect().then(() => cluster.cluster('INFO')), timeout]);
+    return /cluster_state:ok/.test(String(info));
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+    cluster.disconnect();
+  }
 }
 
 export async function redisAnswers(url: string, timeoutMs = 1500): Promise<boolean> {

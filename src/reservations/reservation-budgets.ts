@@ -1,6 +1,7 @@
 import { computeCostNano, NANO_PER_UNIT, numberToDecimalString, parseDecimalToNano, TokenPrices } from '../common/money';
 import { Budget } from '../budgets/budget.entity';
-import { budgetWindow, BudgetWindow } from '../budgets/budget-window';
+import { currentWindow } from '../budgets/budget-evaluation';
+import { BudgetWindow } from '../budgets/budget-window';
 
 /**
  * The largest amount the admission script compares exactly: Lua numbers are doubles, exact for
@@ -39,7 +40,8 @@ export function blockLimitOf(budget: Budget, pct: number): bigint {
 export type Isolate = <T>(budget: Budget, step: () => T) => T | undefined;
 
 /**
- * The budgets with a block threshold among `budgets`, in their windows at `now`, ordered by id.
+ * The budgets with a block threshold among `budgets`, in their windows at `now` (each in its own
+ * `timezone`, as the budget evaluator reads them), ordered by id.
  * A budget whose limit or pct cannot be read (a row stored around the API) is left out through
  * `isolate`, as the check leaves it out: it never stops the others from counting.
  */
@@ -48,7 +50,7 @@ export function applicableBudgets(budgets: Budget[], now: Date, isolate: Isolate
   for (const budget of budgets) {
     const applicable = isolate(budget, (): ApplicableBudget | undefined => {
       const pct = lowestBlockPct(budget);
-      return pct === undefined ? undefined : { budget, window: budgetWindow(budget.period, now), blockLimit: blockLimitOf(budget, pct) };
+      return pct === undefined ? undefined : { budget, window: currentWindow(budget, now), blockLimit: blockLimitOf(budget, pct) };
     });
     if (applicable) out.push(applicable);
   }

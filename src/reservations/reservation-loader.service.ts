@@ -1,7 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
 import { Budget } from '../budgets/budget.entity';
-import { UsageSpendService } from '../usage/usage-spend.service';
+import { displayScopeId } from '../budgets/budget-scope';
+import { Spend, UsageSpendService } from '../usage/usage-spend.service';
 import { CounterWindow, HoldEntry, ReservationCounters } from './reservation-counters';
 import { ReservationsRepository } from './reservations.repository';
 
@@ -15,8 +16,8 @@ export interface BudgetInWindow {
 }
 
 /**
- * Rebuilds reservation counters from PostgreSQL, the truth: committed spend from the records'
- * daily per-key rollups of the window, live holds from the reservations table. Until a window is
+ * Rebuilds reservation counters from PostgreSQL, the truth: committed spend of the window (each
+ * budget's own, in its time zone) from the rollups and the rollup journal, live holds from the reservations table. Until a window is
  * loaded, admissions against it grant nothing (they wait for this, then try again).
  */
 @Injectable()
@@ -67,7 +68,7 @@ export class ReservationLoader {
     });
   }
 
-  /** Committed spend per budget in its window, from the records' daily per-key rollups. */
+  /** Committed spend per budget in its window (in the budget's time zone), from the rollups and the journal's pending deltas. */
   private async committed(spend: UsageSpendService, orgId: string, windows: BudgetInWindow[]): Promise<Map<string, bigint>> {
     const committed = new Map<string, bigint>();
     const byWindow = new Map<string, BudgetInWindow[]>();
@@ -75,13 +76,26 @@ export class ReservationLoader {
       const key = `${w.window.start}|${w.window.end}`;
       byWindow.set(key, [...(byWindow.get(key) ?? []), w]);
     }
+    const amount = (budget: Budget, s: Spend | undefined) => (s === undefined ? 0n : budget.limitKind === 'cost' ? s.costNano : s.tokens);
     for (const members of byWindow.values()) {
-      const { start, end } = members[0].window;
-      const keys = members.some((m) => m.budget.scope === 'org') ? undefined : [...new Set(members.map((m) => m.budget.scopeId))];
-      const { total, byKey } = await spend.spendByKey(orgId, new Date(start * 1000), new Date(end * 1000), keys);
-      for (const { budget } of members) {
-        const spend = budget.scope === 'org' ? total : (byKey.get(budget.scopeId) ?? { costNano: 0n, tokens: 0n });
-        committed.set(budget.id, budget.limitKind === 'cost' ? spend.costNano : spend.tokens);
+      // The window exactly as the budget's time zone has it (any whole seconds: see UsageSpendService).
+      const from = new Date(members[0].window.start * 1000);
+      const to = new Date(members[0].window.end * 1000);
+      const keyed = members.filter((m) => m.budget.scope === 'org' || m.budget.scope === 'apikey');
+      if (keyed.length > 0) {
+        const keys = keyed.some((m) => m.budget.scope === 'org') ? undefined : [...new Set(keyed.map((m) => m.budget.scopeId))];
+        const { total, byKey } = await spend.spendByKey(orgId, from, to, keys);
+        for (const { budget } of keyed) committed.set(budget.id, amount(budget, budget.scope === 'org' ? total : byKey.get(budget.scopeId)));
+      }
+      // Team budgets count the records of the team's keys, user budgets the records of the end user.
+      for (const [scope, dimension] of [
+        ['team', 'team_id'],
+        ['user', 'user_id'],
+      ] as const) {
+        const local = members.filter((m) => m.budget.scope === scope);
+        if (local.length === 0) continue;
+        const { byValue } = await spend.spendByDimension(orgId, from, to, dimension, [...new Set(local.map((m) => displayScopeId(m.budget)))]);
+        for (const { budget } of local) committed.set(budget.id, amount(budget, byValue.get(displayScopeId(budget))));
       }
     }
     return committed;

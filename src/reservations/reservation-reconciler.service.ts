@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { budgetWindow } from '../budgets/budget-window';
+import { currentWindow } from '../budgets/budget-evaluation';
 import { Budget } from '../budgets/budget.entity';
 import { BudgetRepository } from '../budgets/budget.repository';
 import { describeError } from '../common/error-mapping';
@@ -72,7 +72,7 @@ export class ReservationReconciler {
 
   private async reconcileOrg(orgId: string, budgets: Budget[], now: Date): Promise<ReconcileResult> {
     const windows: BudgetInWindow[] = budgets.map((budget) => {
-      const w = budgetWindow(budget.period, now);
+      const w = currentWindow(budget, now);
       return { budget, window: { orgId, budgetId: budget.id, start: seconds(w.start), end: seconds(w.end) } };
     });
     const begun: BudgetInWindow[] = [];

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { DataSource, EntityManager, QueryRunner, Repository } from 'typeorm';
 import { Budget } from '../budgets/budget.entity';
+import { scopeKey } from '../budgets/budget-scope';
 import { Reservation } from './reservation.entity';
 
 /** First key of pg_advisory_xact_lock(int, int) for reservations: admissions share it per org, rebuilds and the reconciler take it alone. */
@@ -26,7 +27,7 @@ export function orgLockKey(orgId: string): number {
   return hash | 0;
 }
 
-const BUDGET_COLUMNS = `b.id, b.scope, b.scope_id, b.org_id, b.owner, b.period, b.limit_kind, b.limit_value::text AS limit_value, b.thresholds`;
+const BUDGET_COLUMNS = `b.id, b.scope, b.scope_id, b.org_id, b.owner, b.period, b.limit_kind, b.limit_value::text AS limit_value, b.thresholds, b.timezone`;
 
 function toBudget(row: Record<string, unknown>): Budget {
   return Object.assign(new Budget(), {
@@ -39,6 +40,7 @@ function toBudget(row: Record<string, unknown>): Budget {
     limitKind: row.limit_kind,
     limitValue: row.limit_value,
     thresholds: row.thresholds,
+    timezone: row.timezone,
   });
 }
 
@@ -65,7 +67,8 @@ function insertParams(r: Reservation): unknown[] {
 
 /**
  * SQL of reservations: the one place that writes to the table. The admission's statement reads
- * the budgets of the key and its org too (in the statement that takes the lock: one round trip);
+ * the budgets of the key, its org, its team and the end user too (in the statement that takes
+ * the lock: one round trip);
  * every other budget read is BudgetRepository's.
  */
 @Injectable()
@@ -77,13 +80,14 @@ export class ReservationsRepository {
 
   /**
    * An admission's section: takes the org's reservation lock shared (admissions run side by side)
-   * and reads the budgets of the key and of the org in one statement, runs `work` (the Redis
+   * and reads the budgets of the key, of the org, of the key's team and of the end user (null:
+   * none) in one statement, runs `work` (the Redis
    * admission, then the autocommitted insert of the reservation) on that connection, and unlocks
    * after, without waiting for it. A rebuild takes the lock exclusively, so it sees the row of
    * every admission that granted from counters it is about to replace. Session-level, so the
    * insert commits on its own: two round trips to PostgreSQL in the admission's path.
    */
-  async admission<T>(orgId: string, apiKeyId: string, work: (budgets: Budget[], manager: EntityManager) => Promise<T>): Promise<T> {
+  async admission<T>(orgId: string, apiKeyId: string, scopes: { teamId: string | null; userId: string | null }, work: (budgets: Budget[], manager: EntityManager) => Promise<T>): Promise<T> {
     const runner: QueryRunner = this.dataSource.createQueryRunner();
     await runner.connect();
     let locked = false;
@@ -91,8 +95,16 @@ export class ReservationsRepository {
       const rows: Array<Record<string, unknown>> = await runner.query(
         `SELECT ${BUDGET_COLUMNS}
          FROM (SELECT pg_advisory_lock_shared($1, $2)) l
-         LEFT JOIN budgets b ON (b.scope = 'org' AND b.scope_id = $3) OR (b.scope = 'apikey' AND b.scope_id = $4)`,
-        [RESERVATION_LOCK_CLASS, orgLockKey(orgId), orgId, apiKeyId],
+         LEFT JOIN budgets b ON (b.scope = 'org' AND b.scope_id = $3) OR (b.scope = 'apikey' AND b.scope_id = $4)
+           OR (b.scope = 'team' AND b.scope_id = $5::varchar) OR (b.scope = 'user' AND b.scope_id = $6::varchar)`,
+        [
+          RESERVATION_LOCK_CLASS,
+          orgLockKey(orgId),
+          orgId,
+          apiKeyId,
+          scopes.teamId === null ? null : scopeKey('team', orgId, scopes.teamId),
+          scopes.userId === null ? null : scopeKey('user', orgId, scopes.userId),
+        ],
       );
       locked = true;
       return await work(rows.filter((r) => r.id !== null).map(toBudget), runner.manager);

@@ -60,7 +60,8 @@ export class ReservationsService {
     for (let loads = 0; ; loads++) {
       // Read before the locked section: a second connection taken inside it could starve the pool.
       const prices = await this.priceOf(dto.model, new Date());
-      const attempt = await this.repository.admission(orgId, dto.api_key_id, (budgets, manager) => {
+      const scopes = { teamId: key.teamId, userId: dto.user_id ?? null };
+      const attempt = await this.repository.admission(orgId, dto.api_key_id, scopes, (budgets, manager) => {
         const now = new Date();
         return this.attempt(orgId, dto, now, applicableBudgets(budgets, now, (b, step) => this.evaluator.isolate(b, step)), prices, manager);
       });

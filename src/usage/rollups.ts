@@ -80,7 +80,7 @@ export function rawDimensionSql(dimension: Dimension): string {
   return NULLABLE_DIMENSIONS.has(dimension) ? `COALESCE(${dimension}, '')` : dimension;
 }
 
-/** A newly stored record, as the rollups see it: dimension values ('' for null) and measures. */
+/** A validated record, as the rollups see it: dimension values ('' for null) and measures. */
 export interface RollupInput {
   dimensions: Record<Dimension, string | boolean>;
   /** Unix seconds. */
@@ -88,65 +88,7 @@ export interface RollupInput {
   measures: Record<Measure, bigint>;
 }
 
-export interface RollupRow {
-  bucketStart: number;
-  dimensions: Record<Dimension, string | boolean>;
-  measures: Record<Measure, bigint>;
-}
-
-/**
- * Sums a batch per key of a rollup table (bucket + its dimensions), sorted by key: concurrent
- * batches then lock rollup rows in the same order and cannot deadlock.
- */
-export function aggregateRollup(records: RollupInput[], table: Pick<RollupTable, 'granularity' | 'dimensions'>): RollupRow[] {
-  const seconds = GRANULARITY_SECONDS[table.granularity];
-  const rows = new Map<string, { key: string[]; row: RollupRow }>();
-  for (const record of records) {
-    const bucketStart = Math.floor(record.createdAt / seconds) * seconds;
-    const key = [String(bucketStart).padStart(12, '0'), ...table.dimensions.map((d) => String(record.dimensions[d]))];
-    const id = key.join('\u0000');
-    let entry = rows.get(id);
-    if (!entry) {
-      entry = { key, row: { bucketStart, dimensions: record.dimensions, measures: zeroMeasures() } };
-      rows.set(id, entry);
-    }
-    for (const m of MEASURES) entry.row.measures[m] += record.measures[m];
-  }
-  return [...rows.values()].sort((a, b) => compareKeys(a.key, b.key)).map((e) => e.row);
-}
-
-function compareKeys(a: string[], b: string[]): number {
-  for (let i = 0; i < a.length; i++) {
-    if (a[i] !== b[i]) return a[i] < b[i] ? -1 : 1;
-  }
-  return 0;
-}
-
-export function zeroMeasures(): Record<Measure, bigint> {
-  return Object.fromEntries(MEASURES.map((m) => [m, 0n])) as Record<Measure, bigint>;
-}
-
 const keyColumns = (table: RollupTable) => ['bucket_start', ...table.dimensions];
-const dimensionType = (d: Dimension) => (d === 'batch' ? 'boolean' : 'varchar');
-
-/** Adds the rows to a rollup table in one multi-row upsert, in the given (sorted) order. */
-export async function upsertRollups(manager: EntityManager, table: RollupTable, rows: RollupRow[]): Promise<void> {
-  if (rows.length === 0) return;
-  const columns = [
-    rows.map((r) => new Date(r.bucketStart * 1000).toISOString()),
-    ...table.dimensions.map((d) => rows.map((r) => r.dimensions[d])),
-    ...MEASURES.map((m) => rows.map((r) => r.measures[m].toString())),
-  ];
-  const types = ['timestamptz', ...table.dimensions.map(dimensionType), ...MEASURES.map(() => 'bigint')];
-  const unnest = types.map((type, i) => `$${i + 1}::${type}[]`).join(', ');
-  const key = keyColumns(table);
-  await manager.query(
-    `INSERT INTO ${table.table} AS r (${[...key, ...MEASURES].join(', ')})
-     SELECT * FROM unnest(${unnest})
-     ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${MEASURES.map((m) => `${m} = r.${m} + EXCLUDED.${m}`).join(', ')}`,
-    columns,
-  );
-}
 
 export interface RebuildCounts {
   records: number;
@@ -159,18 +101,21 @@ export function zeroRowCounts(): Record<RollupName, number> {
 
 /**
  * Rebuilds one org's rollup rows of [from, to) (whole days) from the raw records: the minute
- * rollup from records, each other one from the rollup it names as its source. Call inside a
- * transaction.
+ * rollup from records, each other one from the rollup it names as its source (`withMinutes`
+ * false: no per-minute rows, the hourly ones from the records). Call inside a transaction.
  */
-export async function rebuildRollupRange(manager: EntityManager, orgId: string, from: Date, to: Date): Promise<RebuildCounts> {
+export async function rebuildRollupRange(manager: EntityManager, orgId: string, from: Date, to: Date, withMinutes = true): Promise<RebuildCounts> {
   const range = [orgId, from.toISOString(), to.toISOString()];
   for (const r of ROLLUPS) {
     await manager.query(`DELETE FROM ${r.table} WHERE org_id = $1 AND bucket_start >= $2 AND bucket_start < $3`, range);
   }
   const counts: RebuildCounts = { records: 0, rows: zeroRowCounts() };
   for (const r of ROLLUPS) {
-    const fromRecords = r.source === 'records';
-    const source = r.source === 'records' ? 'completion_records' : rollup(r.source).table;
+    if (r.granularity === 'minute' && !withMinutes) continue;
+    // Without per-minute rows (past their retention) the rollups built from them are built from the records.
+    const sourceName = !withMinutes && r.source === 'minute' ? 'records' : r.source;
+    const fromRecords = sourceName === 'records';
+    const source = sourceName === 'records' ? 'completion_records' : rollup(sourceName).table;
     const time = fromRecords ? 'created_at' : 'bucket_start';
     const seconds = GRANULARITY_SECONDS[r.granularity];
     const select = fromRecords

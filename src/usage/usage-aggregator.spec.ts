@@ -1,4 +1,3 @@
-import { aggregateRollup, rollup, RollupInput, zeroMeasures } from './rollups';
 import { DAY, HOUR } from './time-buckets';
 import { buildAggregateSql } from './usage-aggregator';
 
@@ -6,14 +5,19 @@ const T0 = 1704067200;
 const filter = { orgId: 'org_a', anyOf: [{ dimension: 'model' as const, values: ['m'] }] };
 
 describe('buildAggregateSql', () => {
-  it('answers an aligned daily query from the daily per-key rollup alone', () => {
+  it('answers an aligned daily query from the daily per-key rollup plus the pending journal, in one statement', () => {
     const built = buildAggregateSql({ from: T0, to: T0 + 31 * DAY, width: '1d', dimensions: ['model'], measures: ['input_tokens'], filter })!;
     expect(built.sql).toBe(
-      'SELECT extract(epoch FROM bucket_start)::bigint AS bucket, model AS model, SUM(input_tokens) AS input_tokens ' +
+      'SELECT bucket, model, SUM(input_tokens) AS input_tokens FROM (' +
+        'SELECT extract(epoch FROM bucket_start)::bigint AS bucket, model AS model, SUM(input_tokens) AS input_tokens ' +
         'FROM usage_rollups_day_by_key WHERE ((bucket_start >= $3 AND bucket_start < $4)) AND org_id = $1 AND model = ANY($2) ' +
-        'GROUP BY 1, 2 ORDER BY 1, 2',
+        'GROUP BY 1, 2 UNION ALL ' +
+        'SELECT (floor(extract(epoch FROM bucket_start) / 86400) * 86400)::bigint AS bucket, model AS model, SUM(input_tokens) AS input_tokens ' +
+        'FROM usage_rollup_deltas WHERE ((bucket_start >= $5 AND bucket_start < $6)) AND org_id = $1 AND model = ANY($2) ' +
+        'GROUP BY 1, 2) u GROUP BY 1, 2 ORDER BY 1, 2',
     );
-    expect(built.params).toEqual(['org_a', ['m'], '2024-01-01T00:00:00.000Z', '2024-02-01T00:00:00.000Z']);
+    const [from, to] = ['2024-01-01T00:00:00.000Z', '2024-02-01T00:00:00.000Z'];
+    expect(built.params).toEqual(['org_a', ['m'], from, to, from, to]);
   });
 
   it('reads the per-user rollups when the query groups or filters by end user', () => {
@@ -43,38 +47,19 @@ describe('buildAggregateSql', () => {
     for (const source of ['completion_records', 'usage_rollups_minute', 'usage_rollups_hour']) expect(built.sql).toContain(`FROM ${source}`);
     expect(built.sql).not.toContain('usage_rollups_day');
     expect(built.sql).toContain("COALESCE(user_id, '') AS user_id, SUM(1) AS num_model_requests FROM completion_records");
+    // The journal covers the rollup-backed segments only (whole minutes), never the raw edges.
+    expect(built.sql).toContain('FROM usage_rollup_deltas WHERE ((bucket_start >= $');
+    expect(built.params).toContain('2024-01-01T00:01:00.000Z');
     expect(built.sql).toMatch(/^SELECT bucket, user_id, SUM\(num_model_requests\) AS num_model_requests FROM \(.* UNION ALL .*\) u GROUP BY 1, 2 ORDER BY 1, 2$/);
   });
 
   it('sums a whole range without buckets or groups, and nothing for an empty range', () => {
     const built = buildAggregateSql({ from: T0, to: T0 + DAY, dimensions: [], measures: ['cost_nano'], filter: { anyOf: [], batch: true } })!;
-    expect(built.sql).toBe('SELECT SUM(cost_nano) AS cost_nano FROM usage_rollups_day_by_key WHERE ((bucket_start >= $2 AND bucket_start < $3)) AND batch = $1');
+    expect(built.sql).toBe(
+      'SELECT SUM(cost_nano) AS cost_nano FROM (' +
+        'SELECT SUM(cost_nano) AS cost_nano FROM usage_rollups_day_by_key WHERE ((bucket_start >= $2 AND bucket_start < $3)) AND batch = $1 UNION ALL ' +
+        'SELECT SUM(cost_nano) AS cost_nano FROM usage_rollup_deltas WHERE ((bucket_start >= $4 AND bucket_start < $5)) AND batch = $1) u',
+    );
     expect(buildAggregateSql({ from: T0, to: T0, dimensions: [], measures: ['cost_nano'], filter: { anyOf: [] } })).toBeNull();
-  });
-});
-
-describe('aggregateRollup', () => {
-  const input = (createdAt: number, user: string, tokens: bigint): RollupInput => ({
-    createdAt,
-    dimensions: { org_id: 'org_a', api_key_id: 'key_a', team_id: '', user_id: user, model: 'm', project_id: '', batch: false, service_tier: '' },
-    measures: { ...zeroMeasures(), input_tokens: tokens, num_model_requests: 1n },
-  });
-
-  it('sums records per bucket and dimensions, sorted by key', () => {
-    const rows = aggregateRollup([input(T0 + HOUR + 5, 'b', 3n), input(T0 + 10, 'b', 1n), input(T0 + 20, 'a', 2n), input(T0 + 50, 'b', 4n)], rollup('hour'));
-    expect(rows.map((r) => [r.bucketStart, r.dimensions.user_id, r.measures.input_tokens, r.measures.num_model_requests])).toEqual([
-      [T0, 'a', 2n, 1n],
-      [T0, 'b', 5n, 2n],
-      [T0 + HOUR, 'b', 3n, 1n],
-    ]);
-    expect(aggregateRollup([input(T0 + HOUR + 5, 'b', 3n), input(T0 + 10, 'b', 1n)], rollup('day'))).toHaveLength(1);
-  });
-
-  it('sums every end user into one row in the per-key rollups', () => {
-    const rows = aggregateRollup([input(T0 + 10, 'b', 1n), input(T0 + 20, 'a', 2n), input(T0 + HOUR, 'c', 4n)], rollup('hourByKey'));
-    expect(rows.map((r) => [r.bucketStart, r.measures.input_tokens, r.measures.num_model_requests])).toEqual([
-      [T0, 3n, 2n],
-      [T0 + HOUR, 4n, 1n],
-    ]);
   });
 });

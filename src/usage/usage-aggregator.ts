@@ -4,7 +4,8 @@ import { DataSource } from 'typeorm';
 import { AppException, ErrorCode, ErrorType } from '../common/errors';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { Dimension, Measure, narrowestRollup, NULLABLE_DIMENSIONS, RAW_MEASURE_SQL, rawDimensionSql } from './rollups';
-import { BucketWidth, decomposeRange, Granularity, GRANULARITY_SECONDS, Segment, WIDTH_GRANULARITY, WIDTH_SECONDS } from './time-buckets';
+import { JOURNAL_TABLE } from './rollup-journal';
+import { BucketWidth, ceilTo, DAY, decomposeRange, MINUTE, Granularity, GRANULARITY_SECONDS, Segment, WIDTH_GRANULARITY, WIDTH_SECONDS } from './time-buckets';
 
 /** Which records a query counts. Every condition must hold. */
 export interface UsageFilter {
@@ -31,6 +32,11 @@ export interface AggregateQuery {
   dimensions: Dimension[];
   measures: Measure[];
   filter: UsageFilter;
+  /**
+   * Unix seconds (a minute start) before which the per-minute rollup is no longer kept: minute
+   * segments before it are read from the raw records instead. Omitted: the rollup is complete.
+   */
+  minuteFrom?: number;
   /** Omitted: every group, in key order. */
   page?: AggregateOrder;
 }
@@ -60,10 +66,11 @@ function source(granularity: Granularity, query: AggregateQuery): { table: strin
  * Builds the SQL of an aggregate query. The range is split (see {@link decomposeRange}) so that
  * whole days come from a daily rollup, ragged hours and minutes from the finer ones, and only
  * sub-minute edges from raw records: the rows read depend on the range and the number of
- * distinct groups, not on the number of records stored.
+ * distinct groups, not on the number of records stored. The journal's pending deltas of the
+ * rollup-backed part are added in the same statement (see rollup-journal.ts).
  */
 export function buildAggregateSql(query: AggregateQuery): { sql: string; params: unknown[] } | null {
-  const segments = decomposeRange(query.from, query.to, query.width ? WIDTH_GRANULARITY[query.width] : 'day');
+  const segments = segmentsOf(query);
   if (segments.length === 0) return null;
   const params: unknown[] = [];
   const param = (value: unknown) => `$${params.push(value)}`;
@@ -83,6 +90,20 @@ export function buildAggregateSql(query: AggregateQuery): { sql: string; params:
     ];
     return `SELECT ${columns.join(', ')} FROM ${table} WHERE (${ranges})${filter}${groupBy(keyCount)}`;
   });
+  // The journal's pending deltas of every rollup-backed segment, read by the same statement (one
+  // snapshot): a fold moves rows from the journal into the rollups atomically, so each record is
+  // counted once whether it is folded or not. Journal rows are per minute, so any aligned segment
+  // of a rollup covers whole journal rows.
+  const folded = segments.filter((s) => s.granularity !== 'raw');
+  if (folded.length > 0) {
+    const ranges = folded.map((s) => `(bucket_start >= ${param(iso(s.from))} AND bucket_start < ${param(iso(s.to))})`).join(' OR ');
+    const columns = [
+      ...(query.width ? [`${bucketSql('bucket_start', 'minute', WIDTH_SECONDS[query.width])} AS bucket`] : []),
+      ...query.dimensions.map((d) => `${d} AS ${d}`),
+      ...query.measures.map((m) => `SUM(${m}) AS ${m}`),
+    ];
+    parts.push(`SELECT ${columns.join(', ')} FROM ${JOURNAL_TABLE} WHERE (${ranges})${filter}${groupBy(keyCount)}`);
+  }
   const keys = [...(query.width ? ['bucket'] : []), ...query.dimensions];
   const sql =
     parts.length === 1
@@ -94,6 +115,21 @@ export function buildAggregateSql(query: AggregateQuery): { sql: string; params:
     return { sql: `${sql} ORDER BY ${order} LIMIT ${param(query.page.limit)} OFFSET ${param(query.page.offset)}`, params };
   }
   return { sql: keyCount > 0 ? `${sql} ORDER BY ${positions(keyCount)}` : sql, params };
+}
+
+/** The disjoint segments a query reads, each from the source of its granularity (see {@link decomposeRange}). */
+export function segmentsOf(query: AggregateQuery): Segment[] {
+  const segments = decomposeRange(query.from, query.to, query.width ? WIDTH_GRANULARITY[query.width] : 'day');
+  const minuteFrom = query.minuteFrom;
+  if (minuteFrom === undefined) return segments;
+  return segments.flatMap((s): Segment[] => {
+    if (s.granularity !== 'minute' || s.from >= minuteFrom) return [s];
+    if (s.to <= minuteFrom) return [{ ...s, granularity: 'raw' }];
+    return [
+      { granularity: 'raw', from: s.from, to: minuteFrom },
+      { granularity: 'minute', from: minuteFrom, to: s.to },
+    ];
+  });
 }
 
 function filterSql(filter: UsageFilter, param: (value: unknown) => string): string {
@@ -145,7 +181,21 @@ export class UsageAggregator {
    * a page of tens of thousands of rows is then never held twice.
    */
   async aggregateLazily(query: AggregateQuery): Promise<Iterable<AggregateRow>> {
-    const built = buildAggregateSql(query);
+    const now = Date.now() / 1000;
+    const planned = { ...query, minuteFrom: query.minuteFrom ?? ceilTo(now - this.config.minuteRollupRetentionDays * DAY, MINUTE) };
+    // Sub-minute edges (and minutes past the minute rollup's retention) come from raw records, kept RECORDS_RETENTION_DAYS.
+    const recordsFrom = now - this.config.recordsRetentionDays * DAY;
+    if (segmentsOf(planned).some((s) => s.granularity === 'raw' && s.from < recordsFrom)) {
+      throw AppException.validation([
+        {
+          param: 'start_time',
+          message:
+            `reaches back past the record retention (${this.config.recordsRetentionDays} days, RECORDS_RETENTION_DAYS): ` +
+            'before that, start_time and end_time must be whole hours',
+        },
+      ]);
+    }
+    const built = buildAggregateSql(planned);
     if (!built) return [];
     const rows = await this.queryWithTimeout(built.sql, built.params);
     return convertRows(rows, query);

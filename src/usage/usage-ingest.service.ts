@@ -1,12 +1,17 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
+import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { AppException, FieldProblem } from '../common/errors';
 import { computeCostNano, MAX_BIGINT } from '../common/money';
 import { IngestRecordDto } from './dto/ingest.dto';
 import { IngestMetrics } from './ingest-metrics';
+import { numberSource } from '../common/exact-json';
+import { parseCostNano, pastRetention } from './ingest-validator';
+import { ensurePartitions, isMissingPartition } from './partitions';
 import { PriceBookService, PriceResolver } from './price-book.service';
-import { aggregateRollup, RollupInput, ROLLUPS, upsertRollups } from './rollups';
+import { insertRecordsSql, RECORD_COLUMNS, RecordColumn } from './rollup-journal';
+import { RollupInput } from './rollups';
 
 /** What an ingest touched in one org: the keys and UTC days of its new records (the ingest workflow evaluates their budgets). */
 export interface UsageTouched {
@@ -15,6 +20,9 @@ export interface UsageTouched {
   apiKeyIds: string[];
   /** UTC days (YYYY-MM-DD) of the new records' created_at, sorted. */
   days: string[];
+  /** Teams (of the keys) and end users of the new records, sorted. */
+  teamIds: string[];
+  userIds: string[];
 }
 
 export interface IngestResult {
@@ -31,6 +39,10 @@ export interface IngestedRecord {
   orgId: string;
   id: string;
   apiKeyId: string;
+  /** The key's team, or null. */
+  teamId: string | null;
+  /** The end user, or null. */
+  userId: string | null;
   /** Unix seconds. */
   createdAt: number;
   /** input_tokens + output_tokens. */
@@ -66,12 +78,14 @@ export class UsageIngestService {
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly priceBook: PriceBookService,
     private readonly metrics: IngestMetrics,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   /**
    * Stores a batch: checks every key reference and prices every record first (a 400 naming each
-   * bad index, nothing written), then inserts new records and adds them to the rollups in one
-   * transaction. Records already stored (same org and id) are skipped and counted as duplicates.
+   * bad index, nothing written), then inserts the new records and appends their per-minute sums
+   * to the rollup journal in one statement (no shared row is updated: see rollup-journal.ts).
+   * Records already stored (same org and id) are skipped and counted as duplicates.
    * Storage only: what an ingest triggers is in IngestWorkflow (src/workflows).
    */
   async ingest(records: IngestRecordDto[]): Promise<IngestResult> {
@@ -102,7 +116,11 @@ export class UsageIngestService {
     const stored: StoredRecord[] = [];
     records.forEach((record, index) => {
       const key = keys.get(record.api_key_id);
-      if (!key) {
+      const tooOld = pastRetention(record.created_at, this.config.recordsRetentionDays);
+      if (tooOld) {
+        // The HTTP route refuses these while validating; other paths (OTLP) meet the rule here.
+        problems.push({ param: `records[${index}].created_at`, message: tooOld });
+      } else if (!key) {
         problems.push({ param: `records[${index}].api_key_id`, message: `unknown API key '${record.api_key_id}'` });
       } else if (record.org_id !== undefined && record.org_id !== null && record.org_id !== key.org_id) {
         problems.push({ param: `records[${index}].org_id`, message: `does not match the org of API key '${key.id}'` });
@@ -123,6 +141,11 @@ export class UsageIngestService {
       try {
         return await this.dataSource.transaction((manager) => this.storeIn(manager, records));
       } catch (err) {
+        if (isMissingPartition(err) && attempt < 3) {
+          // A month without a partition yet (the worker makes them ahead; back-dated records may precede them).
+          await ensurePartitions(this.dataSource, 'completion_records', records.map((r) => r.createdAt));
+          continue;
+        }
         const code = (err as { driverError?: { code?: string } }).driverError?.code;
         if (code === NUMERIC_OUT_OF_RANGE) {
           throw AppException.validation([{ param: 'records', message: 'the stored sums would exceed 2^63 − 1' }]);
@@ -140,52 +163,31 @@ export class UsageIngestService {
       `SELECT pg_advisory_xact_lock_shared(${ROLLUP_LOCK_CLASS}, h) FROM (SELECT DISTINCT hashtext(o) AS h FROM unnest($1::text[]) o ORDER BY 1) l`,
       [orgIds],
     );
-    const d = (r: StoredRecord) => r.dimensions;
-    const inserted: Array<{ org_id: string; id: string }> = await manager.query(
-      `INSERT INTO completion_records (org_id, id, api_key_id, team_id, user_id, project_id, model, input_tokens, output_tokens,
-         input_cached_tokens, input_audio_tokens, output_audio_tokens, batch, service_tier, cost_nano, unpriced, created_at)
-       SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::varchar[], $6::varchar[], $7::varchar[],
-         $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::boolean[], $14::varchar[], $15::bigint[],
-         $16::boolean[], $17::timestamptz[])
-       ON CONFLICT (org_id, id) DO NOTHING
-       RETURNING org_id, id`,
-      [
-        records.map((r) => r.orgId),
-        records.map((r) => r.id),
-        records.map((r) => d(r).api_key_id),
-        records.map((r) => nullIfEmpty(d(r).team_id)),
-        records.map((r) => nullIfEmpty(d(r).user_id)),
-        records.map((r) => nullIfEmpty(d(r).project_id)),
-        records.map((r) => d(r).model),
-        records.map((r) => r.measures.input_tokens.toString()),
-        records.map((r) => r.measures.output_tokens.toString()),
-        records.map((r) => r.measures.input_cached_tokens.toString()),
-        records.map((r) => r.measures.input_audio_tokens.toString()),
-        records.map((r) => r.measures.output_audio_tokens.toString()),
-        records.map((r) => d(r).batch),
-        records.map((r) => nullIfEmpty(d(r).service_tier)),
-        records.map((r) => r.measures.cost_nano.toString()),
-        records.map((r) => r.unpriced),
-        records.map((r) => new Date(r.createdAt * 1000).toISOString()),
-      ],
-    );
+    const inserted: Array<{ org_id: string; id: string }> = await manager.query(insertRecordsSql(), recordColumns(records));
     const insertedKeys = new Set(inserted.map((row) => `${row.org_id}\u0000${row.id}`));
     const fresh = records.filter((r) => insertedKeys.has(`${r.orgId}\u0000${r.id}`));
-    for (const table of ROLLUPS) await upsertRollups(manager, table, aggregateRollup(fresh, table));
     return fresh;
   }
 }
 
 /** Per org with new records: its keys and the UTC days of the records, sorted. */
 function touchedBy(fresh: StoredRecord[]): UsageTouched[] {
-  const byOrg = new Map<string, { keys: Set<string>; days: Set<string> }>();
+  const byOrg = new Map<string, { keys: Set<string>; days: Set<string>; teams: Set<string>; users: Set<string> }>();
   for (const record of fresh) {
     let entry = byOrg.get(record.orgId);
-    if (!entry) byOrg.set(record.orgId, (entry = { keys: new Set(), days: new Set() }));
+    if (!entry) byOrg.set(record.orgId, (entry = { keys: new Set(), days: new Set(), teams: new Set(), users: new Set() }));
     entry.keys.add(String(record.dimensions.api_key_id));
     entry.days.add(new Date(record.createdAt * 1000).toISOString().slice(0, 10));
+    if (record.dimensions.team_id) entry.teams.add(String(record.dimensions.team_id));
+    if (record.dimensions.user_id) entry.users.add(String(record.dimensions.user_id));
   }
-  return [...byOrg].map(([orgId, { keys, days }]) => ({ orgId, apiKeyIds: [...keys].sort(), days: [...days].sort() }));
+  return [...byOrg].map(([orgId, { keys, days, teams, users }]) => ({
+    orgId,
+    apiKeyIds: [...keys].sort(),
+    days: [...days].sort(),
+    teamIds: [...teams].sort(),
+    userIds: [...users].sort(),
+  }));
 }
 
 function toIngested(r: StoredRecord): IngestedRecord {
@@ -193,6 +195,8 @@ function toIngested(r: StoredRecord): IngestedRecord {
     orgId: r.orgId,
     id: r.id,
     apiKeyId: String(r.dimensions.api_key_id),
+    teamId: r.dimensions.team_id ? String(r.dimensions.team_id) : null,
+    userId: r.dimensions.user_id ? String(r.dimensions.user_id) : null,
     createdAt: r.createdAt,
     tokens: r.measures.input_tokens + r.measures.output_tokens,
     costNano: r.measures.cost_nano,
@@ -202,7 +206,10 @@ function toIngested(r: StoredRecord): IngestedRecord {
 
 /** The record's cost: as sent, else from the price version in force at its created_at, else 0 and unpriced. */
 function price(record: IngestRecordDto, resolve: PriceResolver): { costNano: bigint; unpriced: boolean } {
-  if (record.cost_nano !== undefined && record.cost_nano !== null) return { costNano: BigInt(record.cost_nano), unpriced: false };
+  if (record.cost_nano !== undefined && record.cost_nano !== null) {
+    // Validated already (ingest-validator.ts); read with the same function, from the number's own text.
+    return { costNano: parseCostNano(record.cost_nano, numberSource(record, 'cost_nano')) as bigint, unpriced: false };
+  }
   const prices = resolve(record.model, record.created_at);
   if (!prices) return { costNano: 0n, unpriced: true };
   const tokens = { inputTokens: record.input_tokens, inputCachedTokens: record.input_cached_tokens ?? 0, outputTokens: record.output_tokens };
@@ -237,6 +244,30 @@ function toStored(record: IngestRecordDto, key: KeyRow, priced: { costNano: bigi
       unpriced_requests: priced.unpriced ? 1n : 0n,
     },
   };
+}
+
+/** The unnest parameters of {@link insertRecordsSql}: one array per column, bigints as decimal strings. */
+function recordColumns(records: StoredRecord[]): unknown[][] {
+  const value: Record<RecordColumn, (r: StoredRecord) => unknown> = {
+    org_id: (r) => r.orgId,
+    id: (r) => r.id,
+    api_key_id: (r) => r.dimensions.api_key_id,
+    team_id: (r) => nullIfEmpty(r.dimensions.team_id),
+    user_id: (r) => nullIfEmpty(r.dimensions.user_id),
+    project_id: (r) => nullIfEmpty(r.dimensions.project_id),
+    model: (r) => r.dimensions.model,
+    input_tokens: (r) => r.measures.input_tokens.toString(),
+    output_tokens: (r) => r.measures.output_tokens.toString(),
+    input_cached_tokens: (r) => r.measures.input_cached_tokens.toString(),
+    input_audio_tokens: (r) => r.measures.input_audio_tokens.toString(),
+    output_audio_tokens: (r) => r.measures.output_audio_tokens.toString(),
+    batch: (r) => r.dimensions.batch,
+    service_tier: (r) => nullIfEmpty(r.dimensions.service_tier),
+    cost_nano: (r) => r.measures.cost_nano.toString(),
+    unpriced: (r) => r.unpriced,
+    created_at: (r) => new Date(r.createdAt * 1000).toISOString(),
+  };
+  return RECORD_COLUMNS.map(([column]) => records.map(value[column]));
 }
 
 function nullIfEmpty(value: string | boolean): string | null {

@@ -9,7 +9,7 @@ import { COSTS_DEFAULT_LIMIT, CostLineDto, CostsQueryDto, CostsReportDto } from 
 import { OpenAiCostsQueryDto, OpenAiCostsResultDto } from './dto/openai-costs.dto';
 import { Dimension, Measure } from './rollups';
 import { Page, PageBucket } from './page-body';
-import { Bucket, BucketWidth, floorTo, pageOfBuckets, WIDTH_SECONDS } from './time-buckets';
+import { Bucket, BucketWidth, DAY, floorTo, pageOfBuckets, WIDTH_SECONDS } from './time-buckets';
 import { AggregateRow, UsageAggregator, UsageFilter } from './usage-aggregator';
 import { LATEST_QUERY_TIME } from './usage-fields';
 import { usageFilter } from './usage-scope';
@@ -190,6 +190,12 @@ export class UsageReportsService {
       (query.endTime !== undefined && c.e !== query.endTime);
     if (cursor && (cursor.f !== print || misplaced(cursor))) throw invalidCursor();
     const range = resolveRange(query.startTime, cursor?.e ?? query.endTime);
+    const minuteDays = this.config.minuteRollupRetentionDays;
+    if (query.width === '1m' && range.from < Date.now() / 1000 - minuteDays * DAY) {
+      throw AppException.validation([
+        { param: 'start_time', message: `1m buckets are kept ${minuteDays} days (MINUTE_ROLLUP_RETENTION_DAYS); use 1h or 1d buckets for older usage` },
+      ]);
+    }
     const { buckets, next } = pageOfBuckets(range, width, cursor?.n ?? range.from, query.limit);
     const rows = await this.aggregator.aggregateLazily({
       from: buckets[0].start,

@@ -5,6 +5,7 @@ import { ModelPrice } from './entities/model-price.entity';
 import { UsageRollupDay, UsageRollupDayByKey, UsageRollupHour, UsageRollupHourByKey, UsageRollupMinute } from './entities/usage-rollup.entity';
 import { IngestMetrics } from './ingest-metrics';
 import { PriceBookService } from './price-book.service';
+import { RollupJournalMetrics } from './rollup-journal-metrics';
 import { UsageAggregator } from './usage-aggregator';
 import { UsageIngestService } from './usage-ingest.service';
 import { UsageReportsService } from './usage-reports.service';
@@ -17,7 +18,7 @@ import { UsageSpendService } from './usage-spend.service';
  */
 @Module({
   imports: [TypeOrmModule.forFeature([CompletionRecord, ModelPrice, UsageRollupMinute, UsageRollupHour, UsageRollupDay, UsageRollupHourByKey, UsageRollupDayByKey])],
-  providers: [PriceBookService, UsageAggregator, UsageIngestService, UsageReportsService, UsageSpendService, IngestMetrics],
+  providers: [PriceBookService, UsageAggregator, UsageIngestService, UsageReportsService, UsageSpendService, IngestMetrics, RollupJournalMetrics],
   exports: [PriceBookService, UsageIngestService, UsageReportsService, UsageSpendService],
 })
 export class UsageModule {}

@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { AlertQueuesService } from '../alerts/alert-queues.service';
+import { AlertResolutionsService } from '../alerts/alert-resolutions.service';
 import { Principal } from '../auth/principal';
 import { Budget, BudgetScope } from '../budgets/budget.entity';
 import { Evaluation } from '../budgets/budget-evaluation';
@@ -17,7 +18,9 @@ import { AppException } from '../common/errors';
  *    (when Redis fails here, this process retries until it answers and the worker's repair pass
  *    rewrites every scope: the change is never lost);
  * 3. after a set, enqueue an evaluation of the scope, so a limit lowered below the spend alerts
- *    (when Redis fails, the worker's next evaluate-all does it).
+ *    (when Redis fails, the worker's next evaluate-all does it);
+ * 4. after a set, record a `budget.threshold.resolved` event for each crossed block threshold of
+ *    the current window that no longer blocks (AlertResolutionsService).
  */
 @Injectable()
 export class BudgetChangeWorkflow {
@@ -28,6 +31,7 @@ export class BudgetChangeWorkflow {
     private readonly refresher: BudgetStateRefresher,
     private readonly evaluator: BudgetEvaluator,
     private readonly queues: AlertQueuesService,
+    private readonly resolutions: AlertResolutionsService,
   ) {}
 
   async set(principal: Principal, scope: BudgetScope, scopeId: string, dto: SetBudgetDto): Promise<{ evaluation: Evaluation; generatedSecret?: string }> {
@@ -40,6 +44,12 @@ export class BudgetChangeWorkflow {
     }
     const evaluation = refreshed?.find((e) => e.budget.id === budget.id) ?? (await this.evaluator.evaluateCurrent([budget]))[0];
     if (!evaluation) throw AppException.internal();
+    try {
+      await this.resolutions.recordResolutions(evaluation);
+    } catch (err) {
+      // The change is stored and its block state written: the PUT succeeds; the event is logged as lost.
+      this.logger.error({ msg: 'Could not record budget.threshold.resolved events', budgetId: budget.id, ...describeError(err) });
+    }
     return { evaluation, generatedSecret };
   }
 

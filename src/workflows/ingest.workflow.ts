@@ -43,14 +43,14 @@ export class IngestWorkflow {
 
   private async afterUsage(touched: UsageTouched): Promise<void> {
     try {
-      await this.refresher.refreshForUsage(touched.orgId, touched.apiKeyIds);
+      await this.refresher.refreshForUsage(touched.orgId, touched.apiKeyIds, touched.teamIds, touched.userIds);
     } catch (err) {
       this.logger.warn({ msg: 'Could not refresh budget state after ingest; evaluate-all will', orgId: touched.orgId, ...describeError(err) });
       // Redis is down: do not wait for it a second time in this request.
       if (err instanceof RedisUnavailableError) return this.keep(touched);
     }
     try {
-      await this.queues.evaluateUsage(touched.orgId, touched.apiKeyIds, touched.days);
+      await this.queues.evaluateUsage(touched.orgId, touched.apiKeyIds, touched.days, touched.teamIds, touched.userIds);
     } catch (err) {
       this.logger.warn({ msg: 'Could not enqueue budget evaluations after ingest; kept for evaluate-all', orgId: touched.orgId, ...describeError(err) });
       await this.keep(touched);

@@ -69,6 +69,9 @@ export async function startTestApp(env: Record<string, string> = {}, options: { 
     SECRETS_KEY: randomBytes(32).toString('hex'),
     WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
     RATE_LIMIT_PER_SECOND: '0', // tests that need rate limiting turn it on
+    // The fixtures date from 2024 (T0): keep everything unless a test is about retention.
+    RECORDS_RETENTION_DAYS: '36500',
+    MINUTE_ROLLUP_RETENTION_DAYS: '36500',
     ...env,
   });
   const { config } = await prepareDependencies(base, logger);

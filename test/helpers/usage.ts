@@ -1,3 +1,4 @@
+import { foldBatch, JOURNAL_TABLE } from '../../src/usage/rollup-journal';
 import { HttpResult, TestApp } from './test-app';
 
 /** 2024-01-01T00:00:00Z, the seed's start_time. */
@@ -51,8 +52,25 @@ export async function ingestOk(t: TestApp, key: string, records: unknown[]): Pro
   return res.body;
 }
 
-/** Every row of a table, sorted, with bigint and timestamp columns as strings, for exact comparisons. */
+/**
+ * Folds the whole rollup journal into the rollups (waiting for a background fold that holds the
+ * lock), so a test can read the rollup tables themselves.
+ */
+export async function foldJournal(t: TestApp): Promise<void> {
+  for (;;) {
+    await foldBatch(t.dataSource, 1_000_000, new Date(0));
+    const [{ n }] = await t.dataSource.query(`SELECT count(*)::int AS n FROM ${JOURNAL_TABLE}`);
+    if (n === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/**
+ * Every row of a table, sorted, with bigint and timestamp columns as strings, for exact
+ * comparisons; a rollup table is read once the journal is folded into it.
+ */
 export async function tableRows(t: TestApp, table: string): Promise<Array<Record<string, unknown>>> {
+  if (table.startsWith('usage_rollups_')) await foldJournal(t);
   const rows: Array<Record<string, unknown>> = await t.dataSource.query(`SELECT * FROM ${table}`);
   return rows
     .map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, v instanceof Date ? v.toISOString() : v])))

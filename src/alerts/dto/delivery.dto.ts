@@ -1,7 +1,7 @@
 import { ApiProperty, ApiSchema } from '@nestjs/swagger';
 import { ThresholdResultDto } from '../../budgets/dto/budget.dto';
 import { IntField, StringField } from '../../common/validation';
-import { ALERT_EVENT_TYPE } from '../alert-body';
+import { ALERT_EVENT_TYPE, ALERT_EVENT_TYPES, AlertEventType } from '../alert-body';
 import { DELIVERY_STATUSES, DELIVERY_TRIGGERS, DeliveryStatus, DeliveryTrigger } from '../webhook-delivery.entity';
 import { ID_PATTERN } from '../../common/ids';
 
@@ -20,10 +20,10 @@ export class WebhookDeliveryDto {
   @ApiProperty({ example: 'alrt_2hYt2LmQ4xWv9RkP3sZc6NbQ', description: 'The alert: the `webhook-id` header and the body\'s `id`, the same on every attempt' })
   alert_id: string;
 
-  @ApiProperty({ enum: [ALERT_EVENT_TYPE], example: ALERT_EVENT_TYPE })
-  event_type: typeof ALERT_EVENT_TYPE;
+  @ApiProperty({ enum: ALERT_EVENT_TYPES, enumName: 'WebhookEventType', example: ALERT_EVENT_TYPE })
+  event_type: AlertEventType;
 
-  @ApiProperty({ type: ThresholdResultDto, description: 'The threshold that was crossed' })
+  @ApiProperty({ type: ThresholdResultDto, description: 'The threshold that was crossed (or, for `budget.threshold.resolved`, stopped blocking)' })
   threshold: ThresholdResultDto;
 
   @ApiProperty({ description: 'The budget window of the crossing (ISO 8601 interval)', example: '2026-11-16T00:00:00Z/2026-11-23T00:00:00Z' })

@@ -1,4 +1,5 @@
 import { ID_PATTERN } from '../../common/ids';
+import { USER_ID_MAX_LENGTH, USER_ID_PATTERN } from '../../usage/usage-fields';
 import { JsonDecimal } from '../../common/json-decimal';
 import { ListPageDto, ListPageQueryDto } from '../../common/list-page';
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
@@ -18,11 +19,11 @@ import {
   ValidateIf,
   ValidateNested,
 } from 'class-validator';
-import { EnumField, ExactDecimalField, NO_CONTROL_CHARACTERS, StringField } from '../../common/validation';
-import { BUDGET_PERIODS, BudgetPeriod } from '../budget-window';
+import { Check, EnumField, ExactDecimalField, NO_CONTROL_CHARACTERS, StringField } from '../../common/validation';
+import { BUDGET_PERIODS, BudgetPeriod, isKnownTimeZone } from '../budget-window';
 import type { BudgetOwner, BudgetScope, LimitKind, ThresholdAction } from '../budget.entity';
 
-export const BUDGET_SCOPES: readonly BudgetScope[] = ['org', 'apikey'];
+export const BUDGET_SCOPES: readonly BudgetScope[] = ['org', 'apikey', 'team', 'user'];
 export const BUDGET_OWNERS: readonly BudgetOwner[] = ['cluster', 'org'];
 export const LIMIT_KINDS: readonly LimitKind[] = ['cost', 'tokens'];
 export const THRESHOLD_ACTIONS: readonly ThresholdAction[] = ['alert', 'block'];
@@ -57,8 +58,21 @@ export class ThresholdDto {
 
 @ApiSchema({ name: 'SetBudgetRequest' })
 export class SetBudgetDto {
-  @EnumField(BUDGET_PERIODS, { description: 'Budget window: UTC day, week (from Monday) or month', enumName: 'BudgetPeriod', example: 'weekly' })
+  @EnumField(BUDGET_PERIODS, { description: 'Budget window: day, week (from Monday) or month, in the budget\'s time zone', enumName: 'BudgetPeriod', example: 'weekly' })
   period: BudgetPeriod;
+
+  @IsOptional()
+  @IsString()
+  @MaxLength(100)
+  @Check('timeZone', (value) => typeof value === 'string' && isKnownTimeZone(value), 'must be an IANA time zone name (e.g. Europe/Amsterdam)')
+  @ApiPropertyOptional({
+    type: String,
+    maxLength: 100,
+    default: 'UTC',
+    description: 'IANA time zone of the windows: days start at local midnight, weeks on Monday, months on the 1st, across daylight-saving changes',
+    example: 'Europe/Amsterdam',
+  })
+  timezone?: string;
 
   @EnumField(LIMIT_KINDS, { description: 'What the limit counts: cost (major currency units) or tokens (input + output)', enumName: 'LimitKind', example: 'tokens' })
   limit_kind: LimitKind;
@@ -124,7 +138,10 @@ export class SetBudgetDto {
 
 @ApiSchema({ name: 'BudgetSpend' })
 export class SpendDto {
-  @ApiProperty({ description: 'Current window as an ISO 8601 interval (UTC)', example: '2026-11-16T00:00:00Z/2026-11-23T00:00:00Z' })
+  @ApiProperty({
+    description: 'Current window as an ISO 8601 interval, with the budget time zone\'s offsets (`Z` in UTC)',
+    example: '2026-11-16T00:00:00Z/2026-11-23T00:00:00Z',
+  })
   window: string;
 
   @ApiProperty({ description: 'Cost spent in the window, integer nano-units, as a string', example: '1250000000' })
@@ -141,6 +158,15 @@ export class SpendDto {
 
   @ApiProperty({ type: 'integer', description: 'When the window ends and the spend resets, Unix seconds', example: 1795392000 })
   resets_at: number;
+
+  @ApiProperty({
+    type: 'integer',
+    nullable: true,
+    description:
+      'Unix seconds at which the block limit (100 % without a block threshold) is reached at the window\'s average rate so far (rounded up to the second, computed exactly); null with no spend or when it is not reached in this window',
+    example: 1795370400,
+  })
+  forecast_exhaustion_at: number | null;
 }
 
 @ApiSchema({ name: 'BudgetThresholdResult' })
@@ -174,6 +200,9 @@ export class BudgetDto {
 
   @ApiProperty({ enum: BUDGET_PERIODS, enumName: 'BudgetPeriod', example: 'weekly' })
   period: BudgetPeriod;
+
+  @ApiProperty({ description: 'IANA time zone of the windows', example: 'Europe/Amsterdam' })
+  timezone: string;
 
   @ApiProperty({ enum: LIMIT_KINDS, enumName: 'LimitKind', example: 'tokens' })
   limit_kind: LimitKind;
@@ -262,6 +291,31 @@ export class OwnerQueryDto {
   owner?: BudgetOwner;
 }
 
+/** A team id as API keys carry it (`team_id`): 1-128 characters. */
+export const TEAM_ID_MAX_LENGTH = 128;
+
+export class TeamParamsDto {
+  @StringField({ description: 'Org id', example: 'org_3ZkQ9mW2pL8xYc4RtV7bN1sD', maxLength: 40, pattern: ID_PATTERN })
+  orgId: string;
+
+  @StringField({ description: 'Team id (the `team_id` of the org\'s API keys)', example: 'team-search', maxLength: TEAM_ID_MAX_LENGTH })
+  teamId: string;
+}
+
+export class UserParamsDto {
+  @StringField({ description: 'Org id', example: 'org_3ZkQ9mW2pL8xYc4RtV7bN1sD', maxLength: 40, pattern: ID_PATTERN })
+  orgId: string;
+
+  @StringField({
+    description: 'End user id (the `user_id` of records, X-On-Behalf-Of): 1-150 printable ASCII characters, not `*`; URL-encoded in the path',
+    example: 'user_123',
+    maxLength: USER_ID_MAX_LENGTH,
+    pattern: USER_ID_PATTERN,
+    patternMessage: 'must be printable ASCII characters, and not "*"',
+  })
+  userId: string;
+}
+
 export class BudgetIdParamsDto {
   @StringField({ description: 'Budget id', example: 'bud_4kQ9mW2pL8xYc4RtV7bN1sDa', maxLength: 40, pattern: ID_PATTERN })
   budgetId: string;
@@ -271,6 +325,16 @@ export class BudgetIdParamsDto {
 export class BudgetCheckDto {
   @StringField({ description: 'The API key about to make a request', example: 'key_8hYt2LmQ4xWv9RkP3sZc6NbD', maxLength: 40, pattern: ID_PATTERN })
   api_key_id: string;
+
+  @StringField({
+    description: 'The end user of the request (X-On-Behalf-Of of the client request): that user\'s budgets in the key\'s org count too. 1-150 printable ASCII characters, not `*`',
+    example: 'user_123',
+    maxLength: USER_ID_MAX_LENGTH,
+    pattern: USER_ID_PATTERN,
+    patternMessage: 'must be printable ASCII characters, and not "*"',
+    optional: true,
+  })
+  user_id?: string;
 }
 
 @ApiSchema({ name: 'BudgetBlock' })

@@ -22,6 +22,10 @@ export const SET_BUDGET_REQUEST_EXAMPLES: Examples = {
       webhook_url: 'https://hooks.example.com/tally',
     },
   },
+  localDay: {
+    summary: 'Daily cost budget in a local time zone: days start at midnight in Europe/Amsterdam',
+    value: { period: 'daily', timezone: 'Europe/Amsterdam', limit_kind: 'cost', limit: 20, thresholds: [{ pct: 100, action: 'block' }] },
+  },
 };
 
 const BUDGET = {
@@ -32,6 +36,7 @@ const BUDGET = {
   org_id: 'org_3ZkQ9mW2pL8xYc4RtV7bN1sD',
   owner: 'org',
   period: 'weekly',
+  timezone: 'UTC',
   limit_kind: 'tokens',
   limit: 3281.35,
   thresholds: [{ pct: 80, action: 'alert' }],
@@ -43,19 +48,50 @@ const BUDGET = {
     tokens_spent: '1820',
     pct: 55.464976,
     resets_at: 1795392000,
+    forecast_exhaustion_at: null,
   },
   created_at: 1794994200,
   updated_at: 1794994200,
 };
 
-/** The answer of a set on either scope: the budget with its live spend. */
-export function budgetResponseExamples(scope: 'apikey' | 'org'): Examples {
-  const scopeId = scope === 'org' ? BUDGET.org_id : BUDGET.scope_id;
-  return { tokensWeekly: { summary: 'The weekly token budget, 55% spent', value: { ...BUDGET, scope, scope_id: scopeId } } };
+const SCOPE_EXAMPLE_IDS = { apikey: BUDGET.scope_id, org: BUDGET.org_id, team: 'team-search', user: 'user_123' } as const;
+
+/** The answer of a set on a scope: the budget with its live spend (for teams and users, in a local time zone). */
+export function budgetResponseExamples(scope: 'apikey' | 'org' | 'team' | 'user'): Examples {
+  const value = { ...BUDGET, scope, scope_id: SCOPE_EXAMPLE_IDS[scope] };
+  if (scope === 'team' || scope === 'user') {
+    return {
+      costDailyAmsterdam: {
+        summary: `A daily cost budget of ${scope === 'team' ? 'a team' : 'an end user'} in Europe/Amsterdam, on the 23-hour day of March 2026`,
+        value: {
+          ...value,
+          period: 'daily',
+          timezone: 'Europe/Amsterdam',
+          limit_kind: 'cost',
+          limit: 20,
+          thresholds: [
+            { pct: 80, action: 'alert' },
+            { pct: 100, action: 'block' },
+          ],
+          spend: {
+            window: '2026-03-29T00:00:00+01:00/2026-03-30T00:00:00+02:00',
+            cost_spent_nano: '12500000000',
+            cost_spent: 12.5,
+            tokens_spent: '1820000',
+            pct: 62.5,
+            resets_at: 1774821600,
+            forecast_exhaustion_at: 1774807920,
+          },
+        },
+      },
+    };
+  }
+  return { tokensWeekly: { summary: 'The weekly token budget, 55% spent', value } };
 }
 
 export const BUDGET_CHECK_REQUEST_EXAMPLES: Examples = {
   check: { summary: 'Before a request of this key', value: { api_key_id: 'key_8hYt2LmQ4xWv9RkP3sZc6NbD' } },
+  endUser: { summary: 'Before a request of this key on behalf of an end user', value: { api_key_id: 'key_8hYt2LmQ4xWv9RkP3sZc6NbD', user_id: 'user_123' } },
 };
 
 export const BUDGET_CHECK_RESPONSE_EXAMPLES: Examples = {

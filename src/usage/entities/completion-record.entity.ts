@@ -67,8 +67,8 @@ export class CompletionRecord {
   @Column({ type: 'boolean' })
   unpriced: boolean;
 
-  /** When the completion happened. */
-  @Column({ name: 'created_at', type: 'timestamptz' })
+  /** When the completion happened; the partition key, hence in the primary key (see docs/scale.md). */
+  @PrimaryColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt: Date;
 
   @CreateDateColumn({ name: 'ingested_at', type: 'timestamptz' })

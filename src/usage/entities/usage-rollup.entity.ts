@@ -1,7 +1,8 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 
 /**
- * Per-bucket sums of completion records, kept up to date at ingest (same transaction) so usage
+ * Per-bucket sums of completion records, folded in from the rollup journal by the worker (readers
+ * add the journal's pending rows: see rollup-journal.ts) so usage
  * and cost queries read a bounded number of rows whatever the number of records. One row per
  * bucket and combination of dimensions; nullable dimensions are stored as '' so that the primary
  * key can serve the upserts (`''` ↔ null at the API edge). The per-key rollups have every

@@ -1,0 +1,125 @@
+import { DataSource } from 'typeorm';
+import { withHeldConnection } from '../database/held-connection';
+import { SqlRunner } from '../database/sql-runner';
+import { DAY } from './time-buckets';
+
+/**
+ * Monthly range partitions of the tables that grow with every record (SPEC §8): their names,
+ * creation (the `tally_ensure_partitions` SQL function of the PartitionRecordsByMonth migration:
+ * CREATE TABLE … LIKE + ATTACH PARTITION, which takes only a SHARE UPDATE EXCLUSIVE lock on the
+ * parent) and retention (DETACH PARTITION … CONCURRENTLY, then DROP TABLE, under a lock_timeout).
+ */
+export const PARTITIONED_TABLES = ['completion_records', 'usage_rollups_minute'] as const;
+export type PartitionedTable = (typeof PARTITIONED_TABLES)[number];
+
+/** A partition of a month: `<table>_pYYYYMM`, holding [month start, next month start) in UTC. */
+export interface MonthPartition {
+  name: string;
+  /** Unix seconds of the first instant after the partition's range. */
+  end: number;
+  /** Detached but not yet finalised (a DETACH CONCURRENTLY was interrupted). */
+  detachPending: boolean;
+}
+
+/** PostgreSQL's "no partition of relation … found for row" (a check_violation). */
+export function isMissingPartition(err: unknown): boolean {
+  const e = (err as { driverError?: { code?: string; message?: string } }).driverError ?? (err as { code?: string; message?: string });
+  return e?.code === '23514' && /no partition of relation/.test(e.message ?? '');
+}
+
+/** Unix seconds of the UTC month starts of every month in [from, to] (inclusive). */
+export function monthsBetween(from: number, to: number): number[] {
+  const months: number[] = [];
+  const d = new Date(from * 1000);
+  let y = d.getUTCFullYear();
+  let m = d.getUTCMonth();
+  for (;;) {
+    const start = Date.UTC(y, m, 1) / 1000;
+    if (start > to) return months;
+    months.push(start);
+    m += 1;
+    if (m === 12) {
+      m = 0;
+      y += 1;
+    }
+  }
+}
+
+/** Makes the partitions of `table` for the months holding `times` (Unix seconds); returns how many it created. */
+export async function ensurePartitions(db: SqlRunner, table: PartitionedTable, times: number[]): Promise<number> {
+  if (times.length === 0) return 0;
+  const months = [...new Set(times.map((t) => monthsBetween(t, t)[0]))].map((t) => new Date(t * 1000).toISOString());
+  const [row] = await db.query('SELECT tally_ensure_partitions($1, $2::timestamptz[]) AS made', [table, months]);
+  return row.made;
+}
+
+/** The monthly partitions of a table, oldest first (tables named like a partition but detached included). */
+export async function listPartitions(db: SqlRunner, table: PartitionedTable): Promise<MonthPartition[]> {
+  const rows: Array<{ name: string; pending: boolean | null }> = await db.query(
+    `SELECT c.relname AS name, i.inhdetachpending AS pending
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
+     LEFT JOIN pg_inherits i ON i.inhrelid = c.oid AND i.inhparent = $1::regclass
+     WHERE c.relkind = 'r' AND c.relname ~ ('^' || $1 || '_p[0-9]{6}$')
+     ORDER BY c.relname`,
+    [table],
+  );
+  return rows.map((row) => {
+    const suffix = row.name.slice(-6);
+    const year = Number(suffix.slice(0, 4));
+    const month = Number(suffix.slice(4));
+    return { name: row.name, end: Date.UTC(year, month, 1) / 1000, detachPending: row.pending === true };
+  });
+}
+
+export interface MaintenanceResult {
+  created: Record<PartitionedTable, number>;
+  dropped: string[];
+}
+
+export interface RetentionDays {
+  records: number;
+  minute: number;
+}
+
+const RETENTION_OF: Record<PartitionedTable, keyof RetentionDays> = { completion_records: 'records', usage_rollups_minute: 'minute' };
+const MAINTENANCE_LOCK_CLASS = 7_240_117;
+const MAINTENANCE_LOCK_KEY = 2;
+/** How far back maintenance fills in missing months (ingest makes older ones on demand). */
+const BACKFILL_DAYS = 400;
+
+/**
+ * Creates the partitions of the current and the next two months (and any missing month inside
+ * retention), then detaches and drops every partition whose whole range is older than the
+ * retention. Each DETACH CONCURRENTLY runs outside a transaction and waits for running
+ * statements on the table instead of blocking new ones; `lockTimeoutMs` bounds every lock wait.
+ */
+export async function maintainPartitions(dataSource: DataSource, retention: RetentionDays, now = Date.now() / 1000, lockTimeoutMs = 5000): Promise<MaintenanceResult> {
+  const result: MaintenanceResult = { created: { completion_records: 0, usage_rollups_minute: 0 }, dropped: [] };
+  await withHeldConnection(dataSource, async (runner) => {
+    let locked = false;
+    try {
+      // One maintainer at a time across workers (a session lock: DETACH CONCURRENTLY cannot run in a transaction).
+      locked = (await runner.query('SELECT pg_try_advisory_lock($1, $2) AS locked', [MAINTENANCE_LOCK_CLASS, MAINTENANCE_LOCK_KEY]))[0].locked;
+      if (!locked) return;
+      await runner.query(`SET lock_timeout = ${Math.floor(lockTimeoutMs)}`);
+      for (const table of PARTITIONED_TABLES) {
+        const days = retention[RETENTION_OF[table]];
+        const cutoff = now - days * DAY;
+        result.created[table] = await ensurePartitions(runner, table, monthsBetween(Math.max(cutoff, now - BACKFILL_DAYS * DAY), now + 62 * DAY));
+        for (const partition of await listPartitions(runner, table)) {
+          if (partition.end > cutoff) continue;
+          const attached = await runner.query('SELECT 1 FROM pg_inherits WHERE inhrelid = $1::regclass', [partition.name]);
+          if (attached.length > 0) {
+            await runner.query(`ALTER TABLE ${table} DETACH PARTITION ${partition.name} ${partition.detachPending ? 'FINALIZE' : 'CONCURRENTLY'}`);
+          }
+          await runner.query(`DROP TABLE ${partition.name}`);
+          result.dropped.push(partition.name);
+        }
+      }
+    } finally {
+      await runner.query('RESET lock_timeout').catch(() => undefined);
+      if (locked) await runner.query('SELECT pg_advisory_unlock($1, $2)', [MAINTENANCE_LOCK_CLASS, MAINTENANCE_LOCK_KEY]).catch(() => undefined);
+    }
+  });
+  return result;
+}

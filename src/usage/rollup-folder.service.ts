@@ -1,0 +1,73 @@
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { Counter } from 'prom-client';
+import { DataSource } from 'typeorm';
+import { describeError } from '../common/error-mapping';
+import { APP_CONFIG, AppConfig } from '../config/app-config';
+import { MetricsService } from '../metrics/metrics.service';
+import { foldBatch, FoldResult } from './rollup-journal';
+import { DAY } from './time-buckets';
+
+/**
+ * The worker's folder: moves the rollup journal into the rollups, a batch per transaction, as
+ * long as full batches come back; then pauses ROLLUP_FOLD_INTERVAL_MS. Several workers may run
+ * it: a non-blocking advisory lock lets one fold at a time, the others skip that round.
+ */
+@Injectable()
+export class RollupFolderService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger(RollupFolderService.name);
+  private readonly folded: Counter<string>;
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    metrics: MetricsService,
+  ) {
+    this.folded = metrics.counter('tally_rollup_folded_deltas_total', 'Journal rows moved into the rollups by this process');
+  }
+
+  onApplicationBootstrap(): void {
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loop;
+  }
+
+  /** One fold transaction (exported for tests and the CLI). */
+  async foldOnce(limit = this.config.rollupFoldBatch): Promise<FoldResult> {
+    // A day's margin past the readers' cutoff: a reader whose clock is behind still finds its minutes.
+    const minuteFrom = new Date((Date.now() / 1000 - (this.config.minuteRollupRetentionDays + 1) * DAY) * 1000);
+    const result = await foldBatch(this.dataSource, limit, minuteFrom);
+    this.folded.inc(result.deltas);
+    return result;
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      let full = false;
+      try {
+        full = (await this.foldOnce()).deltas >= this.config.rollupFoldBatch;
+      } catch (err) {
+        this.logger.error({ msg: 'A rollup fold failed; it is retried (the journal keeps the deltas, reports stay exact)', ...describeError(err) });
+      }
+      if (!full && this.running) await this.pause(this.config.rollupFoldIntervalMs);
+    }
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+}

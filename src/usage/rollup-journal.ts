@@ -1,0 +1,169 @@
+import { DataSource, EntityManager } from 'typeorm';
+import { inHeldTransaction } from '../database/held-connection';
+import { SqlRunner } from '../database/sql-runner';
+import { ensurePartitions, isMissingPartition } from './partitions';
+import { Dimension, DIMENSIONS, MEASURES, RAW_MEASURE_SQL, rawDimensionSql, ROLLUPS, RollupTable } from './rollups';
+import { GRANULARITY_SECONDS, MINUTE } from './time-buckets';
+
+/**
+ * The journal of pending rollup deltas (issue 13, SPEC §8). Ingest appends, in the statement that
+ * inserts the records, one row per minute and combination of every dimension of the new records
+ * (no unique key: concurrent batches never wait on each other, whatever buckets they share). The
+ * worker's folder moves journal rows into every rollup in one statement that deletes exactly what
+ * it adds. Readers sum a rollup and the journal rows of the same range in one statement, so one
+ * snapshot sees each record exactly once, folded or not.
+ */
+export const JOURNAL_TABLE = 'usage_rollup_deltas';
+
+/** Serialises folds (and rollup rebuilds, which take it too): first key of pg_advisory_xact_lock(int, int). */
+export const FOLD_LOCK_CLASS = 7_240_117;
+const FOLD_LOCK_KEY = 1;
+
+const JOURNAL_KEY = ['org_id', 'bucket_start', ...DIMENSIONS.filter((d) => d !== 'org_id')] as const;
+
+/** Columns of completion_records, in the order of the unnest parameters of {@link insertRecordsSql}. */
+export const RECORD_COLUMNS = [
+  ['org_id', 'varchar'],
+  ['id', 'varchar'],
+  ['api_key_id', 'varchar'],
+  ['team_id', 'varchar'],
+  ['user_id', 'varchar'],
+  ['project_id', 'varchar'],
+  ['model', 'varchar'],
+  ['input_tokens', 'bigint'],
+  ['output_tokens', 'bigint'],
+  ['input_cached_tokens', 'bigint'],
+  ['input_audio_tokens', 'bigint'],
+  ['output_audio_tokens', 'bigint'],
+  ['batch', 'boolean'],
+  ['service_tier', 'varchar'],
+  ['cost_nano', 'bigint'],
+  ['unpriced', 'boolean'],
+  ['created_at', 'timestamptz'],
+] as const;
+export type RecordColumn = (typeof RECORD_COLUMNS)[number][0];
+
+/**
+ * One statement: inserts the records (skipping ids the org already has) and appends the per-minute
+ * sums of the ones actually inserted to the journal. Returns the (org_id, id) of the new records.
+ * The table is partitioned by created_at, so its primary key is (org_id, id, created_at): the
+ * ON CONFLICT catches a retry (same id, same time) racing with the first send, and the NOT EXISTS
+ * probe (the primary key's (org_id, id) prefix in each partition) an id already stored at another
+ * time. Two batches sending one id with two different times at the same instant can both pass
+ * the probe: see docs/scale.md, "Idempotency across partitions".
+ */
+export function insertRecordsSql(): string {
+  const columns = RECORD_COLUMNS.map(([c]) => c);
+  const unnest = RECORD_COLUMNS.map(([, type], i) => `$${i + 1}::${type}[]`).join(', ');
+  const key = JOURNAL_KEY.map((c) => (c === 'bucket_start' ? `to_timestamp(floor(extract(epoch FROM created_at) / ${MINUTE}) * ${MINUTE})` : rawDimensionSql(c as Dimension)));
+  return `WITH inserted AS (
+      INSERT INTO completion_records (${columns.join(', ')})
+      SELECT * FROM unnest(${unnest}) AS u(${columns.join(', ')})
+      WHERE NOT EXISTS (SELECT 1 FROM completion_records c WHERE c.org_id = u.org_id AND c.id = u.id)
+      ON CONFLICT (org_id, id, created_at) DO NOTHING
+      RETURNING *),
+    journal AS (
+      INSERT INTO ${JOURNAL_TABLE} (${[...JOURNAL_KEY, ...MEASURES].join(', ')})
+      SELECT ${[...key, ...MEASURES.map((m) => `SUM(${RAW_MEASURE_SQL[m]})`)].join(', ')}
+      FROM inserted GROUP BY ${JOURNAL_KEY.map((_c, i) => i + 1).join(', ')})
+    SELECT org_id, id FROM inserted`;
+}
+
+function bucketOf(table: RollupTable): string {
+  const seconds = GRANULARITY_SECONDS[table.granularity];
+  return seconds === MINUTE ? 'bucket_start' : `to_timestamp(floor(extract(epoch FROM bucket_start) / ${seconds}) * ${seconds})`;
+}
+
+/**
+ * Moves up to $1 journal rows into every rollup: a data-modifying CTE deletes them and each
+ * rollup's upsert sums exactly the deleted rows, all in one statement (one transaction). Rows
+ * older than $2 (the minute rollup's retention) are not added to the per-minute rollup.
+ */
+export function foldSql(): string {
+  const parts = ROLLUPS.map((r) => {
+    const key = ['bucket_start', ...r.dimensions];
+    const positions = key.map((_c, i) => i + 1).join(', ');
+    // The per-minute rollup is kept MINUTE_ROLLUP_RETENTION_DAYS: older deltas ($2) go to the hours and days only.
+    return `fold_${r.name} AS (
+      INSERT INTO ${r.table} AS r (${[...key, ...MEASURES].join(', ')})
+      SELECT ${[bucketOf(r), ...r.dimensions, ...MEASURES.map((m) => `SUM(${m})`)].join(', ')}
+      FROM moved${r.granularity === 'minute' ? ' WHERE bucket_start >= $2' : ''} GROUP BY ${positions} ORDER BY ${positions}
+      ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${MEASURES.map((m) => `${m} = r.${m} + EXCLUDED.${m}`).join(', ')})`;
+  });
+  return `WITH moved AS (
+      DELETE FROM ${JOURNAL_TABLE} WHERE ctid = ANY(ARRAY(SELECT ctid FROM ${JOURNAL_TABLE} LIMIT $1))
+      RETURNING *),
+    ${parts.join(',\n    ')}
+    SELECT count(*)::int AS deltas, COALESCE(SUM(num_model_requests), 0)::text AS records,
+      COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(ingested_at)), 0)::float8 AS lag_seconds
+    FROM moved`;
+}
+
+export interface FoldResult {
+  /** Journal rows moved (0 when another folder holds the lock or nothing is pending). */
+  deltas: number;
+  /** Records those rows stand for. */
+  records: bigint;
+  /** Age of the oldest row moved, seconds. */
+  lagSeconds: number;
+  /** False when another folder held the lock. */
+  locked: boolean;
+}
+
+/**
+ * One fold, in the caller's transaction: takes the fold lock without waiting (one folder at a
+ * time; a rebuild holds it too) and moves up to `limit` journal rows. Deltas before `minuteFrom`
+ * skip the per-minute rollup.
+ */
+export async function foldOnce(manager: SqlRunner, limit: number, minuteFrom = new Date(0)): Promise<FoldResult> {
+  const [lock] = await manager.query('SELECT pg_try_advisory_xact_lock($1, $2) AS locked', [FOLD_LOCK_CLASS, FOLD_LOCK_KEY]);
+  if (!lock.locked) return { deltas: 0, records: 0n, lagSeconds: 0, locked: false };
+  const [row] = await manager.query(foldSql(), [limit, minuteFrom.toISOString()]);
+  return { deltas: row.deltas, records: BigInt(row.records), lagSeconds: row.lag_seconds, locked: true };
+}
+
+/** Waits for the fold lock (the rebuild: no fold runs while it rewrites a day). */
+export async function holdFoldLock(manager: EntityManager): Promise<void> {
+  await manager.query('SELECT pg_advisory_xact_lock($1, $2)', [FOLD_LOCK_CLASS, FOLD_LOCK_KEY]);
+}
+
+/** Deletes one org's journal rows of [from, to): the rebuild recomputes their rollups from the records. */
+export async function dropJournalRange(manager: EntityManager, orgId: string, from: Date, to: Date): Promise<number> {
+  const rows = await manager.query(
+    `WITH d AS (DELETE FROM ${JOURNAL_TABLE} WHERE org_id = $1 AND bucket_start >= $2 AND bucket_start < $3 RETURNING 1) SELECT count(*)::int AS n FROM d`,
+    [orgId, from.toISOString(), to.toISOString()],
+  );
+  return rows[0].n;
+}
+
+/** Pending rows and the age of the oldest, for the metrics. */
+export async function journalBacklog(manager: SqlRunner): Promise<{ rows: number; lagSeconds: number }> {
+  const [row] = await manager.query(
+    `SELECT count(*)::int AS rows, COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(ingested_at)), 0)::float8 AS lag FROM ${JOURNAL_TABLE}`,
+  );
+  return { rows: row.rows, lagSeconds: row.lag };
+}
+
+/** Unix seconds of the month starts of the journal rows at or after `from` (to make missing minute partitions). */
+export async function journalMonths(manager: SqlRunner, from: Date): Promise<number[]> {
+  const rows: Array<{ month: string }> = await manager.query(
+    `SELECT DISTINCT floor(extract(epoch FROM date_trunc('month', bucket_start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'))::bigint::text AS month
+     FROM ${JOURNAL_TABLE} WHERE bucket_start >= $1`,
+    [from.toISOString()],
+  );
+  return rows.map((r) => Number(r.month));
+}
+
+/**
+ * One fold in its own transaction, making a missing per-minute partition first when a
+ * back-dated delta needs one (then folding again).
+ */
+export async function foldBatch(dataSource: DataSource, limit: number, minuteFrom: Date): Promise<FoldResult> {
+  try {
+    return await inHeldTransaction(dataSource, (runner) => foldOnce(runner, limit, minuteFrom));
+  } catch (err) {
+    if (!isMissingPartition(err)) throw err;
+    await ensurePartitions(dataSource, 'usage_rollups_minute', await journalMonths(dataSource, minuteFrom));
+    return inHeldTransaction(dataSource, (runner) => foldOnce(runner, limit, minuteFrom));
+  }
+}

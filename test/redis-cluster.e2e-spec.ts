@@ -1,0 +1,94 @@
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Cluster } from 'ioredis';
+import { redisAnswers, targetAnswers } from '../src/redis/redis';
+import { monthlyBudget, spend } from './helpers/alerts';
+import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
+import { waitFor } from './helpers/wait-for';
+import { freePort, startReceiver, WebhookReceiver } from './helpers/webhook-receiver';
+
+/**
+ * SPEC §8: Redis may be a Redis Cluster. Starts a real three-master cluster from the Debian
+ * redis-server binary on three free ports, runs Tally against it (REDIS_CLUSTER_NODES), and goes
+ * ingest → threshold alert (webhook received) → budget check (blocked), with rate limiting on
+ * (its Lua script), budget state (MGET, pipelined Lua) and BullMQ queues all in the cluster.
+ */
+describe('Redis Cluster: ingest → alert → check against three masters', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-redis-cluster-'));
+  const servers: ChildProcess[] = [];
+  let nodes: string;
+  let t: TestApp;
+  let hook: WebhookReceiver;
+
+  beforeAll(async () => {
+    const ports = [await freePort(), await freePort(), await freePort()];
+    for (const port of ports) {
+      servers.push(
+        spawn(
+          'redis-server',
+          ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--save', '', '--appendonly', 'no', '--dir', dir],
+          { stdio: 'ignore' },
+        ),
+      );
+    }
+    for (const port of ports) await waitFor(() => redisAnswers(`redis://127.0.0.1:${port}`, 300), `redis-server on ${port}`);
+    const created = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], {
+      encoding: 'utf8',
+    });
+    if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`);
+    nodes = ports.map((p) => `127.0.0.1:${p}`).join(',');
+    const clusterNodes = ports.map((port) => ({ host: '127.0.0.1', port }));
+    await waitFor(() => targetAnswers({ redisUrl: 'redis://127.0.0.1', redisClusterNodes: clusterNodes }, 1000), 'the cluster state to be ok');
+
+    hook = await startReceiver();
+    t = await startTestApp({
+      REDIS_CLUSTER_NODES: nodes,
+      REDIS_PREFIX: 'tallyc', // the cluster is thrown away: nothing to clean up in the shared Redis
+      RATE_LIMIT_PER_SECOND: '1000',
+      ALERT_EVALUATION_INTERVAL_MS: '3600000',
+      WEBHOOK_RETRY_BASE_MS: '50',
+    });
+  });
+
+  afterAll(async () => {
+    await t?.close();
+    await hook?.close();
+    for (const server of servers) server.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('alerts through BullMQ on the cluster, blocks in the check, and keeps every key of the deployment in one slot', async () => {
+    const ingestKey = (await createSystemKey(t, 'ingest')).key;
+    const org = await seedOrg(t, 'Clustered');
+    const key = await org.make('member');
+    const budget = await t.put(`/api/v1/llm/budgets/apikey/${key.id}`, monthlyBudget(1, { webhook_url: hook.url }));
+    expect(budget.status).toBe(200);
+    const check = () => t.post('/api/v1/llm/budgets/check', { api_key_id: key.id }, { key: ingestKey });
+    expect((await check()).body).toEqual({ allowed: true, blocked_by: [] });
+
+    await spend(t, ingestKey, key.id, 600_000_000n); // 60 %: the 50 % alert
+    await waitFor(() => hook.requests.length === 1, 'the 50 % webhook');
+    expect(JSON.parse(hook.requests[0].body)).toMatchObject({ type: 'budget.threshold.crossed', data: { threshold: { pct: 50, action: 'alert' } } });
+
+    await spend(t, ingestKey, key.id, 500_000_000n); // 110 %: blocked
+    await waitFor(async () => (await check()).body.allowed === false, 'the check to block');
+    expect((await check()).body.blocked_by).toEqual([expect.objectContaining({ budget_id: budget.body.id, scope: 'apikey' })]);
+    await waitFor(() => hook.requests.length === 2, 'the 100 % webhook');
+
+    // Every key Tally wrote carries the {tallyc} hash tag: one slot, so no command spans slots.
+    const cluster = new Cluster(nodes.split(',').map((n) => ({ host: '127.0.0.1', port: Number(n.split(':')[1]) })));
+    cluster.on('error', () => undefined);
+    try {
+      await cluster.ping();
+      const keys: string[] = [];
+      for (const node of cluster.nodes('master')) keys.push(...(await node.keys('*')));
+      expect(keys.length).toBeGreaterThan(3);
+      expect(keys.filter((k) => !k.startsWith('{tallyc}:'))).toEqual([]);
+      expect(keys.some((k) => k.includes(':bull:') || /\{tallyc\}:[a-z-]+:(meta|id|events|completed|wait|marker)/.test(k))).toBe(true);
+    } finally {
+      cluster.disconnect();
+    }
+  });
+});
