@@ -24,4 +24,17 @@ describe('reservation counter keys', () => {
     expect(other.size).toBe(1);
     expect([...other][0]).not.toBe([...slots][0]);
   });
+
+  it('on Redis Cluster puts them under the deployment\'s {prefix} tag: the first {…} of the key is the one that counts', () => {
+    const clustered = new ReservationCounters({} as Redis, new RedisKeys({ redisPrefix: 'tally', redisClusterNodes: [{ host: '127.0.0.1', port: 7000 }] } as AppConfig));
+    const key = clustered.windowKeys(window('org_3ZkQ9mW2pL8xYc4RtV7bN1sD', 'bud_a'))[0];
+    expect(key).toBe('{tally}:rsv:{org_3ZkQ9mW2pL8xYc4RtV7bN1sD}:bud_a:1796083200:s');
+    const slots = new Set(
+      ['org_3ZkQ9mW2pL8xYc4RtV7bN1sD', 'org_9pLm3QxW7vR2kT8cY4nB6sDz'].flatMap((org) => [
+        ...clustered.windowKeys(window(org, 'bud_a')),
+        clustered.pendingKey(window(org, 'bud_b')),
+      ]).map((k) => calculateSlot(k)),
+    );
+    expect([...slots]).toEqual([calculateSlot('{tally}:anything')]);
+  });
 });

@@ -75,8 +75,11 @@ const SCRIPT_FILES: Record<Script, string> = {
 /**
  * The fast counters of reservations in Redis: per budget and window, committed spend and live
  * holds kept apart (a hash with `committed` and `held`, a sorted set of hold ids by expiry, and a
- * hash of hold amounts), changed only by the Lua scripts in ./lua. Every key of an org carries
- * the hash tag `{org_…}`, so all keys one script touches are in one Redis Cluster slot.
+ * hash of hold amounts), changed only by the Lua scripts in ./lua. Every script call touches keys
+ * of one org only. Keys are `<prefix>:rsv:{org_…}:…`: on Redis Cluster (REDIS_CLUSTER_NODES) the
+ * prefix is itself the hash tag `{REDIS_PREFIX}` and, being the first `{…}` of the key, it is the
+ * one that counts, so every key of the deployment (these included) is in one slot; the `{org_…}`
+ * after it counts only where the prefix is not a tag, and keeps an org's keys together there.
  */
 @Injectable()
 export class ReservationCounters {
