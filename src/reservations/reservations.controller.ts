@@ -23,8 +23,8 @@ export class ReservationsController {
   @Operation({
     summary: 'Reserve budget before a model call',
     description:
-      'Holds `input_tokens` + the granted output tokens (priced at the model\'s current price for cost budgets) against every budget of the key and its org that has a `block` ' +
-      'threshold, atomically and all or nothing: for every such budget, committed spend + live holds never exceed its block limit (lowest block pct × limit), whatever the ' +
+      'Holds `input_tokens` + the granted output tokens (priced at the model\'s current price for cost budgets) against every budget of the key, its org, the key\'s team and the end user (`user_id`) that has a `block` ' +
+      'threshold, each in its own window (in the budget\'s `timezone`), atomically and all or nothing: for every such budget, committed spend + live holds never exceed its block limit (lowest block pct × limit), whatever the ' +
       'number of API processes. `granted_output_tokens` is what still fits (cap the model call there); below `min_output_tokens` it is denied and nothing is held. ' +
       'A denial is a 200 with `allowed: false`. The same `request_id` (per key) returns the same reservation. Settle it by ingesting the usage record with ' +
       '`reservation_id`, or release it; otherwise its hold stops counting at `expires_at`. A revoked key is never granted: `allowed: false`, ' +

@@ -52,7 +52,7 @@ export class CreateReservationDto {
   ttl_seconds?: number;
 
   @StringField({
-    description: 'The end user (X-On-Behalf-Of of the request): 1-150 printable ASCII characters, not `*`',
+    description: "The end user (X-On-Behalf-Of of the request): 1-150 printable ASCII characters, not `*`; that user's budgets in the key's org apply too",
     example: 'user_123',
     maxLength: USER_ID_MAX_LENGTH,
     pattern: USER_ID_PATTERN,
