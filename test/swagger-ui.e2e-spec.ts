@@ -98,7 +98,7 @@ function swaggerOperation(page: Page, tag: string, operationId: string) {
     await operation.locator('.try-out__btn').click();
     await operation.locator('tr[data-param-name="apiKeyId"] input').fill(acme.member.id);
     const body = operation.locator('.body-param textarea');
-    expect(JSON.parse(await body.inputValue())).toEqual({ period: 'weekly', limit_kind: 'tokens', limit: 3281.35, thresholds: [{ pct: 80, action: 'alert' }] });
+    expect(JSON.parse(await body.inputValue())).toEqual({ period: 'weekly', limit_kind: 'tokens', limit: 3281.35, thresholds: [{ pct: 793338, action: 'alert' }] });
 
     const response = await execute(operation);
     expect(response.status).toBe('200');
@@ -111,7 +111,7 @@ function swaggerOperation(page: Page, tag: string, operationId: string) {
       period: 'weekly',
       limit_kind: 'tokens',
       limit: 3281.35,
-      thresholds: [{ pct: 80, action: 'alert' }],
+      thresholds: [{ pct: 793338, action: 'alert' }],
       spend: { tokens_spent: '0', pct: 0 },
     });
     mkdirSync(ARTIFACTS, { recursive: true });
