@@ -1,16 +1,5 @@
 /** Unit specs live beside the code (src/**\/*.spec.ts); end-to-end specs in test/ (*.e2e-spec.ts). */
-const swc = [
-  '@swc/jest',
-  {
-    jsc: {
-      parser: { syntax: 'typescript', decorators: true },
-      transform: { legacyDecorator: true, decoratorMetadata: true },
-      target: 'es2022',
-      keepClassNames: true,
-    },
-    module: { type: 'commonjs' },
-  },
-];
+const swc = ['@swc/jest', require('./swc.config.js')];
 
 module.exports = {
   rootDir: '.',

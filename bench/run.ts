@@ -18,6 +18,7 @@ import { alertLatencySection, measureAlertLatency, startWorker } from './parts/a
 import { budgetCheckSection, createBudgets, measureBudgetCheck } from './parts/budget-check';
 import { ingestSection, measureIngest } from './parts/ingest';
 import { memorySection } from './parts/memory';
+import { measureReservations, reservationsSection } from './parts/reservations';
 import { measureUsageQueries, QueryMeasurement, usageQuerySection } from './parts/usage-query';
 
 const ROOT = resolve(__dirname, '..', '..');
@@ -158,6 +159,24 @@ async function runParts(options: BenchOptions, service: ServiceProcess, database
       crossings: options.quick ? 20 : 200,
       log,
     });
+    log('6. Reservations');
+    service.enter('6. reservations');
+    const reservations = await measureReservations({
+      baseUrl: service.baseUrl,
+      admin,
+      pg,
+      ingestKey: tenancy.ingest.key,
+      servicePid: service.pid,
+      connections: options.checkConnections,
+      seconds: options.checkSeconds,
+      warmupSeconds: options.quick ? 1 : 2,
+      log,
+    });
+    log(
+      `  hot ${fmt.count(reservations.hot.load.requestsPerSecond)} req/s p99 ${fmt.ms(reservations.hot.load.latency.p99)} ms overshoot ${reservations.hot.overshoot}; ` +
+        `spread ${fmt.count(reservations.spread.load.requestsPerSecond)} req/s p99 ${fmt.ms(reservations.spread.load.latency.p99)} ms overshoot ${reservations.spread.overshoot}; ` +
+        `/health/live ${fmt.count(reservations.live.requestsPerSecond)} req/s`,
+    );
     service.enter('done');
 
     return [
@@ -167,6 +186,7 @@ async function runParts(options: BenchOptions, service: ServiceProcess, database
       budgetCheckSection(check),
       alertLatencySection(alerts),
       memorySection(service.peaks, (phase) => /^[123]\./.test(phase), service.peakMb()),
+      reservationsSection(reservations),
     ];
   } finally {
     admin.close();

@@ -14,6 +14,7 @@ import { MetricsModule } from './metrics/metrics.module';
 import { WorkerMetricsModule } from './metrics/worker-metrics.server';
 import { createRedisClient, deploymentPrefix, redisOptions } from './redis/redis';
 import { RedisModule } from './redis/redis.module';
+import { ReservationsApiModule, ReservationsModule, ReservationsWorkerModule } from './reservations/reservations.module';
 import { UsageApiModule } from './usage/usage-api.module';
 import { UsageModule } from './usage/usage.module';
 import { UsageWorkerModule } from './usage/usage-worker.module';
@@ -78,9 +79,10 @@ export class AppModule {
         UsageModule,
         BudgetsModule,
         AlertsModule,
+        ReservationsModule,
         WorkflowsModule,
-        ...(parts.api ? [HealthModule, UsageApiModule, BudgetsApiModule, AlertsApiModule] : []),
-        ...(parts.worker ? [AlertsWorkerModule, UsageWorkerModule, WorkerMetricsModule] : []),
+        ...(parts.api ? [HealthModule, UsageApiModule, BudgetsApiModule, AlertsApiModule, ReservationsApiModule] : []),
+        ...(parts.worker ? [AlertsWorkerModule, UsageWorkerModule, WorkerMetricsModule, ReservationsWorkerModule] : []),
       ],
       providers: bullCluster ? [{ provide: ClientCloser, useFactory: () => new ClientCloser(bullCluster) }] : [],
     };

@@ -24,6 +24,7 @@ const TRAFFIC_TABLES = [
   'usage_rollup_deltas',
   'alerts',
   'webhook_deliveries',
+  'reservations',
 ];
 /** Names that mark a table as traffic even before it is listed (e.g. reservations). */
 const TRAFFIC_PATTERN = /record|rollup|delta|journal|reservation|alert|deliver/;

@@ -23,6 +23,8 @@ interface Tenant {
   freshLocalBudgetUrl(kind: 'teams' | 'users'): Promise<string>;
   /** A logged delivery of a new alert whose delivery has ended (redelivery is one sequence per alert at a time). */
   freshDeliveryId(): Promise<string>;
+  /** A reservation on this org's member key, made by the cluster admin. */
+  freshReservationId(): Promise<string>;
 }
 
 /** Expected status for [own org, other org]; one number when the target does not matter. */
@@ -204,6 +206,24 @@ const TABLE: Record<string, Row> = {
     request: async (t) => ({ url: '/api/v1/llm/budgets/check', body: { api_key_id: t.memberKeyId } }),
     expect: { cluster_admin: [200, 200], org_admin: 403, member: 403, ingest: [200, 200] },
   },
+  'llm.budgets.reservations.create': {
+    method: 'POST',
+    path: '/api/v1/llm/budgets/reservations',
+    request: async (t) => ({ url: '/api/v1/llm/budgets/reservations', body: { request_id: `matrix-${Math.random()}`, api_key_id: t.memberKeyId, model: 'matrix-model', input_tokens: 1, max_output_tokens: 1 } }),
+    expect: { cluster_admin: [200, 200], org_admin: 403, member: 403, ingest: [200, 200] },
+  },
+  'llm.budgets.reservations.get': {
+    method: 'GET',
+    path: '/api/v1/llm/budgets/reservations/{reservationId}',
+    request: async (t) => ({ url: `/api/v1/llm/budgets/reservations/${await t.freshReservationId()}` }),
+    expect: { cluster_admin: [200, 200], org_admin: 403, member: 403, ingest: [200, 200] },
+  },
+  'llm.budgets.reservations.release': {
+    method: 'POST',
+    path: '/api/v1/llm/budgets/reservations/{reservationId}/release',
+    request: async (t) => ({ url: `/api/v1/llm/budgets/reservations/${await t.freshReservationId()}/release` }),
+    expect: { cluster_admin: [200, 200], org_admin: 403, member: 403, ingest: [200, 200] },
+  },
 };
 
 describe('tenant isolation matrix', () => {
@@ -252,6 +272,16 @@ describe('tenant isolation matrix', () => {
           return url;
         },
         freshDeliveryId: async () => (await loggedDelivery((await seeded.make('member')).id)).deliveryId,
+        freshReservationId: async () =>
+          (
+            await t.post('/api/v1/llm/budgets/reservations', {
+              request_id: `matrix-${Math.random()}`,
+              api_key_id: seeded.member.id,
+              model: 'matrix-model',
+              input_tokens: 1,
+              max_output_tokens: 1,
+            })
+          ).body.id,
       },
     };
   }

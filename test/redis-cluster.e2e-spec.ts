@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { Cluster } from 'ioredis';
 import { redisAnswers, targetAnswers } from '../src/redis/redis';
 import { monthlyBudget, spend } from './helpers/alerts';
+import { blockingBudget, nowSeconds, RESERVATIONS, reservationBody, reserve } from './helpers/reservations';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
+import { ingestOk, record } from './helpers/usage';
 import { waitFor } from './helpers/wait-for';
 import { freePort, startReceiver, WebhookReceiver } from './helpers/webhook-receiver';
 
@@ -77,6 +79,19 @@ describe('Redis Cluster: ingest → alert → check against three masters', () =
     expect((await check()).body.blocked_by).toEqual([expect.objectContaining({ budget_id: budget.body.id, scope: 'apikey' })]);
     await waitFor(() => hook.requests.length === 2, 'the 100 % webhook');
 
+    // Reservations: the admission, settle and rebuild scripts run on the cluster (their keys are
+    // under the deployment's {tallyc} tag too, whatever {org_…} follows it).
+    const capped = await org.make('member');
+    const cap = await t.put(`/api/v1/llm/budgets/apikey/${capped.id}`, blockingBudget('tokens', 1_000));
+    expect(cap.status).toBe(200);
+    const held = await reserve(t, ingestKey, reservationBody(capped.id, { input_tokens: 400, max_output_tokens: 600 }));
+    expect(held.body).toMatchObject({ status: 'held', granted_output_tokens: 600, budgets: [{ budget_id: cap.body.id, committed: '0', held: '1000' }] });
+    expect((await reserve(t, ingestKey, reservationBody(capped.id))).body).toMatchObject({ status: 'denied', denied_by: [{ reason: 'budget_exhausted' }] });
+    await ingestOk(t, ingestKey, [record(capped.id, { input_tokens: 400, output_tokens: 100, created_at: nowSeconds(), reservation_id: held.body.id })]);
+    expect((await t.get(`${RESERVATIONS}/${held.body.id}`, { key: ingestKey })).body.status).toBe('settled');
+    const after = await reserve(t, ingestKey, reservationBody(capped.id, { input_tokens: 100, max_output_tokens: 1_000 }));
+    expect(after.body).toMatchObject({ status: 'held', granted_output_tokens: 400, budgets: [{ committed: '500', held: '500' }] });
+
     // Every key Tally wrote carries the {tallyc} hash tag: one slot, so no command spans slots.
     const cluster = new Cluster(nodes.split(',').map((n) => ({ host: '127.0.0.1', port: Number(n.split(':')[1]) })));
     cluster.on('error', () => undefined);
@@ -86,6 +101,7 @@ describe('Redis Cluster: ingest → alert → check against three masters', () =
       for (const node of cluster.nodes('master')) keys.push(...(await node.keys('*')));
       expect(keys.length).toBeGreaterThan(3);
       expect(keys.filter((k) => !k.startsWith('{tallyc}:'))).toEqual([]);
+      expect(keys.some((k) => k.startsWith('{tallyc}:rsv:{'))).toBe(true);
       expect(keys.some((k) => k.includes(':bull:') || /\{tallyc\}:[a-z-]+:(meta|id|events|completed|wait|marker)/.test(k))).toBe(true);
     } finally {
       cluster.disconnect();

@@ -13,7 +13,7 @@ interface AutocannonInstance {
   on(event: 'response', listener: (client: unknown, statusCode: number, bytes: number, responseTimeMs: number) => void): void;
 }
 type Autocannon = (
-  options: { url: string; connections: number; duration: number; requests: LoadRequest[] },
+  options: { url: string; connections: number; duration: number; requests: LoadRequest[]; idReplacement?: boolean },
   done: (err: Error | null, result: { errors: number; timeouts: number; non2xx: number; duration: number }) => void,
 ) => AutocannonInstance;
 
@@ -33,6 +33,8 @@ interface LoadSpec {
   requests: LoadRequest[];
   connections: number;
   seconds: number;
+  /** Replace `[<id>]` in bodies by a unique id per request (autocannon's idReplacement). */
+  idReplacement?: boolean;
 }
 
 /**
@@ -44,7 +46,7 @@ function loadHere(spec: LoadSpec): Promise<LoadResult> {
   const autocannon = require('autocannon') as Autocannon;
   return new Promise((resolve, reject) => {
     const latencies: number[] = [];
-    const instance = autocannon({ url: spec.url, connections: spec.connections, duration: spec.seconds, requests: spec.requests }, (err, result) => {
+    const instance = autocannon({ url: spec.url, connections: spec.connections, duration: spec.seconds, requests: spec.requests, idReplacement: spec.idReplacement }, (err, result) => {
       if (err) return reject(err);
       resolve({
         requestsPerSecond: latencies.length / result.duration,
@@ -81,13 +83,13 @@ export function cpuMs(pid: number): number | null {
  * Runs the load from a fresh child process (its own core's worth of event loop, not the runner's
  * large heap), and reads the service's CPU time around it when its pid is given.
  */
-export async function runLoad(url: string, requests: LoadRequest[], connections: number, seconds: number, servicePid?: number): Promise<LoadResult> {
+export async function runLoad(url: string, requests: LoadRequest[], connections: number, seconds: number, servicePid?: number, idReplacement = false): Promise<LoadResult> {
   const child = spawn(process.execPath, [__filename], { stdio: ['pipe', 'pipe', 'inherit'] });
   const output: Buffer[] = [];
   child.stdout.on('data', (chunk: Buffer) => output.push(chunk));
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
   const before = servicePid === undefined ? null : cpuMs(servicePid);
-  child.stdin.end(JSON.stringify({ url, requests, connections, seconds } satisfies LoadSpec));
+  child.stdin.end(JSON.stringify({ url, requests, connections, seconds, idReplacement } satisfies LoadSpec));
   const code = await exited;
   const after = servicePid === undefined ? null : cpuMs(servicePid);
   if (code !== 0) throw new Error(`the load generator exited with ${code}`);

@@ -45,6 +45,11 @@ export class BudgetRepository {
     return rows.map((row) => ({ scope: row.scope, scopeId: row.scopeId }));
   }
 
+  /** Budgets with at least one `block` threshold, by org (the reservation reconciler walks them). */
+  findBlocking(): Promise<Budget[]> {
+    return this.budgets.createQueryBuilder('b').where(`b.thresholds @> '[{"action": "block"}]'::jsonb`).orderBy('b.org_id').addOrderBy('b.id').getMany();
+  }
+
   /** Scopes that have a budget, in (scope, scope_id) order after `after`. */
   async scopePage(after: ScopeRef | null, limit: number): Promise<ScopeRef[]> {
     const rows: Array<{ scope: ScopeRef['scope']; scope_id: string }> = await this.budgets.query(

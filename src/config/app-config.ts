@@ -39,6 +39,8 @@ export interface AppConfig {
   rateLimitBurst: number;
   /** The same for ingest keys (the gateway's own traffic; 0: no limit). */
   rateLimitIngestPerSecond: number;
+  /** How often the worker compares reservation counters in Redis with PostgreSQL and repairs drift, milliseconds. */
+  reservationReconcileIntervalMs: number;
   /** Currency of every amount (CURRENCY, lowercase ISO 4217; default `usd`). */
   currency: string;
   /** Pause of the worker's rollup folder when the journal is drained, milliseconds. */
@@ -201,6 +203,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     rateLimitPerSecond: integer('RATE_LIMIT_PER_SECOND', 50, 0, 1_000_000),
     rateLimitBurst: integer('RATE_LIMIT_BURST', 100, 1, 10_000_000),
     rateLimitIngestPerSecond: integer('RATE_LIMIT_INGEST_PER_SECOND', 0, 0, 10_000_000),
+    reservationReconcileIntervalMs: integer('RESERVATION_RECONCILE_INTERVAL_MS', 60_000, 100, 86_400_000),
     currency,
     rollupFoldIntervalMs: integer('ROLLUP_FOLD_INTERVAL_MS', 200, 10, 60_000),
     rollupFoldBatch: integer('ROLLUP_FOLD_BATCH', 20_000, 1, 1_000_000),

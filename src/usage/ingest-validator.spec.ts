@@ -7,7 +7,7 @@ import { parseCostNano, parseIngestBody } from './ingest-validator';
 
 const OK = { id: 'chatcmpl-1', api_key_id: 'key_abc', model: 'm', input_tokens: 10, output_tokens: 2, created_at: 1704067200 };
 const VALUES: unknown[] = [
-  undefined, null, '', 'x', 'a b', 'key_ok', '*', '\u0001', 'x'.repeat(41), 'x'.repeat(151), 'x'.repeat(201), '123', '9223372036854775807',
+  undefined, null, '', 'x', 'a b', 'key_ok', '*', '\u0001', 'x'.repeat(41), 'res_ok1', 'x'.repeat(151), 'x'.repeat(201), '123', '9223372036854775807',
   '9223372036854775808', '-5', '1.5', 0, 5, 11, -1, 1.5, 1e300, Number.MAX_SAFE_INTEGER + 2, 946684799, 1704067200, 4102444800,
   4102444800.5, true, false, [], {}, ['x'],
   // Number lexemes as a client may write them (the body parser keeps their text: common/exact-json.ts).
@@ -18,7 +18,7 @@ const VALUES: unknown[] = [
 function parsed(body: unknown): unknown {
   return parseKeepingNumbers(JSON.stringify(body).replace(/"#([^"#]+)#"/g, '$1'));
 }
-const FIELDS = [...Object.keys(OK), 'org_id', 'input_cached_tokens', 'input_audio_tokens', 'output_audio_tokens', 'user_id', 'project_id', 'batch', 'service_tier', 'cost_nano'];
+const FIELDS = [...Object.keys(OK), 'org_id', 'input_cached_tokens', 'input_audio_tokens', 'output_audio_tokens', 'user_id', 'project_id', 'batch', 'service_tier', 'cost_nano', 'reservation_id'];
 
 function rng(seed: number) {
   let s = seed;

@@ -124,6 +124,7 @@ const FIELDS: Record<keyof IngestRecordDto, Check> = {
     const parsed = parseCostNano(value, numberSource(record, 'cost_nano'));
     return parsed instanceof DecimalRefusal ? [parsed.message] : [];
   }),
+  reservation_id: optional(str({ maxLength: 40, pattern: ID_PATTERN })),
   created_at: (sent, record, { now, retentionDays }) => {
     const value = exact(sent, record, 'created_at');
     const messages = [

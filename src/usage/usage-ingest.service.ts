@@ -28,8 +28,28 @@ export interface UsageTouched {
 export interface IngestResult {
   accepted: number;
   duplicates: number;
+  /** The records this ingest stored (never one skipped as a duplicate), in (org, id) order. */
+  stored: IngestedRecord[];
   /** One entry per org with new records. */
   touched: UsageTouched[];
+}
+
+/** A record this ingest stored (never one skipped as a duplicate). */
+export interface IngestedRecord {
+  orgId: string;
+  id: string;
+  apiKeyId: string;
+  /** The key's team, or null. */
+  teamId: string | null;
+  /** The end user, or null. */
+  userId: string | null;
+  /** Unix seconds. */
+  createdAt: number;
+  /** input_tokens + output_tokens. */
+  tokens: bigint;
+  costNano: bigint;
+  /** The reservation the record names (settled by the ingest workflow), if any. */
+  reservationId: string | null;
 }
 
 /** A validated record ready to store. */
@@ -37,6 +57,7 @@ interface StoredRecord extends RollupInput {
   orgId: string;
   id: string;
   unpriced: boolean;
+  reservationId: string | null;
 }
 
 interface KeyRow {
@@ -81,7 +102,7 @@ export class UsageIngestService {
       fresh.map((r) => ({ model: String(r.dimensions.model), costNano: r.measures.cost_nano })),
       records.length - fresh.length,
     );
-    return { accepted: fresh.length, duplicates: records.length - fresh.length, touched: touchedBy(fresh) };
+    return { accepted: fresh.length, duplicates: records.length - fresh.length, stored: fresh.map(toIngested), touched: touchedBy(fresh) };
   }
 
   private async prepare(records: IngestRecordDto[]): Promise<StoredRecord[]> {
@@ -169,6 +190,20 @@ function touchedBy(fresh: StoredRecord[]): UsageTouched[] {
   }));
 }
 
+function toIngested(r: StoredRecord): IngestedRecord {
+  return {
+    orgId: r.orgId,
+    id: r.id,
+    apiKeyId: String(r.dimensions.api_key_id),
+    teamId: r.dimensions.team_id ? String(r.dimensions.team_id) : null,
+    userId: r.dimensions.user_id ? String(r.dimensions.user_id) : null,
+    createdAt: r.createdAt,
+    tokens: r.measures.input_tokens + r.measures.output_tokens,
+    costNano: r.measures.cost_nano,
+    reservationId: r.reservationId,
+  };
+}
+
 /** The record's cost: as sent, else from the price version in force at its created_at, else 0 and unpriced. */
 function price(record: IngestRecordDto, resolve: PriceResolver): { costNano: bigint; unpriced: boolean } {
   if (record.cost_nano !== undefined && record.cost_nano !== null) {
@@ -186,6 +221,7 @@ function toStored(record: IngestRecordDto, key: KeyRow, priced: { costNano: bigi
     orgId: key.org_id,
     id: record.id,
     unpriced: priced.unpriced,
+    reservationId: record.reservation_id ?? null,
     createdAt: record.created_at,
     dimensions: {
       org_id: key.org_id,

@@ -4,19 +4,23 @@ import { EvaluationBacklog } from '../alerts/evaluation-backlog';
 import { BudgetStateRefresher } from '../budgets/budget-state-refresher';
 import { describeError } from '../common/error-mapping';
 import { RedisUnavailableError } from '../redis/redis-unavailable';
+import { ReservationSettlementService } from '../reservations/reservation-settlement.service';
 import { IngestRecordDto } from '../usage/dto/ingest.dto';
 import { UsageIngestService, UsageTouched } from '../usage/usage-ingest.service';
 
 /**
  * What an ingest does, in order (the REST batch endpoint and every other ingest path call this):
  * 1. store the records ({@link UsageIngestService.ingest}: validated, deduplicated, committed);
- * 2. per org with new records, rewrite the block state of its budgeted scopes (the key and org
+ * 2. settle reservations ({@link ReservationSettlementService.settle}): the new records' spend
+ *    goes into the reservation counters, and the holds of the reservations they name are replaced
+ *    by it in one step (each record once: duplicates are never passed on);
+ * 3. per org with new records, rewrite the block state of its budgeted scopes (the key and org
  *    budgets), so the check blocks before the ingest answers;
- * 3. enqueue evaluations of those scopes in the windows the records fell in (late records alert
+ * 4. enqueue evaluations of those scopes in the windows the records fell in (late records alert
  *    for their own window).
- * Steps 2 and 3 never fail or hold up the ingest: when Redis is down they give up at once, the
- * evaluations go to the PostgreSQL backlog, and the worker's evaluate-all repairs both once Redis
- * is back.
+ * Steps 2 to 4 never fail or hold up the ingest: when Redis is down they give up at once; the
+ * reservation reconciler repairs the counters, the evaluations go to the PostgreSQL backlog, and
+ * the worker's evaluate-all repairs the block state once Redis is back.
  */
 @Injectable()
 export class IngestWorkflow {
@@ -24,13 +28,15 @@ export class IngestWorkflow {
 
   constructor(
     private readonly usage: UsageIngestService,
+    private readonly settlement: ReservationSettlementService,
     private readonly refresher: BudgetStateRefresher,
     private readonly queues: AlertQueuesService,
     private readonly backlog: EvaluationBacklog,
   ) {}
 
   async ingest(records: IngestRecordDto[]): Promise<{ accepted: number; duplicates: number }> {
-    const { accepted, duplicates, touched } = await this.usage.ingest(records);
+    const { accepted, duplicates, stored, touched } = await this.usage.ingest(records);
+    await this.settlement.settle(stored);
     await Promise.all(touched.map((scope) => this.afterUsage(scope)));
     return { accepted, duplicates };
   }

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { AlertsModule } from '../alerts/alerts.module';
 import { BudgetsModule } from '../budgets/budgets.module';
+import { ReservationsModule } from '../reservations/reservations.module';
 import { UsageModule } from '../usage/usage.module';
 import { BudgetChangeWorkflow } from './budget-change.workflow';
 import { IngestWorkflow } from './ingest.workflow';
@@ -10,7 +11,7 @@ import { IngestWorkflow } from './ingest.workflow';
  * ingest triggers ({@link IngestWorkflow}) and what a budget change triggers ({@link BudgetChangeWorkflow}).
  */
 @Module({
-  imports: [UsageModule, BudgetsModule, AlertsModule],
+  imports: [UsageModule, BudgetsModule, AlertsModule, ReservationsModule],
   providers: [IngestWorkflow, BudgetChangeWorkflow],
   exports: [IngestWorkflow, BudgetChangeWorkflow],
 })

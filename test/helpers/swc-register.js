@@ -1,18 +1,10 @@
 // A require hook that compiles TypeScript with @swc/core, for child processes that tests spawn
-// (the same options as jest.config.js; no build needed).
+// (the options of swc.config.js, as Jest uses; no build needed).
 const fs = require('node:fs');
 const swc = require('@swc/core');
+const options = require('../../swc.config.js');
 
 require.extensions['.ts'] = (module, filename) => {
-  const { code } = swc.transformSync(fs.readFileSync(filename, 'utf8'), {
-    filename,
-    jsc: {
-      parser: { syntax: 'typescript', decorators: true },
-      transform: { legacyDecorator: true, decoratorMetadata: true },
-      target: 'es2022',
-      keepClassNames: true,
-    },
-    module: { type: 'commonjs' },
-  });
+  const { code } = swc.transformSync(fs.readFileSync(filename, 'utf8'), { filename, ...options });
   module._compile(code, filename);
 };

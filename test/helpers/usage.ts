@@ -23,6 +23,7 @@ export interface RecordBody {
   batch?: boolean;
   service_tier?: string | null;
   cost_nano?: number | string;
+  reservation_id?: string | null;
 }
 
 let counter = 0;

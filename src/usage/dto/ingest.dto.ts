@@ -96,6 +96,16 @@ export class IngestRecordDto {
   })
   cost_nano?: number | string;
 
+  @StringField({
+    description: 'The reservation this completion was reserved by (POST /api/v1/llm/budgets/reservations): storing the record settles it once',
+    example: 'res_7mQ2xLp9RkT4vW8cY3nB6sDa',
+    maxLength: 40,
+    pattern: ID_PATTERN,
+    optional: true,
+    nullable: true,
+  })
+  reservation_id?: string | null;
+
   @IntField({ description: 'When the completion happened (Unix seconds; from 2000-01-01, at most one day ahead)', example: 1704067200, min: EARLIEST_RECORD_TIME })
   @Check(
     'notFarInFuture',

@@ -1,0 +1,79 @@
+-- The reconciler's repair of one loaded budget window, in two calls (as a rebuild, but the window
+-- stays loaded and keeps granting meanwhile).
+-- ARGV[1] = 'begin': from now on, spend settled into the window is also noted per record
+--   (`pending`); returns 1 when the window is loaded, else 0 (nothing to compare).
+-- ARGV[1] = 'finish': ARGV[2] committed read from PostgreSQL after 'begin', ARGV[3] the number of
+--   records that read counted that may be settled around now, their ids, then (reservation id,
+--   amount, expires at ms) per live hold in PostgreSQL. Sets committed = the read + the records
+--   settled since 'begin' it did not show, and the holds to PostgreSQL's live ones.
+--   Returns {old committed, new committed, old held, new held}, or {} when the window is no
+--   longer loaded or was not begun.
+-- KEYS: state, holds zset, amounts hash, pending hash, seen set.
+-- Redis before 5 needs this to write after TIME; later versions always replicate effects.
+if redis.replicate_commands then redis.replicate_commands() end
+
+local s, z, a, p, seenKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+if redis.call('HGET', s, 'loaded') ~= '1' then
+  if ARGV[1] == 'begin' then return 0 end
+  return {}
+end
+if ARGV[1] == 'begin' then
+  redis.call('DEL', p)
+  redis.call('HSET', s, 'recon', '1')
+  redis.call('PEXPIRE', p, 600000)
+  return 1
+end
+if redis.call('HEXISTS', s, 'recon') == 0 then return {} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Expired holds stop counting, as in an admission (they are not drift).
+local expired = redis.call('ZRANGEBYSCORE', z, '-inf', now)
+for _, member in ipairs(expired) do
+  local amount = redis.call('HGET', a, member)
+  if amount then
+    redis.call('HDEL', a, member)
+    redis.call('HINCRBY', s, 'held', '-' .. amount)
+  end
+end
+if #expired > 0 then redis.call('ZREMRANGEBYSCORE', z, '-inf', now) end
+local oldCommitted = redis.call('HGET', s, 'committed') or '0'
+local oldHeld = redis.call('HGET', s, 'held') or '0'
+
+local seen = {}
+local nSeen = tonumber(ARGV[3])
+for i = 4, 3 + nSeen do seen[ARGV[i]] = true end
+redis.call('HSET', s, 'committed', ARGV[2])
+local pending = redis.call('HGETALL', p)
+local settled = {}
+for i = 1, #pending, 2 do
+  settled[pending[i]] = true
+  if not seen[pending[i]] then redis.call('HINCRBY', s, 'committed', pending[i + 1]) end
+end
+for i = 4, 3 + nSeen do
+  if not settled[ARGV[i]] then redis.call('SADD', seenKey, ARGV[i]) end
+end
+if nSeen > 0 then redis.call('PEXPIRE', seenKey, 60000) end
+redis.call('DEL', p)
+redis.call('HDEL', s, 'recon')
+local newCommitted = redis.call('HGET', s, 'committed')
+
+-- Holds: PostgreSQL's live ones.
+local want = {}
+for i = 4 + nSeen, #ARGV, 3 do
+  if tonumber(ARGV[i + 2]) > now then want[ARGV[i]] = {ARGV[i + 1], ARGV[i + 2]} end
+end
+local have = redis.call('HGETALL', a)
+for i = 1, #have, 2 do
+  if not want[have[i]] or want[have[i]][1] ~= have[i + 1] then
+    redis.call('HDEL', a, have[i])
+    redis.call('ZREM', z, have[i])
+  end
+end
+redis.call('HSET', s, 'held', '0')
+for member, hold in pairs(want) do
+  redis.call('HSET', a, member, hold[1])
+  redis.call('ZADD', z, hold[2], member)
+  redis.call('HINCRBY', s, 'held', hold[1])
+end
+local newHeld = redis.call('HGET', s, 'held')
+return {oldCommitted, newCommitted, oldHeld, newHeld}

@@ -1,0 +1,253 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Inject, Injectable } from '@nestjs/common';
+import Redis from 'ioredis';
+import { REDIS, RedisKeys } from '../redis/redis.module';
+import { guardRedis } from '../redis/redis-unavailable';
+
+/** One budget's counters in one window. */
+export interface CounterWindow {
+  orgId: string;
+  budgetId: string;
+  /** Window bounds, Unix seconds. */
+  start: number;
+  end: number;
+}
+
+/** A hold as the counters keep it. */
+export interface HoldEntry {
+  reservationId: string;
+  amount: bigint;
+  expiresAtMs: number;
+}
+
+/** One budget's part of an admission. */
+export interface AdmitBudget {
+  window: CounterWindow;
+  kind: 'tokens' | 'cost' | 'unpriced';
+  blockLimit: bigint;
+  /** Cost terms (see reservation-budgets.ts costTerms); zeros for tokens. */
+  q1: bigint;
+  r1: bigint;
+  qo: bigint;
+  ro: bigint;
+}
+
+export interface AdmitRequest {
+  orgId: string;
+  apiKeyId: string;
+  requestId: string;
+  reservationId: string;
+  ttlSeconds: number;
+  inputTokens: number;
+  maxOutputTokens: number;
+  minOutputTokens: number;
+  budgets: AdmitBudget[];
+}
+
+export type AdmitOutcome =
+  | { kind: 'duplicate'; reservationId: string }
+  | { kind: 'unloaded'; windows: CounterWindow[] }
+  | {
+      kind: 'decided';
+      held: boolean;
+      granted: number;
+      expiresAtMs: number;
+      nowMs: number;
+      budgets: Array<{ committed: bigint; held: bigint; amount: bigint; reason: string }>;
+    };
+
+/** Keys of a window outlive it by two days: a hold made just before the reset still settles. */
+const KEY_GRACE_MS = 2 * 86_400_000;
+/** How long a request id is remembered in Redis (PostgreSQL's unique key stays the backstop). */
+const IDEMPOTENCY_GRACE_MS = 86_400_000;
+
+type Script = 'admit' | 'settle' | 'loadBegin' | 'loadFinish' | 'reconcile';
+const SCRIPT_FILES: Record<Script, string> = {
+  admit: 'admit.lua',
+  settle: 'settle.lua',
+  loadBegin: 'load-begin.lua',
+  loadFinish: 'load-finish.lua',
+  reconcile: 'reconcile.lua',
+};
+
+/**
+ * The fast counters of reservations in Redis: per budget and window, committed spend and live
+ * holds kept apart (a hash with `committed` and `held`, a sorted set of hold ids by expiry, and a
+ * hash of hold amounts), changed only by the Lua scripts in ./lua. Every script call touches keys
+ * of one org only. Keys are `<prefix>:rsv:{org_…}:…`: on Redis Cluster (REDIS_CLUSTER_NODES) the
+ * prefix is itself the hash tag `{REDIS_PREFIX}` and, being the first `{…}` of the key, it is the
+ * one that counts, so every key of the deployment (these included) is in one slot; the `{org_…}`
+ * after it counts only where the prefix is not a tag, and keeps an org's keys together there.
+ */
+@Injectable()
+export class ReservationCounters {
+  private readonly scripts: Record<Script, string>;
+  private readonly sha = new Map<Script, string>();
+
+  constructor(
+    @Inject(REDIS) private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+  ) {
+    this.scripts = Object.fromEntries(
+      Object.entries(SCRIPT_FILES).map(([name, file]) => [name, readFileSync(join(__dirname, 'lua', file), 'utf8')]),
+    ) as Record<Script, string>;
+  }
+
+  /** The keys of one budget window: state hash, holds by expiry, hold amounts. */
+  windowKeys(w: CounterWindow): [string, string, string] {
+    const base = `${this.orgTag(w.orgId)}:${w.budgetId}:${w.start}`;
+    return [`${base}:s`, `${base}:z`, `${base}:a`];
+  }
+
+  async admit(req: AdmitRequest): Promise<AdmitOutcome> {
+    const keys = [`${this.orgTag(req.orgId)}:rq:${req.apiKeyId}:${req.requestId}`, ...req.budgets.flatMap((b) => this.windowKeys(b.window))];
+    const args: string[] = [
+      req.reservationId,
+      String(req.ttlSeconds * 1000),
+      String(req.inputTokens),
+      String(req.maxOutputTokens),
+      String(req.minOutputTokens),
+      String(req.ttlSeconds * 1000 + IDEMPOTENCY_GRACE_MS),
+      String(req.budgets.length),
+    ];
+    for (const b of req.budgets) {
+      args.push(b.kind, b.blockLimit.toString(), b.q1.toString(), b.r1.toString(), b.qo.toString(), b.ro.toString(), String(this.expireAt(b.window)));
+    }
+    const out = (await this.run('admit', keys, args)) as Array<string | number>;
+    if (out[0] === 'dup') return { kind: 'duplicate', reservationId: String(out[1]) };
+    if (out[0] === 'unloaded') return { kind: 'unloaded', windows: out.slice(1).map((i) => req.budgets[Number(i) - 1].window) };
+    const budgets = req.budgets.map((_b, i) => {
+      const at = 5 + 4 * i;
+      return { committed: BigInt(out[at]), held: BigInt(out[at + 1]), amount: BigInt(out[at + 2]), reason: String(out[at + 3]) };
+    });
+    return { kind: 'decided', held: out[1] === 'held', granted: Number(out[2]), expiresAtMs: Number(out[3]), nowMs: Number(out[4]), budgets };
+  }
+
+  /** Records settled into a window while it is being rebuilt, by id. */
+  pendingKey(w: CounterWindow): string {
+    return `${this.orgTag(w.orgId)}:${w.budgetId}:${w.start}:p`;
+  }
+
+  /** Keys a rebuild uses besides the window's: removed-while-loading holds, records its read counted. */
+  private rebuildKeys(w: CounterWindow): [string, string] {
+    const base = `${this.orgTag(w.orgId)}:${w.budgetId}:${w.start}`;
+    return [`${base}:r`, `${base}:n`];
+  }
+
+  /**
+   * Removes holds and adds the spend of records in one step, per org (one script call each).
+   * Returns the number of holds that were still there.
+   */
+  async settle(
+    orgId: string,
+    removals: Array<{ window: CounterWindow; reservationId: string }>,
+    additions: Array<{ window: CounterWindow; recordId: string; amount: bigint }>,
+  ): Promise<number> {
+    if (removals.length === 0 && additions.length === 0) return 0;
+    for (const w of [...removals.map((r) => r.window), ...additions.map((a) => a.window)]) {
+      if (w.orgId !== orgId) throw new Error('settle(): every window must belong to the org');
+    }
+    const keys = [
+      ...removals.flatMap((r) => [...this.windowKeys(r.window), this.rebuildKeys(r.window)[0]]),
+      ...additions.flatMap((a) => [this.windowKeys(a.window)[0], this.pendingKey(a.window), this.rebuildKeys(a.window)[1]]),
+    ];
+    const args = [
+      String(removals.length),
+      String(additions.length),
+      ...removals.map((r) => r.reservationId),
+      ...additions.flatMap((a) => [a.recordId, a.amount.toString()]),
+    ];
+    return Number(await this.run('settle', keys, args));
+  }
+
+  /** Rebuild step 1 for windows of one org (see load-begin.lua). */
+  async beginLoad(windows: CounterWindow[]): Promise<void> {
+    if (windows.length === 0) return;
+    await this.run('loadBegin', windows.flatMap((w) => [this.windowKeys(w)[0], this.pendingKey(w)]), windows.map((w) => String(this.expireAt(w))));
+  }
+
+  /** The ids of records settled into a window since its rebuild began. */
+  async pendingRecords(window: CounterWindow): Promise<string[]> {
+    return guardRedis(this.redis, () => this.redis.hkeys(this.pendingKey(window)));
+  }
+
+  /**
+   * Throws {@link RedisUnavailableError} at once while Redis is down, or within a second of a
+   * command that got no answer: a change that needs the counters (an admission, a release) does
+   * not start then (the caller answers 503 `redis_unavailable`).
+   */
+  async ensureAvailable(): Promise<void> {
+    await guardRedis(this.redis, async () => undefined);
+  }
+
+  /**
+   * Rebuild step 2 for one window: `seen` are records the PostgreSQL read counted that may be
+   * settled around now (recently stored, or settled since step 1). False when another process
+   * loaded it first.
+   */
+  async finishLoad(window: CounterWindow, committed: bigint, holds: HoldEntry[], seen: string[]): Promise<boolean> {
+    const args = [
+      committed.toString(),
+      String(this.expireAt(window)),
+      String(seen.length),
+      ...seen,
+      ...holds.flatMap((h) => [h.reservationId, h.amount.toString(), String(h.expiresAtMs)]),
+    ];
+    return Number(await this.run('loadFinish', [...this.windowKeys(window), this.pendingKey(window), ...this.rebuildKeys(window)], args)) === 1;
+  }
+
+  /** Reconciler step 1: false when the window is not loaded (nothing to compare). */
+  async beginReconcile(window: CounterWindow): Promise<boolean> {
+    return Number(await this.run('reconcile', this.reconcileKeys(window), ['begin'])) === 1;
+  }
+
+  /** Reconciler step 2: the counters before and after, or undefined when the window went away. */
+  async finishReconcile(window: CounterWindow, committed: bigint, holds: HoldEntry[], seen: string[]): Promise<{ committed: [bigint, bigint]; held: [bigint, bigint] } | undefined> {
+    const args = ['finish', committed.toString(), String(seen.length), ...seen, ...holds.flatMap((h) => [h.reservationId, h.amount.toString(), String(h.expiresAtMs)])];
+    const out = (await this.run('reconcile', this.reconcileKeys(window), args)) as string[];
+    if (out.length === 0) return undefined;
+    return { committed: [BigInt(out[0]), BigInt(out[1])], held: [BigInt(out[2]), BigInt(out[3])] };
+  }
+
+  /** The current counters of a window (null when not loaded): for the reconciler and tests. */
+  async read(window: CounterWindow): Promise<{ committed: bigint; held: bigint } | null> {
+    const [loaded, committed, held] = await guardRedis(this.redis, () => this.redis.hmget(this.windowKeys(window)[0], 'loaded', 'committed', 'held'));
+    if (loaded !== '1') return null;
+    return { committed: BigInt(committed ?? '0'), held: BigInt(held ?? '0') };
+  }
+
+  private reconcileKeys(w: CounterWindow): string[] {
+    return [...this.windowKeys(w), this.pendingKey(w), this.rebuildKeys(w)[1]];
+  }
+
+  private orgTag(orgId: string): string {
+    return `${this.keys.key('rsv')}:{${orgId}}`;
+  }
+
+  private expireAt(w: CounterWindow): number {
+    return w.end * 1000 + KEY_GRACE_MS;
+  }
+
+  /**
+   * EVALSHA; on NOSCRIPT (a restart, SCRIPT FLUSH, or a Redis Cluster node that has not seen the
+   * script yet) EVAL, which runs it on the node of its keys and caches it there. While Redis is
+   * down or hung it fails at once with {@link RedisUnavailableError} (see guardRedis): no hang.
+   */
+  private run(script: Script, keys: string[], args: string[]): Promise<unknown> {
+    let sha = this.sha.get(script);
+    if (!sha) {
+      sha = createHash('sha1').update(this.scripts[script]).digest('hex');
+      this.sha.set(script, sha);
+    }
+    return guardRedis(this.redis, async () => {
+      try {
+        return await this.redis.evalsha(sha, keys.length, ...keys, ...args);
+      } catch (err) {
+        if (!String((err as Error).message).startsWith('NOSCRIPT')) throw err;
+        return this.redis.eval(this.scripts[script], keys.length, ...keys, ...args);
+      }
+    });
+  }
+}

@@ -1,0 +1,120 @@
+import { Injectable } from '@nestjs/common';
+import { DataSource, EntityManager } from 'typeorm';
+import { Budget } from '../budgets/budget.entity';
+import { displayScopeId } from '../budgets/budget-scope';
+import { Spend, UsageSpendService } from '../usage/usage-spend.service';
+import { CounterWindow, HoldEntry, ReservationCounters } from './reservation-counters';
+import { ReservationsRepository } from './reservations.repository';
+
+/** Records stored this recently may still be settling when a rebuild reads PostgreSQL (the settle follows the commit by milliseconds). */
+const RECENT_SECONDS = 15;
+
+/** A budget in one window, as the loader and the reconciler read it from PostgreSQL. */
+export interface BudgetInWindow {
+  budget: Budget;
+  window: CounterWindow;
+}
+
+/**
+ * Rebuilds reservation counters from PostgreSQL, the truth: committed spend of the window (each
+ * budget's own, in its time zone) from the rollups and the rollup journal, live holds from the reservations table. Until a window is
+ * loaded, admissions against it grant nothing (they wait for this, then try again).
+ */
+@Injectable()
+export class ReservationLoader {
+  private readonly inflight = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly counters: ReservationCounters,
+    private readonly repository: ReservationsRepository,
+  ) {}
+
+  /** Loads the windows (of one org) that are not loaded; concurrent calls for the same windows share one rebuild. */
+  load(orgId: string, windows: BudgetInWindow[]): Promise<void> {
+    const key = `${orgId}|${windows.map((w) => `${w.budget.id}:${w.window.start}`).sort().join(',')}`;
+    let running = this.inflight.get(key);
+    if (!running) {
+      running = this.rebuild(orgId, windows).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, running);
+    }
+    return running;
+  }
+
+  private async rebuild(orgId: string, windows: BudgetInWindow[]): Promise<void> {
+    // Before reading PostgreSQL: spend settled from now on is kept aside for the load.
+    await this.counters.beginLoad(windows.map((w) => w.window));
+    const { committed, seen } = await this.committedSnapshot(orgId, windows);
+    // Exclusive: every admission that granted from the lost counters has stored its row. (The
+    // spend is read before, on another connection: admissions waiting for the lock hold theirs.)
+    await this.repository.withOrgLock(orgId, 'exclusive', async (manager) => {
+      const holds = await this.holds(manager, orgId, windows);
+      for (const w of windows) await this.counters.finishLoad(w.window, committed.get(w.budget.id) ?? 0n, holds.get(w.budget.id) ?? [], seen);
+    });
+  }
+
+  /**
+   * Committed spend per budget (after step 1 of a rebuild or a repair), in one snapshot with the
+   * records it counts that may be settled around now (stored in the last seconds, or settled since
+   * step 1): their settle must not count them again.
+   */
+  async committedSnapshot(orgId: string, windows: BudgetInWindow[]): Promise<{ committed: Map<string, bigint>; seen: string[] }> {
+    return this.repository.withSnapshot(async (manager) => {
+      const committed = await this.committed(new UsageSpendService(managerAsDataSource(manager)), orgId, windows);
+      const pending = [...new Set((await Promise.all(windows.map((w) => this.counters.pendingRecords(w.window)))).flat())];
+      const from = new Date(Math.min(...windows.map((w) => w.window.start)) * 1000);
+      const to = new Date(Math.max(...windows.map((w) => w.window.end)) * 1000);
+      const recent = await this.repository.recentRecords(manager, orgId, from, to, RECENT_SECONDS);
+      return { committed, seen: [...new Set([...recent, ...(await this.repository.recordsPresent(manager, orgId, pending))])] };
+    });
+  }
+
+  /** Committed spend per budget in its window (in the budget's time zone), from the rollups and the journal's pending deltas. */
+  private async committed(spend: UsageSpendService, orgId: string, windows: BudgetInWindow[]): Promise<Map<string, bigint>> {
+    const committed = new Map<string, bigint>();
+    const byWindow = new Map<string, BudgetInWindow[]>();
+    for (const w of windows) {
+      const key = `${w.window.start}|${w.window.end}`;
+      byWindow.set(key, [...(byWindow.get(key) ?? []), w]);
+    }
+    const amount = (budget: Budget, s: Spend | undefined) => (s === undefined ? 0n : budget.limitKind === 'cost' ? s.costNano : s.tokens);
+    for (const members of byWindow.values()) {
+      // The window exactly as the budget's time zone has it (any whole seconds: see UsageSpendService).
+      const from = new Date(members[0].window.start * 1000);
+      const to = new Date(members[0].window.end * 1000);
+      const keyed = members.filter((m) => m.budget.scope === 'org' || m.budget.scope === 'apikey');
+      if (keyed.length > 0) {
+        const keys = keyed.some((m) => m.budget.scope === 'org') ? undefined : [...new Set(keyed.map((m) => m.budget.scopeId))];
+        const { total, byKey } = await spend.spendByKey(orgId, from, to, keys);
+        for (const { budget } of keyed) committed.set(budget.id, amount(budget, budget.scope === 'org' ? total : byKey.get(budget.scopeId)));
+      }
+      // Team budgets count the records of the team's keys, user budgets the records of the end user.
+      for (const [scope, dimension] of [
+        ['team', 'team_id'],
+        ['user', 'user_id'],
+      ] as const) {
+        const local = members.filter((m) => m.budget.scope === scope);
+        if (local.length === 0) continue;
+        const { byValue } = await spend.spendByDimension(orgId, from, to, dimension, [...new Set(local.map((m) => displayScopeId(m.budget)))]);
+        for (const { budget } of local) committed.set(budget.id, amount(budget, byValue.get(displayScopeId(budget))));
+      }
+    }
+    return committed;
+  }
+
+  /** Live holds per budget in its window, from the reservations table (under the caller's exclusive lock). */
+  async holds(manager: EntityManager, orgId: string, windows: BudgetInWindow[]): Promise<Map<string, HoldEntry[]>> {
+    const holds = new Map<string, HoldEntry[]>();
+    const stored = await this.repository.liveHolds(manager, orgId, windows.map((w) => ({ budgetId: w.budget.id, start: w.window.start })));
+    for (const h of stored) {
+      const window = windows.find((w) => w.budget.id === h.budgetId && w.window.start === h.windowStart);
+      if (!window) continue;
+      holds.set(h.budgetId, [...(holds.get(h.budgetId) ?? []), { reservationId: h.reservationId, amount: h.amount, expiresAtMs: h.expiresAtMs }]);
+    }
+    return holds;
+  }
+}
+
+/** The spend reads of UsageSpendService, run on one transaction's connection (its snapshot). */
+function managerAsDataSource(manager: EntityManager): DataSource {
+  return { query: (sql: string, params?: unknown[]) => manager.query(sql, params) } as unknown as DataSource;
+}

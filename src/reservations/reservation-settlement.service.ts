@@ -1,0 +1,102 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { Budget } from '../budgets/budget.entity';
+import { currentWindow } from '../budgets/budget-evaluation';
+import { displayScopeId } from '../budgets/budget-scope';
+import { BudgetRepository } from '../budgets/budget.repository';
+import { describeError } from '../common/error-mapping';
+import type { IngestedRecord } from '../usage/usage-ingest.service';
+import { CounterWindow, ReservationCounters } from './reservation-counters';
+import { lowestBlockPct, seconds } from './reservation-budgets';
+import { ReservationMetrics } from './reservation-metrics';
+import { ReservationsRepository } from './reservations.repository';
+import { ReservationsService } from './reservations.service';
+
+/** A usage record just stored (never one skipped as a duplicate), as settling needs it. */
+type SettledRecord = Pick<IngestedRecord, 'orgId' | 'id' | 'apiKeyId' | 'teamId' | 'userId' | 'createdAt' | 'tokens' | 'costNano' | 'reservationId'>;
+
+/**
+ * Step 2 of the ingest workflow (src/workflows/ingest.workflow.ts), after the records are stored: adds the newly stored records' spend to the committed
+ * counters of every budget with a block threshold they count in (the org's, the key's, the key's
+ * team's and the end user's, each in its own time zone's window), and settles the reservations
+ * they name, replacing each hold by the record's actual usage in one script call per org. Called
+ * once per stored record (duplicates are never passed), so a record re-sent settles once; a
+ * record of an expired or released reservation still counts, once.
+ */
+@Injectable()
+export class ReservationSettlementService {
+  private readonly logger = new Logger(ReservationSettlementService.name);
+
+  constructor(
+    private readonly repository: ReservationsRepository,
+    private readonly budgets: BudgetRepository,
+    private readonly counters: ReservationCounters,
+    private readonly reservations: ReservationsService,
+    private readonly metrics: ReservationMetrics,
+  ) {}
+
+  /**
+   * Never throws: the records are stored whatever happens here. A failure leaves the counters
+   * behind PostgreSQL (the reconciler repairs them) and the hold to expire by itself.
+   */
+  async settle(records: SettledRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    try {
+      await this.settleOrThrow(records);
+    } catch (err) {
+      this.metrics.settleFailed();
+      this.logger.error({ msg: 'Settling reservations after an ingest failed; the reconciler will repair the counters', ...describeError(err) });
+    }
+  }
+
+  private async settleOrThrow(records: SettledRecord[]): Promise<void> {
+    const scopesByOrg = new Map<string, { keys: Set<string>; teams: Set<string>; users: Set<string> }>();
+    for (const r of records) {
+      let scopes = scopesByOrg.get(r.orgId);
+      if (!scopes) scopesByOrg.set(r.orgId, (scopes = { keys: new Set(), teams: new Set(), users: new Set() }));
+      scopes.keys.add(r.apiKeyId);
+      if (r.teamId) scopes.teams.add(r.teamId);
+      if (r.userId) scopes.users.add(r.userId);
+    }
+    const budgets = (
+      await Promise.all([...scopesByOrg].map(([orgId, s]) => this.budgets.findForUsage(orgId, [...s.keys], [...s.teams], [...s.users])))
+    )
+      .flat()
+      .filter((b) => lowestBlockPct(b) !== undefined);
+    const settled = await this.repository.settle(
+      records.filter((r) => r.reservationId).map((r) => ({ orgId: r.orgId, apiKeyId: r.apiKeyId, reservationId: r.reservationId!, recordId: r.id })),
+    );
+
+    const perOrg = new Map<string, { removals: Array<{ window: CounterWindow; reservationId: string }>; additions: Array<{ window: CounterWindow; recordId: string; amount: bigint }> }>();
+    const of = (orgId: string) => {
+      let entry = perOrg.get(orgId);
+      if (!entry) perOrg.set(orgId, (entry = { removals: [], additions: [] }));
+      return entry;
+    };
+    for (const row of settled) of(row.orgId).removals.push(...this.reservations.holdWindows(row));
+    for (const record of records) {
+      for (const budget of budgets.filter((b) => appliesTo(b, record))) {
+        const amount = budget.limitKind === 'cost' ? record.costNano : record.tokens;
+        if (amount === 0n) continue;
+        // The record's window in the budget's own time zone (the same function the evaluator uses).
+        const window = currentWindow(budget, new Date(record.createdAt * 1000));
+        const counter: CounterWindow = { orgId: record.orgId, budgetId: budget.id, start: seconds(window.start), end: seconds(window.end) };
+        of(record.orgId).additions.push({ window: counter, recordId: record.id, amount });
+      }
+    }
+    await Promise.all([...perOrg].map(([orgId, { removals, additions }]) => this.counters.settle(orgId, removals, additions)));
+  }
+}
+
+function appliesTo(budget: Budget, record: SettledRecord): boolean {
+  if (budget.orgId !== record.orgId) return false;
+  switch (budget.scope) {
+    case 'org':
+      return budget.scopeId === record.orgId;
+    case 'apikey':
+      return budget.scopeId === record.apiKeyId;
+    case 'team':
+      return record.teamId !== null && displayScopeId(budget) === record.teamId;
+    case 'user':
+      return record.userId !== null && displayScopeId(budget) === record.userId;
+  }
+}

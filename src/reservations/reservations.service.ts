@@ -1,0 +1,249 @@
+import { Injectable } from '@nestjs/common';
+import { EntityManager } from 'typeorm';
+import { ApiKeysService } from '../auth/api-keys.service';
+import { BudgetEvaluator } from '../budgets/budget-evaluator';
+import { newId } from '../common/ids';
+import { AppException, ErrorCode } from '../common/errors';
+import { TokenPrices } from '../common/money';
+import { PriceBookService } from '../usage/price-book.service';
+import { CreateReservationDto } from './dto/reservation.dto';
+import { AdmitOutcome, CounterWindow, ReservationCounters } from './reservation-counters';
+import { BudgetFigures, DeniedBy, DenialReason, StoredDecision } from './reservation-decision';
+import { Reservation } from './reservation.entity';
+import { applicableBudgets, ApplicableBudget, costTerms, holdCostNano, seconds } from './reservation-budgets';
+import { ReservationLoader } from './reservation-loader.service';
+import { ReservationMetrics } from './reservation-metrics';
+import { ReservationsRepository } from './reservations.repository';
+
+/** Rebuilds an admission may wait for before it gives up (each one loads every window it lacked). */
+const MAX_LOADS = 3;
+const PRICE_CACHE_MS = 1000;
+const PRICE_CACHE_MAX = 10_000;
+/** How long a repeated request id waits for the first request's row to be stored. */
+const DUPLICATE_WAIT_MS = 3000;
+
+type Attempt =
+  | { kind: 'stored'; row: Reservation }
+  | { kind: 'replay' }
+  | { kind: 'unloaded'; windows: Array<{ budget: ApplicableBudget['budget']; window: CounterWindow }> };
+
+/**
+ * Reservations (SPEC §4.1): one atomic admission across every applicable budget in Redis, the
+ * reservation stored in PostgreSQL before the org's shared reservation lock, taken before the
+ * Redis call, is let go (so a rebuild after Redis lost its data sees every hold it granted).
+ */
+@Injectable()
+export class ReservationsService {
+  private readonly prices = new Map<string, { at: number; prices: TokenPrices | undefined }>();
+
+  constructor(
+    private readonly apiKeys: ApiKeysService,
+    private readonly priceBook: PriceBookService,
+    private readonly repository: ReservationsRepository,
+    private readonly counters: ReservationCounters,
+    private readonly loader: ReservationLoader,
+    private readonly metrics: ReservationMetrics,
+    private readonly evaluator: BudgetEvaluator,
+  ) {}
+
+  /**
+   * A revoked key is denied without touching a counter (`reason: "api_key_revoked"`, as the
+   * check answers). Otherwise, while Redis is down or hung this fails at once with
+   * RedisUnavailableError (503 `redis_unavailable`), before anything is stored.
+   */
+  async reserve(dto: CreateReservationDto): Promise<Reservation> {
+    const key = await this.apiKeys.status(dto.api_key_id);
+    if (key === null) throw AppException.notFound('API key', dto.api_key_id);
+    const orgId = key.orgId;
+    if (key.revoked) return this.denyRevoked(orgId, dto);
+    await this.counters.ensureAvailable();
+    for (let loads = 0; ; loads++) {
+      // Read before the locked section: a second connection taken inside it could starve the pool.
+      const prices = await this.priceOf(dto.model, new Date());
+      const scopes = { teamId: key.teamId, userId: dto.user_id ?? null };
+      const attempt = await this.repository.admission(orgId, dto.api_key_id, scopes, (budgets, manager) => {
+        const now = new Date();
+        return this.attempt(orgId, dto, now, applicableBudgets(budgets, now, (b, step) => this.evaluator.isolate(b, step)), prices, manager);
+      });
+      if (attempt.kind === 'stored') {
+        this.metrics.decided(attempt.row);
+        return attempt.row;
+      }
+      if (attempt.kind === 'replay') {
+        this.metrics.replayed();
+        return this.storedRequest(orgId, dto);
+      }
+      if (loads >= MAX_LOADS) throw AppException.unavailable(ErrorCode.RedisUnavailable, 'Budget counters are being rebuilt; retry shortly', 1);
+      await this.loader.load(orgId, attempt.windows);
+    }
+  }
+
+  async get(id: string): Promise<Reservation> {
+    const row = await this.repository.findById(id);
+    if (!row) throw AppException.notFound('Reservation', id);
+    return row;
+  }
+
+  /** Frees a live hold; a settled, denied, released or expired reservation stays as it is. */
+  async release(id: string): Promise<Reservation> {
+    const row = await this.get(id);
+    if (row.status !== 'held') return row;
+    // Redis down: answer 503 before PostgreSQL changes, so a retry releases for real.
+    await this.counters.ensureAvailable();
+    const released = await this.repository.release(row.orgId, id);
+    if (!released) return row;
+    await this.counters.settle(row.orgId, this.holdWindows(released), []);
+    return released;
+  }
+
+  /** The windows of a reservation's holds, for removing them from the counters. */
+  holdWindows(row: Pick<Reservation, 'orgId' | 'id' | 'holds'>): Array<{ window: CounterWindow; reservationId: string }> {
+    return row.holds.map((h) => ({ reservationId: row.id, window: { orgId: row.orgId, budgetId: h.budget_id, start: h.window_start, end: h.window_start } }));
+  }
+
+  private async attempt(
+    orgId: string,
+    dto: CreateReservationDto,
+    now: Date,
+    budgets: ApplicableBudget[],
+    prices: TokenPrices | undefined,
+    manager?: EntityManager,
+  ): Promise<Attempt> {
+    const input = dto.input_tokens;
+    const maxOut = dto.max_output_tokens;
+    const minOut = dto.min_output_tokens ?? 1;
+    const ttl = dto.ttl_seconds ?? 600;
+    const row = newReservation(orgId, dto);
+    const id = row.id;
+
+    let outcome: AdmitOutcome;
+    if (budgets.length === 0) {
+      outcome = { kind: 'decided', held: true, granted: maxOut, expiresAtMs: now.getTime() + ttl * 1000, nowMs: now.getTime(), budgets: [] };
+    } else {
+      outcome = await this.counters.admit({
+        orgId,
+        apiKeyId: dto.api_key_id,
+        requestId: dto.request_id,
+        reservationId: id,
+        ttlSeconds: ttl,
+        inputTokens: input,
+        maxOutputTokens: maxOut,
+        minOutputTokens: minOut,
+        budgets: budgets.map((b) => {
+          const kind = b.budget.limitKind === 'tokens' ? 'tokens' : prices ? 'cost' : 'unpriced';
+          const terms = kind === 'cost' ? costTerms(input, prices!) : { q1: 0n, r1: 0n, qo: 0n, ro: 0n };
+          return { window: this.windowOf(orgId, b), kind, blockLimit: b.blockLimit, ...terms };
+        }),
+      });
+    }
+    if (outcome.kind === 'duplicate') return { kind: 'replay' };
+    if (outcome.kind === 'unloaded') {
+      return { kind: 'unloaded', windows: outcome.windows.map((w) => ({ budget: budgets.find((b) => b.budget.id === w.budgetId)!.budget, window: w })) };
+    }
+
+    const deniedBy: DeniedBy[] = [];
+    const figures: BudgetFigures[] = budgets.map((b, i) => {
+      const o = outcome.budgets[i];
+      const resetsAt = seconds(b.window.end);
+      if (o.reason) deniedBy.push({ budget_id: b.budget.id, scope: b.budget.scope, owner: b.budget.owner, reason: o.reason as DenialReason, resets_at: resetsAt });
+      const remaining = b.blockLimit - o.committed - o.held;
+      return {
+        budget_id: b.budget.id,
+        scope: b.budget.scope,
+        owner: b.budget.owner,
+        limit_kind: b.budget.limitKind,
+        block_limit: b.blockLimit.toString(),
+        committed: o.committed.toString(),
+        held: o.held.toString(),
+        remaining: (remaining > 0n ? remaining : 0n).toString(),
+        resets_at: resetsAt,
+      };
+    });
+    const decision: StoredDecision = { denied_by: deniedBy, budgets: figures };
+    Object.assign(row, {
+      status: outcome.held ? 'held' : 'denied',
+      grantedOutputTokens: String(outcome.granted),
+      reservedTokens: outcome.held ? String(input + outcome.granted) : '0',
+      reservedCostNano: outcome.held && prices ? holdCostNano(input, outcome.granted, prices).toString() : '0',
+      holds: outcome.held ? budgets.map((b, i) => ({ budget_id: b.budget.id, window_start: seconds(b.window.start), amount: outcome.budgets[i].amount.toString() })) : [],
+      decision: decision as unknown as Record<string, unknown>,
+      expiresAt: outcome.held ? new Date(outcome.expiresAtMs) : null,
+      createdAt: new Date(outcome.nowMs),
+    } satisfies Partial<Reservation>);
+    if (await this.repository.insert(row, manager)) return { kind: 'stored', row };
+    // The request id is stored already (Redis had forgotten it): undo this hold, answer the stored one.
+    if (row.holds.length > 0) await this.counters.settle(orgId, this.holdWindows(row), []);
+    return { kind: 'replay' };
+  }
+
+  /**
+   * The denial of a revoked key: stored like any decision (the same request id answers the same),
+   * holding nothing, with no budget figures (no counter is read).
+   */
+  private async denyRevoked(orgId: string, dto: CreateReservationDto): Promise<Reservation> {
+    const decision: StoredDecision = { reason: 'api_key_revoked', denied_by: [], budgets: [] };
+    const row = Object.assign(newReservation(orgId, dto), {
+      status: 'denied',
+      grantedOutputTokens: '0',
+      reservedTokens: '0',
+      reservedCostNano: '0',
+      holds: [],
+      decision: decision as unknown as Record<string, unknown>,
+      expiresAt: null,
+      createdAt: new Date(),
+    } satisfies Partial<Reservation>);
+    if (await this.repository.insert(row)) {
+      this.metrics.decided(row);
+      return row;
+    }
+    this.metrics.replayed();
+    return this.storedRequest(orgId, dto);
+  }
+
+  /** The reservation of a request id seen before; the first request may still be storing it. */
+  private async storedRequest(orgId: string, dto: CreateReservationDto): Promise<Reservation> {
+    const giveUpAt = Date.now() + DUPLICATE_WAIT_MS;
+    for (;;) {
+      const row = await this.repository.findByRequest(orgId, dto.api_key_id, dto.request_id);
+      if (row) return row;
+      if (Date.now() > giveUpAt) throw AppException.conflict('A reservation with this request_id is still being made; retry', 'request_id');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  /**
+   * The model's price now, from the price book, kept for a second per model. A hold priced at a
+   * price a second old still keeps committed + held within the limit: the invariant does not
+   * depend on which price a hold used (records are priced at ingest).
+   */
+  private async priceOf(model: string, now: Date): Promise<TokenPrices | undefined> {
+    const cached = this.prices.get(model);
+    if (cached && now.getTime() - cached.at < PRICE_CACHE_MS) return cached.prices;
+    const prices = (await this.priceBook.resolver([model]))(model, seconds(now));
+    if (this.prices.size >= PRICE_CACHE_MAX) this.prices.clear();
+    this.prices.set(model, { at: now.getTime(), prices });
+    return prices;
+  }
+
+  private windowOf(orgId: string, b: ApplicableBudget): CounterWindow {
+    return { orgId, budgetId: b.budget.id, start: seconds(b.window.start), end: seconds(b.window.end) };
+  }
+}
+
+/** A new reservation's request fields; the decision's fields are filled in by the caller. */
+function newReservation(orgId: string, dto: CreateReservationDto): Reservation {
+  return Object.assign(new Reservation(), {
+    orgId,
+    id: newId('res'),
+    apiKeyId: dto.api_key_id,
+    requestId: dto.request_id,
+    userId: dto.user_id ?? null,
+    model: dto.model,
+    inputTokens: String(dto.input_tokens),
+    maxOutputTokens: String(dto.max_output_tokens),
+    minOutputTokens: String(dto.min_output_tokens ?? 1),
+    recordId: null,
+    settledAt: null,
+    releasedAt: null,
+  } satisfies Partial<Reservation>);
+}
