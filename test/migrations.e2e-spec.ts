@@ -134,8 +134,11 @@ describe('migrations that move data', () => {
         ]);
         expect(await after.query(`SELECT id, org_id FROM alerts ORDER BY id`)).toEqual([{ id: 'alrt_a', org_id: 'org_a' }, { id: 'alrt_b', org_id: 'org_b' }]);
         expect(await after.query(`SELECT id, org_id FROM webhook_deliveries ORDER BY id`)).toEqual([{ id: 'dlv_a', org_id: 'org_a' }, { id: 'dlv_b', org_id: 'org_b' }]);
-        // The composite foreign key holds: deleting a budget still removes its alerts and their deliveries.
+        // DeletedBudgetResolutions: deleting a budget keeps its alerts and their deliveries (a deletion resolves its blocks, SPEC §5) ...
         await after.query(`DELETE FROM budgets WHERE id = 'bdg_a'`);
+        expect(await after.query(`SELECT id FROM webhook_deliveries ORDER BY id`)).toEqual([{ id: 'dlv_a' }, { id: 'dlv_b' }]);
+        // ... and the composite foreign key from deliveries to alerts holds: deleting an alert removes its deliveries.
+        await after.query(`DELETE FROM alerts WHERE id = 'alrt_a'`);
         expect(await after.query(`SELECT id FROM webhook_deliveries`)).toEqual([{ id: 'dlv_b' }]);
       } finally {
         await after.destroy();

@@ -1,5 +1,5 @@
-import { Check, Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn } from 'typeorm';
-import { Budget, ThresholdAction } from '../budgets/budget.entity';
+import { Check, Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import { ThresholdAction } from '../budgets/budget.entity';
 import { ALERT_EVENT_TYPES, AlertEventType } from './alert-body';
 
 /**
@@ -15,6 +15,11 @@ export const ALERT_STATES: readonly AlertState[] = ['pending', 'delivered', 'fai
  * most one of each per (budget, window, threshold pct), enforced by the unique index, whatever the
  * number of evaluators. Its id is the webhook's `webhook-id`, and `body` holds
  * the exact bytes every attempt and redelivery sends.
+ *
+ * No foreign key to `budgets`: deleting a budget keeps its alerts (SPEC §5 sends
+ * `budget.threshold.resolved` for a deleted budget that was blocking). The delete copies the
+ * webhook target into the `target_*` columns of the budget's alerts still to be delivered, so
+ * those deliveries go on without the budget row (see BudgetChangeWorkflow.delete).
  */
 @Entity({ name: 'alerts' })
 @Index('alerts_budget_window_pct_key', ['orgId', 'budgetId', 'windowStart', 'thresholdPct', 'eventType'], { unique: true })
@@ -29,12 +34,9 @@ export class Alert {
   @PrimaryColumn({ type: 'varchar', length: 40 })
   id: string;
 
+  /** The budget's id; the budget may have been deleted since (no foreign key, see above). */
   @Column({ name: 'budget_id', type: 'varchar', length: 40 })
   budgetId: string;
-
-  @ManyToOne(() => Budget, { onDelete: 'CASCADE' })
-  @JoinColumn({ name: 'budget_id' })
-  budget?: Budget;
 
   @Column({ name: 'window_start', type: 'timestamptz' })
   windowStart: Date;
@@ -65,4 +67,19 @@ export class Alert {
 
   @Column({ name: 'delivered_at', type: 'timestamptz', nullable: true })
   deliveredAt: Date | null;
+
+  /** Set when the budget was deleted with this alert still to deliver: its webhook URL then. */
+  @Column({ name: 'target_webhook_url', type: 'varchar', length: 2048, nullable: true })
+  targetWebhookUrl: string | null;
+
+  /** The deleted budget's sealed signing secret (never returned). */
+  @Column({ name: 'target_secret_sealed', type: 'bytea', nullable: true, select: false })
+  targetSecretSealed: Buffer | null;
+
+  /** The deleted budget's previous sealed secret, while its rotation lasts (never returned). */
+  @Column({ name: 'target_previous_secret_sealed', type: 'bytea', nullable: true, select: false })
+  targetPreviousSecretSealed: Buffer | null;
+
+  @Column({ name: 'target_previous_secret_expires_at', type: 'timestamptz', nullable: true })
+  targetPreviousSecretExpiresAt: Date | null;
 }

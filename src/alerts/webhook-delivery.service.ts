@@ -16,6 +16,37 @@ import { DeliveryTrigger, WebhookDelivery } from './webhook-delivery.entity';
 import { sendWebhook, SendResult } from './webhook-sender';
 import { signatureHeaders } from './webhook-signature';
 
+/** Where an alert goes and how it is signed: its budget's webhook, or the copy kept when the budget was deleted. */
+interface WebhookTarget {
+  url: string | null;
+  disabled: boolean;
+  secretSealed: Buffer | null;
+  previousSecretSealed: Buffer | null;
+  previousSecretExpiresAt: Date | null;
+}
+
+function budgetTarget(b: Budget): WebhookTarget {
+  return {
+    url: b.webhookUrl,
+    disabled: b.webhookDisabledAt !== null,
+    secretSealed: b.webhookSecretSealed,
+    previousSecretSealed: b.webhookPreviousSecretSealed,
+    previousSecretExpiresAt: b.webhookPreviousSecretExpiresAt,
+  };
+}
+
+/** The target the deletion copied onto the alert (AlertResolutionsService.recordDeletion); null when none was. */
+function deletedBudgetTarget(a: Alert): WebhookTarget | null {
+  if (a.targetWebhookUrl === null) return null;
+  return {
+    url: a.targetWebhookUrl,
+    disabled: false,
+    secretSealed: a.targetSecretSealed,
+    previousSecretSealed: a.targetPreviousSecretSealed,
+    previousSecretExpiresAt: a.targetPreviousSecretExpiresAt,
+  };
+}
+
 /** One attempt of a delivery job, as BullMQ runs it. */
 export interface DeliveryAttempt {
   trigger: DeliveryTrigger;
@@ -61,8 +92,13 @@ export class WebhookDeliveryService {
   }
 
   async attempt(job: DeliveryAttempt): Promise<AttemptOutcome> {
-    const alert = await this.alerts.findOneBy({ id: job.alertId });
-    if (!alert) return 'done'; // its budget was deleted
+    const alert = await this.alerts
+      .createQueryBuilder('a')
+      .addSelect('a.targetSecretSealed')
+      .addSelect('a.targetPreviousSecretSealed')
+      .where('a.id = :id', { id: job.alertId })
+      .getOne();
+    if (!alert) return 'done';
     // A crossing's own delivery stops once the alert is settled (e.g. re-enqueued after it finished).
     if (job.trigger === 'alert' && alert.state !== 'pending') return 'done';
     const budget = await this.budgets
@@ -71,9 +107,14 @@ export class WebhookDeliveryService {
       .addSelect('b.webhookPreviousSecretSealed')
       .where('b.id = :id', { id: alert.budgetId })
       .getOne();
-    if (!budget) return 'done';
-    if (!budget.webhookUrl || budget.webhookDisabledAt || !budget.webhookSecretSealed) {
-      const reason = budget.webhookUrl ? 'webhook disabled after HTTP 410; set the budget again to re-enable it' : 'the budget has no webhook URL';
+    const target = budget ? budgetTarget(budget) : deletedBudgetTarget(alert);
+    if (!target) {
+      // Deleted without a target copied (it had nothing to deliver then): nothing to send, ever.
+      if (job.trigger === 'alert') await this.settle(alert.id, 'skipped', ['pending']);
+      return 'done';
+    }
+    if (!target.url || target.disabled || !target.secretSealed) {
+      const reason = target.url ? 'webhook disabled after HTTP 410; set the budget again to re-enable it' : 'the budget has no webhook URL';
       if (job.trigger === 'alert') await this.settle(alert.id, 'skipped', ['pending']);
       if (job.pendingDeliveryId) {
         await this.log(job, alert, { status: 'failed', url: null, statusCode: null, error: reason, latencyMs: null, attemptedAt: new Date(), nextRetryAt: null });
@@ -81,13 +122,13 @@ export class WebhookDeliveryService {
       return 'done';
     }
     // Per-org fairness (see DeliverySlots): at most WEBHOOK_ORG_CONCURRENCY of one org's deliveries at once.
-    const url = budget.webhookUrl;
-    if (!(await this.slots.acquire(budget.orgId, job.jobId))) return 'deferred';
+    const url = target.url;
+    if (!(await this.slots.acquire(alert.orgId, job.jobId))) return 'deferred';
     let result: SendResult;
     try {
-      result = await this.send(alert, url, this.secrets(budget), job);
+      result = await this.send(alert, url, this.secrets(target), job);
     } finally {
-      await this.slots.release(budget.orgId, job.jobId).catch(() => undefined); // the lease ends by itself
+      await this.slots.release(alert.orgId, job.jobId).catch(() => undefined); // the lease ends by itself
     }
 
     if (result.outcome === 'success') {
@@ -95,8 +136,8 @@ export class WebhookDeliveryService {
       return 'done';
     }
     if (result.outcome === 'gone') {
-      // Only the URL that answered 410 is disabled: a URL set since stays enabled.
-      await this.budgets.update({ id: budget.id, webhookUrl: url, webhookDisabledAt: IsNull() }, { webhookDisabledAt: new Date() });
+      // Only the URL that answered 410 is disabled: a URL set since stays enabled (a deleted budget has none to disable).
+      if (budget) await this.budgets.update({ id: budget.id, webhookUrl: url, webhookDisabledAt: IsNull() }, { webhookDisabledAt: new Date() });
       if (job.trigger === 'alert') await this.settle(alert.id, 'failed', ['pending']);
       throw new UnrecoverableError(result.error ?? 'HTTP 410');
     }
@@ -105,19 +146,16 @@ export class WebhookDeliveryService {
     throw new Error(result.error ?? 'delivery failed');
   }
 
-  /** Signs the stored body for this attempt's timestamp, POSTs it, counts it and logs it. */
-  /** The budget's signing secret, and its previous one while that is within its 24 h of rotation. */
-  private secrets(budget: Budget): { current: string; previous: string | null } {
-    const rotating =
-      budget.webhookPreviousSecretSealed !== null &&
-      budget.webhookPreviousSecretExpiresAt !== null &&
-      budget.webhookPreviousSecretExpiresAt.getTime() > Date.now();
+  /** The signing secret, and the previous one while that is within its 24 h of rotation. */
+  private secrets(target: WebhookTarget): { current: string; previous: string | null } {
+    const rotating = target.previousSecretSealed !== null && target.previousSecretExpiresAt !== null && target.previousSecretExpiresAt.getTime() > Date.now();
     return {
-      current: openSecret(this.secretsKey, budget.webhookSecretSealed!),
-      previous: rotating ? openSecret(this.secretsKey, budget.webhookPreviousSecretSealed!) : null,
+      current: openSecret(this.secretsKey, target.secretSealed!),
+      previous: rotating ? openSecret(this.secretsKey, target.previousSecretSealed!) : null,
     };
   }
 
+  /** Signs the stored body for this attempt's timestamp, POSTs it, counts it and logs it. */
   private async send(alert: Alert, url: string, secrets: { current: string; previous: string | null }, job: DeliveryAttempt): Promise<SendResult> {
     const attemptedAt = new Date();
     const timestamp = unixSeconds(attemptedAt);
@@ -145,10 +183,14 @@ export class WebhookDeliveryService {
     return result;
   }
 
+  /**
+   * Settles the alert. A deleted budget's copied secrets go with it: nothing signs with them again
+   * (a deleted budget's alerts cannot be redelivered).
+   */
   private async settle(alertId: string, state: AlertState, from: AlertState[]): Promise<void> {
     await this.alerts.update(
       { id: alertId, state: In(from) },
-      { state, ...(state === 'delivered' ? { deliveredAt: new Date() } : {}) },
+      { state, targetSecretSealed: null, targetPreviousSecretSealed: null, ...(state === 'delivered' ? { deliveredAt: new Date() } : {}) },
     );
   }
 

@@ -122,14 +122,14 @@ export class BudgetsController {
 
   @Delete('org/:orgId/teams/:teamId')
   @Authenticated(...WRITERS)
-  @Operation({ summary: 'Delete a team budget', description: 'Deletes the team\'s budget of `owner` (default `org`); its blocks lift at once.', response: DeletedBudgetDto, notFound: BUDGET_NOT_FOUND })
+  @Operation({ summary: 'Delete a team budget', description: 'Deletes the team\'s budget of `owner` (default `org`); its blocks lift at once and each `block` threshold crossed in a window that still holds is sent one `budget.threshold.resolved` webhook (its delivery log is no longer listed).', response: DeletedBudgetDto, notFound: BUDGET_NOT_FOUND })
   deleteTeam(@Auth() principal: Principal, @Param() params: TeamParamsDto, @Query() query: OwnerQueryDto): Promise<DeletedBudgetDto> {
     return this.deleteScope(principal, 'team', scopeKey('team', params.orgId, params.teamId), query);
   }
 
   @Delete('org/:orgId/users/:userId')
   @Authenticated(...WRITERS)
-  @Operation({ summary: 'Delete an end-user budget', description: 'Deletes the end user\'s budget of `owner` (default `org`); its blocks lift at once.', response: DeletedBudgetDto, notFound: BUDGET_NOT_FOUND })
+  @Operation({ summary: 'Delete an end-user budget', description: 'Deletes the end user\'s budget of `owner` (default `org`); its blocks lift at once and each `block` threshold crossed in a window that still holds is sent one `budget.threshold.resolved` webhook (its delivery log is no longer listed).', response: DeletedBudgetDto, notFound: BUDGET_NOT_FOUND })
   deleteUser(@Auth() principal: Principal, @Param() params: UserParamsDto, @Query() query: OwnerQueryDto): Promise<DeletedBudgetDto> {
     return this.deleteScope(principal, 'user', scopeKey('user', params.orgId, params.userId), query);
   }
@@ -194,7 +194,7 @@ export class BudgetsController {
 
   @Delete(':budgetId')
   @Authenticated(...WRITERS)
-  @Operation({ summary: 'Delete a budget', description: 'Deletes the budget; its blocks lift at once.', response: DeletedBudgetDto, notFound: BUDGET_NOT_FOUND })
+  @Operation({ summary: 'Delete a budget', description: 'Deletes the budget; its blocks lift at once and each `block` threshold crossed in a window that still holds is sent one `budget.threshold.resolved` webhook (its delivery log is no longer listed).', response: DeletedBudgetDto, notFound: BUDGET_NOT_FOUND })
   async delete(@Auth() principal: Principal, @Param() params: BudgetIdParamsDto): Promise<DeletedBudgetDto> {
     const budget = await this.changes.delete(principal, params.budgetId);
     return { id: budget.id, object: 'llm.budget.deleted', deleted: true };

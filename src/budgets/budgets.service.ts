@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { Repository } from 'typeorm';
+import { EntityManager, Repository } from 'typeorm';
 import { ApiKeysService } from '../auth/api-keys.service';
 import { OrgsService } from '../auth/orgs.service';
 import { Principal } from '../auth/principal';
@@ -162,11 +162,22 @@ export class BudgetsService {
     return budget;
   }
 
-  async delete(principal: Principal, id: string): Promise<Budget> {
+  /**
+   * Deletes the budget in one transaction that first locks its row and runs `beforeDelete` (which
+   * records what the deletion implies, e.g. resolved events, atomically with it); answers what
+   * `beforeDelete` returned. A budget deleted meanwhile by another request answers 404.
+   */
+  async delete<T>(principal: Principal, id: string, beforeDelete: (manager: EntityManager, budget: Budget) => Promise<T>): Promise<{ budget: Budget; result: T }> {
     const budget = await this.getVisible(principal, id);
     if (!this.mayChange(principal, budget)) throw AppException.forbidden('Only cluster admins delete owner: cluster budgets');
-    await this.budgets.delete({ id });
-    return budget;
+    const result = await this.budgets.manager.transaction(async (manager) => {
+      const locked = await manager.getRepository(Budget).createQueryBuilder('b').setLock('pessimistic_write').where('b.id = :id', { id }).getOne();
+      if (!locked) throw AppException.notFound('Budget', id);
+      const done = await beforeDelete(manager, locked);
+      await manager.delete(Budget, { id });
+      return done;
+    });
+    return { budget, result };
   }
 
   /**

@@ -21,6 +21,11 @@ import { AppException } from '../common/errors';
  *    (when Redis fails, the worker's next evaluate-all does it);
  * 4. after a set, record a `budget.threshold.resolved` event for each crossed block threshold of
  *    the current window that no longer blocks (AlertResolutionsService).
+ * A delete records the resolved events of its crossed block thresholds (a deleted budget blocks
+ * nothing) in the same transaction as the delete, with a copy of the webhook target on every alert
+ * still to deliver, and enqueues them after the commit: delivered, signed, logged and retried like
+ * any alert, although the budget row is gone. The body's budget is the budget as it was, with its
+ * spend at the deletion.
  */
 @Injectable()
 export class BudgetChangeWorkflow {
@@ -54,8 +59,19 @@ export class BudgetChangeWorkflow {
   }
 
   async delete(principal: Principal, id: string): Promise<Budget> {
-    const budget = await this.budgets.delete(principal, id);
+    const now = new Date();
+    const { budget, result: toDeliver } = await this.budgets.delete(principal, id, async (manager, locked) => {
+      let evaluation: Evaluation | null = null;
+      try {
+        evaluation = (await this.evaluator.evaluateCurrent([locked], now))[0] ?? null;
+      } catch (err) {
+        // As after a set: the delete goes ahead; the resolved events it implied are logged as lost.
+        this.logger.error({ msg: 'Could not evaluate the deleted budget; its budget.threshold.resolved events are lost', budgetId: id, ...describeError(err) });
+      }
+      return this.resolutions.recordDeletion(manager, locked, evaluation, now);
+    });
     await this.refresher.refreshOrRetry([{ scope: budget.scope, scopeId: budget.scopeId }]);
+    await this.resolutions.deliver(toDeliver);
     return budget;
   }
 }
