@@ -16,6 +16,7 @@ import {
   SERVICE_TIER_MAX_LENGTH,
   USER_ID_MAX_LENGTH,
   USER_ID_PATTERN,
+  USER_ID_PATTERN_MESSAGE,
 } from './usage-fields';
 
 /**
@@ -116,7 +117,7 @@ const FIELDS: Record<keyof IngestRecordDto, Check> = {
   }),
   input_audio_tokens: optional(tokens('input_audio_tokens')),
   output_audio_tokens: optional(tokens('output_audio_tokens')),
-  user_id: optional(str({ maxLength: USER_ID_MAX_LENGTH, pattern: USER_ID_PATTERN, patternMessage: 'must be printable ASCII characters, and not "*"' })),
+  user_id: optional(str({ maxLength: USER_ID_MAX_LENGTH, pattern: USER_ID_PATTERN, patternMessage: USER_ID_PATTERN_MESSAGE })),
   project_id: optional(str({ maxLength: PROJECT_ID_MAX_LENGTH })),
   batch: optional((value) => (typeof value === 'boolean' ? [] : ['must be a boolean value'])),
   service_tier: optional(str({ maxLength: SERVICE_TIER_MAX_LENGTH })),

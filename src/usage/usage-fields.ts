@@ -1,4 +1,5 @@
 import { ON_BEHALF_OF_PATTERN } from '../auth/on-behalf-of';
+import { StringField } from '../common/validation';
 
 /** Field rules shared by records, filters and the price book. */
 
@@ -11,6 +12,18 @@ export { ID_PATTERN } from '../common/ids';
 /** External user ids: the X-On-Behalf-Of rule (1-150 printable ASCII characters, not `*`). */
 export const USER_ID_PATTERN = ON_BEHALF_OF_PATTERN;
 export const USER_ID_MAX_LENGTH = 150;
+export const USER_ID_PATTERN_MESSAGE = 'must be printable ASCII characters, and not "*"';
+
+/** An end-user id field (records, the check, reservations, user budget paths): the X-On-Behalf-Of rule. */
+export function EndUserIdField(options: { description: string; optional?: boolean; nullable?: boolean }) {
+  return StringField({
+    example: 'user_123',
+    maxLength: USER_ID_MAX_LENGTH,
+    pattern: USER_ID_PATTERN,
+    patternMessage: USER_ID_PATTERN_MESSAGE,
+    ...options,
+  });
+}
 
 export const PROJECT_ID_MAX_LENGTH = 128;
 export const SERVICE_TIER_MAX_LENGTH = 64;

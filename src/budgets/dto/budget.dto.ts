@@ -1,5 +1,5 @@
 import { ID_PATTERN } from '../../common/ids';
-import { USER_ID_MAX_LENGTH, USER_ID_PATTERN } from '../../usage/usage-fields';
+import { EndUserIdField } from '../../usage/usage-fields';
 import { JsonDecimal } from '../../common/json-decimal';
 import { ListPageDto, ListPageQueryDto } from '../../common/list-page';
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
@@ -306,13 +306,7 @@ export class UserParamsDto {
   @StringField({ description: 'Org id', example: 'org_3ZkQ9mW2pL8xYc4RtV7bN1sD', maxLength: 40, pattern: ID_PATTERN })
   orgId: string;
 
-  @StringField({
-    description: 'End user id (the `user_id` of records, X-On-Behalf-Of): 1-150 printable ASCII characters, not `*`; URL-encoded in the path',
-    example: 'user_123',
-    maxLength: USER_ID_MAX_LENGTH,
-    pattern: USER_ID_PATTERN,
-    patternMessage: 'must be printable ASCII characters, and not "*"',
-  })
+  @EndUserIdField({ description: 'End user id (the `user_id` of records, X-On-Behalf-Of): 1-150 printable ASCII characters, not `*`; URL-encoded in the path' })
   userId: string;
 }
 
@@ -326,14 +320,7 @@ export class BudgetCheckDto {
   @StringField({ description: 'The API key about to make a request', example: 'key_8hYt2LmQ4xWv9RkP3sZc6NbD', maxLength: 40, pattern: ID_PATTERN })
   api_key_id: string;
 
-  @StringField({
-    description: 'The end user of the request (X-On-Behalf-Of of the client request): that user\'s budgets in the key\'s org count too. 1-150 printable ASCII characters, not `*`',
-    example: 'user_123',
-    maxLength: USER_ID_MAX_LENGTH,
-    pattern: USER_ID_PATTERN,
-    patternMessage: 'must be printable ASCII characters, and not "*"',
-    optional: true,
-  })
+  @EndUserIdField({ description: 'The end user of the request (X-On-Behalf-Of of the client request): that user\'s budgets in the key\'s org count too. 1-150 printable ASCII characters, not `*`', optional: true })
   user_id?: string;
 }
 

@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { ID_PATTERN } from '../../common/ids';
 import { Check, IntField, StringField } from '../../common/validation';
-import { MODEL_MAX_LENGTH, PRINTABLE_PATTERN, USER_ID_MAX_LENGTH, USER_ID_PATTERN } from '../../usage/usage-fields';
+import { EndUserIdField, MODEL_MAX_LENGTH, PRINTABLE_PATTERN } from '../../usage/usage-fields';
 import { BUDGET_OWNERS, BudgetCheckReason, CHECK_REASONS, LIMIT_KINDS } from '../../budgets/dto/budget.dto';
 import type { BudgetOwner, BudgetScope, LimitKind } from '../../budgets/budget.entity';
 import { DENIAL_REASONS, DenialReason, RESERVATION_STATUSES, ReservationStatus } from '../reservation-decision';
@@ -51,15 +51,7 @@ export class CreateReservationDto {
   @IntField({ description: 'Seconds the hold lives unless settled or released (1-3600; default 600)', example: 600, min: 1, max: 3600, optional: true, default: 600 })
   ttl_seconds?: number;
 
-  @StringField({
-    description: "The end user (X-On-Behalf-Of of the request): 1-150 printable ASCII characters, not `*`; that user's budgets in the key's org apply too",
-    example: 'user_123',
-    maxLength: USER_ID_MAX_LENGTH,
-    pattern: USER_ID_PATTERN,
-    patternMessage: 'must be printable ASCII characters, and not "*"',
-    optional: true,
-    nullable: true,
-  })
+  @EndUserIdField({ description: "The end user (X-On-Behalf-Of of the request): 1-150 printable ASCII characters, not `*`; that user's budgets in the key's org apply too", optional: true, nullable: true })
   user_id?: string | null;
 }
 

@@ -12,8 +12,7 @@ import {
   PROJECT_ID_MAX_LENGTH,
   RECORD_ID_MAX_LENGTH,
   SERVICE_TIER_MAX_LENGTH,
-  USER_ID_MAX_LENGTH,
-  USER_ID_PATTERN,
+  EndUserIdField,
 } from '../usage-fields';
 
 export const MAX_BATCH = 1000;
@@ -68,15 +67,7 @@ export class IngestRecordDto {
   @tokenField('Audio output tokens; default 0', 0, true)
   output_audio_tokens?: number;
 
-  @StringField({
-    description: 'The external end user (X-On-Behalf-Of of the original request): 1-150 printable ASCII characters, not `*`',
-    example: 'user_123',
-    maxLength: USER_ID_MAX_LENGTH,
-    pattern: USER_ID_PATTERN,
-    patternMessage: 'must be printable ASCII characters, and not "*"',
-    optional: true,
-    nullable: true,
-  })
+  @EndUserIdField({ description: 'The external end user (X-On-Behalf-Of of the original request): 1-150 printable ASCII characters, not `*`', optional: true, nullable: true })
   user_id?: string | null;
 
   @StringField({ description: 'Project', example: 'proj_search', maxLength: PROJECT_ID_MAX_LENGTH, optional: true, nullable: true })
