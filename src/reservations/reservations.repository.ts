@@ -125,28 +125,21 @@ export class ReservationsRepository {
    * repair, which must see every admission's row).
    */
   async withOrgLock<T>(orgId: string, mode: 'exclusive', work: (manager: EntityManager) => Promise<T>): Promise<T> {
-    const runner: QueryRunner = this.dataSource.createQueryRunner();
-    await runner.connect();
-    try {
-      // One round trip: both are numbers, so the statement is built from no outside text.
-      await runner.query(`BEGIN; SELECT pg_advisory_xact_lock(${RESERVATION_LOCK_CLASS}, ${orgLockKey(orgId)})`);
-      const result = await work(runner.manager);
-      await runner.query('COMMIT');
-      return result;
-    } catch (err) {
-      await runner.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      await runner.release();
-    }
+    // One round trip: both are numbers, so the statement is built from no outside text.
+    return this.inTransaction(`BEGIN; SELECT pg_advisory_xact_lock(${RESERVATION_LOCK_CLASS}, ${orgLockKey(orgId)})`, work);
   }
 
   /** Runs `work` in a read-only REPEATABLE READ transaction: every read sees one snapshot. */
-  async withSnapshot<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
-    const runner = this.dataSource.createQueryRunner();
+  withSnapshot<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    return this.inTransaction('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', work);
+  }
+
+  /** Runs `work` on one connection between `begin` (a statement that opens the transaction) and COMMIT; ROLLBACK when it throws. */
+  private async inTransaction<T>(begin: string, work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    const runner: QueryRunner = this.dataSource.createQueryRunner();
     await runner.connect();
     try {
-      await runner.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      await runner.query(begin);
       const result = await work(runner.manager);
       await runner.query('COMMIT');
       return result;
