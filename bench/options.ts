@@ -17,6 +17,8 @@ export interface BenchOptions {
   keep: boolean;
   port: number;
   seed: number;
+  /** The parts to run (1–6); all by default. */
+  parts: Set<number>;
 }
 
 const USAGE = `Usage: npm run bench -- [options]
@@ -32,6 +34,7 @@ const USAGE = `Usage: npm run bench -- [options]
   --keep                   keep the scratch database
   --port N                 port of the service under test (default 3917)
   --seed N                 seed of the data generator (default 20251121)
+  --parts LIST             run only these parts, e.g. --parts 2,6 (loads only what they need; does not touch BENCHMARKS.md)
 Environment: DATABASE_URL (a PostgreSQL server; default postgres://postgres@127.0.0.1:5432/postgres), REDIS_URL.`;
 
 export function parseOptions(argv: string[], env: Record<string, string | undefined>): BenchOptions {
@@ -47,7 +50,7 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
     const takesValue = !['quick', 'report', 'no-report', 'keep'].includes(name);
     flags.set(name, takesValue ? (inline ?? argv[++i] ?? '') : true);
   }
-  const known = ['quick', 'records', 'small-records', 'ingest-records', 'ingest-clients', 'budgets', 'check-connections', 'check-seconds', 'report', 'no-report', 'keep', 'port', 'seed'];
+  const known = ['quick', 'records', 'small-records', 'ingest-records', 'ingest-clients', 'budgets', 'check-connections', 'check-seconds', 'report', 'no-report', 'keep', 'port', 'seed', 'parts'];
   for (const name of flags.keys()) if (!known.includes(name)) throw new Error(`unknown option --${name}\n${USAGE}`);
   const quick = flags.has('quick');
   const int = (name: string, full: number, smoke = full) => {
@@ -72,7 +75,18 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
     keep: flags.has('keep'),
     port: int('port', 3917),
     seed: int('seed', 20251121),
+    parts: parseParts(flags.get('parts')),
   };
+  if (flags.has('parts') && !flags.has('report')) options.report = false;
   if (options.smallRecords >= options.records) throw new Error('--small-records must be below --records');
   return options;
+}
+
+const ALL_PARTS = [1, 2, 3, 4, 5, 6];
+
+function parseParts(raw: string | true | undefined): Set<number> {
+  if (raw === undefined) return new Set(ALL_PARTS);
+  const parts = String(raw).split(',').map((p) => Number(p.trim()));
+  if (parts.length === 0 || parts.some((p) => !ALL_PARTS.includes(p))) throw new Error(`--parts takes a comma-separated list of 1–6 (got "${raw}")\n${USAGE}`);
+  return new Set(parts);
 }

@@ -85,10 +85,14 @@ async function runParts(options: BenchOptions, service: ServiceProcess, database
 
     const loads: LoadTimings[] = [];
     const queries: QueryMeasurement[] = [];
-    for (const records of [options.smallRecords, options.records]) {
+    const has = (part: number) => options.parts.has(part);
+    // Part 1 reads both data sets; part 2 ingests into the large one; the others need no records.
+    const sizes = has(1) ? [options.smallRecords, options.records] : has(2) ? [options.records] : [];
+    for (const records of sizes) {
       log(`\nLoading ${fmt.count(records)} records over ${DAYS} days`);
       service.enter(`loading ${fmt.count(records)} records`);
       loads.push(await loadUsage(databaseUrl, traffic(), records, from, now, log));
+      if (!has(1)) continue;
       log(`1. Usage query at ${fmt.count(records)} records`);
       service.enter(`1. usage query, ${fmt.count(records)} records`);
       queries.push(
@@ -108,18 +112,63 @@ async function runParts(options: BenchOptions, service: ServiceProcess, database
     }
     reader.close();
 
-    log(`\nStoring ${fmt.count(options.budgets)} budgets`);
-    service.enter('storing budgets');
-    const budgets = await createBudgets(admin, pg, tenancy, options.budgets, log);
+    const sections: Section[] = [];
+    if (loads.length > 0) sections.push(dataSection(loads, 0, 0));
+    if (has(1)) sections.push(usageQuerySection(queries));
+    const budgets = has(2) || has(3) ? await storeBudgets(options, admin, pg, tenancy) : undefined;
+    if (budgets && loads.length > 0) sections[0] = dataSection(loads, budgets.seconds, budgets.budgets);
+    if (has(2)) sections.push(ingestSection(await runIngest(options, service, serviceOptions, databaseUrl, tenancy, traffic)));
+    if (has(3)) sections.push(budgetCheckSection(await runCheck(options, service, tenancy, budgets!)));
+    if (has(4)) {
+      log('4. Alert latency');
+      service.enter('4. alert latency');
+      sections.push(
+        alertLatencySection(
+          await measureAlertLatency({
+            admin,
+            baseUrl: service.baseUrl,
+            ingestKey: tenancy.ingest.key,
+            orgId: largest.orgId,
+            service: serviceOptions,
+            distDir: DIST,
+            crossings: options.quick ? 20 : 200,
+            log,
+          }),
+        ),
+      );
+    }
+    if (has(6)) sections.push(reservationsSection(await runReservations(options, service, admin, pg, tenancy)));
+    service.enter('done');
+    if (has(5)) sections.push(memorySection(service.peaks, (phase) => /^[123]\./.test(phase), service.peakMb()));
+    return sections;
+  } finally {
+    admin.close();
+    await pg.end();
+  }
+}
 
+type Tenancy = Awaited<ReturnType<typeof createTenancy>>;
+
+async function storeBudgets(options: BenchOptions, admin: HttpClient, pg: Client, tenancy: Tenancy) {
+  log(`\nStoring ${fmt.count(options.budgets)} budgets`);
+  return createBudgets(admin, pg, tenancy, options.budgets, log);
+}
+
+async function runIngest(
+  options: BenchOptions,
+  service: ServiceProcess,
+  serviceOptions: ServiceOptions,
+  databaseUrl: string,
+  tenancy: Tenancy,
+  traffic: () => Traffic,
+): Promise<Parameters<typeof ingestSection>[0]> {
     log('2. Ingest');
     service.enter('2. ingest');
     // A second API process beside the first, and a worker folding the rollup journal, for this part only.
     const second = await ServiceProcess.start({ ...serviceOptions, port: options.port + 1 }, DIST);
     const worker = await startWorker(serviceOptions, DIST);
-    let ingest;
     try {
-      ingest = await measureIngest({
+      return await measureIngest({
         baseUrls: [service.baseUrl, second.baseUrl],
         ingestKey: tenancy.ingest.key,
         databaseUrl,
@@ -133,65 +182,45 @@ async function runParts(options: BenchOptions, service: ServiceProcess, database
       worker.kill('SIGTERM');
       await second.stop();
     }
+}
 
-    log('3. Budget check');
-    service.enter('3. budget check');
-    const check = await measureBudgetCheck({
-      baseUrl: service.baseUrl,
-      ingestKey: tenancy.ingest.key,
-      setup: budgets,
-      blockedKey: largest.keys[0].id,
-      servicePid: service.pid,
-      connections: options.checkConnections,
-      seconds: options.checkSeconds,
-      warmupSeconds: options.quick ? 1 : 2,
-    });
-    log(`  check ${fmt.count(check.check.requestsPerSecond)} req/s p99 ${fmt.ms(check.check.latency.p99)} ms; /health/live ${fmt.count(check.live.requestsPerSecond)} req/s`);
-    log('4. Alert latency');
-    service.enter('4. alert latency');
-    const alerts = await measureAlertLatency({
-      admin,
-      baseUrl: service.baseUrl,
-      ingestKey: tenancy.ingest.key,
-      orgId: largest.orgId,
-      service: serviceOptions,
-      distDir: DIST,
-      crossings: options.quick ? 20 : 200,
-      log,
-    });
-    log('6. Reservations');
-    service.enter('6. reservations');
-    const reservations = await measureReservations({
-      baseUrl: service.baseUrl,
-      admin,
-      pg,
-      ingestKey: tenancy.ingest.key,
-      servicePid: service.pid,
-      connections: options.checkConnections,
-      seconds: options.checkSeconds,
-      warmupSeconds: options.quick ? 1 : 2,
-      log,
-    });
-    log(
-      `  hot ${fmt.count(reservations.hot.load.requestsPerSecond)} req/s p99 ${fmt.ms(reservations.hot.load.latency.p99)} ms overshoot ${reservations.hot.overshoot}; ` +
-        `spread ${fmt.count(reservations.spread.load.requestsPerSecond)} req/s p99 ${fmt.ms(reservations.spread.load.latency.p99)} ms overshoot ${reservations.spread.overshoot}; ` +
-        `/health/live ${fmt.count(reservations.live.requestsPerSecond)} req/s`,
-    );
-    service.enter('done');
+async function runCheck(options: BenchOptions, service: ServiceProcess, tenancy: Tenancy, budgets: Awaited<ReturnType<typeof createBudgets>>) {
+  log('3. Budget check');
+  service.enter('3. budget check');
+  const check = await measureBudgetCheck({
+    baseUrl: service.baseUrl,
+    ingestKey: tenancy.ingest.key,
+    setup: budgets,
+    blockedKey: tenancy.tenants[0].keys[0].id,
+    servicePid: service.pid,
+    connections: options.checkConnections,
+    seconds: options.checkSeconds,
+    warmupSeconds: options.quick ? 1 : 2,
+  });
+  log(`  check ${fmt.count(check.check.requestsPerSecond)} req/s p99 ${fmt.ms(check.check.latency.p99)} ms; /health/live ${fmt.count(check.live.requestsPerSecond)} req/s`);
+  return check;
+}
 
-    return [
-      dataSection(loads, budgets.seconds, budgets.budgets),
-      usageQuerySection(queries),
-      ingestSection(ingest),
-      budgetCheckSection(check),
-      alertLatencySection(alerts),
-      memorySection(service.peaks, (phase) => /^[123]\./.test(phase), service.peakMb()),
-      reservationsSection(reservations),
-    ];
-  } finally {
-    admin.close();
-    await pg.end();
-  }
+async function runReservations(options: BenchOptions, service: ServiceProcess, admin: HttpClient, pg: Client, tenancy: Tenancy) {
+  log('6. Reservations');
+  service.enter('6. reservations');
+  const reservations = await measureReservations({
+    baseUrl: service.baseUrl,
+    admin,
+    pg,
+    ingestKey: tenancy.ingest.key,
+    servicePid: service.pid,
+    connections: options.checkConnections,
+    seconds: options.checkSeconds,
+    warmupSeconds: options.quick ? 1 : 2,
+    log,
+  });
+  log(
+    `  hot ${fmt.count(reservations.hot.load.requestsPerSecond)} req/s p99 ${fmt.ms(reservations.hot.load.latency.p99)} ms overshoot ${reservations.hot.overshoot}; ` +
+      `spread ${fmt.count(reservations.spread.load.requestsPerSecond)} req/s p99 ${fmt.ms(reservations.spread.load.latency.p99)} ms overshoot ${reservations.spread.overshoot}; ` +
+      `/health/live ${fmt.count(reservations.live.requestsPerSecond)} req/s`,
+  );
+  return reservations;
 }
 
 function dataSection(loads: LoadTimings[], budgetSeconds: number, budgets: number): Section {
