@@ -40,12 +40,14 @@ describe('usage reports read through a cursor, a few rows at a time', () => {
     return { fetches: sample(text, 'tally_report_fetches_total') ?? 0, rows: sample(text, 'tally_report_rows_total') ?? 0 };
   };
 
-  /** Connections of this test's database still inside a transaction (a cursor not closed). */
+  /** Connections of this test's database left inside a report's transaction (a cursor not closed; the worker's own transactions aside). */
   const openTransactions = async () =>
     Number(
       (
         await t.dataSource.query(
-          `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'`,
+          `SELECT count(*) AS n FROM pg_stat_activity
+           WHERE datname = current_database() AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'
+             AND (query LIKE 'DECLARE report %' OR query LIKE 'FETCH % FROM report')`,
         )
       )[0].n,
     );
