@@ -62,6 +62,11 @@ export interface AppConfig {
   /** Longest a usage or cost report query may run in PostgreSQL (statement_timeout), milliseconds. */
   reportStatementTimeoutMs: number;
   /**
+   * Rows of a report read per round trip from its server-side cursor: a report of tens of
+   * thousands of rows is never held whole in the process.
+   */
+  reportFetchRows: number;
+  /**
    * Port of the worker's own `/metrics` and `/health/live` (0: off). Default 9464 for
    * PROCESS_ROLE=worker; off for `all`, whose API port serves the same metrics, unless set.
    */
@@ -214,6 +219,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     databasePoolSize: integer('DATABASE_POOL_SIZE', 20, 2, 1000),
     workerDatabasePoolSize: integer('WORKER_DATABASE_POOL_SIZE', 10, 2, 1000),
     reportStatementTimeoutMs: integer('REPORT_STATEMENT_TIMEOUT_MS', 30_000, 1, 3_600_000),
+    reportFetchRows: integer('REPORT_FETCH_ROWS', 2000, 1, 1_000_000),
     workerMetricsPort,
     metricsBudgetGauges: boolean('METRICS_BUDGET_GAUGES', false),
     webhookOrgConcurrency: integer('WEBHOOK_ORG_CONCURRENCY', 4, 1, 1000),

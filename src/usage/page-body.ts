@@ -11,18 +11,20 @@ export interface PageBucket<R> {
 /** The `page` object of the usage report and of OpenAI's costs; its buckets may be made as they are read. */
 export interface Page<R> {
   object: 'page';
-  data: Iterable<PageBucket<R>>;
+  data: Iterable<PageBucket<R>> | AsyncIterable<PageBucket<R>>;
   has_more: boolean;
   next_page: string | null;
+  /** Gives back what `data` holds (its database cursor) when the body is not read to the end. */
+  close?(): Promise<void>;
 }
 
 /** Chunks of about this many characters. */
 const CHUNK = 64 * 1024;
 
-function* pageJson<R>(page: Page<R>): Generator<string> {
+async function* pageJson<R>(page: Page<R>): AsyncGenerator<string> {
   let chunk = '{"object":"page","data":[';
   let first = true;
-  for (const bucket of page.data) {
+  for await (const bucket of page.data) {
     chunk += (first ? '' : ',') + JSON.stringify(bucket);
     first = false;
     if (chunk.length >= CHUNK) {
@@ -36,8 +38,11 @@ function* pageJson<R>(page: Page<R>): Generator<string> {
 /**
  * A page as a JSON response body serialised bucket by bucket as the client reads it: a page of
  * tens of thousands of results (168 hourly buckets by key and user) never exists as one string
- * and one buffer of that size.
+ * and one buffer of that size, and its rows are fetched from the database as the body is written.
  */
 export function pageBody<R>(page: Page<R>): StreamableFile {
-  return new StreamableFile(Readable.from(pageJson(page)), { type: 'application/json; charset=utf-8' });
+  const stream = Readable.from(pageJson(page));
+  // Ended, failed or cut by the client (even before its first read): the page's cursor is closed.
+  stream.once('close', () => void page.close?.());
+  return new StreamableFile(stream, { type: 'application/json; charset=utf-8' });
 }

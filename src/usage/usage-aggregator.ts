@@ -1,8 +1,11 @@
-import { HttpStatus, Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
+import { Counter } from 'prom-client';
 import { DataSource } from 'typeorm';
-import { AppException, ErrorCode, ErrorType } from '../common/errors';
+import { AppException } from '../common/errors';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
+import { MetricsService } from '../metrics/metrics.service';
+import { ReportCursor, RowStream } from './report-cursor';
 import { Dimension, Measure, narrowestRollup, NULLABLE_DIMENSIONS, RAW_MEASURE_SQL, rawDimensionSql } from './rollups';
 import { JOURNAL_TABLE } from './rollup-journal';
 import { BucketWidth, ceilTo, DAY, decomposeRange, MINUTE, Granularity, GRANULARITY_SECONDS, Segment, WIDTH_GRANULARITY, WIDTH_SECONDS } from './time-buckets';
@@ -157,30 +160,38 @@ function iso(unixSeconds: number): string {
   return new Date(unixSeconds * 1000).toISOString();
 }
 
-/** PostgreSQL's code for a statement cancelled by statement_timeout. */
-const QUERY_CANCELED = '57014';
-
 /**
  * Runs aggregate queries over the rollups (and raw records for sub-minute edges). Every query runs
  * under REPORT_STATEMENT_TIMEOUT_MS: a report too large to answer in time ends as a 503
- * `report_timeout` instead of holding a connection and a CPU for as long as it takes.
+ * `report_timeout` instead of holding a connection and a CPU for as long as it takes. Rows are
+ * read through a server-side cursor, REPORT_FETCH_ROWS at a time (see report-cursor.ts).
  */
 @Injectable()
 export class UsageAggregator {
+  private readonly fetches: Counter<string>;
+  private readonly fetchedRows: Counter<string>;
+
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {}
+    metrics: MetricsService,
+  ) {
+    this.fetches = metrics.counter('tally_report_fetches_total', 'Round trips that read rows of a usage or cost report from its cursor');
+    this.fetchedRows = metrics.counter('tally_report_rows_total', 'Rows of usage and cost reports read from PostgreSQL');
+  }
 
   async aggregate(query: AggregateQuery): Promise<AggregateRow[]> {
-    return [...(await this.aggregateLazily(query))];
+    const rows: AggregateRow[] = [];
+    for await (const row of await this.aggregateStream(query)) rows.push(row);
+    return rows;
   }
 
   /**
-   * The same rows, in the query's order (bucket first), each converted only when it is reached:
-   * a page of tens of thousands of rows is then never held twice.
+   * The same rows, in the query's order (bucket first), fetched from a cursor and converted as
+   * they are reached: a page of tens of thousands of rows is never held whole. Read them to the
+   * end or close() them: until then they hold a database connection.
    */
-  async aggregateLazily(query: AggregateQuery): Promise<Iterable<AggregateRow>> {
+  async aggregateStream(query: AggregateQuery): Promise<RowStream<AggregateRow>> {
     const now = Date.now() / 1000;
     const planned = { ...query, minuteFrom: query.minuteFrom ?? ceilTo(now - this.config.minuteRollupRetentionDays * DAY, MINUTE) };
     // Sub-minute edges (and minutes past the minute rollup's retention) come from raw records, kept RECORDS_RETENTION_DAYS.
@@ -196,43 +207,21 @@ export class UsageAggregator {
       ]);
     }
     const built = buildAggregateSql(planned);
-    if (!built) return [];
-    const rows = await this.queryWithTimeout(built.sql, built.params);
-    return convertRows(rows, query);
-  }
-
-  /** One query in its own transaction, with a local statement_timeout (the pooled connection keeps no setting). */
-  private async queryWithTimeout(sql: string, params: unknown[]): Promise<Array<Record<string, unknown>>> {
-    const runner = this.dataSource.createQueryRunner();
-    await runner.connect();
-    let open = false;
-    try {
-      // One round trip (simple protocol): the timeout is an integer from validated configuration.
-      await runner.query(`BEGIN; SET LOCAL statement_timeout = ${Math.trunc(this.config.reportStatementTimeoutMs)}`);
-      open = true;
-      const rows: Array<Record<string, unknown>> = await runner.query(sql, params);
-      await runner.query('COMMIT');
-      open = false;
-      return rows;
-    } catch (err) {
-      if (open) await runner.query('ROLLBACK').catch(() => undefined);
-      if ((err as { driverError?: { code?: string } }).driverError?.code === QUERY_CANCELED) {
-        throw new AppException(
-          HttpStatus.SERVICE_UNAVAILABLE,
-          ErrorType.Unavailable,
-          ErrorCode.ReportTimeout,
-          `The report did not finish within ${this.config.reportStatementTimeoutMs} ms; ask for a shorter range, fewer groups or a smaller page`,
-        );
-      }
-      throw err;
-    } finally {
-      await runner.release();
-    }
+    if (!built) return { [Symbol.asyncIterator]: async function* () {}, close: async () => undefined };
+    const cursor = await ReportCursor.open(this.dataSource, built.sql, built.params, {
+      timeoutMs: this.config.reportStatementTimeoutMs,
+      fetchRows: this.config.reportFetchRows,
+      onFetch: (rows) => {
+        this.fetches.inc();
+        this.fetchedRows.inc(rows);
+      },
+    });
+    return { [Symbol.asyncIterator]: () => convertRows(cursor, query), close: () => cursor.close() };
   }
 }
 
-function* convertRows(rows: Array<Record<string, unknown>>, query: AggregateQuery): Generator<AggregateRow> {
-  for (const row of rows) {
+async function* convertRows(rows: AsyncIterable<Record<string, unknown>>, query: AggregateQuery): AsyncGenerator<AggregateRow> {
+  for await (const row of rows) {
     if (!query.measures.some((m) => row[m] !== null)) continue;
     const dimensions: AggregateRow['dimensions'] = {};
     for (const d of query.dimensions) dimensions[d] = NULLABLE_DIMENSIONS.has(d) && row[d] === '' ? null : (row[d] as string | boolean);

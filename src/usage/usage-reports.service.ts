@@ -197,7 +197,7 @@ export class UsageReportsService {
       ]);
     }
     const { buckets, next } = pageOfBuckets(range, width, cursor?.n ?? range.from, query.limit);
-    const rows = await this.aggregator.aggregateLazily({
+    const rows = await this.aggregator.aggregateStream({
       from: buckets[0].start,
       to: buckets[buckets.length - 1].end,
       width: query.width,
@@ -210,6 +210,7 @@ export class UsageReportsService {
       data: bucketsOf(buckets, width, rows, toResult),
       has_more: next !== null,
       next_page: next === null ? null : encodeCursor({ n: next, e: range.to, f: print }),
+      close: () => rows.close(),
     };
   }
 }
@@ -219,13 +220,18 @@ export class UsageReportsService {
  * bucket (the aggregate SQL orders by its keys, bucket first), so each bucket takes the next run
  * of rows whose aligned start is its own.
  */
-function* bucketsOf<R>(buckets: Bucket[], width: number, rows: Iterable<AggregateRow>, toResult: (row: AggregateRow) => R): Generator<PageBucket<R>> {
-  const iterator = rows[Symbol.iterator]();
-  let row = iterator.next();
+async function* bucketsOf<R>(
+  buckets: Bucket[],
+  width: number,
+  rows: AsyncIterable<AggregateRow>,
+  toResult: (row: AggregateRow) => R,
+): AsyncGenerator<PageBucket<R>> {
+  const iterator = rows[Symbol.asyncIterator]();
+  let row = await iterator.next();
   for (const b of buckets) {
     const aligned = b.start - (b.start % width);
     const results: R[] = [];
-    for (; !row.done && row.value.bucket! <= aligned; row = iterator.next()) {
+    for (; !row.done && row.value.bucket! <= aligned; row = await iterator.next()) {
       if (row.value.bucket === aligned) results.push(toResult(row.value));
     }
     yield { object: 'bucket', start_time: b.start, end_time: b.end, results };

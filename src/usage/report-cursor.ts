@@ -1,0 +1,119 @@
+import { HttpStatus } from '@nestjs/common';
+import type { DataSource, QueryRunner } from 'typeorm';
+import { AppException, ErrorCode, ErrorType } from '../common/errors';
+
+/** PostgreSQL's code for a statement cancelled by statement_timeout. */
+const QUERY_CANCELED = '57014';
+
+/** Rows that are read as they are iterated; `close()` gives back what they hold when they are not read to the end. */
+export interface RowStream<T> extends AsyncIterable<T> {
+  close(): Promise<void>;
+}
+
+export interface ReportCursorOptions {
+  /** statement_timeout of each statement, and the longest wait for the reader between two fetches (ms). */
+  timeoutMs: number;
+  /** Rows per FETCH. */
+  fetchRows: number;
+  /** Told the number of rows of every FETCH. */
+  onFetch?: (rows: number) => void;
+}
+
+/**
+ * The rows of one report query, read through a server-side cursor (`DECLARE … CURSOR` in its own
+ * transaction, so one snapshot) `fetchRows` at a time: a report of tens of thousands of rows is
+ * never held whole by the driver (as a plain query's result would be, for the whole request).
+ *
+ * {@link open} runs the first FETCH, which runs the query (its grouping and sort) under
+ * statement_timeout: a report that cannot finish in time fails there, before a response is begun.
+ * The connection goes back to the pool as soon as the last row is fetched, on `close()`, or when
+ * the reader has asked for nothing for `timeoutMs` (a client that stops reading does not keep a
+ * connection: its next read fails and the response is cut).
+ */
+export class ReportCursor implements RowStream<Record<string, unknown>> {
+  private batch: Array<Record<string, unknown>> = [];
+  private exhausted = false;
+  private inTransaction = false;
+  private closing?: Promise<void>;
+  private stall?: NodeJS.Timeout;
+
+  private constructor(
+    private readonly runner: QueryRunner,
+    private readonly options: ReportCursorOptions,
+  ) {}
+
+  static async open(dataSource: DataSource, sql: string, params: unknown[], options: ReportCursorOptions): Promise<ReportCursor> {
+    const runner = dataSource.createQueryRunner();
+    await runner.connect();
+    const cursor = new ReportCursor(runner, options);
+    try {
+      // One round trip (simple protocol): the timeout is an integer from validated configuration.
+      // A declared cursor is planned for its first rows (cursor_tuple_fraction 0.1 by default);
+      // every row is read here, so it gets the plan a plain query would.
+      await runner.query(`BEGIN; SET LOCAL statement_timeout = ${Math.trunc(options.timeoutMs)}; SET LOCAL cursor_tuple_fraction = 1`);
+      cursor.inTransaction = true;
+      await runner.query(`DECLARE report NO SCROLL CURSOR FOR ${sql}`, params);
+      await cursor.fetch();
+    } catch (err) {
+      await cursor.close();
+      throw reportError(err, options.timeoutMs);
+    }
+    return cursor;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Record<string, unknown>> {
+    try {
+      for (;;) {
+        const batch = this.batch;
+        this.batch = [];
+        yield* batch;
+        if (this.exhausted) return;
+        await this.fetch();
+      }
+    } finally {
+      await this.close();
+    }
+  }
+
+  /** Ends the transaction and gives the connection back (once; later calls wait for the first). */
+  close(): Promise<void> {
+    return (this.closing ??= (async () => {
+      clearTimeout(this.stall);
+      this.batch = [];
+      try {
+        // Read-only: COMMIT and ROLLBACK end it alike (and close the cursor).
+        if (this.inTransaction) await this.runner.query('ROLLBACK').catch(() => undefined);
+      } finally {
+        await this.runner.release();
+      }
+    })());
+  }
+
+  private async fetch(): Promise<void> {
+    clearTimeout(this.stall);
+    if (this.closing) throw new Error(`The report's reader asked for nothing for ${this.options.timeoutMs} ms; its cursor was closed`);
+    const rows: Array<Record<string, unknown>> = await this.runner.query(`FETCH ${Math.trunc(this.options.fetchRows)} FROM report`);
+    this.options.onFetch?.(rows.length);
+    if (this.closing) return; // closed by its reader meanwhile
+    if (rows.length < this.options.fetchRows) {
+      // The last rows: the connection goes back before they are read.
+      this.exhausted = true;
+      await this.close();
+    } else {
+      this.stall = setTimeout(() => void this.close(), this.options.timeoutMs);
+      this.stall.unref();
+    }
+    this.batch = rows;
+  }
+}
+
+/** A statement cancelled by statement_timeout is a 503 `report_timeout`; anything else as it is. */
+function reportError(err: unknown, timeoutMs: number): unknown {
+  if ((err as { driverError?: { code?: string } }).driverError?.code !== QUERY_CANCELED) return err;
+  return new AppException(
+    HttpStatus.SERVICE_UNAVAILABLE,
+    ErrorType.Unavailable,
+    ErrorCode.ReportTimeout,
+    `The report did not finish within ${timeoutMs} ms; ask for a shorter range, fewer groups or a smaller page`,
+  );
+}
