@@ -82,6 +82,16 @@ export class AlertQueuesService {
     await this.evaluateScopes(scopes);
   }
 
+  /**
+   * After ingest, with the touched budgets already read (the ingest workflow reads them once for
+   * every step): one evaluation per distinct scope and UTC day of the records, one Redis round trip.
+   */
+  async evaluateBudgets(budgets: Array<{ scope: EvaluateScopePayload['scope']; scopeId: string }>, days: string[]): Promise<void> {
+    if (this.redis.status !== 'ready') throw new RedisUnavailableError();
+    const scopes = new Map(budgets.map((b) => [`${b.scope}:${b.scopeId}`, b]));
+    await this.evaluateScopes([...scopes.values()].flatMap((b) => days.map((day) => ({ scope: b.scope, scopeId: b.scopeId, day }))));
+  }
+
   /** Delivery jobs of new alerts, by deterministic id: enqueueing an alert twice is a no-op. */
   async deliverAlerts(alertIds: string[]): Promise<void> {
     if (alertIds.length === 0) return;

@@ -149,15 +149,24 @@ export class ReservationCounters {
     for (const w of [...removals.map((r) => r.window), ...additions.map((a) => a.window)]) {
       if (w.orgId !== orgId) throw new Error('settle(): every window must belong to the org');
     }
+    // Additions grouped per window (one key triple each) with their exact sum: see settle.lua.
+    const windows = new Map<string, { window: CounterWindow; sum: bigint; pairs: string[] }>();
+    for (const a of additions) {
+      const id = this.windowKeys(a.window)[0];
+      let entry = windows.get(id);
+      if (!entry) windows.set(id, (entry = { window: a.window, sum: 0n, pairs: [] }));
+      entry.sum += a.amount;
+      entry.pairs.push(a.recordId, a.amount.toString());
+    }
     const keys = [
       ...removals.flatMap((r) => [...this.windowKeys(r.window), this.rebuildKeys(r.window)[0]]),
-      ...additions.flatMap((a) => [this.windowKeys(a.window)[0], this.pendingKey(a.window), this.rebuildKeys(a.window)[1]]),
+      ...[...windows.values()].flatMap(({ window }) => [this.windowKeys(window)[0], this.pendingKey(window), this.rebuildKeys(window)[1]]),
     ];
     const args = [
       String(removals.length),
-      String(additions.length),
+      String(windows.size),
       ...removals.map((r) => r.reservationId),
-      ...additions.flatMap((a) => [a.recordId, a.amount.toString()]),
+      ...[...windows.values()].flatMap(({ sum, pairs }) => [String(pairs.length / 2), sum.toString(), ...pairs]),
     ];
     return Number(await this.run('settle', keys, args));
   }
