@@ -48,20 +48,6 @@ export class BudgetStateRefresher implements OnApplicationShutdown {
   }
 
   /**
-   * After ingest: the budgeted scopes among an org, some of its keys and the teams and end users of
-   * the records (scopes without a budget are left alone).
-   */
-  async refreshForUsage(orgId: string, apiKeyIds: string[], teamIds?: string[], userIds?: string[]): Promise<Evaluation[]> {
-    const version = await this.store.nextVersion();
-    const budgets = await this.repository.findForUsage(orgId, apiKeyIds, teamIds, userIds);
-    if (budgets.length === 0) return [];
-    const scopes = new Map(budgets.map((b) => [refKey(b), { scope: b.scope, scopeId: b.scopeId }]));
-    const evaluations = await this.evaluator.evaluateCurrent(budgets);
-    await this.store.write(statesOf([...scopes.values()], evaluations), version);
-    return evaluations;
-  }
-
-  /**
    * After ingest, with the touched budgets already read by the caller *after* it took `version`
    * ({@link BlockStateStore.nextVersion}): re-evaluates them and rewrites their scopes' states.
    */

@@ -1,6 +1,4 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { AlertQueuesService } from '../alerts/alert-queues.service';
-import { EvaluationBacklog } from '../alerts/evaluation-backlog';
 import { Budget } from '../budgets/budget.entity';
 import { BudgetRepository } from '../budgets/budget.repository';
 import { BudgetStateRefresher } from '../budgets/budget-state-refresher';
@@ -9,6 +7,7 @@ import { RedisUnavailableError } from '../redis/redis-unavailable';
 import { ReservationSettlementService } from '../reservations/reservation-settlement.service';
 import { IngestRecordDto } from '../usage/dto/ingest.dto';
 import { UsageIngestService, UsageTouched } from '../usage/usage-ingest.service';
+import { EvaluationEnqueuer } from './evaluation-enqueuer';
 
 /**
  * What an ingest does, in order (the REST batch endpoint and every other ingest path call this):
@@ -20,9 +19,10 @@ import { UsageIngestService, UsageTouched } from '../usage/usage-ingest.service'
  *    by it in one step (each record once: duplicates are never passed on);
  * 4. per org with new records, rewrite the block state of its budgeted scopes, so the check blocks
  *    before the ingest answers;
- * 5. enqueue evaluations of those scopes in the windows the records fell in (late records alert
- *    for their own window).
- * Steps 2 to 5 never fail or hold up the ingest: when Redis is down they give up at once; the
+ * 5. ask for evaluations of those scopes in the windows the records fell in (late records alert
+ *    for their own window): {@link EvaluationEnqueuer} merges them across concurrent ingests and
+ *    enqueues them after the answer (alerts are asynchronous; the block state is already written).
+ * Steps 3 and 4 run side by side. Steps 2 to 5 never fail or hold up the ingest: when Redis is down they give up at once; the
  * reservation reconciler repairs the counters, the evaluations go to the PostgreSQL backlog, and
  * the worker's evaluate-all repairs the block state once Redis is back.
  */
@@ -35,8 +35,7 @@ export class IngestWorkflow {
     private readonly budgets: BudgetRepository,
     private readonly settlement: ReservationSettlementService,
     private readonly refresher: BudgetStateRefresher,
-    private readonly queues: AlertQueuesService,
-    private readonly backlog: EvaluationBacklog,
+    private readonly evaluations: EvaluationEnqueuer,
   ) {}
 
   async ingest(records: IngestRecordDto[]): Promise<{ accepted: number; duplicates: number }> {
@@ -57,8 +56,8 @@ export class IngestWorkflow {
       await Promise.all(touched.map((t) => this.keep(t)));
       return;
     }
-    await this.settlement.settle(stored, budgets.flat());
-    await Promise.all(touched.map((t, i) => this.afterUsage(t, budgets[i], version)));
+    // The counters and the block state are apart: steps 3 and 4 run side by side.
+    await Promise.all([this.settlement.settle(stored, budgets.flat()), ...touched.map((t, i) => this.afterUsage(t, budgets[i], version))]);
   }
 
   private async afterUsage(touched: UsageTouched, budgets: Budget[], version: number | Error): Promise<void> {
@@ -71,18 +70,10 @@ export class IngestWorkflow {
       // Redis is down: do not wait for it a second time in this request.
       if (err instanceof RedisUnavailableError) return this.keep(touched);
     }
-    try {
-      await this.queues.evaluateBudgets(budgets, touched.days);
-    } catch (err) {
-      this.logger.warn({ msg: 'Could not enqueue budget evaluations after ingest; kept for evaluate-all', orgId: touched.orgId, ...describeError(err) });
-      await this.keep(touched);
-    }
+    this.evaluations.add(budgets, touched);
   }
 
-  /** Keeps the evaluations in PostgreSQL; the worker's evaluate-all runs them once Redis is back. */
-  private async keep(touched: UsageTouched): Promise<void> {
-    await this.backlog.add(touched).catch((err: unknown) =>
-      this.logger.error({ msg: 'Could not keep the evaluations of an ingest', orgId: touched.orgId, ...describeError(err) }),
-    );
+  private keep(touched: UsageTouched): Promise<void> {
+    return this.evaluations.keep(touched);
   }
 }
