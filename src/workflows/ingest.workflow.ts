@@ -19,9 +19,8 @@ import { EvaluationEnqueuer } from './evaluation-enqueuer';
  *    by it in one step (each record once: duplicates are never passed on);
  * 4. per org with new records, rewrite the block state of its budgeted scopes, so the check blocks
  *    before the ingest answers;
- * 5. ask for evaluations of those scopes in the windows the records fell in (late records alert
- *    for their own window): {@link EvaluationEnqueuer} merges them across concurrent ingests and
- *    enqueues them after the answer (alerts are asynchronous; the block state is already written).
+ * 5. enqueue evaluations of those scopes in the windows the records fell in (late records alert
+ *    for their own window; {@link EvaluationEnqueuer}).
  * Steps 3 and 4 run side by side. Steps 2 to 5 never fail or hold up the ingest: when Redis is down they give up at once; the
  * reservation reconciler repairs the counters, the evaluations go to the PostgreSQL backlog, and
  * the worker's evaluate-all repairs the block state once Redis is back.
@@ -70,7 +69,7 @@ export class IngestWorkflow {
       // Redis is down: do not wait for it a second time in this request.
       if (err instanceof RedisUnavailableError) return this.keep(touched);
     }
-    this.evaluations.add(budgets, touched);
+    await this.evaluations.add(budgets, touched);
   }
 
   private keep(touched: UsageTouched): Promise<void> {
