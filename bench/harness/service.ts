@@ -53,7 +53,9 @@ export class ServiceProcess {
   }
 
   static async start(options: ServiceOptions, distDir: string): Promise<ServiceProcess> {
-    const child = spawn(process.execPath, [join(distDir, 'src', 'main.js')], {
+    // BENCH_SERVICE_NODE_ARGS: extra node flags for the service under test (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+    const nodeArgs = (process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const child = spawn(process.execPath, [...nodeArgs, join(distDir, 'src', 'main.js')], {
       env: {
         ...process.env,
         PROCESS_ROLE: 'api',

@@ -1,4 +1,3 @@
-import { BudgetRepository } from '../budgets/budget.repository';
 import { InjectQueue } from '@nestjs/bullmq';
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
@@ -39,7 +38,6 @@ export class AlertQueuesService {
     @InjectDataSource() private readonly dataSource: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(REDIS) private readonly redis: Redis,
-    private readonly budgets: BudgetRepository,
   ) {}
 
   /** Re-registers the evaluate-all scheduler when it is gone (Redis flushed or restarted empty). */
@@ -69,17 +67,10 @@ export class AlertQueuesService {
     await this.fast(() => this.evaluate.addBulk(scopes.map((data) => ({ name: EvaluateJob.Scope, data, opts: evaluateScopeOptions(data) }))));
   }
 
-  /**
-   * After ingest: evaluations of the budgeted scopes it touched (the org, its keys, the teams and
-   * end users of the records), one per scope and UTC day of the records (one indexed query, then
-   * one Redis round trip).
-   */
-  async evaluateUsage(orgId: string, apiKeyIds: string[], days: string[], teamIds?: string[], userIds?: string[]): Promise<void> {
+  /** Evaluations merged by the ingest workflow (one per scope and day): one Redis round trip; fails at once while Redis is down. */
+  async evaluatePayloads(payloads: EvaluateScopePayload[]): Promise<void> {
     if (this.redis.status !== 'ready') throw new RedisUnavailableError();
-    const scopes: EvaluateScopePayload[] = (await this.budgets.scopesForUsage(orgId, apiKeyIds, teamIds, userIds)).flatMap((scope) =>
-      days.map((day) => ({ scope: scope.scope, scopeId: scope.scopeId, day })),
-    );
-    await this.evaluateScopes(scopes);
+    await this.evaluateScopes(payloads);
   }
 
   /** Delivery jobs of new alerts, by deterministic id: enqueueing an alert twice is a no-op. */

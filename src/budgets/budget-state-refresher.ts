@@ -5,6 +5,7 @@ import { BlockEntry, BlockStateStore, ScopeRef, ScopeState } from './budget-bloc
 import { Evaluation } from './budget-evaluation';
 import { BudgetEvaluator } from './budget-evaluator';
 import { BudgetRepository } from './budget.repository';
+import { Budget } from './budget.entity';
 
 const REPAIR_RETRY_MS = 1000;
 const ORPHAN_PAGE = 500;
@@ -47,17 +48,20 @@ export class BudgetStateRefresher implements OnApplicationShutdown {
   }
 
   /**
-   * After ingest: the budgeted scopes among an org, some of its keys and the teams and end users of
-   * the records (scopes without a budget are left alone).
+   * After ingest, with the touched budgets already read by the caller *after* it took `version`
+   * ({@link BlockStateStore.nextVersion}): re-evaluates them and rewrites their scopes' states.
    */
-  async refreshForUsage(orgId: string, apiKeyIds: string[], teamIds?: string[], userIds?: string[]): Promise<Evaluation[]> {
-    const version = await this.store.nextVersion();
-    const budgets = await this.repository.findForUsage(orgId, apiKeyIds, teamIds, userIds);
+  async refreshLoaded(version: number, budgets: Budget[]): Promise<Evaluation[]> {
     if (budgets.length === 0) return [];
     const scopes = new Map(budgets.map((b) => [refKey(b), { scope: b.scope, scopeId: b.scopeId }]));
     const evaluations = await this.evaluator.evaluateCurrent(budgets);
     await this.store.write(statesOf([...scopes.values()], evaluations), version);
     return evaluations;
+  }
+
+  /** The version a refresh takes before it reads budgets or spend. */
+  nextVersion(): Promise<number> {
+    return this.store.nextVersion();
   }
 
   /** Rewrites the state of blocking scopes that no longer have a budget (a delete whose refresh was lost). */

@@ -32,19 +32,6 @@ export class BudgetRepository {
     return this.budgets.createQueryBuilder('b').where(sql, params).orderBy('b.id').getMany();
   }
 
-  /** The distinct scopes among the budgets an ingest touched (see {@link findForUsage}). */
-  async scopesForUsage(orgId: string, apiKeyIds: string[], teamIds?: string[], userIds?: string[]): Promise<ScopeRef[]> {
-    const { sql, params } = usageScopesSql(orgId, apiKeyIds, teamIds, userIds);
-    const rows: Array<{ scope: ScopeRef['scope']; scopeId: string }> = await this.budgets
-      .createQueryBuilder('b')
-      .select('b.scope', 'scope')
-      .addSelect('b.scope_id', 'scopeId')
-      .distinct(true)
-      .where(sql, params)
-      .getRawMany();
-    return rows.map((row) => ({ scope: row.scope, scopeId: row.scopeId }));
-  }
-
   /** Budgets with at least one `block` threshold, by org (the reservation reconciler walks them). */
   findBlocking(): Promise<Budget[]> {
     return this.budgets.createQueryBuilder('b').where(`b.thresholds @> '[{"action": "block"}]'::jsonb`).orderBy('b.org_id').addOrderBy('b.id').getMany();

@@ -5,7 +5,7 @@ import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum';
 import type { FastifyRequest } from 'fastify';
 import { AppException, ErrorCode, ErrorType } from './errors';
 import { toAppException } from './error-mapping';
-import { FORBIDDEN_KEYS, isPlainNumberText, parseKeepingNumbers } from './exact-json';
+import { FORBIDDEN_KEYS, parseKeepingNumbers } from './exact-json';
 
 /** Deepest JSON nesting a request body may have; ours need 3 levels. */
 const MAX_JSON_DEPTH = 16;
@@ -18,27 +18,36 @@ const MAX_JSON_DEPTH = 16;
  */
 export function parseJsonObject(body: string): Record<string, unknown> {
   let depth = 0;
-  let inString = false;
   let exact = false;
   for (let i = 0; i < body.length; i++) {
     const c = body.charCodeAt(i);
-    if (inString) {
-      if (c === 92 /* \ */) i++;
-      else if (c === 34 /* " */) inString = false;
-    } else if (c === 34) inString = true;
-    else if (c === 123 || c === 91) {
+    if (c === 34 /* " */) {
+      // A string: jump to its closing quote (one not escaped by an odd run of backslashes).
+      let end = body.indexOf('"', i + 1);
+      while (end !== -1 && escaped(body, end)) end = body.indexOf('"', end + 1);
+      if (end === -1) break; // unterminated: JSON.parse refuses it
+      i = end;
+    } else if (c === 123 || c === 91) {
       if (++depth > MAX_JSON_DEPTH) throw AppException.badRequest(ErrorCode.InvalidJson, `The request body nests deeper than ${MAX_JSON_DEPTH} levels`);
     } else if (c === 125 || c === 93) depth--;
     else if (c === 45 || (c >= 48 && c <= 57)) {
-      // A number (outside strings, only numbers hold '-' or digits): read to its end.
-      const start = i;
-      while (i + 1 < body.length && isNumberChar(body.charCodeAt(i + 1))) i++;
-      if (!exact && !isPlainNumberText(body.slice(start, i + 1))) exact = true;
+      // A number (outside strings, only numbers hold '-' or digits): read to its end, in place.
+      let digits = 0;
+      for (;;) {
+        const d = body.charCodeAt(i);
+        if (d >= 48 && d <= 57) digits++;
+        else if (d === 101 || d === 69) exact = true; // e, E
+        if (i + 1 >= body.length || !isNumberChar(body.charCodeAt(i + 1))) break;
+        i++;
+      }
+      if (digits > 15) exact = true;
     }
   }
   let value: unknown;
   try {
-    value = JSON.parse(body, (key, v) => (FORBIDDEN_KEYS.has(key) ? undefined : v));
+    // The reviver (a call per value) only when a prototype key may be in the text, escaped or not.
+    const mayHoldForbidden = body.includes('\\u') || [...FORBIDDEN_KEYS].some((key) => body.includes(key));
+    value = mayHoldForbidden ? JSON.parse(body, (key, v) => (FORBIDDEN_KEYS.has(key) ? undefined : v)) : JSON.parse(body);
   } catch {
     throw AppException.badRequest(ErrorCode.InvalidJson, 'The request body is not valid JSON');
   }
@@ -48,6 +57,13 @@ export function parseJsonObject(body: string): Record<string, unknown> {
   // Valid JSON (JSON.parse said so): read it again, keeping the text of every non-plain number.
   if (exact) value = parseKeepingNumbers(body);
   return value as Record<string, unknown>;
+}
+
+/** True when the quote at `at` is escaped (preceded by an odd number of backslashes). */
+function escaped(text: string, at: number): boolean {
+  let backslashes = 0;
+  for (let j = at - 1; j >= 0 && text.charCodeAt(j) === 92; j--) backslashes++;
+  return backslashes % 2 === 1;
 }
 
 function isNumberChar(c: number): boolean {

@@ -63,10 +63,11 @@ const KEY_GRACE_MS = 2 * 86_400_000;
 /** How long a request id is remembered in Redis (PostgreSQL's unique key stays the backstop). */
 const IDEMPOTENCY_GRACE_MS = 86_400_000;
 
-type Script = 'admit' | 'settle' | 'loadBegin' | 'loadFinish' | 'reconcile';
+type Script = 'admit' | 'settle' | 'settleSums' | 'loadBegin' | 'loadFinish' | 'reconcile';
 const SCRIPT_FILES: Record<Script, string> = {
   admit: 'admit.lua',
   settle: 'settle.lua',
+  settleSums: 'settle-sums.lua',
   loadBegin: 'load-begin.lua',
   loadFinish: 'load-finish.lua',
   reconcile: 'reconcile.lua',
@@ -137,8 +138,10 @@ export class ReservationCounters {
   }
 
   /**
-   * Removes holds and adds the spend of records in one step, per org (one script call each).
-   * Returns the number of holds that were still there.
+   * Removes holds and adds the spend of records in one step, per org (one script call each;
+   * without holds to remove, a first call adds whole windows' sums and a second, if needed, the
+   * windows a rebuild or reconciler is looking at, record by record). Returns the number of holds
+   * that were still there.
    */
   async settle(
     orgId: string,
@@ -149,15 +152,35 @@ export class ReservationCounters {
     for (const w of [...removals.map((r) => r.window), ...additions.map((a) => a.window)]) {
       if (w.orgId !== orgId) throw new Error('settle(): every window must belong to the org');
     }
+    // Additions grouped per window, with their exact sum (Lua numbers are doubles).
+    const grouped = new Map<string, { window: CounterWindow; sum: bigint; records: Array<{ recordId: string; amount: bigint }> }>();
+    for (const a of additions) {
+      const id = `${a.window.budgetId}:${a.window.start}`;
+      let entry = grouped.get(id);
+      if (!entry) grouped.set(id, (entry = { window: a.window, sum: 0n, records: [] }));
+      entry.sum += a.amount;
+      entry.records.push(a);
+    }
+    let windows = [...grouped.values()];
+    if (removals.length === 0 && windows.length > 0) {
+      // Without holds to remove, most windows take their sum in one step (settle-sums.lua); the rest go record by record below.
+      const deferred = (await this.run(
+        'settleSums',
+        windows.flatMap(({ window }) => [this.windowKeys(window)[0], this.rebuildKeys(window)[1]]),
+        windows.map((w) => w.sum.toString()),
+      )) as number[];
+      windows = deferred.map((j) => windows[j - 1]);
+      if (windows.length === 0) return 0;
+    }
     const keys = [
       ...removals.flatMap((r) => [...this.windowKeys(r.window), this.rebuildKeys(r.window)[0]]),
-      ...additions.flatMap((a) => [this.windowKeys(a.window)[0], this.pendingKey(a.window), this.rebuildKeys(a.window)[1]]),
+      ...windows.flatMap(({ window }) => [this.windowKeys(window)[0], this.pendingKey(window), this.rebuildKeys(window)[1]]),
     ];
     const args = [
       String(removals.length),
-      String(additions.length),
+      String(windows.length),
       ...removals.map((r) => r.reservationId),
-      ...additions.flatMap((a) => [a.recordId, a.amount.toString()]),
+      ...windows.flatMap(({ sum, records }) => [String(records.length), sum.toString(), ...records.flatMap((r) => [r.recordId, r.amount.toString()])]),
     ];
     return Number(await this.run('settle', keys, args));
   }

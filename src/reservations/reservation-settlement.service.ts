@@ -38,30 +38,19 @@ export class ReservationSettlementService {
    * Never throws: the records are stored whatever happens here. A failure leaves the counters
    * behind PostgreSQL (the reconciler repairs them) and the hold to expire by itself.
    */
-  async settle(records: SettledRecord[]): Promise<void> {
+  async settle(records: SettledRecord[], loaded?: Budget[]): Promise<void> {
     if (records.length === 0) return;
     try {
-      await this.settleOrThrow(records);
+      await this.settleOrThrow(records, loaded);
     } catch (err) {
       this.metrics.settleFailed();
       this.logger.error({ msg: 'Settling reservations after an ingest failed; the reconciler will repair the counters', ...describeError(err) });
     }
   }
 
-  private async settleOrThrow(records: SettledRecord[]): Promise<void> {
-    const scopesByOrg = new Map<string, { keys: Set<string>; teams: Set<string>; users: Set<string> }>();
-    for (const r of records) {
-      let scopes = scopesByOrg.get(r.orgId);
-      if (!scopes) scopesByOrg.set(r.orgId, (scopes = { keys: new Set(), teams: new Set(), users: new Set() }));
-      scopes.keys.add(r.apiKeyId);
-      if (r.teamId) scopes.teams.add(r.teamId);
-      if (r.userId) scopes.users.add(r.userId);
-    }
-    const budgets = (
-      await Promise.all([...scopesByOrg].map(([orgId, s]) => this.budgets.findForUsage(orgId, [...s.keys], [...s.teams], [...s.users])))
-    )
-      .flat()
-      .filter((b) => lowestBlockPct(b) !== undefined);
+  /** `loaded`: the budgets of the records' scopes, when the caller read them already (the ingest workflow). */
+  private async settleOrThrow(records: SettledRecord[], loaded?: Budget[]): Promise<void> {
+    const budgets = (loaded ?? (await this.budgetsOf(records))).filter((b) => lowestBlockPct(b) !== undefined);
     const settled = await this.repository.settle(
       records.filter((r) => r.reservationId).map((r) => ({ orgId: r.orgId, apiKeyId: r.apiKeyId, reservationId: r.reservationId!, recordId: r.id })),
     );
@@ -73,18 +62,49 @@ export class ReservationSettlementService {
       return entry;
     };
     for (const row of settled) of(row.orgId).removals.push(...this.reservations.holdWindows(row));
+    // Budgets by the scope they count (see appliesTo); the last window of each, reused while records fall in it.
+    const byScope = new Map<string, Budget[]>();
+    for (const budget of budgets) {
+      const key = scopeOf(budget);
+      byScope.set(key, [...(byScope.get(key) ?? []), budget]);
+    }
+    const lastWindow = new Map<Budget, CounterWindow>();
     for (const record of records) {
-      for (const budget of budgets.filter((b) => appliesTo(b, record))) {
+      const applying = [`org:${record.orgId}`, `apikey:${record.orgId}:${record.apiKeyId}`, `team:${record.orgId}:${record.teamId}`, `user:${record.orgId}:${record.userId}`];
+      for (const budget of applying.flatMap((key) => byScope.get(key) ?? [])) {
+        if (!appliesTo(budget, record)) continue;
         const amount = budget.limitKind === 'cost' ? record.costNano : record.tokens;
         if (amount === 0n) continue;
-        // The record's window in the budget's own time zone (the same function the evaluator uses).
-        const window = currentWindow(budget, new Date(record.createdAt * 1000));
-        const counter: CounterWindow = { orgId: record.orgId, budgetId: budget.id, start: seconds(window.start), end: seconds(window.end) };
+        let counter = lastWindow.get(budget);
+        if (!counter || record.createdAt < counter.start || record.createdAt >= counter.end) {
+          // The record's window in the budget's own time zone (the same function the evaluator uses).
+          const window = currentWindow(budget, new Date(record.createdAt * 1000));
+          counter = { orgId: record.orgId, budgetId: budget.id, start: seconds(window.start), end: seconds(window.end) };
+          lastWindow.set(budget, counter);
+        }
         of(record.orgId).additions.push({ window: counter, recordId: record.id, amount });
       }
     }
     await Promise.all([...perOrg].map(([orgId, { removals, additions }]) => this.counters.settle(orgId, removals, additions)));
   }
+
+  /** Every budget of the records' scopes (org, key, team, end user). */
+  private async budgetsOf(records: SettledRecord[]): Promise<Budget[]> {
+    const scopesByOrg = new Map<string, { keys: Set<string>; teams: Set<string>; users: Set<string> }>();
+    for (const r of records) {
+      let scopes = scopesByOrg.get(r.orgId);
+      if (!scopes) scopesByOrg.set(r.orgId, (scopes = { keys: new Set(), teams: new Set(), users: new Set() }));
+      scopes.keys.add(r.apiKeyId);
+      if (r.teamId) scopes.teams.add(r.teamId);
+      if (r.userId) scopes.users.add(r.userId);
+    }
+    return (await Promise.all([...scopesByOrg].map(([orgId, s]) => this.budgets.findForUsage(orgId, [...s.keys], [...s.teams], [...s.users])))).flat();
+  }
+}
+
+/** The key {@link appliesTo} matches a record's scopes by (a superset: appliesTo decides). */
+function scopeOf(budget: Budget): string {
+  return budget.scope === 'org' ? `org:${budget.orgId}` : `${budget.scope}:${budget.orgId}:${budget.scope === 'apikey' ? budget.scopeId : displayScopeId(budget)}`;
 }
 
 function appliesTo(budget: Budget, record: SettledRecord): boolean {

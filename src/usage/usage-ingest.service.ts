@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { InjectDataSource } from '@nestjs/typeorm';
+import type { PoolClient } from 'pg';
 import { DataSource, EntityManager } from 'typeorm';
 import { AppException, FieldProblem } from '../common/errors';
 import { computeCostNano, MAX_BIGINT } from '../common/money';
@@ -65,6 +66,9 @@ interface KeyRow {
   org_id: string;
   team_id: string | null;
 }
+
+const INSERT_SQL = insertRecordsSql();
+const INSERT_STATEMENT = 'tally_insert_records';
 
 /** Serialises rollup rebuilds (exclusive) against ingests (shared) per org; first key of pg_advisory_xact_lock(int, int). */
 export const ROLLUP_LOCK_CLASS = 7_240_116;
@@ -163,7 +167,14 @@ export class UsageIngestService {
       `SELECT pg_advisory_xact_lock_shared(${ROLLUP_LOCK_CLASS}, h) FROM (SELECT DISTINCT hashtext(o) AS h FROM unnest($1::text[]) o ORDER BY 1) l`,
       [orgIds],
     );
-    const inserted: Array<{ org_id: string; id: string }> = await manager.query(insertRecordsSql(), recordColumns(records));
+    // A named statement: planned once per connection (partitions added later invalidate it in PostgreSQL).
+    const client = (await manager.queryRunner!.connect()) as PoolClient;
+    const inserted: Array<{ org_id: string; id: string }> = (
+      await client.query({ name: INSERT_STATEMENT, text: INSERT_SQL, values: recordColumns(records) }).catch((err: unknown) => {
+        // Read like TypeORM's QueryFailedError by the retry logic of store().
+        throw Object.defineProperty(err as object, 'driverError', { value: err, enumerable: false });
+      })
+    ).rows;
     const insertedKeys = new Set(inserted.map((row) => `${row.org_id}\u0000${row.id}`));
     const fresh = records.filter((r) => insertedKeys.has(`${r.orgId}\u0000${r.id}`));
     return fresh;

@@ -1,24 +1,27 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { AlertQueuesService } from '../alerts/alert-queues.service';
-import { EvaluationBacklog } from '../alerts/evaluation-backlog';
+import { Budget } from '../budgets/budget.entity';
+import { BudgetRepository } from '../budgets/budget.repository';
 import { BudgetStateRefresher } from '../budgets/budget-state-refresher';
 import { describeError } from '../common/error-mapping';
 import { RedisUnavailableError } from '../redis/redis-unavailable';
 import { ReservationSettlementService } from '../reservations/reservation-settlement.service';
 import { IngestRecordDto } from '../usage/dto/ingest.dto';
 import { UsageIngestService, UsageTouched } from '../usage/usage-ingest.service';
+import { EvaluationEnqueuer } from './evaluation-enqueuer';
 
 /**
  * What an ingest does, in order (the REST batch endpoint and every other ingest path call this):
  * 1. store the records ({@link UsageIngestService.ingest}: validated, deduplicated, committed);
- * 2. settle reservations ({@link ReservationSettlementService.settle}): the new records' spend
+ * 2. take a block-state version, then read the budgets of the touched scopes once (the key, org,
+ *    team and end-user budgets of each org with new records): steps 3 to 5 share that read;
+ * 3. settle reservations ({@link ReservationSettlementService.settle}): the new records' spend
  *    goes into the reservation counters, and the holds of the reservations they name are replaced
  *    by it in one step (each record once: duplicates are never passed on);
- * 3. per org with new records, rewrite the block state of its budgeted scopes (the key and org
- *    budgets), so the check blocks before the ingest answers;
- * 4. enqueue evaluations of those scopes in the windows the records fell in (late records alert
- *    for their own window).
- * Steps 2 to 4 never fail or hold up the ingest: when Redis is down they give up at once; the
+ * 4. per org with new records, rewrite the block state of its budgeted scopes, so the check blocks
+ *    before the ingest answers;
+ * 5. enqueue evaluations of those scopes in the windows the records fell in (late records alert
+ *    for their own window; {@link EvaluationEnqueuer}).
+ * Steps 3 and 4 run side by side. Steps 2 to 5 never fail or hold up the ingest: when Redis is down they give up at once; the
  * reservation reconciler repairs the counters, the evaluations go to the PostgreSQL backlog, and
  * the worker's evaluate-all repairs the block state once Redis is back.
  */
@@ -28,39 +31,48 @@ export class IngestWorkflow {
 
   constructor(
     private readonly usage: UsageIngestService,
+    private readonly budgets: BudgetRepository,
     private readonly settlement: ReservationSettlementService,
     private readonly refresher: BudgetStateRefresher,
-    private readonly queues: AlertQueuesService,
-    private readonly backlog: EvaluationBacklog,
+    private readonly evaluations: EvaluationEnqueuer,
   ) {}
 
   async ingest(records: IngestRecordDto[]): Promise<{ accepted: number; duplicates: number }> {
     const { accepted, duplicates, stored, touched } = await this.usage.ingest(records);
-    await this.settlement.settle(stored);
-    await Promise.all(touched.map((scope) => this.afterUsage(scope)));
+    if (touched.length > 0) await this.afterStore(stored, touched);
     return { accepted, duplicates };
   }
 
-  private async afterUsage(touched: UsageTouched): Promise<void> {
+  private async afterStore(stored: Parameters<ReservationSettlementService['settle']>[0], touched: UsageTouched[]): Promise<void> {
+    // The version comes before any read of budgets or spend (see BudgetStateRefresher).
+    const version = await this.refresher.nextVersion().catch((err: unknown) => err as Error);
+    let budgets: Budget[][];
     try {
-      await this.refresher.refreshForUsage(touched.orgId, touched.apiKeyIds, touched.teamIds, touched.userIds);
+      budgets = await Promise.all(touched.map((t) => this.budgets.findForUsage(t.orgId, t.apiKeyIds, t.teamIds, t.userIds)));
+    } catch (err) {
+      this.logger.warn({ msg: 'Could not read the budgets an ingest touched; evaluate-all will refresh them', ...describeError(err) });
+      await this.settlement.settle(stored); // reads them itself, or reports its failure
+      await Promise.all(touched.map((t) => this.keep(t)));
+      return;
+    }
+    // The counters and the block state are apart: steps 3 and 4 run side by side.
+    await Promise.all([this.settlement.settle(stored, budgets.flat()), ...touched.map((t, i) => this.afterUsage(t, budgets[i], version))]);
+  }
+
+  private async afterUsage(touched: UsageTouched, budgets: Budget[], version: number | Error): Promise<void> {
+    if (budgets.length === 0) return;
+    try {
+      if (version instanceof Error) throw version;
+      await this.refresher.refreshLoaded(version, budgets);
     } catch (err) {
       this.logger.warn({ msg: 'Could not refresh budget state after ingest; evaluate-all will', orgId: touched.orgId, ...describeError(err) });
       // Redis is down: do not wait for it a second time in this request.
       if (err instanceof RedisUnavailableError) return this.keep(touched);
     }
-    try {
-      await this.queues.evaluateUsage(touched.orgId, touched.apiKeyIds, touched.days, touched.teamIds, touched.userIds);
-    } catch (err) {
-      this.logger.warn({ msg: 'Could not enqueue budget evaluations after ingest; kept for evaluate-all', orgId: touched.orgId, ...describeError(err) });
-      await this.keep(touched);
-    }
+    await this.evaluations.add(budgets, touched);
   }
 
-  /** Keeps the evaluations in PostgreSQL; the worker's evaluate-all runs them once Redis is back. */
-  private async keep(touched: UsageTouched): Promise<void> {
-    await this.backlog.add(touched).catch((err: unknown) =>
-      this.logger.error({ msg: 'Could not keep the evaluations of an ingest', orgId: touched.orgId, ...describeError(err) }),
-    );
+  private keep(touched: UsageTouched): Promise<void> {
+    return this.evaluations.keep(touched);
   }
 }

@@ -4,6 +4,7 @@ import { BudgetsModule } from '../budgets/budgets.module';
 import { ReservationsModule } from '../reservations/reservations.module';
 import { UsageModule } from '../usage/usage.module';
 import { BudgetChangeWorkflow } from './budget-change.workflow';
+import { EvaluationEnqueuer } from './evaluation-enqueuer';
 import { IngestWorkflow } from './ingest.workflow';
 
 /**
@@ -12,7 +13,7 @@ import { IngestWorkflow } from './ingest.workflow';
  */
 @Module({
   imports: [UsageModule, BudgetsModule, AlertsModule, ReservationsModule],
-  providers: [IngestWorkflow, BudgetChangeWorkflow],
+  providers: [IngestWorkflow, BudgetChangeWorkflow, EvaluationEnqueuer],
   exports: [IngestWorkflow, BudgetChangeWorkflow],
 })
 export class WorkflowsModule {}
