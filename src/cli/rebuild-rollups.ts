@@ -1,6 +1,7 @@
 import 'reflect-metadata';
+import { DataSource } from 'typeorm';
 import { loadConfig } from '../config/app-config';
-import { createDataSource } from '../database/data-source';
+import { dataSourceOptions } from '../database/data-source';
 import { RebuildProgress, rebuildRollups, RebuildTotals } from '../usage/rollup-rebuild';
 import { Output, textProgressBar } from './progress';
 
@@ -26,7 +27,7 @@ export function summary(totals: RebuildTotals, seconds: number): string {
 export async function main(env: Record<string, string | undefined> = process.env, out: Output = process.stderr): Promise<RebuildTotals> {
   const url = env.DATABASE_URL;
   if (!url) throw new Error('Set DATABASE_URL to the database whose rollups to rebuild');
-  const dataSource = createDataSource(url, { extra: { max: 2, application_name: 'tally-rollups-rebuild' } });
+  const dataSource = new DataSource(dataSourceOptions(url, {}, 2, 'tally-rollups-rebuild'));
   await dataSource.initialize();
   const started = Date.now();
   try {

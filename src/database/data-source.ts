@@ -1,9 +1,24 @@
+import { Client, ClientConfig } from 'pg';
 import { DataSource, DataSourceOptions } from 'typeorm';
 import { ENTITIES } from './entities';
 import { MIGRATIONS } from '../../migrations';
 
 /** The name of the worker's own data source (its own pool; see app.module.ts). */
 export const WORKER_DATA_SOURCE = 'worker';
+
+/**
+ * The pool's client class. A server that drops a connection (restart, `pg_terminate_backend`, a
+ * dropped database) makes pg emit `error` on the client; pg-pool listens while a client is idle and
+ * TypeORM while a query runner holds it, but in the moments between (and on a client TypeORM has
+ * let go of after an earlier error) nothing does, and an unheard `error` event ends the process.
+ * This listener hears it always; the failure still reaches the code through its next query.
+ */
+class ListenedClient extends Client {
+  constructor(config?: string | ClientConfig) {
+    super(config);
+    this.on('error', () => undefined);
+  }
+}
 
 /** The one data source definition shared by the app, the CLI and the tests. */
 export function dataSourceOptions(url: string, overrides: Partial<DataSourceOptions> = {}, poolSize = 20, applicationName = 'tally'): DataSourceOptions {
@@ -19,6 +34,7 @@ export function dataSourceOptions(url: string, overrides: Partial<DataSourceOpti
     logging: false,
     connectTimeoutMS: 5000,
     extra: {
+      Client: ListenedClient,
       max: poolSize,
       // Fail fast while the database is down instead of queueing forever.
       connectionTimeoutMillis: 5000,
