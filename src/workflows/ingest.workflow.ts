@@ -52,7 +52,7 @@ export class IngestWorkflow {
     } catch (err) {
       this.logger.warn({ msg: 'Could not read the budgets an ingest touched; evaluate-all will refresh them', ...describeError(err) });
       await this.settlement.settle(stored); // reads them itself, or reports its failure
-      await Promise.all(touched.map((t) => this.keep(t)));
+      await Promise.all(touched.map((t) => this.evaluations.keep(t)));
       return;
     }
     // The counters and the block state are apart: steps 3 and 4 run side by side.
@@ -67,12 +67,8 @@ export class IngestWorkflow {
     } catch (err) {
       this.logger.warn({ msg: 'Could not refresh budget state after ingest; evaluate-all will', orgId: touched.orgId, ...describeError(err) });
       // Redis is down: do not wait for it a second time in this request.
-      if (err instanceof RedisUnavailableError) return this.keep(touched);
+      if (err instanceof RedisUnavailableError) return this.evaluations.keep(touched);
     }
     await this.evaluations.add(budgets, touched);
-  }
-
-  private keep(touched: UsageTouched): Promise<void> {
-    return this.evaluations.keep(touched);
   }
 }
