@@ -75,8 +75,21 @@ export async function measureReservations(options: {
   const run = randomBytes(3).toString('hex');
   const live = [{ method: 'GET', path: '/health/live' }];
 
-  // Warm-up: loads every budget's counters (a first admission in a window rebuilds them from
-  // PostgreSQL) and tells the rate, which sizes the limits so that each measured run reaches them.
+  // Warm-up: one reservation on every key loads every budget's counters (a first admission in a
+  // window rebuilds them from PostgreSQL; autocannon's connections each walk the request list from
+  // its start, so a timed run alone would leave most keys cold), then a timed run tells the rate,
+  // which sizes the limits so that each measured run reaches them.
+  const warmer = new HttpClient(options.baseUrl, options.ingestKey, options.connections);
+  const allKeys = [hotKey.id, ...spreadKeys];
+  await Promise.all(
+    Array.from({ length: options.connections }, async (_c, lane) => {
+      for (let i = lane; i < allKeys.length; i += options.connections) {
+        const body = { request_id: `cold-${run}-${i}`, api_key_id: allKeys[i], model: 'bench-model', input_tokens: 50, max_output_tokens: 50, min_output_tokens: 50, ttl_seconds: 3600 };
+        await warmer.json('POST', '/api/v1/llm/budgets/reservations', body);
+      }
+    }),
+  );
+  warmer.close();
   const warm = await runLoad(options.baseUrl, bodies(`warm-${run}`, [hotKey.id, ...spreadKeys]), options.connections, Math.max(options.warmupSeconds, 2), undefined, true);
   await runLoad(options.baseUrl, live, options.connections, options.warmupSeconds);
   const expected = BigInt(Math.ceil(warm.requestsPerSecond * options.seconds));
