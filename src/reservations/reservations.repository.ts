@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
+import { PoolClient, QueryResult } from 'pg';
 import { DataSource, EntityManager, QueryRunner, Repository } from 'typeorm';
 import { Budget } from '../budgets/budget.entity';
 import { scopeKey } from '../budgets/budget-scope';
@@ -52,12 +53,26 @@ function discard(runner: QueryRunner, err: Error): Promise<void> {
   return (runner as unknown as { releasePostgresConnection(err: Error): Promise<void> }).releasePostgresConnection(err);
 }
 
+/** Takes the org's reservation lock shared, until the transaction ends, and reads the budgets that may apply. */
+const ADMISSION_SQL = `SELECT ${BUDGET_COLUMNS}
+  FROM (SELECT pg_advisory_xact_lock_shared($1, $2)) l
+  LEFT JOIN budgets b ON (b.scope = 'org' AND b.scope_id = $3) OR (b.scope = 'apikey' AND b.scope_id = $4)
+    OR (b.scope = 'team' AND b.scope_id = $5) OR (b.scope = 'user' AND b.scope_id = $6)`;
+
 const INSERT_RESERVATION = `INSERT INTO reservations (org_id, id, api_key_id, request_id, user_id, model, input_tokens, max_output_tokens, min_output_tokens,
     granted_output_tokens, status, reserved_tokens, reserved_cost_nano, holds, decision, expires_at, created_at)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
   ON CONFLICT (org_id, api_key_id, request_id) DO NOTHING RETURNING id`;
 
-function insertParams(r: Reservation): unknown[] {
+/** The admission's two statements, prepared once per connection (see {@link ReservationsRepository.admission}). */
+const PREPARE_ADMISSION =
+  `PREPARE tally_reservation_admit(int, int, varchar, varchar, varchar, varchar) AS ${ADMISSION_SQL}; ` +
+  `PREPARE tally_reservation_insert AS ${INSERT_RESERVATION}`;
+
+/** The pool's connections that have the admission's statements. */
+const PREPARED = new WeakSet<PoolClient>();
+
+function insertParams(r: Reservation): Array<string | null> {
   return [
     r.orgId, r.id, r.apiKeyId, r.requestId, r.userId, r.model, r.inputTokens, r.maxOutputTokens, r.minOutputTokens,
     r.grantedOutputTokens, r.status, r.reservedTokens, r.reservedCostNano, JSON.stringify(r.holds), JSON.stringify(r.decision),
@@ -79,44 +94,58 @@ export class ReservationsRepository {
   ) {}
 
   /**
-   * An admission's section: takes the org's reservation lock shared (admissions run side by side)
-   * and reads the budgets of the key, of the org, of the key's team and of the end user (null:
-   * none) in one statement, runs `work` (the Redis
-   * admission, then the autocommitted insert of the reservation) on that connection, and unlocks
-   * after, without waiting for it. A rebuild takes the lock exclusively, so it sees the row of
-   * every admission that granted from counters it is about to replace. Session-level, so the
-   * insert commits on its own: two round trips to PostgreSQL in the admission's path.
+   * An admission's section, in one transaction on one connection: takes the org's reservation lock
+   * shared (admissions run side by side) and reads the budgets of the key, of the org, of the
+   * key's team and of the end user (null: none), runs `work` (the Redis admission, then `store`:
+   * the insert of the reservation and the COMMIT, which lets the lock go). A rebuild takes the lock
+   * exclusively, so it sees the row of every admission that granted from counters it is about to
+   * replace. Two round trips to PostgreSQL in the admission's path: each is a simple-protocol
+   * string (`BEGIN; EXECUTE …` and `EXECUTE …; COMMIT`) of statements prepared once per connection,
+   * with the values as escaped literals. Without `store`, or when anything fails, the transaction
+   * is rolled back (or the connection closed) and nothing is written.
    */
-  async admission<T>(orgId: string, apiKeyId: string, scopes: { teamId: string | null; userId: string | null }, work: (budgets: Budget[], manager: EntityManager) => Promise<T>): Promise<T> {
+  async admission<T>(
+    orgId: string,
+    apiKeyId: string,
+    scopes: { teamId: string | null; userId: string | null },
+    work: (budgets: Budget[], store: (reservation: Reservation) => Promise<boolean>) => Promise<T>,
+  ): Promise<T> {
     const runner: QueryRunner = this.dataSource.createQueryRunner();
-    await runner.connect();
-    let locked = false;
+    const client = (await runner.connect()) as PoolClient;
+    const literal = (value: string | null) => (value === null ? 'NULL' : client.escapeLiteral(value));
+    let open = false;
     try {
-      const rows: Array<Record<string, unknown>> = await runner.query(
-        `SELECT ${BUDGET_COLUMNS}
-         FROM (SELECT pg_advisory_lock_shared($1, $2)) l
-         LEFT JOIN budgets b ON (b.scope = 'org' AND b.scope_id = $3) OR (b.scope = 'apikey' AND b.scope_id = $4)
-           OR (b.scope = 'team' AND b.scope_id = $5::varchar) OR (b.scope = 'user' AND b.scope_id = $6::varchar)`,
-        [
-          RESERVATION_LOCK_CLASS,
-          orgLockKey(orgId),
-          orgId,
-          apiKeyId,
-          scopes.teamId === null ? null : scopeKey('team', orgId, scopes.teamId),
-          scopes.userId === null ? null : scopeKey('user', orgId, scopes.userId),
-        ],
-      );
-      locked = true;
-      return await work(rows.filter((r) => r.id !== null).map(toBudget), runner.manager);
-    } finally {
-      if (locked) {
-        void runner.query('SELECT pg_advisory_unlock_shared($1, $2)', [RESERVATION_LOCK_CLASS, orgLockKey(orgId)]).then(
+      if (!PREPARED.has(client)) {
+        await client.query(PREPARE_ADMISSION);
+        PREPARED.add(client);
+      }
+      open = true;
+      const [, read] = (await client.query(
+        `BEGIN; EXECUTE tally_reservation_admit(${RESERVATION_LOCK_CLASS}, ${orgLockKey(orgId)}, ${literal(orgId)}, ${literal(apiKeyId)}, ` +
+          `${literal(scopes.teamId === null ? null : scopeKey('team', orgId, scopes.teamId))}, ${literal(scopes.userId === null ? null : scopeKey('user', orgId, scopes.userId))})`,
+      )) as unknown as QueryResult<Record<string, unknown>>[];
+      const store = async (reservation: Reservation) => {
+        const [inserted] = (await client.query(
+          `EXECUTE tally_reservation_insert(${insertParams(reservation).map(literal).join(', ')}); COMMIT`,
+        )) as unknown as QueryResult[];
+        open = false;
+        return inserted.rows.length === 1;
+      };
+      const result = await work(read.rows.filter((r) => r.id !== null).map(toBudget), store);
+      if (open) {
+        open = false;
+        void client.query('ROLLBACK').then(
           () => runner.release(),
           (err: Error) => discard(runner, err),
         );
       } else {
-        await discard(runner, new Error('the lock statement did not complete'));
+        await runner.release();
       }
+      return result;
+    } catch (err) {
+      // The transaction's state is unknown: closing the connection rolls it back and lets the lock go.
+      await discard(runner, err as Error);
+      throw err;
     }
   }
 
@@ -175,9 +204,9 @@ export class ReservationsRepository {
     return rows.map((r) => r.id);
   }
 
-  /** Inserts a reservation (autocommitted, on the admission's connection); false when (org, key, request id) is already stored. */
-  async insert(reservation: Reservation, manager?: EntityManager): Promise<boolean> {
-    const rows: unknown[] = await (manager ?? this.dataSource).query(INSERT_RESERVATION, insertParams(reservation));
+  /** Inserts a reservation outside an admission (a revoked key's denial); false when (org, key, request id) is already stored. */
+  async insert(reservation: Reservation): Promise<boolean> {
+    const rows: unknown[] = await this.dataSource.query(INSERT_RESERVATION, insertParams(reservation));
     return rows.length === 1;
   }
 

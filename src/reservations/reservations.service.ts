@@ -1,5 +1,4 @@
 import { Injectable } from '@nestjs/common';
-import { EntityManager } from 'typeorm';
 import { ApiKeysService } from '../auth/api-keys.service';
 import { BudgetEvaluator } from '../budgets/budget-evaluator';
 import { newId } from '../common/ids';
@@ -61,9 +60,9 @@ export class ReservationsService {
       // Read before the locked section: a second connection taken inside it could starve the pool.
       const prices = await this.priceOf(dto.model, new Date());
       const scopes = { teamId: key.teamId, userId: dto.user_id ?? null };
-      const attempt = await this.repository.admission(orgId, dto.api_key_id, scopes, (budgets, manager) => {
+      const attempt = await this.repository.admission(orgId, dto.api_key_id, scopes, (budgets, store) => {
         const now = new Date();
-        return this.attempt(orgId, dto, now, applicableBudgets(budgets, now, (b, step) => this.evaluator.isolate(b, step)), prices, manager);
+        return this.attempt(orgId, dto, now, applicableBudgets(budgets, now, (b, step) => this.evaluator.isolate(b, step)), prices, store);
       });
       if (attempt.kind === 'stored') {
         this.metrics.decided(attempt.row);
@@ -107,7 +106,7 @@ export class ReservationsService {
     now: Date,
     budgets: ApplicableBudget[],
     prices: TokenPrices | undefined,
-    manager?: EntityManager,
+    store: (reservation: Reservation) => Promise<boolean>,
   ): Promise<Attempt> {
     const input = dto.input_tokens;
     const maxOut = dto.max_output_tokens;
@@ -170,7 +169,7 @@ export class ReservationsService {
       expiresAt: outcome.held ? new Date(outcome.expiresAtMs) : null,
       createdAt: new Date(outcome.nowMs),
     } satisfies Partial<Reservation>);
-    if (await this.repository.insert(row, manager)) return { kind: 'stored', row };
+    if (await store(row)) return { kind: 'stored', row };
     // The request id is stored already (Redis had forgotten it): undo this hold, answer the stored one.
     if (row.holds.length > 0) await this.counters.settle(orgId, this.holdWindows(row), []);
     return { kind: 'replay' };
