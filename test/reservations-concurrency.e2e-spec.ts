@@ -63,8 +63,9 @@ describe('reservations: a strict cap under concurrency, over two API processes',
       expect(granted).toHaveLength(100);
       expect(granted.every((r) => r.body.granted_output_tokens === 50 && r.body.reserved.tokens === '100')).toBe(true);
       expect(new Set(answers.map((r) => r.body.denied_by[0]?.reason).filter(Boolean))).toEqual(new Set(['budget_exhausted']));
-      // Both processes granted some: the cap held across them, not inside one.
-      expect(new Set(answers.map((r, i) => (r.body.allowed ? i % 2 : -1)).filter((p) => p >= 0))).toEqual(new Set([0, 1]));
+      // Each process decided its half against the same counters: the cap held across them, not
+      // inside one. (Which process granted how many depends on timing: one may take all 100.)
+      for (const parity of [0, 1]) expect(answers.filter((r, i) => i % 2 === parity && typeof r.body.allowed === 'boolean')).toHaveLength(BURST / 2);
 
       // Settle every grant with its reserved usage, from both processes at once, 10 records a batch.
       const records = granted.map((r) => record(keyId, { model: options.model, input_tokens: 50, output_tokens: 50, created_at: nowSeconds(), reservation_id: r.body.id } as never));

@@ -1,13 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
-import { PoolClient, QueryResult } from 'pg';
 import { DataSource, EntityManager, QueryRunner, Repository } from 'typeorm';
-import { Budget } from '../budgets/budget.entity';
-import { scopeKey } from '../budgets/budget-scope';
+import { AdmissionBatches, AdmissionWork, INSERT_RESERVATION, insertParams, orgLockKey, RESERVATION_LOCK_CLASS } from './admission-batches';
 import { Reservation } from './reservation.entity';
 
-/** First key of pg_advisory_xact_lock(int, int) for reservations: admissions share it per org, rebuilds and the reconciler take it alone. */
-export const RESERVATION_LOCK_CLASS = 7_240_117;
+export { orgLockKey, RESERVATION_LOCK_CLASS };
 
 /** A live hold as stored: one budget window of one reservation. */
 export interface StoredHold {
@@ -18,135 +15,37 @@ export interface StoredHold {
   expiresAtMs: number;
 }
 
-/** The org's lock key: a 32-bit FNV-1a hash of its id, as a signed integer (inlined into SQL as a number). */
-export function orgLockKey(orgId: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < orgId.length; i++) {
-    hash ^= orgId.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return hash | 0;
-}
-
-const BUDGET_COLUMNS = `b.id, b.scope, b.scope_id, b.org_id, b.owner, b.period, b.limit_kind, b.limit_value::text AS limit_value, b.thresholds, b.timezone`;
-
-function toBudget(row: Record<string, unknown>): Budget {
-  return Object.assign(new Budget(), {
-    id: row.id,
-    scope: row.scope,
-    scopeId: row.scope_id,
-    orgId: row.org_id,
-    owner: row.owner,
-    period: row.period,
-    limitKind: row.limit_kind,
-    limitValue: row.limit_value,
-    thresholds: row.thresholds,
-    timezone: row.timezone,
-  });
-}
-
 /**
- * Closes the connection instead of returning it to the pool: it may still hold a session lock.
- * (TypeORM's PostgresQueryRunner passes the error to the pg pool, which then destroys the client.)
- */
-function discard(runner: QueryRunner, err: Error): Promise<void> {
-  return (runner as unknown as { releasePostgresConnection(err: Error): Promise<void> }).releasePostgresConnection(err);
-}
-
-/** Takes the org's reservation lock shared, until the transaction ends, and reads the budgets that may apply. */
-const ADMISSION_SQL = `SELECT ${BUDGET_COLUMNS}
-  FROM (SELECT pg_advisory_xact_lock_shared($1, $2)) l
-  LEFT JOIN budgets b ON (b.scope = 'org' AND b.scope_id = $3) OR (b.scope = 'apikey' AND b.scope_id = $4)
-    OR (b.scope = 'team' AND b.scope_id = $5) OR (b.scope = 'user' AND b.scope_id = $6)`;
-
-const INSERT_RESERVATION = `INSERT INTO reservations (org_id, id, api_key_id, request_id, user_id, model, input_tokens, max_output_tokens, min_output_tokens,
-    granted_output_tokens, status, reserved_tokens, reserved_cost_nano, holds, decision, expires_at, created_at)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-  ON CONFLICT (org_id, api_key_id, request_id) DO NOTHING RETURNING id`;
-
-/** The admission's two statements, prepared once per connection (see {@link ReservationsRepository.admission}). */
-const PREPARE_ADMISSION =
-  `PREPARE tally_reservation_admit(int, int, varchar, varchar, varchar, varchar) AS ${ADMISSION_SQL}; ` +
-  `PREPARE tally_reservation_insert AS ${INSERT_RESERVATION}`;
-
-/** The pool's connections that have the admission's statements. */
-const PREPARED = new WeakSet<PoolClient>();
-
-function insertParams(r: Reservation): Array<string | null> {
-  return [
-    r.orgId, r.id, r.apiKeyId, r.requestId, r.userId, r.model, r.inputTokens, r.maxOutputTokens, r.minOutputTokens,
-    r.grantedOutputTokens, r.status, r.reservedTokens, r.reservedCostNano, JSON.stringify(r.holds), JSON.stringify(r.decision),
-    r.expiresAt?.toISOString() ?? null, r.createdAt.toISOString(),
-  ];
-}
-
-/**
- * SQL of reservations: the one place that writes to the table. The admission's statement reads
- * the budgets of the key, its org, its team and the end user too (in the statement that takes
- * the lock: one round trip);
- * every other budget read is BudgetRepository's.
+ * SQL of reservations: the one place that writes to the table (with AdmissionBatches, whose
+ * first round trip also reads the budgets of each admission; every other budget read is
+ * BudgetRepository's).
  */
 @Injectable()
 export class ReservationsRepository {
+  private readonly batches: AdmissionBatches;
+
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     @InjectRepository(Reservation) private readonly reservations: Repository<Reservation>,
-  ) {}
+  ) {
+    this.batches = new AdmissionBatches(dataSource);
+  }
 
   /**
-   * An admission's section, in one transaction on one connection: takes the org's reservation lock
-   * shared (admissions run side by side) and reads the budgets of the key, of the org, of the
-   * key's team and of the end user (null: none), runs `work` (the Redis admission, then `store`:
-   * the insert of the reservation and the COMMIT, which lets the lock go). A rebuild takes the lock
-   * exclusively, so it sees the row of every admission that granted from counters it is about to
-   * replace. Two round trips to PostgreSQL in the admission's path: each is a simple-protocol
-   * string (`BEGIN; EXECUTE …` and `EXECUTE …; COMMIT`) of statements prepared once per connection,
-   * with the values as escaped literals. Without `store`, or when anything fails, the transaction
-   * is rolled back (or the connection closed) and nothing is written.
+   * An admission's section, in a transaction shared with the admissions that arrive at the same
+   * time (see {@link AdmissionBatches}): the org's reservation lock taken shared, the budgets of
+   * the key, of the org, of the key's team and of the end user (null: none) read, then `work` runs
+   * (the Redis admission, then `store`, which resolves once the batch's insert has committed: true
+   * when the row was inserted, false when its request id was stored already). Without `store`, the
+   * admission writes nothing.
    */
-  async admission<T>(
+  admission<T>(
     orgId: string,
     apiKeyId: string,
     scopes: { teamId: string | null; userId: string | null },
-    work: (budgets: Budget[], store: (reservation: Reservation) => Promise<boolean>) => Promise<T>,
+    work: AdmissionWork<T>,
   ): Promise<T> {
-    const runner: QueryRunner = this.dataSource.createQueryRunner();
-    const client = (await runner.connect()) as PoolClient;
-    const literal = (value: string | null) => (value === null ? 'NULL' : client.escapeLiteral(value));
-    let open = false;
-    try {
-      if (!PREPARED.has(client)) {
-        await client.query(PREPARE_ADMISSION);
-        PREPARED.add(client);
-      }
-      open = true;
-      const [, read] = (await client.query(
-        `BEGIN; EXECUTE tally_reservation_admit(${RESERVATION_LOCK_CLASS}, ${orgLockKey(orgId)}, ${literal(orgId)}, ${literal(apiKeyId)}, ` +
-          `${literal(scopes.teamId === null ? null : scopeKey('team', orgId, scopes.teamId))}, ${literal(scopes.userId === null ? null : scopeKey('user', orgId, scopes.userId))})`,
-      )) as unknown as QueryResult<Record<string, unknown>>[];
-      const store = async (reservation: Reservation) => {
-        const [inserted] = (await client.query(
-          `EXECUTE tally_reservation_insert(${insertParams(reservation).map(literal).join(', ')}); COMMIT`,
-        )) as unknown as QueryResult[];
-        open = false;
-        return inserted.rows.length === 1;
-      };
-      const result = await work(read.rows.filter((r) => r.id !== null).map(toBudget), store);
-      if (open) {
-        open = false;
-        void client.query('ROLLBACK').then(
-          () => runner.release(),
-          (err: Error) => discard(runner, err),
-        );
-      } else {
-        await runner.release();
-      }
-      return result;
-    } catch (err) {
-      // The transaction's state is unknown: closing the connection rolls it back and lets the lock go.
-      await discard(runner, err as Error);
-      throw err;
-    }
+    return this.batches.run({ orgId, apiKeyId, scopes }, work);
   }
 
   /**

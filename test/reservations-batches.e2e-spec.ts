@@ -1,0 +1,177 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import Redis from 'ioredis';
+import { freePort } from '../src/database/embedded-postgres';
+import { newId } from '../src/common/ids';
+import { redisAnswers } from '../src/redis/redis';
+import { AdmissionBatches, orgLockKey, RESERVATION_LOCK_CLASS } from '../src/reservations/admission-batches';
+import { Reservation } from '../src/reservations/reservation.entity';
+import { blockingBudget, counters, RESERVATIONS, reservationBody } from './helpers/reservations';
+import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
+import { waitFor } from './helpers/wait-for';
+
+/**
+ * Admissions share transactions (group commit, src/reservations/admission-batches.ts): the
+ * batches themselves on the real database, and the caps they keep over several orgs, two API
+ * processes and a Redis that loses everything.
+ */
+describe('reservations: admissions batched into shared transactions', () => {
+  let redis: ChildProcess;
+  let redisUrl: string;
+  let a: TestApp;
+  let b: TestApp;
+  let ingestKey: string;
+  beforeAll(async () => {
+    const port = await freePort();
+    redisUrl = `redis://127.0.0.1:${port}`;
+    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    await waitFor(() => redisAnswers(redisUrl, 300), 'the private redis-server to answer');
+    a = await startTestApp({ REDIS_URL: redisUrl, PROCESS_ROLE: 'api' });
+    b = await startTestApp({ REDIS_URL: redisUrl, REDIS_PREFIX: a.config.redisPrefix, PROCESS_ROLE: 'api' }, { database: a.db });
+    ingestKey = (await createSystemKey(a, 'ingest')).key;
+  });
+  afterAll(async () => {
+    await b?.close();
+    await a?.close();
+    redis?.kill('SIGKILL');
+  });
+
+  /** A held reservation of the key, as an admission would store it. */
+  function row(orgId: string, apiKeyId: string, requestId = `batch-${newId('req')}`): Reservation {
+    return Object.assign(new Reservation(), {
+      orgId, id: newId('res'), apiKeyId, requestId, userId: null, model: 'gpt-4o-mini',
+      inputTokens: '10', maxOutputTokens: '10', minOutputTokens: '1', grantedOutputTokens: '10', status: 'held',
+      reservedTokens: '20', reservedCostNano: '0', holds: [], decision: { denied_by: [], budgets: [] },
+      expiresAt: new Date(Date.now() + 60_000), createdAt: new Date(), recordId: null, settledAt: null, releasedAt: null,
+    } satisfies Partial<Reservation>);
+  }
+
+  /** Which connections (by backend pid) hold the reservation lock of each org, shared, right now. */
+  async function lockHolders(orgIds: string[]): Promise<Map<string, number[]>> {
+    const rows: Array<{ pid: number; objid: string }> = await a.dataSource.query(
+      `SELECT pid, objid::text FROM pg_locks
+       WHERE locktype = 'advisory' AND classid = $1 AND objsubid = 2 AND mode = 'ShareLock' AND granted
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+      [RESERVATION_LOCK_CLASS],
+    );
+    return new Map(orgIds.map((id) => [id, rows.filter((r) => Number(r.objid) === orgLockKey(id) >>> 0).map((r) => r.pid)]));
+  }
+
+  it('admissions of one turn share one transaction; a duplicate request id, a failing admission and a row PostgreSQL refuses each fail alone', async () => {
+    const org = await seedOrg(a, 'Batched');
+    const other = await seedOrg(a, 'Batched-too');
+    const batches = new AdmissionBatches(a.dataSource);
+    const poisoned = `poison-${newId('req')}`;
+    // A real refusal from PostgreSQL for one row, whichever statement inserts it.
+    await a.dataSource.query(`CREATE FUNCTION test_refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.request_id = '${poisoned}' THEN RAISE EXCEPTION 'refused for the test'; END IF; RETURN NEW; END $$`);
+    await a.dataSource.query('CREATE TRIGGER test_refuse_poison BEFORE INSERT ON reservations FOR EACH ROW EXECUTE FUNCTION test_refuse_poison()');
+    try {
+      const seen: Array<Map<string, number[]>> = [];
+      const admit = (orgId: string, keyId: string, reservation: Reservation | 'throw') =>
+        batches.run({ orgId, apiKeyId: keyId, scopes: { teamId: null, userId: null } }, async (_budgets, store) => {
+          // While it decides, one connection holds both orgs' locks: the batch's.
+          seen.push(await lockHolders([org.org.id, other.org.id]));
+          if (reservation === 'throw') throw new Error('this admission failed');
+          return store(reservation);
+        });
+      const good = [row(org.org.id, org.member.id), row(other.org.id, other.member.id), row(org.org.id, org.orgAdmin.id)];
+      const twin = row(org.org.id, org.member.id, good[0].requestId);
+      // All in the same turn of the event loop: one batch.
+      const results = await Promise.allSettled([
+        ...good.map((r) => admit(r.orgId, r.apiKeyId, r)),
+        admit(twin.orgId, twin.apiKeyId, twin),
+        admit(org.org.id, org.member.id, 'throw'),
+        admit(org.org.id, org.member.id, row(org.org.id, org.member.id, poisoned)),
+      ]);
+      expect(seen).toHaveLength(6);
+      for (const holders of seen) {
+        expect([...holders.values()].map((pids) => pids.length)).toEqual([1, 1]);
+        expect(holders.get(org.org.id)).toEqual(holders.get(other.org.id));
+      }
+      expect(results.slice(0, 3)).toEqual(good.map(() => ({ status: 'fulfilled', value: true })));
+      // The same request id again: not inserted (its admission answers the stored one).
+      expect(results[3]).toEqual({ status: 'fulfilled', value: false });
+      expect(results[4]).toMatchObject({ status: 'rejected', reason: { message: 'this admission failed' } });
+      expect(results[5]).toMatchObject({ status: 'rejected' });
+      expect(String((results[5] as PromiseRejectedResult).reason.message)).toContain('refused for the test');
+      // The three good rows are stored; the refused and the failed ones are not.
+      const stored: Array<{ request_id: string }> = await a.dataSource.query('SELECT request_id FROM reservations WHERE org_id = ANY($1) ORDER BY request_id', [[org.org.id, other.org.id]]);
+      expect(stored.map((r) => r.request_id).sort()).toEqual(good.map((r) => r.requestId).sort());
+    } finally {
+      await a.dataSource.query('DROP TRIGGER test_refuse_poison ON reservations; DROP FUNCTION test_refuse_poison()');
+    }
+
+    // A batch whose only row is refused fails that admission; the next batch works.
+    const alone = await batches
+      .run({ orgId: org.org.id, apiKeyId: org.member.id, scopes: { teamId: null, userId: null } }, (_budgets, store) => store(Object.assign(row(org.org.id, org.member.id), { status: 'no-such-status-here' })))
+      .then(() => 'stored', (err: Error) => err.message);
+    expect(alone).not.toBe('stored');
+    const next = row(org.org.id, org.member.id);
+    expect(await batches.run({ orgId: org.org.id, apiKeyId: org.member.id, scopes: { teamId: null, userId: null } }, (_budgets, store) => store(next))).toBe(true);
+  });
+
+  it('several orgs on two processes with a FLUSHDB in the middle: every cap holds exactly, nothing deadlocks, the counters equal PostgreSQL', async () => {
+    const orgs = await Promise.all(
+      [0, 1, 2, 3].map(async (i) => {
+        const org = await seedOrg(a, `Many-${i}`);
+        const budget = (await a.put(`/api/v1/llm/budgets/apikey/${org.member.id}`, blockingBudget('tokens', 5_000))).body;
+        // The org's own budget too: each admission locks and counts two windows.
+        await a.put(`/api/v1/llm/budgets/org/${org.org.id}`, blockingBudget('tokens', 1_000_000, { owner: 'cluster' }));
+        return { org, budget, grants: 0 };
+      }),
+    );
+    const flusher = new Redis(redisUrl);
+    let attempts = 0;
+    let grants = 0;
+    let flushed = false;
+    const problems: string[] = [];
+    await Promise.all(
+      Array.from({ length: 12 }, async (_v, client) => {
+        const app = client % 2 ? b : a;
+        while (attempts < 800) {
+          const target = orgs[attempts++ % orgs.length];
+          const res = await app.post(RESERVATIONS, reservationBody(target.org.member.id, { input_tokens: 50, max_output_tokens: 50, min_output_tokens: 50 }), { key: ingestKey });
+          if (res.status !== 200) {
+            problems.push(`${res.status} ${res.text}`);
+            continue;
+          }
+          if (!res.body.allowed) continue;
+          target.grants++;
+          if (++grants === 80 && !flushed) {
+            flushed = true;
+            await flusher.flushdb();
+          }
+        }
+      }),
+    );
+    flusher.disconnect();
+    expect(problems).toEqual([]);
+    expect(flushed).toBe(true);
+    expect(orgs.map((o) => o.grants)).toEqual([50, 50, 50, 50]);
+    for (const { org, budget } of orgs) {
+      const [stored] = await a.dataSource.query(`SELECT COUNT(*)::int AS held, COALESCE(SUM(reserved_tokens), 0)::text AS tokens FROM reservations WHERE org_id = $1 AND status = 'held'`, [org.org.id]);
+      expect(stored).toEqual({ held: 50, tokens: '5000' });
+      expect(await counters(a, org.org.id, budget.id)).toEqual({ committed: 0n, held: 5_000n });
+    }
+  });
+
+  it('the same request id 20 times at once on two processes, after Redis forgot it: one reservation, every answer names it', async () => {
+    const org = await seedOrg(a, 'Twenty');
+    const budget = (await a.put(`/api/v1/llm/budgets/apikey/${org.member.id}`, blockingBudget('tokens', 10_000))).body;
+    const body = reservationBody(org.member.id);
+    const first = await a.post(RESERVATIONS, body, { key: ingestKey });
+    expect(first.body.allowed).toBe(true);
+    const flusher = new Redis(redisUrl);
+    await flusher.flushdb();
+    flusher.disconnect();
+    const answers = await Promise.all(Array.from({ length: 20 }, (_v, i) => (i % 2 ? b : a).post(RESERVATIONS, body, { key: ingestKey })));
+    expect(answers.map((r) => r.status)).toEqual(Array(20).fill(200));
+    expect(new Set(answers.map((r) => r.body.id))).toEqual(new Set([first.body.id]));
+    const [stored] = await a.dataSource.query('SELECT COUNT(*)::int AS n FROM reservations WHERE org_id = $1', [org.org.id]);
+    expect(stored.n).toBe(1);
+    await waitFor(async () => {
+      const c = await counters(a, org.org.id, budget.id);
+      return c !== null && c.held === 100n;
+    }, 'the counters to hold the one reservation only');
+  });
+});
