@@ -110,6 +110,29 @@ describe('reservations: admissions batched into shared transactions', () => {
     expect(await batches.run({ orgId: org.org.id, apiKeyId: org.member.id, scopes: { teamId: null, userId: null } }, (_budgets, store) => store(next))).toBe(true);
   });
 
+  it('a grant is answered only after its transaction commits: the other process finds it at once, even when COMMIT is slow', async () => {
+    const org = await seedOrg(a, 'Committed');
+    await a.put(`/api/v1/llm/budgets/apikey/${org.member.id}`, blockingBudget('tokens', 10_000));
+    // A deferred constraint trigger runs inside COMMIT: it makes every commit of these rows slow.
+    await a.dataSource.query(`CREATE FUNCTION test_slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.request_id LIKE 'slow-commit-%' THEN PERFORM pg_sleep(0.3); END IF; RETURN NULL; END $$`);
+    await a.dataSource.query(`CREATE CONSTRAINT TRIGGER test_slow_commit AFTER INSERT ON reservations
+      DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_slow_commit()`);
+    try {
+      const granted = await Promise.all(
+        [0, 1, 2].map(async (i) => {
+          const res = await a.post(RESERVATIONS, reservationBody(org.member.id, { request_id: `slow-commit-${i}-${newId('req')}` }), { key: ingestKey });
+          expect(res.body.allowed).toBe(true);
+          // Read-your-writes, from the other API process and its own connection.
+          return (await b.get(`${RESERVATIONS}/${res.body.id}`, { key: ingestKey })).status;
+        }),
+      );
+      expect(granted).toEqual([200, 200, 200]);
+    } finally {
+      await a.dataSource.query('DROP TRIGGER test_slow_commit ON reservations; DROP FUNCTION test_slow_commit()');
+    }
+  });
+
   it('several orgs on two processes with a FLUSHDB in the middle: every cap holds exactly, nothing deadlocks, the counters equal PostgreSQL', async () => {
     const orgs = await Promise.all(
       [0, 1, 2, 3].map(async (i) => {

@@ -222,8 +222,8 @@ export class AdmissionBatches {
       if (storing.length === 0) {
         await client.query('ROLLBACK');
       } else {
-        await this.insert(client, storing);
-        await client.query('COMMIT');
+        const outcomes = await this.insertAndCommit(client, storing);
+        storing.forEach((m, i) => (outcomes[i] instanceof Error ? m.stored!.reject(outcomes[i]) : m.stored!.resolve(outcomes[i] as boolean)));
       }
       await runner.release();
     } catch (err) {
@@ -233,35 +233,39 @@ export class AdmissionBatches {
   }
 
   /**
-   * Inserts the batch's rows in one statement and resolves each `store`. When that statement
+   * Inserts the batch's rows in one statement and commits, in one round trip. When that statement
    * fails, its rows are inserted one by one, each behind its own savepoint, so a row PostgreSQL
-   * refuses fails its own admission only (the others still commit).
+   * refuses fails its own admission only (the others still commit). Per row: inserted (true), its
+   * request id stored already (false), or the error that refused it; nothing before the COMMIT.
    */
-  private async insert(client: PoolClient, storing: Member[]): Promise<void> {
+  private async insertAndCommit(client: PoolClient, storing: Member[]): Promise<Array<boolean | Error>> {
     const statement = (members: Member[]) => {
       const columns = members.map((m) => insertParams(m.row!));
       return `EXECUTE tally_reservation_insert(${INSERT_TYPES.map((t, c) => arrayLiteral(client, columns.map((p) => p[c]), t)).join(', ')})`;
     };
-    const resolve = (members: Member[], result: QueryResult<{ id: string }>) => {
+    const outcome = (members: Member[], result: QueryResult<{ id: string }>) => {
       const ids = new Set(result.rows.map((r) => r.id));
-      for (const m of members) m.stored!.resolve(ids.has(m.row!.id));
+      return members.map((m) => ids.has(m.row!.id));
     };
     try {
-      const [, inserted] = (await client.query(`SAVEPOINT batch; ${statement(storing)}`)) as unknown as QueryResult<{ id: string }>[];
-      resolve(storing, inserted);
-      return;
+      const [, inserted] = (await client.query(`SAVEPOINT batch; ${statement(storing)}; COMMIT`)) as unknown as QueryResult<{ id: string }>[];
+      return outcome(storing, inserted);
     } catch (err) {
+      // The statement failed (the COMMIT after it did not run): the transaction is still open.
       if (storing.length === 1) throw err;
       await client.query('ROLLBACK TO SAVEPOINT batch');
     }
+    const outcomes: Array<boolean | Error> = [];
     for (const m of storing) {
       try {
         const [, inserted] = (await client.query(`SAVEPOINT one; ${statement([m])}; RELEASE SAVEPOINT one`)) as unknown as QueryResult<{ id: string }>[];
-        resolve([m], inserted);
+        outcomes.push(...outcome([m], inserted));
       } catch (err) {
         await client.query('ROLLBACK TO SAVEPOINT one');
-        m.stored!.reject(err);
+        outcomes.push(err as Error);
       }
     }
+    await client.query('COMMIT');
+    return outcomes;
   }
 }
