@@ -1,3 +1,4 @@
+import { ensurePartitions } from '../src/usage/partitions';
 import { JOURNAL_TABLE } from '../src/usage/rollup-journal';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
 import { ingestOk, record, T0 } from './helpers/usage';
@@ -45,6 +46,40 @@ describe('rollup folder (issue 13): the worker moves the journal into the rollup
       expect(metric(text, 'tally_rollup_fold_lag_seconds')).toBe(0);
     } finally {
       await t.close();
+    }
+  });
+
+  it('folds again at once after a fold that moved deltas: it pauses only when the journal was empty', async () => {
+    const api = await startTestApp({ PROCESS_ROLE: 'api' });
+    let worker: TestApp | undefined;
+    const locker = api.dataSource.createQueryRunner();
+    try {
+      const acme = await seedOrg(api);
+      const ingestKey = await createSystemKey(api, 'ingest');
+      await ingestOk(api, ingestKey.key, [record(acme.member.id), record(acme.member.id, { created_at: T0 + 60 })]);
+      // The minute rollup's partition of those records exists, so the first fold needs no second try.
+      await ensurePartitions(api.dataSource, 'usage_rollups_minute', [T0]);
+      // Lock the pending rows: the worker's first fold waits for them, with its rows chosen.
+      await locker.startTransaction();
+      await locker.query(`SELECT 1 FROM ${JOURNAL_TABLE} FOR UPDATE`);
+      // A pause of a minute (longer than the wait below): only a fold that follows at once can move what comes next.
+      worker = await startTestApp({ PROCESS_ROLE: 'all', ROLLUP_FOLD_INTERVAL_MS: '60000' }, { database: api.db });
+      await waitFor(
+        async () => (await api.dataSource.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%DELETE FROM ${JOURNAL_TABLE}%'`)).length > 0,
+        'the first fold to wait for the locked rows',
+      );
+      // Deltas that arrive during that fold: it does not see them.
+      await ingestOk(api, ingestKey.key, [record(acme.member.id, { created_at: T0 + 120 }), record(acme.member.id, { created_at: T0 + 180 })]);
+      expect(await pending(api)).toBe(4);
+      await locker.commitTransaction();
+      await waitFor(async () => (await pending(api)) === 0, 'the next fold to move the deltas that came during the first');
+      const [minute] = await api.dataSource.query(`SELECT count(*)::int AS rows, SUM(num_model_requests)::int AS n FROM usage_rollups_minute`);
+      expect(minute).toEqual({ rows: 4, n: 4 });
+    } finally {
+      if (locker.isTransactionActive) await locker.rollbackTransaction();
+      await locker.release();
+      await worker?.close();
+      await api.close();
     }
   });
 });
