@@ -82,4 +82,25 @@ describe('rollup folder (issue 13): the worker moves the journal into the rollup
       await api.close();
     }
   });
+
+  it('vacuums the journal after it drains, so folded rows leave no dead space behind (autovacuum may be off)', async () => {
+    const t = await startTestApp({ PROCESS_ROLE: 'all', ROLLUP_FOLD_INTERVAL_MS: '20' });
+    try {
+      const acme = await seedOrg(t);
+      const ingestKey = await createSystemKey(t, 'ingest');
+      const journalStats = async () =>
+        (await t.dataSource.query(`SELECT vacuum_count::int AS vacuums, n_dead_tup::int AS dead FROM pg_stat_user_tables WHERE relname = $1`, [JOURNAL_TABLE]))[0];
+      const before = (await journalStats()).vacuums;
+      // 50 minutes: 50 journal rows, folded (deleted) then vacuumed.
+      await ingestOk(t, ingestKey.key, Array.from({ length: 50 }, (_v, i) => record(acme.member.id, { created_at: T0 + i * 60 })));
+      await waitFor(async () => (await pending(t)) === 0, 'the journal to drain');
+      await waitFor(async () => {
+        const stats = await journalStats();
+        return stats.vacuums > before && stats.dead === 0;
+      }, 'a vacuum of the journal that left no dead rows');
+      expect(metric((await t.get('/metrics', { key: null })).text, 'tally_rollup_journal_vacuums_total')).toBeGreaterThanOrEqual(1);
+    } finally {
+      await t.close();
+    }
+  });
 });

@@ -5,8 +5,11 @@ import { DataSource } from 'typeorm';
 import { describeError } from '../common/error-mapping';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
-import { foldBatch, FoldResult } from './rollup-journal';
+import { foldBatch, FoldResult, vacuumJournal } from './rollup-journal';
 import { DAY } from './time-buckets';
+
+/** Journal rows folded between two vacuums of the journal under steady load. */
+const VACUUM_EVERY_DELTAS = 10_000;
 
 /**
  * The worker's folder: moves the rollup journal into the rollups, a batch per transaction, as
@@ -18,6 +21,8 @@ import { DAY } from './time-buckets';
 export class RollupFolderService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(RollupFolderService.name);
   private readonly folded: Counter<string>;
+  private readonly vacuums: Counter<string>;
+  private foldedSinceVacuum = 0;
   private running = false;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
@@ -28,6 +33,7 @@ export class RollupFolderService implements OnApplicationBootstrap, BeforeApplic
     metrics: MetricsService,
   ) {
     this.folded = metrics.counter('tally_rollup_folded_deltas_total', 'Journal rows moved into the rollups by this process');
+    this.vacuums = metrics.counter('tally_rollup_journal_vacuums_total', 'VACUUMs of the rollup journal run by this process');
   }
 
   onApplicationBootstrap(): void {
@@ -52,15 +58,34 @@ export class RollupFolderService implements OnApplicationBootstrap, BeforeApplic
 
   private async run(): Promise<void> {
     while (this.running) {
-      let moved = false;
+      let moved = 0;
       try {
-        moved = (await this.foldOnce()).deltas > 0;
+        moved = (await this.foldOnce()).deltas;
       } catch (err) {
         this.logger.error({ msg: 'A rollup fold failed; it is retried (the journal keeps the deltas, reports stay exact)', ...describeError(err) });
       }
+      await this.vacuumWhenDue(moved);
       // Deltas came in while that fold ran (it sees only what was committed when it started):
       // fold them at once. The lag is then about two folds, not two folds and a pause.
-      if (!moved && this.running) await this.pause(this.config.rollupFoldIntervalMs);
+      if (moved === 0 && this.running) await this.pause(this.config.rollupFoldIntervalMs);
+    }
+  }
+
+  /**
+   * Vacuums the journal every {@link VACUUM_EVERY_DELTAS} rows folded here, and whenever a fold
+   * finds it drained after some: it is a queue, every row is deleted within seconds, and without
+   * a vacuum its dead rows pile up (autovacuum may be off, and its defaults wake once a minute),
+   * so every fold and every spend read scans more pages. A failed vacuum is retried at the next.
+   */
+  private async vacuumWhenDue(moved: number): Promise<void> {
+    this.foldedSinceVacuum += moved;
+    if (this.foldedSinceVacuum === 0 || (moved > 0 && this.foldedSinceVacuum < VACUUM_EVERY_DELTAS)) return;
+    try {
+      await vacuumJournal(this.dataSource);
+      this.foldedSinceVacuum = 0;
+      this.vacuums.inc();
+    } catch (err) {
+      this.logger.warn({ msg: 'Could not vacuum the rollup journal; tried again after the next fold', ...describeError(err) });
     }
   }
 

@@ -136,6 +136,14 @@ export async function dropJournalRange(manager: EntityManager, orgId: string, fr
   return rows[0].n;
 }
 
+/**
+ * Vacuums the journal (outside any transaction): frees the space of folded rows for new ones.
+ * SKIP_LOCKED: when another worker is vacuuming it, this one does nothing.
+ */
+export async function vacuumJournal(dataSource: DataSource): Promise<void> {
+  await dataSource.query(`VACUUM (SKIP_LOCKED) ${JOURNAL_TABLE}`);
+}
+
 /** Pending rows and the age of the oldest, for the metrics. */
 export async function journalBacklog(manager: SqlRunner): Promise<{ rows: number; lagSeconds: number }> {
   const [row] = await manager.query(
