@@ -78,6 +78,9 @@ function bucketOf(table: RollupTable): string {
  * Moves up to $1 journal rows into every rollup: a data-modifying CTE deletes them and each
  * rollup's upsert sums exactly the deleted rows, all in one statement (one transaction). Rows
  * older than $2 (the minute rollup's retention) are not added to the per-minute rollup.
+ * The groups are upserted in no particular order (a hash aggregate: a quarter faster than sorting
+ * when deltas share a minute): no other transaction writes rollup rows meanwhile (one fold at a
+ * time, and the rebuild holds the same lock), so there is no lock order to keep.
  */
 export function foldSql(): string {
   const parts = ROLLUPS.map((r) => {
@@ -87,7 +90,7 @@ export function foldSql(): string {
     return `fold_${r.name} AS (
       INSERT INTO ${r.table} AS r (${[...key, ...MEASURES].join(', ')})
       SELECT ${[bucketOf(r), ...r.dimensions, ...MEASURES.map((m) => `SUM(${m})`)].join(', ')}
-      FROM moved${r.granularity === 'minute' ? ' WHERE bucket_start >= $2' : ''} GROUP BY ${positions} ORDER BY ${positions}
+      FROM moved${r.granularity === 'minute' ? ' WHERE bucket_start >= $2' : ''} GROUP BY ${positions}
       ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${MEASURES.map((m) => `${m} = r.${m} + EXCLUDED.${m}`).join(', ')})`;
   });
   return `WITH moved AS (
