@@ -1,12 +1,9 @@
-import { ChildProcess, spawn } from 'node:child_process';
 import Redis from 'ioredis';
-import { freePort } from '../src/database/embedded-postgres';
 import { newId } from '../src/common/ids';
-import { redisAnswers } from '../src/redis/redis';
 import { AdmissionBatches, orgLockKey, RESERVATION_LOCK_CLASS } from '../src/reservations/admission-batches';
 import { Reservation } from '../src/reservations/reservation.entity';
-import { blockingBudget, counters, RESERVATIONS, reservationBody } from './helpers/reservations';
-import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
+import { blockingBudget, counters, RESERVATIONS, reservationBody, startTwoApiProcesses, TwoApiProcesses } from './helpers/reservations';
+import { seedOrg, TestApp } from './helpers/test-app';
 import { waitFor } from './helpers/wait-for';
 
 /**
@@ -15,24 +12,17 @@ import { waitFor } from './helpers/wait-for';
  * processes and a Redis that loses everything.
  */
 describe('reservations: admissions batched into shared transactions', () => {
-  let redis: ChildProcess;
+  let processes: TwoApiProcesses;
   let redisUrl: string;
   let a: TestApp;
   let b: TestApp;
   let ingestKey: string;
   beforeAll(async () => {
-    const port = await freePort();
-    redisUrl = `redis://127.0.0.1:${port}`;
-    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-    await waitFor(() => redisAnswers(redisUrl, 300), 'the private redis-server to answer');
-    a = await startTestApp({ REDIS_URL: redisUrl, PROCESS_ROLE: 'api' });
-    b = await startTestApp({ REDIS_URL: redisUrl, REDIS_PREFIX: a.config.redisPrefix, PROCESS_ROLE: 'api' }, { database: a.db });
-    ingestKey = (await createSystemKey(a, 'ingest')).key;
+    processes = await startTwoApiProcesses();
+    ({ a, b, redisUrl, ingestKey } = processes);
   });
   afterAll(async () => {
-    await b?.close();
-    await a?.close();
-    redis?.kill('SIGKILL');
+    await processes?.close();
   });
 
   /** A held reservation of the key, as an admission would store it. */

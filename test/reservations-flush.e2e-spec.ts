@@ -1,12 +1,8 @@
-import { ChildProcess, spawn } from 'node:child_process';
 import Redis from 'ioredis';
-import { freePort } from '../src/database/embedded-postgres';
-import { redisAnswers } from '../src/redis/redis';
 import { ReservationReconciler } from '../src/reservations/reservation-reconciler.service';
-import { blockingBudget, counters, nowSeconds, RESERVATIONS, reservationBody } from './helpers/reservations';
-import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
+import { blockingBudget, counters, nowSeconds, RESERVATIONS, reservationBody, startTwoApiProcesses, TwoApiProcesses } from './helpers/reservations';
+import { seedOrg, TestApp } from './helpers/test-app';
 import { ingest, record } from './helpers/usage';
-import { waitFor } from './helpers/wait-for';
 
 const CLIENTS = 8;
 const ATTEMPTS = 400;
@@ -17,24 +13,17 @@ const ATTEMPTS = 400;
  * counters are rebuilt from PostgreSQL before the next grant; afterwards they equal PostgreSQL.
  */
 describe('reservations: Redis FLUSHDB under load', () => {
-  let redis: ChildProcess;
+  let processes: TwoApiProcesses;
   let redisUrl: string;
   let a: TestApp;
   let b: TestApp;
   let ingestKey: string;
   beforeAll(async () => {
-    const port = await freePort();
-    redisUrl = `redis://127.0.0.1:${port}`;
-    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-    await waitFor(() => redisAnswers(redisUrl, 300), 'the private redis-server to answer');
-    a = await startTestApp({ REDIS_URL: redisUrl, PROCESS_ROLE: 'api' });
-    b = await startTestApp({ REDIS_URL: redisUrl, REDIS_PREFIX: a.config.redisPrefix, PROCESS_ROLE: 'api' }, { database: a.db });
-    ingestKey = (await createSystemKey(a, 'ingest')).key;
+    processes = await startTwoApiProcesses();
+    ({ a, b, redisUrl, ingestKey } = processes);
   });
   afterAll(async () => {
-    await b?.close();
-    await a?.close();
-    redis?.kill('SIGKILL');
+    await processes?.close();
   });
 
   it('grants nothing beyond the limit, and the counters equal PostgreSQL afterwards', async () => {

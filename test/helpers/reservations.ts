@@ -1,6 +1,7 @@
 import { budgetWindow } from '../../src/budgets/budget-window';
 import { ReservationCounters } from '../../src/reservations/reservation-counters';
-import { HttpResult, TestApp } from './test-app';
+import { startPrivateRedis } from './private-redis';
+import { createSystemKey, HttpResult, startTestApp, TestApp } from './test-app';
 
 export const RESERVATIONS = '/api/v1/llm/budgets/reservations';
 
@@ -30,4 +31,31 @@ export function counters(t: TestApp, orgId: string, budgetId: string) {
 
 export function nowSeconds(): number {
   return Math.floor(Date.now() / 1000);
+}
+
+/** Two API processes on one database, sharing a redis-server of their own (tests flush it), and an ingest key. */
+export interface TwoApiProcesses {
+  a: TestApp;
+  b: TestApp;
+  redisUrl: string;
+  ingestKey: string;
+  close(): Promise<void>;
+}
+
+export async function startTwoApiProcesses(): Promise<TwoApiProcesses> {
+  const redis = await startPrivateRedis();
+  const a = await startTestApp({ REDIS_URL: redis.url, PROCESS_ROLE: 'api' });
+  const b = await startTestApp({ REDIS_URL: redis.url, REDIS_PREFIX: a.config.redisPrefix, PROCESS_ROLE: 'api' }, { database: a.db });
+  const ingestKey = (await createSystemKey(a, 'ingest')).key;
+  return {
+    a,
+    b,
+    redisUrl: redis.url,
+    ingestKey,
+    close: async () => {
+      await b.close();
+      await a.close();
+      await redis.close();
+    },
+  };
 }
