@@ -88,7 +88,7 @@ describe('reservations: admissions batched into shared transactions', () => {
       const stored: Array<{ request_id: string }> = await a.dataSource.query('SELECT request_id FROM reservations WHERE org_id = ANY($1) ORDER BY request_id', [[org.org.id, other.org.id]]);
       expect(stored.map((r) => r.request_id).sort()).toEqual(good.map((r) => r.requestId).sort());
     } finally {
-      await a.dataSource.query('DROP TRIGGER test_refuse_poison ON reservations; DROP FUNCTION test_refuse_poison()');
+      await a.dataSource.query('DROP TRIGGER IF EXISTS test_refuse_poison ON reservations; DROP FUNCTION IF EXISTS test_refuse_poison()');
     }
 
     // A batch whose only row is refused fails that admission; the next batch works.
@@ -119,7 +119,30 @@ describe('reservations: admissions batched into shared transactions', () => {
       );
       expect(granted).toEqual([200, 200, 200]);
     } finally {
-      await a.dataSource.query('DROP TRIGGER test_slow_commit ON reservations; DROP FUNCTION test_slow_commit()');
+      await a.dataSource.query('DROP TRIGGER IF EXISTS test_slow_commit ON reservations; DROP FUNCTION IF EXISTS test_slow_commit()');
+    }
+  });
+
+  it('a COMMIT that PostgreSQL refuses fails every admission of the batch with its own error, and stores none', async () => {
+    const org = await seedOrg(a, 'Refused-at-commit');
+    const batches = new AdmissionBatches(a.dataSource);
+    const poisoned = `commit-poison-${newId('req')}`;
+    // Deferred: the refusal comes from COMMIT, after the insert succeeded.
+    await a.dataSource.query(`CREATE FUNCTION test_refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.request_id = '${poisoned}' THEN RAISE EXCEPTION 'refused at commit for the test'; END IF; RETURN NULL; END $$`);
+    await a.dataSource.query(`CREATE CONSTRAINT TRIGGER test_refuse_at_commit AFTER INSERT ON reservations
+      DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_refuse_at_commit()`);
+    try {
+      const rows = [row(org.org.id, org.member.id), row(org.org.id, org.member.id, poisoned)];
+      const results = await Promise.allSettled(
+        rows.map((r) => batches.run({ orgId: r.orgId, apiKeyId: r.apiKeyId, scopes: { teamId: null, userId: null } }, (_budgets, store) => store(r))),
+      );
+      expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+      for (const r of results) expect(String((r as PromiseRejectedResult).reason.message)).toContain('refused at commit for the test');
+      const [stored] = await a.dataSource.query('SELECT COUNT(*)::int AS n FROM reservations WHERE org_id = $1', [org.org.id]);
+      expect(stored.n).toBe(0);
+    } finally {
+      await a.dataSource.query('DROP TRIGGER IF EXISTS test_refuse_at_commit ON reservations; DROP FUNCTION IF EXISTS test_refuse_at_commit()');
     }
   });
 

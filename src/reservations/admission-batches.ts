@@ -7,6 +7,9 @@ import { Reservation } from './reservation.entity';
 /** First key of pg_advisory_xact_lock(int, int) for reservations: admissions share it per org, rebuilds and the reconciler take it alone. */
 export const RESERVATION_LOCK_CLASS = 7_240_117;
 
+/** What became of one row of a batch: inserted, already stored (same request id), or refused. */
+type RowOutcome = { inserted: boolean } | { error: unknown };
+
 /** Batches of admissions in one process that may be in PostgreSQL at once (each on its own connection). */
 const MAX_IN_FLIGHT = 2;
 /** Admissions in one batch at most (the rest wait for the next). */
@@ -223,7 +226,7 @@ export class AdmissionBatches {
         await client.query('ROLLBACK');
       } else {
         const outcomes = await this.insertAndCommit(client, storing);
-        storing.forEach((m, i) => (outcomes[i] instanceof Error ? m.stored!.reject(outcomes[i]) : m.stored!.resolve(outcomes[i] as boolean)));
+        storing.forEach((m, i) => ('error' in outcomes[i] ? m.stored!.reject(outcomes[i].error) : m.stored!.resolve(outcomes[i].inserted)));
       }
       await runner.release();
     } catch (err) {
@@ -237,32 +240,36 @@ export class AdmissionBatches {
    * fails, its rows are inserted one by one, each behind its own savepoint, so a row PostgreSQL
    * refuses fails its own admission only (the others still commit). Per row: inserted (true), its
    * request id stored already (false), or the error that refused it; nothing before the COMMIT.
+   * A COMMIT that fails (a deferred constraint) ends the transaction: that error fails them all.
    */
-  private async insertAndCommit(client: PoolClient, storing: Member[]): Promise<Array<boolean | Error>> {
+  private async insertAndCommit(client: PoolClient, storing: Member[]): Promise<RowOutcome[]> {
     const statement = (members: Member[]) => {
       const columns = members.map((m) => insertParams(m.row!));
       return `EXECUTE tally_reservation_insert(${INSERT_TYPES.map((t, c) => arrayLiteral(client, columns.map((p) => p[c]), t)).join(', ')})`;
     };
-    const outcome = (members: Member[], result: QueryResult<{ id: string }>) => {
+    const outcome = (members: Member[], result: QueryResult<{ id: string }>): RowOutcome[] => {
       const ids = new Set(result.rows.map((r) => r.id));
-      return members.map((m) => ids.has(m.row!.id));
+      return members.map((m) => ({ inserted: ids.has(m.row!.id) }));
     };
     try {
       const [, inserted] = (await client.query(`SAVEPOINT batch; ${statement(storing)}; COMMIT`)) as unknown as QueryResult<{ id: string }>[];
       return outcome(storing, inserted);
     } catch (err) {
-      // The statement failed (the COMMIT after it did not run): the transaction is still open.
       if (storing.length === 1) throw err;
-      await client.query('ROLLBACK TO SAVEPOINT batch');
+      // The insert failed and the COMMIT after it did not run: back to the savepoint, row by row.
+      // When the COMMIT itself failed there is no transaction left to go back into: its error stands.
+      await client.query('ROLLBACK TO SAVEPOINT batch').catch(() => {
+        throw err;
+      });
     }
-    const outcomes: Array<boolean | Error> = [];
+    const outcomes: RowOutcome[] = [];
     for (const m of storing) {
       try {
         const [, inserted] = (await client.query(`SAVEPOINT one; ${statement([m])}; RELEASE SAVEPOINT one`)) as unknown as QueryResult<{ id: string }>[];
         outcomes.push(...outcome([m], inserted));
-      } catch (err) {
+      } catch (error) {
         await client.query('ROLLBACK TO SAVEPOINT one');
-        outcomes.push(err as Error);
+        outcomes.push({ error });
       }
     }
     await client.query('COMMIT');
