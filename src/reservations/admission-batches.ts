@@ -4,8 +4,12 @@ import { Budget } from '../budgets/budget.entity';
 import { scopeKey } from '../budgets/budget-scope';
 import { Reservation } from './reservation.entity';
 
-/** First key of pg_advisory_xact_lock(int, int) for reservations: admissions share it per org, rebuilds and the reconciler take it alone. */
-export const RESERVATION_LOCK_CLASS = 7_240_117;
+/**
+ * First key of pg_advisory_xact_lock(int, int) for reservations: admissions share it per org,
+ * rebuilds and the reconciler take it alone. Its second key is any 32-bit hash, so no other lock
+ * may use this class (the fold and partition maintenance use 7_240_117 with keys 1 and 2).
+ */
+export const RESERVATION_LOCK_CLASS = 7_240_118;
 
 /** What became of one row of a batch: inserted, already stored (same request id), or refused. */
 type RowOutcome = { inserted: boolean } | { error: unknown };

@@ -82,8 +82,8 @@ export interface RetentionDays {
 }
 
 const RETENTION_OF: Record<PartitionedTable, keyof RetentionDays> = { completion_records: 'records', usage_rollups_minute: 'minute' };
-const MAINTENANCE_LOCK_CLASS = 7_240_117;
-const MAINTENANCE_LOCK_KEY = 2;
+export const MAINTENANCE_LOCK_CLASS = 7_240_117;
+export const MAINTENANCE_LOCK_KEY = 2;
 /** How far back maintenance fills in missing months (ingest makes older ones on demand). */
 const BACKFILL_DAYS = 400;
 

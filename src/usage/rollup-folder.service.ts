@@ -10,6 +10,9 @@ import { DAY } from './time-buckets';
 
 /** Journal rows folded between two vacuums of the journal under steady load. */
 const VACUUM_EVERY_DELTAS = 10_000;
+/** When the journal drains, it is vacuumed if this many rows were folded since the last vacuum, or that long ago. */
+const VACUUM_DRAINED_DELTAS = 1_000;
+const VACUUM_DRAINED_MS = 60_000;
 
 /**
  * The worker's folder: moves the rollup journal into the rollups, a batch per transaction, as
@@ -23,6 +26,7 @@ export class RollupFolderService implements OnApplicationBootstrap, BeforeApplic
   private readonly folded: Counter<string>;
   private readonly vacuums: Counter<string>;
   private foldedSinceVacuum = 0;
+  private lastVacuumAt = 0;
   private running = false;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
@@ -72,20 +76,26 @@ export class RollupFolderService implements OnApplicationBootstrap, BeforeApplic
   }
 
   /**
-   * Vacuums the journal every {@link VACUUM_EVERY_DELTAS} rows folded here, and whenever a fold
-   * finds it drained after some: it is a queue, every row is deleted within seconds, and without
-   * a vacuum its dead rows pile up (autovacuum may be off, and its defaults wake once a minute),
-   * so every fold and every spend read scans more pages. A failed vacuum is retried at the next.
+   * Vacuums the journal every {@link VACUUM_EVERY_DELTAS} rows folded here, and when a fold finds
+   * it drained after some (at most once a minute for a trickle): it is a queue, every row is
+   * deleted within seconds, and without a vacuum its dead rows pile up (autovacuum may be off,
+   * and its defaults wake once a minute), so every fold and every spend read scans more pages.
+   * A failed vacuum waits for the next such moment, like a successful one.
    */
   private async vacuumWhenDue(moved: number): Promise<void> {
     this.foldedSinceVacuum += moved;
-    if (this.foldedSinceVacuum === 0 || (moved > 0 && this.foldedSinceVacuum < VACUUM_EVERY_DELTAS)) return;
+    if (!this.running || this.foldedSinceVacuum === 0) return;
+    const due =
+      this.foldedSinceVacuum >= VACUUM_EVERY_DELTAS ||
+      (moved === 0 && (this.foldedSinceVacuum >= VACUUM_DRAINED_DELTAS || Date.now() - this.lastVacuumAt >= VACUUM_DRAINED_MS));
+    if (!due) return;
+    this.foldedSinceVacuum = 0;
+    this.lastVacuumAt = Date.now();
     try {
       await vacuumJournal(this.dataSource);
-      this.foldedSinceVacuum = 0;
       this.vacuums.inc();
     } catch (err) {
-      this.logger.warn({ msg: 'Could not vacuum the rollup journal; tried again after the next fold', ...describeError(err) });
+      this.logger.warn({ msg: 'Could not vacuum the rollup journal; tried again later', ...describeError(err) });
     }
   }
 

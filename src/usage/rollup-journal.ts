@@ -17,7 +17,7 @@ export const JOURNAL_TABLE = 'usage_rollup_deltas';
 
 /** Serialises folds (and rollup rebuilds, which take it too): first key of pg_advisory_xact_lock(int, int). */
 export const FOLD_LOCK_CLASS = 7_240_117;
-const FOLD_LOCK_KEY = 1;
+export const FOLD_LOCK_KEY = 1;
 
 const JOURNAL_KEY = ['org_id', 'bucket_start', ...DIMENSIONS.filter((d) => d !== 'org_id')] as const;
 

@@ -44,18 +44,26 @@ export interface TwoApiProcesses {
 
 export async function startTwoApiProcesses(): Promise<TwoApiProcesses> {
   const redis = await startPrivateRedis();
-  const a = await startTestApp({ REDIS_URL: redis.url, PROCESS_ROLE: 'api' });
-  const b = await startTestApp({ REDIS_URL: redis.url, REDIS_PREFIX: a.config.redisPrefix, PROCESS_ROLE: 'api' }, { database: a.db });
-  const ingestKey = (await createSystemKey(a, 'ingest')).key;
-  return {
-    a,
-    b,
-    redisUrl: redis.url,
-    ingestKey,
-    close: async () => {
-      await b.close();
-      await a.close();
-      await redis.close();
-    },
+  const started: TestApp[] = [];
+  // Closes what started, last first, each even when one before it fails.
+  const closeAll = async (): Promise<void> => {
+    const app = started.pop();
+    if (!app) return redis.close();
+    try {
+      await app.close();
+    } finally {
+      await closeAll();
+    }
   };
+  try {
+    const a = await startTestApp({ REDIS_URL: redis.url, PROCESS_ROLE: 'api' });
+    started.push(a);
+    const b = await startTestApp({ REDIS_URL: redis.url, REDIS_PREFIX: a.config.redisPrefix, PROCESS_ROLE: 'api' }, { database: a.db });
+    started.push(b);
+    const ingestKey = (await createSystemKey(a, 'ingest')).key;
+    return { a, b, redisUrl: redis.url, ingestKey, close: closeAll };
+  } catch (err) {
+    await closeAll().catch(() => undefined);
+    throw err;
+  }
 }
