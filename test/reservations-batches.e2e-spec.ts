@@ -2,7 +2,7 @@ import Redis from 'ioredis';
 import { newId } from '../src/common/ids';
 import { AdmissionBatches, orgLockKey, RESERVATION_LOCK_CLASS } from '../src/reservations/admission-batches';
 import { Reservation } from '../src/reservations/reservation.entity';
-import { blockingBudget, counters, RESERVATIONS, reservationBody, startTwoApiProcesses, TwoApiProcesses } from './helpers/reservations';
+import { blockingBudget, counters, RESERVATIONS, reservationBody, twoApiProcessesPerSuite } from './helpers/reservations';
 import { seedOrg, TestApp } from './helpers/test-app';
 import { waitFor } from './helpers/wait-for';
 
@@ -12,18 +12,8 @@ import { waitFor } from './helpers/wait-for';
  * processes and a Redis that loses everything.
  */
 describe('reservations: admissions batched into shared transactions', () => {
-  let processes: TwoApiProcesses;
-  let redisUrl: string;
-  let a: TestApp;
-  let b: TestApp;
-  let ingestKey: string;
-  beforeAll(async () => {
-    processes = await startTwoApiProcesses();
-    ({ a, b, redisUrl, ingestKey } = processes);
-  });
-  afterAll(async () => {
-    await processes?.close();
-  });
+  let a: TestApp, b: TestApp, redisUrl: string, ingestKey: string;
+  twoApiProcessesPerSuite((started) => ({ a, b, redisUrl, ingestKey } = started));
 
   /** A held reservation of the key, as an admission would store it. */
   function row(orgId: string, apiKeyId: string, requestId = `batch-${newId('req')}`): Reservation {

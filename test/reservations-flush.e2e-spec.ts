@@ -1,6 +1,6 @@
 import Redis from 'ioredis';
 import { ReservationReconciler } from '../src/reservations/reservation-reconciler.service';
-import { blockingBudget, counters, nowSeconds, RESERVATIONS, reservationBody, startTwoApiProcesses, TwoApiProcesses } from './helpers/reservations';
+import { blockingBudget, counters, nowSeconds, RESERVATIONS, reservationBody, twoApiProcessesPerSuite } from './helpers/reservations';
 import { seedOrg, TestApp } from './helpers/test-app';
 import { ingest, record } from './helpers/usage';
 
@@ -13,18 +13,8 @@ const ATTEMPTS = 400;
  * counters are rebuilt from PostgreSQL before the next grant; afterwards they equal PostgreSQL.
  */
 describe('reservations: Redis FLUSHDB under load', () => {
-  let processes: TwoApiProcesses;
-  let redisUrl: string;
-  let a: TestApp;
-  let b: TestApp;
-  let ingestKey: string;
-  beforeAll(async () => {
-    processes = await startTwoApiProcesses();
-    ({ a, b, redisUrl, ingestKey } = processes);
-  });
-  afterAll(async () => {
-    await processes?.close();
-  });
+  let a: TestApp, b: TestApp, redisUrl: string, ingestKey: string;
+  twoApiProcessesPerSuite((started) => ({ a, b, redisUrl, ingestKey } = started));
 
   it('grants nothing beyond the limit, and the counters equal PostgreSQL afterwards', async () => {
     const org = await seedOrg(a, 'Flushed');

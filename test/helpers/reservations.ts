@@ -42,7 +42,7 @@ export interface TwoApiProcesses {
   close(): Promise<void>;
 }
 
-export async function startTwoApiProcesses(): Promise<TwoApiProcesses> {
+async function startTwoApiProcesses(): Promise<TwoApiProcesses> {
   const redis = await startPrivateRedis();
   const started: TestApp[] = [];
   // Closes what started, last first, each even when one before it fails.
@@ -66,4 +66,16 @@ export async function startTwoApiProcesses(): Promise<TwoApiProcesses> {
     await closeAll().catch(() => undefined);
     throw err;
   }
+}
+
+/** For a describe block: starts {@link startTwoApiProcesses} before its tests (handing them to `use`) and closes them after. */
+export function twoApiProcessesPerSuite(use: (processes: TwoApiProcesses) => void): void {
+  let processes: TwoApiProcesses | undefined;
+  beforeAll(async () => {
+    processes = await startTwoApiProcesses();
+    use(processes);
+  });
+  afterAll(async () => {
+    await processes?.close();
+  });
 }
