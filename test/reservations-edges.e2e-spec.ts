@@ -1,6 +1,9 @@
 import { blockingBudget, counters, nowSeconds, RESERVATIONS, reservationBody, reserve } from './helpers/reservations';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
 import { waitFor } from './helpers/wait-for';
+import { ingestOk, record } from './helpers/usage';
+import type Redis from 'ioredis';
+import { REDIS } from '../src/redis/redis.module';
 
 /** An OTLP/JSON export of one GenAI span of `apiKeyId` with `inputTokens` input tokens. */
 function otlpExport(apiKeyId: string, spanId: string, inputTokens: number) {
@@ -121,5 +124,31 @@ describe('reservations: revoked keys, OTLP settling, fault isolation', () => {
     const denied = await reserve(t, ingestKey, reservationBody(org.member.id));
     expect(denied.body.denied_by).toEqual([expect.objectContaining({ budget_id: cluster.id, reason: 'budget_exhausted' })]);
     expect((await t.get('/metrics', { key: null })).text).toMatch(/tally_budget_evaluation_failures_total [1-9]/);
+  });
+  it('an ingest sends no record to Redis for budget windows nobody has loaded; the first admission reads them from PostgreSQL', async () => {
+    const org = await seedOrg(t, 'Unloaded');
+    const budget = (await t.put(`/api/v1/llm/budgets/apikey/${org.member.id}`, blockingBudget('tokens', 100_000))).body;
+    const records = Array.from({ length: 40 }, () => record(org.member.id, { input_tokens: 100, output_tokens: 25, created_at: nowSeconds() }));
+    // Every script call of the service's own client, observed on the way through.
+    const redis = t.app.get<Redis>(REDIS);
+    const sent: string[][] = [];
+    const evalsha = redis.evalsha.bind(redis);
+    redis.evalsha = ((...args: unknown[]) => {
+      sent.push(args.map(String));
+      return (evalsha as (...a: unknown[]) => unknown)(...args);
+    }) as typeof redis.evalsha;
+    try {
+      await ingestOk(t, ingestKey, records);
+    } finally {
+      redis.evalsha = evalsha;
+    }
+    expect(await counters(t, org.org.id, budget.id)).toBeNull();
+    // The window's sum went in one call and was skipped there; no call carried a record id.
+    expect(sent.length).toBeGreaterThan(0);
+    expect(sent.flat().filter((arg) => records.some((r) => r.id === arg))).toEqual([]);
+
+    const granted = await reserve(t, ingestKey, reservationBody(org.member.id, { input_tokens: 0, max_output_tokens: 100 }));
+    expect(granted.body.budgets[0]).toMatchObject({ committed: String(40 * 125), held: '100' });
+    expect(await counters(t, org.org.id, budget.id)).toEqual({ committed: 5000n, held: 100n });
   });
 });

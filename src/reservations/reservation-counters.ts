@@ -139,9 +139,9 @@ export class ReservationCounters {
 
   /**
    * Removes holds and adds the spend of records in one step, per org (one script call each;
-   * without holds to remove, a first call adds whole windows' sums and a second, if needed, the
-   * windows a rebuild or reconciler is looking at, record by record). Returns the number of holds
-   * that were still there.
+   * without holds to remove, a first call adds whole windows' sums, skips the windows nobody has
+   * loaded, and a second, if needed, adds the windows a rebuild or reconciler is looking at,
+   * record by record). Returns the number of holds that were still there.
    */
   async settle(
     orgId: string,
