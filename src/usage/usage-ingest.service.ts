@@ -12,6 +12,7 @@ import { parseCostNano, pastRetention } from './ingest-validator';
 import { ensurePartitions, isMissingPartition } from './partitions';
 import { PriceBookService, PriceResolver } from './price-book.service';
 import { insertRecordsSql, RECORD_COLUMNS, RecordColumn } from './rollup-journal';
+import { isoSecondsFormatter, plainArrayLiteral, textArrayLiteral } from '../database/pg-arrays';
 import { RollupInput } from './rollups';
 
 /** What an ingest touched in one org: the keys and UTC days of its new records (the ingest workflow evaluates their budgets). */
@@ -257,28 +258,29 @@ function toStored(record: IngestRecordDto, key: KeyRow, priced: { costNano: bigi
   };
 }
 
-/** The unnest parameters of {@link insertRecordsSql}: one array per column, bigints as decimal strings. */
-function recordColumns(records: StoredRecord[]): unknown[][] {
-  const value: Record<RecordColumn, (r: StoredRecord) => unknown> = {
-    org_id: (r) => r.orgId,
-    id: (r) => r.id,
-    api_key_id: (r) => r.dimensions.api_key_id,
-    team_id: (r) => nullIfEmpty(r.dimensions.team_id),
-    user_id: (r) => nullIfEmpty(r.dimensions.user_id),
-    project_id: (r) => nullIfEmpty(r.dimensions.project_id),
-    model: (r) => r.dimensions.model,
-    input_tokens: (r) => r.measures.input_tokens.toString(),
-    output_tokens: (r) => r.measures.output_tokens.toString(),
-    input_cached_tokens: (r) => r.measures.input_cached_tokens.toString(),
-    input_audio_tokens: (r) => r.measures.input_audio_tokens.toString(),
-    output_audio_tokens: (r) => r.measures.output_audio_tokens.toString(),
-    batch: (r) => r.dimensions.batch,
-    service_tier: (r) => nullIfEmpty(r.dimensions.service_tier),
-    cost_nano: (r) => r.measures.cost_nano.toString(),
-    unpriced: (r) => r.unpriced,
-    created_at: (r) => new Date(r.createdAt * 1000).toISOString(),
+/** The unnest parameters of {@link insertRecordsSql}: one array literal per column (see pg-arrays.ts). */
+function recordColumns(records: StoredRecord[]): string[] {
+  const iso = isoSecondsFormatter();
+  const value: Record<RecordColumn, () => string> = {
+    org_id: () => textArrayLiteral(records, (r) => r.orgId),
+    id: () => textArrayLiteral(records, (r) => r.id),
+    api_key_id: () => textArrayLiteral(records, (r) => String(r.dimensions.api_key_id)),
+    team_id: () => textArrayLiteral(records, (r) => nullIfEmpty(r.dimensions.team_id)),
+    user_id: () => textArrayLiteral(records, (r) => nullIfEmpty(r.dimensions.user_id)),
+    project_id: () => textArrayLiteral(records, (r) => nullIfEmpty(r.dimensions.project_id)),
+    model: () => textArrayLiteral(records, (r) => String(r.dimensions.model)),
+    input_tokens: () => plainArrayLiteral(records, (r) => r.measures.input_tokens),
+    output_tokens: () => plainArrayLiteral(records, (r) => r.measures.output_tokens),
+    input_cached_tokens: () => plainArrayLiteral(records, (r) => r.measures.input_cached_tokens),
+    input_audio_tokens: () => plainArrayLiteral(records, (r) => r.measures.input_audio_tokens),
+    output_audio_tokens: () => plainArrayLiteral(records, (r) => r.measures.output_audio_tokens),
+    batch: () => plainArrayLiteral(records, (r) => r.dimensions.batch === true),
+    service_tier: () => textArrayLiteral(records, (r) => nullIfEmpty(r.dimensions.service_tier)),
+    cost_nano: () => plainArrayLiteral(records, (r) => r.measures.cost_nano),
+    unpriced: () => plainArrayLiteral(records, (r) => r.unpriced),
+    created_at: () => textArrayLiteral(records, (r) => iso(r.createdAt)),
   };
-  return RECORD_COLUMNS.map(([column]) => records.map(value[column]));
+  return RECORD_COLUMNS.map(([column]) => value[column]());
 }
 
 function nullIfEmpty(value: string | boolean): string | null {
