@@ -1,4 +1,5 @@
 import { ChildProcess, spawn } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -41,7 +42,10 @@ export class ServiceProcess {
     port: number,
   ) {
     this.baseUrl = `http://127.0.0.1:${port}`;
+    // BENCH_SERVICE_LOG: also append everything the service writes to this file (e.g. with --trace-gc).
+    const log = process.env.BENCH_SERVICE_LOG;
     const keep = (chunk: Buffer) => {
+      if (log) appendFileSync(log, chunk);
       this.output.push(chunk.toString('utf8'));
       if (this.output.length > 200) this.output.shift();
     };
