@@ -13,7 +13,6 @@ import { ensurePartitions, isMissingPartition } from './partitions';
 import { PriceBookService, PriceResolver } from './price-book.service';
 import { insertRecordsSql, RECORD_COLUMNS, RecordColumn } from './rollup-journal';
 import { isoSecondsFormatter, plainArrayLiteral, textArrayLiteral } from '../database/pg-arrays';
-import { RollupInput } from './rollups';
 
 /** What an ingest touched in one org: the keys and UTC days of its new records (the ingest workflow evaluates their budgets). */
 export interface UsageTouched {
@@ -54,12 +53,23 @@ export interface IngestedRecord {
   reservationId: string | null;
 }
 
-/** A validated record ready to store. */
-interface StoredRecord extends RollupInput {
-  orgId: string;
-  id: string;
+/**
+ * A validated record ready to store, flat: the same object is what the ingest hands on as an
+ * {@link IngestedRecord} (a batch's records live through its round trips, so each per-record
+ * object costs its bytes again when the young generation promotes it).
+ */
+interface StoredRecord extends IngestedRecord {
+  model: string;
+  projectId: string | null;
+  serviceTier: string | null;
+  batch: boolean;
+  /** Token counts as validated (safe integers). */
+  inputTokens: number;
+  outputTokens: number;
+  inputCachedTokens: number;
+  inputAudioTokens: number;
+  outputAudioTokens: number;
   unpriced: boolean;
-  reservationId: string | null;
 }
 
 interface KeyRow {
@@ -73,6 +83,8 @@ const INSERT_STATEMENT = 'tally_insert_records';
 
 /** Serialises rollup rebuilds (exclusive) against ingests (shared) per org; first key of pg_advisory_xact_lock(int, int). */
 export const ROLLUP_LOCK_CLASS = 7_240_116;
+
+const DAY_SECONDS = 86_400;
 
 const RETRYABLE = new Set(['40P01', '40001']); // deadlock, serialization failure
 const NUMERIC_OUT_OF_RANGE = '22003';
@@ -95,19 +107,13 @@ export class UsageIngestService {
    */
   async ingest(records: IngestRecordDto[]): Promise<IngestResult> {
     const stored = await this.prepare(records);
-    const unique = new Map<string, StoredRecord>();
-    for (const record of stored) {
-      const key = `${record.orgId}\u0000${record.id}`;
-      if (!unique.has(key)) unique.set(key, record);
-    }
-    // Sorted by (org, id): concurrent batches take row locks in the same order.
-    const sorted = [...unique.values()].sort((a, b) => compare(a.orgId, b.orgId) || compare(a.id, b.id));
-    const fresh = await this.store(sorted);
-    await this.metrics.record(
-      fresh.map((r) => ({ model: String(r.dimensions.model), costNano: r.measures.cost_nano })),
-      records.length - fresh.length,
-    );
-    return { accepted: fresh.length, duplicates: records.length - fresh.length, stored: fresh.map(toIngested), touched: touchedBy(fresh) };
+    // Sorted by (org, id): concurrent batches take row locks in the same order. The sort is
+    // stable, so of records sent twice in the batch the first one sent is kept.
+    const sorted = stored.sort((a, b) => compare(a.orgId, b.orgId) || compare(a.id, b.id));
+    const unique = sorted.filter((r, i) => i === 0 || r.id !== sorted[i - 1].id || r.orgId !== sorted[i - 1].orgId);
+    const fresh = await this.store(unique);
+    await this.metrics.record(fresh, records.length - fresh.length);
+    return { accepted: fresh.length, duplicates: records.length - fresh.length, stored: fresh, touched: touchedBy(fresh) };
   }
 
   private async prepare(records: IngestRecordDto[]): Promise<StoredRecord[]> {
@@ -176,44 +182,36 @@ export class UsageIngestService {
         throw Object.defineProperty(err as object, 'driverError', { value: err, enumerable: false });
       })
     ).rows;
-    const insertedKeys = new Set(inserted.map((row) => `${row.org_id}\u0000${row.id}`));
-    const fresh = records.filter((r) => insertedKeys.has(`${r.orgId}\u0000${r.id}`));
-    return fresh;
+    // The records are unique, so when every one was inserted there is nothing to match.
+    if (inserted.length === records.length) return records;
+    const insertedIds = new Map<string, Set<string>>();
+    for (const row of inserted) {
+      const ids = insertedIds.get(row.org_id);
+      if (ids) ids.add(row.id);
+      else insertedIds.set(row.org_id, new Set([row.id]));
+    }
+    return records.filter((r) => insertedIds.get(r.orgId)?.has(r.id) === true);
   }
 }
 
 /** Per org with new records: its keys and the UTC days of the records, sorted. */
 function touchedBy(fresh: StoredRecord[]): UsageTouched[] {
-  const byOrg = new Map<string, { keys: Set<string>; days: Set<string>; teams: Set<string>; users: Set<string> }>();
+  const byOrg = new Map<string, { keys: Set<string>; days: Set<number>; teams: Set<string>; users: Set<string> }>();
   for (const record of fresh) {
     let entry = byOrg.get(record.orgId);
     if (!entry) byOrg.set(record.orgId, (entry = { keys: new Set(), days: new Set(), teams: new Set(), users: new Set() }));
-    entry.keys.add(String(record.dimensions.api_key_id));
-    entry.days.add(new Date(record.createdAt * 1000).toISOString().slice(0, 10));
-    if (record.dimensions.team_id) entry.teams.add(String(record.dimensions.team_id));
-    if (record.dimensions.user_id) entry.users.add(String(record.dimensions.user_id));
+    entry.keys.add(record.apiKeyId);
+    entry.days.add(Math.floor(record.createdAt / DAY_SECONDS));
+    if (record.teamId) entry.teams.add(record.teamId);
+    if (record.userId) entry.users.add(record.userId);
   }
   return [...byOrg].map(([orgId, { keys, days, teams, users }]) => ({
     orgId,
     apiKeyIds: [...keys].sort(),
-    days: [...days].sort(),
+    days: [...days].sort((a, b) => a - b).map((day) => new Date(day * DAY_SECONDS * 1000).toISOString().slice(0, 10)),
     teamIds: [...teams].sort(),
     userIds: [...users].sort(),
   }));
-}
-
-function toIngested(r: StoredRecord): IngestedRecord {
-  return {
-    orgId: r.orgId,
-    id: r.id,
-    apiKeyId: String(r.dimensions.api_key_id),
-    teamId: r.dimensions.team_id ? String(r.dimensions.team_id) : null,
-    userId: r.dimensions.user_id ? String(r.dimensions.user_id) : null,
-    createdAt: r.createdAt,
-    tokens: r.measures.input_tokens + r.measures.output_tokens,
-    costNano: r.measures.cost_nano,
-    reservationId: r.reservationId,
-  };
 }
 
 /** The record's cost: as sent, else from the price version in force at its created_at, else 0 and unpriced. */
@@ -232,29 +230,23 @@ function toStored(record: IngestRecordDto, key: KeyRow, priced: { costNano: bigi
   return {
     orgId: key.org_id,
     id: record.id,
-    unpriced: priced.unpriced,
-    reservationId: record.reservation_id ?? null,
+    apiKeyId: key.id,
+    teamId: key.team_id || null,
+    userId: record.user_id || null,
     createdAt: record.created_at,
-    dimensions: {
-      org_id: key.org_id,
-      api_key_id: key.id,
-      team_id: key.team_id ?? '',
-      user_id: record.user_id ?? '',
-      model: record.model,
-      project_id: record.project_id ?? '',
-      batch: record.batch ?? false,
-      service_tier: record.service_tier ?? '',
-    },
-    measures: {
-      input_tokens: BigInt(record.input_tokens),
-      output_tokens: BigInt(record.output_tokens),
-      input_cached_tokens: BigInt(record.input_cached_tokens ?? 0),
-      input_audio_tokens: BigInt(record.input_audio_tokens ?? 0),
-      output_audio_tokens: BigInt(record.output_audio_tokens ?? 0),
-      num_model_requests: 1n,
-      cost_nano: priced.costNano,
-      unpriced_requests: priced.unpriced ? 1n : 0n,
-    },
+    tokens: BigInt(record.input_tokens) + BigInt(record.output_tokens),
+    costNano: priced.costNano,
+    reservationId: record.reservation_id ?? null,
+    model: record.model,
+    projectId: record.project_id || null,
+    serviceTier: record.service_tier || null,
+    batch: record.batch ?? false,
+    inputTokens: record.input_tokens,
+    outputTokens: record.output_tokens,
+    inputCachedTokens: record.input_cached_tokens ?? 0,
+    inputAudioTokens: record.input_audio_tokens ?? 0,
+    outputAudioTokens: record.output_audio_tokens ?? 0,
+    unpriced: priced.unpriced,
   };
 }
 
@@ -264,27 +256,23 @@ function recordColumns(records: StoredRecord[]): string[] {
   const value: Record<RecordColumn, () => string> = {
     org_id: () => textArrayLiteral(records, (r) => r.orgId),
     id: () => textArrayLiteral(records, (r) => r.id),
-    api_key_id: () => textArrayLiteral(records, (r) => String(r.dimensions.api_key_id)),
-    team_id: () => textArrayLiteral(records, (r) => nullIfEmpty(r.dimensions.team_id)),
-    user_id: () => textArrayLiteral(records, (r) => nullIfEmpty(r.dimensions.user_id)),
-    project_id: () => textArrayLiteral(records, (r) => nullIfEmpty(r.dimensions.project_id)),
-    model: () => textArrayLiteral(records, (r) => String(r.dimensions.model)),
-    input_tokens: () => plainArrayLiteral(records, (r) => r.measures.input_tokens),
-    output_tokens: () => plainArrayLiteral(records, (r) => r.measures.output_tokens),
-    input_cached_tokens: () => plainArrayLiteral(records, (r) => r.measures.input_cached_tokens),
-    input_audio_tokens: () => plainArrayLiteral(records, (r) => r.measures.input_audio_tokens),
-    output_audio_tokens: () => plainArrayLiteral(records, (r) => r.measures.output_audio_tokens),
-    batch: () => plainArrayLiteral(records, (r) => r.dimensions.batch === true),
-    service_tier: () => textArrayLiteral(records, (r) => nullIfEmpty(r.dimensions.service_tier)),
-    cost_nano: () => plainArrayLiteral(records, (r) => r.measures.cost_nano),
+    api_key_id: () => textArrayLiteral(records, (r) => r.apiKeyId),
+    team_id: () => textArrayLiteral(records, (r) => r.teamId),
+    user_id: () => textArrayLiteral(records, (r) => r.userId),
+    project_id: () => textArrayLiteral(records, (r) => r.projectId),
+    model: () => textArrayLiteral(records, (r) => r.model),
+    input_tokens: () => plainArrayLiteral(records, (r) => r.inputTokens),
+    output_tokens: () => plainArrayLiteral(records, (r) => r.outputTokens),
+    input_cached_tokens: () => plainArrayLiteral(records, (r) => r.inputCachedTokens),
+    input_audio_tokens: () => plainArrayLiteral(records, (r) => r.inputAudioTokens),
+    output_audio_tokens: () => plainArrayLiteral(records, (r) => r.outputAudioTokens),
+    batch: () => plainArrayLiteral(records, (r) => r.batch),
+    service_tier: () => textArrayLiteral(records, (r) => r.serviceTier),
+    cost_nano: () => plainArrayLiteral(records, (r) => r.costNano),
     unpriced: () => plainArrayLiteral(records, (r) => r.unpriced),
     created_at: () => textArrayLiteral(records, (r) => iso(r.createdAt)),
   };
   return RECORD_COLUMNS.map(([column]) => value[column]());
-}
-
-function nullIfEmpty(value: string | boolean): string | null {
-  return value === '' ? null : String(value);
 }
 
 function compare(a: string, b: string): number {
