@@ -1,8 +1,4 @@
 import { AppException } from '../../common/errors';
-// The official OTLP definitions, compiled by OpenTelemetry into a protobufjs root (decoders
-// included) and shipped in @opentelemetry/otlp-transformer up to 0.216; nothing is copied here.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-import otlpRoot = require('@opentelemetry/otlp-transformer/build/src/generated/root');
 
 /** An attribute value as the mapping reads it; arrays, maps and bytes are `undefined` (not used). */
 export type AttributeValue = string | bigint | number | boolean | undefined;
@@ -31,16 +27,30 @@ interface MessageType {
   toObject(message: object, options: object): Record<string, unknown>;
 }
 
-const collector = (otlpRoot as unknown as { opentelemetry: { proto: { collector: { trace: { v1: Record<string, MessageType> } } } } }).opentelemetry.proto
-  .collector.trace.v1;
-const ExportTraceServiceRequest = collector.ExportTraceServiceRequest;
-const ExportTraceServiceResponse = collector.ExportTraceServiceResponse;
+type TraceMessages = Record<'ExportTraceServiceRequest' | 'ExportTraceServiceResponse', MessageType>;
+let traceMessages: TraceMessages | undefined;
+
+/**
+ * The official OTLP definitions, compiled by OpenTelemetry into a protobufjs root (decoders
+ * included) and shipped in @opentelemetry/otlp-transformer up to 0.216; nothing is copied here.
+ * Loaded on the first protobuf request: the root holds ~3.5 MB of the heap, which every API
+ * process would otherwise carry (and the old generation grows in proportion to what it holds).
+ */
+function messages(): TraceMessages {
+  if (!traceMessages) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const root = require('@opentelemetry/otlp-transformer/build/src/generated/root') as { opentelemetry: { proto: { collector: { trace: { v1: TraceMessages } } } } };
+    traceMessages = root.opentelemetry.proto.collector.trace.v1;
+  }
+  return traceMessages;
+}
 
 /** Decodes an ExportTraceServiceRequest (protobuf bytes or OTLP/JSON) into its spans. A malformed body is a 400. */
 export function decodeTraceRequest(body: Buffer | unknown, encoding: OtlpEncoding): OtlpSpan[] {
   if (encoding === 'protobuf') {
     let object: Record<string, unknown>;
     try {
+      const { ExportTraceServiceRequest } = messages();
       const message = ExportTraceServiceRequest.decode(body as Buffer);
       object = ExportTraceServiceRequest.toObject(message, { longs: String, bytes: String, defaults: false, arrays: true });
     } catch (err) {
@@ -55,6 +65,7 @@ export function decodeTraceRequest(body: Buffer | unknown, encoding: OtlpEncodin
 export function encodeTraceResponse(result: OtlpExportResult, encoding: OtlpEncoding): Buffer | Record<string, unknown> {
   const object = result.rejectedSpans > 0 || result.errorMessage ? { partialSuccess: { rejectedSpans: result.rejectedSpans, errorMessage: result.errorMessage } } : {};
   if (encoding === 'json') return object;
+  const { ExportTraceServiceResponse } = messages();
   return Buffer.from(ExportTraceServiceResponse.encode(ExportTraceServiceResponse.fromObject(object)).finish());
 }
 
