@@ -13,7 +13,7 @@ import { NestPinoLogger } from './common/logger';
 import { createValidationPipe } from './common/validation';
 import { AppConfig } from './config/app-config';
 import { MetricsService } from './metrics/metrics.service';
-import { buildOpenApiDocument, mountSwaggerUi } from './openapi';
+import { mountSwaggerUi } from './openapi';
 import { registerOtlpBodyParsing } from './usage/otlp/otlp-body';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -114,6 +114,6 @@ export async function createHttpApp(
       else logger.info(line, 'request');
     });
   }
-  mountSwaggerUi(app, buildOpenApiDocument(app));
+  mountSwaggerUi(app);
   return app;
 }

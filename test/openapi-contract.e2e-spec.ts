@@ -1,3 +1,4 @@
+import { SwaggerModule } from '@nestjs/swagger';
 import { startTestApp, TestApp } from './helpers/test-app';
 
 /**
@@ -131,5 +132,28 @@ describe('the OpenAPI document against the running service', () => {
     expect(get('/api/v1/llm/usage/records', 'post')).toBeDefined();
     expect(get('/api/v1/llm/usage/otlp/v1/traces', 'post')).toBeDefined();
     expect(get('/api/v1/llm/budgets/authorize', 'get').statusCodes).not.toContain('429');
+  });
+});
+
+describe('the API documents are built on the first request for them', () => {
+  it('starts without building the OpenAPI document; the first of /docs-json, /docs-yaml and Swagger UI builds it, once', async () => {
+    const build = jest.spyOn(SwaggerModule, 'createDocument'); // observed, not replaced
+    const t = await startTestApp();
+    try {
+      expect(build).not.toHaveBeenCalled();
+      const json = await t.get('/docs-json', { key: null });
+      expect(json.status).toBe(200);
+      expect(json.body.paths['/api/v1/llm/budgets/check']).toBeDefined();
+      const yaml = await t.get('/docs-yaml', { key: null });
+      expect(yaml.status).toBe(200);
+      expect(yaml.text).toContain('/api/v1/llm/budgets/check:');
+      const init = await t.get('/docs/swagger-ui-init.js', { key: null });
+      expect(init.status).toBe(200);
+      expect(init.text).toContain('/api/v1/llm/budgets/check');
+      expect(build).toHaveBeenCalledTimes(1);
+    } finally {
+      build.mockRestore();
+      await t.close();
+    }
   });
 });
