@@ -45,7 +45,9 @@ export type RecordColumn = (typeof RECORD_COLUMNS)[number][0];
 
 /**
  * One statement: inserts the records (skipping ids the org already has) and appends the per-minute
- * sums of the ones actually inserted to the journal. Returns the (org_id, id) of the new records.
+ * sums of the ones actually inserted to the journal. $18 is the number of records: when all of
+ * them are new (the usual case) the answer is one row, (inserted, NULL, NULL); otherwise one row
+ * per new record, (inserted, org_id, id), or (0, NULL, NULL) when none is.
  * The table is partitioned by created_at, so its primary key is (org_id, id, created_at): the
  * ON CONFLICT catches a retry (same id, same time) racing with the first send, and the NOT EXISTS
  * probe (the primary key's (org_id, id) prefix in each partition) an id already stored at another
@@ -65,8 +67,9 @@ export function insertRecordsSql(): string {
     journal AS (
       INSERT INTO ${JOURNAL_TABLE} (${[...JOURNAL_KEY, ...MEASURES].join(', ')})
       SELECT ${[...key, ...MEASURES.map((m) => `SUM(${RAW_MEASURE_SQL[m]})`)].join(', ')}
-      FROM inserted GROUP BY ${JOURNAL_KEY.map((_c, i) => i + 1).join(', ')})
-    SELECT org_id, id FROM inserted`;
+      FROM inserted GROUP BY ${JOURNAL_KEY.map((_c, i) => i + 1).join(', ')}),
+    counted AS (SELECT count(*)::int AS inserted FROM inserted)
+    SELECT c.inserted, i.org_id, i.id FROM counted c LEFT JOIN inserted i ON c.inserted < $${RECORD_COLUMNS.length + 1}`;
 }
 
 function bucketOf(table: RollupTable): string {

@@ -176,16 +176,17 @@ export class UsageIngestService {
     );
     // A named statement: planned once per connection (partitions added later invalidate it in PostgreSQL).
     const client = (await manager.queryRunner!.connect()) as PoolClient;
-    const inserted: Array<{ org_id: string; id: string }> = (
-      await client.query({ name: INSERT_STATEMENT, text: INSERT_SQL, values: recordColumns(records) }).catch((err: unknown) => {
+    const rows: Array<{ inserted: number; org_id: string | null; id: string | null }> = (
+      await client.query({ name: INSERT_STATEMENT, text: INSERT_SQL, values: [...recordColumns(records), records.length] }).catch((err: unknown) => {
         // Read like TypeORM's QueryFailedError by the retry logic of store().
         throw Object.defineProperty(err as object, 'driverError', { value: err, enumerable: false });
       })
     ).rows;
-    // The records are unique, so when every one was inserted there is nothing to match.
-    if (inserted.length === records.length) return records;
+    // The records are unique: when every one was inserted the statement names none of them.
+    if (rows[0].inserted === records.length) return records;
     const insertedIds = new Map<string, Set<string>>();
-    for (const row of inserted) {
+    for (const row of rows) {
+      if (row.org_id === null || row.id === null) continue;
       const ids = insertedIds.get(row.org_id);
       if (ids) ids.add(row.id);
       else insertedIds.set(row.org_id, new Set([row.id]));
