@@ -1,7 +1,6 @@
 import { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import type { ParameterObject, SchemaObject } from '@nestjs/swagger/dist/interfaces/open-api-spec.interface';
-import { dump } from 'js-yaml';
 import { BEARER_SCHEME, ON_BEHALF_OF_SCHEME } from './auth/auth.decorators';
 import { collapseAnyMethodOperations } from './common/any-method';
 import { addSdkRetries } from './common/sdk-extensions';
@@ -57,6 +56,9 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
 
 /** Stable YAML: keys sorted at every level, so the checked-in file only changes when the API does. */
 export function toStableYaml(document: OpenAPIObject): string {
+  // Required here, not at the top: only the CLI writes YAML, and an API process need not hold js-yaml.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { dump } = require('js-yaml') as typeof import('js-yaml');
   return dump(JSON.parse(JSON.stringify(document)), { sortKeys: true, lineWidth: 120, noRefs: true });
 }
 
