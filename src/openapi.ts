@@ -66,7 +66,9 @@ export function toStableYaml(document: OpenAPIObject): string {
  * Swagger UI at /docs (showing {@link swaggerUiDocument}); the document itself at /docs-json and
  * /docs-yaml. Both are built on the first request for them: an API process that never serves its
  * docs keeps neither (~3 MB of live heap, which the old generation's limit multiplies, and ~35 MB
- * of heap the build committed at start-up). `npm run openapi:check` builds the same document in CI.
+ * of heap the build committed at start-up). The price is ~0.3 s of synchronous work on the
+ * first docs request of each process (a build that throws is retried by the next request). `npm
+ * run openapi:check` builds the same document in CI, so a bad decorator still fails there.
  */
 export function mountSwaggerUi(app: INestApplication): void {
   let document: OpenAPIObject | undefined;

@@ -20,10 +20,13 @@ describe('PostgreSQL array literals (src/database/pg-arrays.ts)', () => {
     expect(textArrayLiteral([], (v: string) => v)).toBe('{}');
   });
 
-  it('writes bigints beyond 2^53, numbers and booleans exactly', async () => {
+  it('writes bigints beyond 2^53, safe integers (-0 as 0) and booleans exactly', async () => {
     const values = [0n, 1n, -1n, 9_223_372_036_854_775_807n, -9_223_372_036_854_775_808n, 9_007_199_254_740_993n];
     const { rows } = await client.query('SELECT v::text FROM unnest($1::bigint[]) WITH ORDINALITY AS u(v, n) ORDER BY n', [plainArrayLiteral(values, (v) => v)]);
     expect(rows.map((r: { v: string }) => BigInt(r.v))).toEqual(values);
+    const numbers = [0, -0, 1, 25, Number.MAX_SAFE_INTEGER];
+    const counts = await client.query('SELECT v::text FROM unnest($1::bigint[]) WITH ORDINALITY AS u(v, n) ORDER BY n', [plainArrayLiteral(numbers, (v) => v)]);
+    expect(counts.rows.map((r: { v: string }) => r.v)).toEqual(['0', '0', '1', '25', '9007199254740991']);
     const flags = await client.query('SELECT v FROM unnest($1::boolean[]) WITH ORDINALITY AS u(v, n) ORDER BY n', [plainArrayLiteral([true, false, true], (v) => v)]);
     expect(flags.rows.map((r: { v: boolean }) => r.v)).toEqual([true, false, true]);
   });

@@ -48,9 +48,10 @@ function messages(): TraceMessages {
 /** Decodes an ExportTraceServiceRequest (protobuf bytes or OTLP/JSON) into its spans. A malformed body is a 400. */
 export function decodeTraceRequest(body: Buffer | unknown, encoding: OtlpEncoding): OtlpSpan[] {
   if (encoding === 'protobuf') {
+    // Outside the try: definitions that cannot be loaded are the server's failure, not a bad body.
+    const { ExportTraceServiceRequest } = messages();
     let object: Record<string, unknown>;
     try {
-      const { ExportTraceServiceRequest } = messages();
       const message = ExportTraceServiceRequest.decode(body as Buffer);
       object = ExportTraceServiceRequest.toObject(message, { longs: String, bytes: String, defaults: false, arrays: true });
     } catch (err) {
