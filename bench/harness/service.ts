@@ -1,7 +1,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { appendFileSync } from 'node:fs';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 
 export interface ServiceOptions {
@@ -57,6 +57,9 @@ export class ServiceProcess {
   }
 
   static async start(options: ServiceOptions, distDir: string): Promise<ServiceProcess> {
+    // Another process on the port (an earlier run still going) would answer the readiness probe,
+    // and the run would measure it, or fail later on its admin key.
+    if (await portAnswers(options.port)) throw new Error(`port ${options.port} is already in use: stop what listens there or pass another --port`);
     // BENCH_SERVICE_NODE_ARGS: extra node flags for the service under test (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
     const nodeArgs = (process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
     const child = spawn(process.execPath, [...nodeArgs, join(distDir, 'src', 'main.js')], {
@@ -135,4 +138,16 @@ export class ServiceProcess {
     await this.stop();
     throw new Error(`the service did not become ready in 90 s:\n${this.tail()}`);
   }
+}
+
+/** True when something accepts connections on 127.0.0.1:`port`. */
+function portAnswers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
