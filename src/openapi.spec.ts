@@ -1,11 +1,8 @@
-import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
-
-const ROOT = resolve(__dirname, '..');
+import { inFreshProcess } from '../test/helpers/fresh-process';
 
 describe('openapi module loading', () => {
   it('loads the project\'s js-yaml only when YAML is written (the CLI), not with the module an API process imports', () => {
-    // A fresh process: what a module loads shows in its own require.cache.
     const script = `
       const openapi = require(${JSON.stringify(resolve(__dirname, 'openapi.ts'))});
       // Whether this module itself required js-yaml (the first module to require one is its parent;
@@ -16,7 +13,7 @@ describe('openapi module loading', () => {
       const yaml = openapi.toStableYaml({ openapi: '3.0.0', paths: {}, info: { title: 't', version: '1' } });
       process.stdout.write(JSON.stringify({ atLoad, yaml }));
     `;
-    const out = JSON.parse(execFileSync(process.execPath, ['-r', resolve(ROOT, 'test/helpers/swc-register.js'), '-e', script], { cwd: ROOT, encoding: 'utf8' }));
+    const out = inFreshProcess(script);
     expect(out).toEqual({ atLoad: false, yaml: "info:\n  title: t\n  version: '1'\nopenapi: 3.0.0\npaths: {}\n" });
   });
 });

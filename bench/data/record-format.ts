@@ -1,3 +1,4 @@
+import { isoSecondsFormatter } from '../../src/database/pg-arrays';
 import { GeneratedRecord } from './traffic';
 
 /** completion_records columns a COPY fills (ingested_at takes its default). */
@@ -23,19 +24,8 @@ export const RECORD_COLUMNS = [
 
 const text = (value: string | null) => (value === null ? '\\N' : value);
 
-let isoMinute = NaN;
-let isoPrefix = '';
-
 /** `YYYY-MM-DDTHH:MM:SSZ`, formatting each minute once (records come in time order). */
-function isoSeconds(unixSeconds: number): string {
-  const minute = unixSeconds - (unixSeconds % 60);
-  if (minute !== isoMinute) {
-    isoMinute = minute;
-    isoPrefix = new Date(minute * 1000).toISOString().slice(0, 17);
-  }
-  const seconds = unixSeconds - minute;
-  return `${isoPrefix}${seconds < 10 ? '0' : ''}${seconds}Z`;
-}
+const isoSeconds = isoSecondsFormatter();
 
 /** One line of PostgreSQL's text COPY format (no value of the generator holds a tab or backslash). */
 export function copyLine(r: GeneratedRecord): string {

@@ -13,6 +13,7 @@ import { ensurePartitions, isMissingPartition } from './partitions';
 import { PriceBookService, PriceResolver } from './price-book.service';
 import { insertRecordsSql, RECORD_COLUMNS, RecordColumn } from './rollup-journal';
 import { isoSecondsFormatter, plainArrayLiteral, textArrayLiteral } from '../database/pg-arrays';
+import { DAY } from './time-buckets';
 
 /** What an ingest touched in one org: the keys and UTC days of its new records (the ingest workflow evaluates their budgets). */
 export interface UsageTouched {
@@ -83,8 +84,6 @@ const INSERT_STATEMENT = 'tally_insert_records';
 
 /** Serialises rollup rebuilds (exclusive) against ingests (shared) per org; first key of pg_advisory_xact_lock(int, int). */
 export const ROLLUP_LOCK_CLASS = 7_240_116;
-
-const DAY_SECONDS = 86_400;
 
 const RETRYABLE = new Set(['40P01', '40001']); // deadlock, serialization failure
 const NUMERIC_OUT_OF_RANGE = '22003';
@@ -202,14 +201,14 @@ function touchedBy(fresh: StoredRecord[]): UsageTouched[] {
     let entry = byOrg.get(record.orgId);
     if (!entry) byOrg.set(record.orgId, (entry = { keys: new Set(), days: new Set(), teams: new Set(), users: new Set() }));
     entry.keys.add(record.apiKeyId);
-    entry.days.add(Math.floor(record.createdAt / DAY_SECONDS));
+    entry.days.add(Math.floor(record.createdAt / DAY));
     if (record.teamId) entry.teams.add(record.teamId);
     if (record.userId) entry.users.add(record.userId);
   }
   return [...byOrg].map(([orgId, { keys, days, teams, users }]) => ({
     orgId,
     apiKeyIds: [...keys].sort(),
-    days: [...days].sort((a, b) => a - b).map((day) => new Date(day * DAY_SECONDS * 1000).toISOString().slice(0, 10)),
+    days: [...days].sort((a, b) => a - b).map((day) => new Date(day * DAY * 1000).toISOString().slice(0, 10)),
     teamIds: [...teams].sort(),
     userIds: [...users].sort(),
   }));
