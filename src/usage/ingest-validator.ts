@@ -156,7 +156,9 @@ function recordProblems(value: unknown, path: string, context: Context, problems
 }
 
 /**
- * Validates `{"records": [...]}` and returns the records (the objects as sent, not copies).
+ * Validates `{"records": [...]}` and takes the records out of it (the objects as sent, not
+ * copies): the request keeps its body until it is answered, and the ingest turns the records
+ * into its own objects before its first round trip, so the parsed ones can be collected young.
  * Throws one 400 naming every bad index and field. Records older than `retentionDays` are refused.
  */
 export function parseIngestBody(body: unknown, retentionDays: number, now = Date.now() / 1000): IngestRecordDto[] {
@@ -177,5 +179,6 @@ export function parseIngestBody(body: unknown, retentionDays: number, now = Date
     for (let i = 0; i < records.length; i++) recordProblems(records[i], `records[${i}]`, context, problems);
   }
   if (problems.length > 0) throw AppException.validation(problems);
+  object.records = undefined;
   return records as IngestRecordDto[];
 }

@@ -55,9 +55,10 @@ export interface IngestedRecord {
 }
 
 /**
- * A validated record ready to store, flat: the same object is what the ingest hands on as an
- * {@link IngestedRecord} (a batch's records live through its round trips, so each per-record
- * object costs its bytes again when the young generation promotes it).
+ * A validated record, flat: made from the parsed one before the first round trip, completed once
+ * its key and prices are read, stored, and handed on as an {@link IngestedRecord}. One object per
+ * record for the whole batch: the batch lives through its round trips, so each per-record object
+ * costs its bytes again when the young generation promotes it.
  */
 interface StoredRecord extends IngestedRecord {
   model: string;
@@ -71,6 +72,10 @@ interface StoredRecord extends IngestedRecord {
   inputAudioTokens: number;
   outputAudioTokens: number;
   unpriced: boolean;
+  /** The org_id the record named (checked against its key's), or null. */
+  sentOrgId: string | null;
+  /** cost_nano as sent, or null: priced from the price book. */
+  sentCostNano: bigint | null;
 }
 
 interface KeyRow {
@@ -104,46 +109,56 @@ export class UsageIngestService {
    * Records already stored (same org and id) are skipped and counted as duplicates.
    * Storage only: what an ingest triggers is in IngestWorkflow (src/workflows).
    */
-  async ingest(records: IngestRecordDto[]): Promise<IngestResult> {
-    const stored = await this.prepare(records);
+  ingest(records: IngestRecordDto[]): Promise<IngestResult> {
+    // Not async: an async function keeps its arguments alive until it returns, and a batch's
+    // parsed body would then live through every round trip below and be promoted to the old
+    // generation. Each record becomes one flat object here, before anything is awaited.
+    const keyIds = [...new Set(records.map((r) => r.api_key_id))];
+    const unpricedModels = [...new Set(records.filter((r) => r.cost_nano === undefined || r.cost_nano === null).map((r) => r.model))];
+    const intern = interner();
+    return this.ingestDrafts(records.map((record) => toDraft(record, intern)), keyIds, unpricedModels);
+  }
+
+  private async ingestDrafts(drafts: StoredRecord[], keyIds: string[], unpricedModels: string[]): Promise<IngestResult> {
+    const sent = drafts.length;
+    const stored = await this.prepare(drafts, keyIds, unpricedModels);
     // Sorted by (org, id): concurrent batches take row locks in the same order. The sort is
     // stable, so of records sent twice in the batch the first one sent is kept.
     const sorted = stored.sort((a, b) => compare(a.orgId, b.orgId) || compare(a.id, b.id));
     const unique = sorted.filter((r, i) => i === 0 || r.id !== sorted[i - 1].id || r.orgId !== sorted[i - 1].orgId);
     const fresh = await this.store(unique);
-    await this.metrics.record(fresh, records.length - fresh.length);
-    return { accepted: fresh.length, duplicates: records.length - fresh.length, stored: fresh, touched: touchedBy(fresh) };
+    await this.metrics.record(fresh, sent - fresh.length);
+    return { accepted: fresh.length, duplicates: sent - fresh.length, stored: fresh, touched: touchedBy(fresh) };
   }
 
-  private async prepare(records: IngestRecordDto[]): Promise<StoredRecord[]> {
-    const keyIds = [...new Set(records.map((r) => r.api_key_id))];
+  /** Fills in each record's org, team and cost, or throws one 400 naming every bad index (nothing is written). */
+  private async prepare(drafts: StoredRecord[], keyIds: string[], unpricedModels: string[]): Promise<StoredRecord[]> {
     const keyRows: KeyRow[] = await this.dataSource.query('SELECT id, org_id, team_id FROM api_keys WHERE id = ANY($1)', [keyIds]);
     const keys = new Map(keyRows.map((k) => [k.id, k]));
-    const unpricedModels = [...new Set(records.filter((r) => r.cost_nano === undefined || r.cost_nano === null).map((r) => r.model))];
     const prices = await this.priceBook.resolver(unpricedModels);
 
     const problems: FieldProblem[] = [];
-    const stored: StoredRecord[] = [];
-    records.forEach((record, index) => {
-      const key = keys.get(record.api_key_id);
-      const tooOld = pastRetention(record.created_at, this.config.recordsRetentionDays);
+    drafts.forEach((record, index) => {
+      const key = keys.get(record.apiKeyId);
+      const tooOld = pastRetention(record.createdAt, this.config.recordsRetentionDays);
       if (tooOld) {
         // The HTTP route refuses these while validating; other paths (OTLP) meet the rule here.
         problems.push({ param: `records[${index}].created_at`, message: tooOld });
       } else if (!key) {
-        problems.push({ param: `records[${index}].api_key_id`, message: `unknown API key '${record.api_key_id}'` });
-      } else if (record.org_id !== undefined && record.org_id !== null && record.org_id !== key.org_id) {
+        problems.push({ param: `records[${index}].api_key_id`, message: `unknown API key '${record.apiKeyId}'` });
+      } else if (record.sentOrgId !== null && record.sentOrgId !== key.org_id) {
         problems.push({ param: `records[${index}].org_id`, message: `does not match the org of API key '${key.id}'` });
       } else {
-        const priced = price(record, prices);
-        if (priced.costNano > MAX_BIGINT) {
+        record.orgId = key.org_id;
+        record.teamId = key.team_id || null;
+        price(record, prices);
+        if (record.costNano > MAX_BIGINT) {
           problems.push({ param: `records[${index}]`, message: 'the cost computed from the price book exceeds 2^63 − 1 nano-units' });
         }
-        stored.push(toStored(record, key, priced));
       }
     });
     if (problems.length > 0) throw AppException.validation(problems);
-    return stored;
+    return drafts;
   }
 
   private async store(records: StoredRecord[]): Promise<StoredRecord[]> {
@@ -214,39 +229,62 @@ function touchedBy(fresh: StoredRecord[]): UsageTouched[] {
   }));
 }
 
-/** The record's cost: as sent, else from the price version in force at its created_at, else 0 and unpriced. */
-function price(record: IngestRecordDto, resolve: PriceResolver): { costNano: bigint; unpriced: boolean } {
-  if (record.cost_nano !== undefined && record.cost_nano !== null) {
-    // Validated already (ingest-validator.ts); read with the same function, from the number's own text.
-    return { costNano: parseCostNano(record.cost_nano, numberSource(record, 'cost_nano')) as bigint, unpriced: false };
+/** Sets the record's cost: as sent, else from the price version in force at its created_at, else 0 and unpriced. */
+function price(record: StoredRecord, resolve: PriceResolver): void {
+  if (record.sentCostNano !== null) {
+    record.costNano = record.sentCostNano;
+    return;
   }
-  const prices = resolve(record.model, record.created_at);
-  if (!prices) return { costNano: 0n, unpriced: true };
-  const tokens = { inputTokens: record.input_tokens, inputCachedTokens: record.input_cached_tokens ?? 0, outputTokens: record.output_tokens };
-  return { costNano: computeCostNano(tokens, prices), unpriced: false };
+  const prices = resolve(record.model, record.createdAt);
+  if (!prices) {
+    record.unpriced = true;
+    return;
+  }
+  const tokens = { inputTokens: record.inputTokens, inputCachedTokens: record.inputCachedTokens, outputTokens: record.outputTokens };
+  record.costNano = computeCostNano(tokens, prices);
 }
 
-function toStored(record: IngestRecordDto, key: KeyRow, priced: { costNano: bigint; unpriced: boolean }): StoredRecord {
+/** The record as stored, but for its org, team and cost (set by prepare once its key and prices are read). */
+function toDraft(record: IngestRecordDto, intern: (text: string) => string): StoredRecord {
+  const sentCost = record.cost_nano;
   return {
-    orgId: key.org_id,
+    orgId: '',
     id: record.id,
-    apiKeyId: key.id,
-    teamId: key.team_id || null,
-    userId: record.user_id || null,
+    apiKeyId: intern(record.api_key_id),
+    teamId: null,
+    userId: record.user_id ? intern(record.user_id) : null,
     createdAt: record.created_at,
     tokens: BigInt(record.input_tokens) + BigInt(record.output_tokens),
-    costNano: priced.costNano,
+    costNano: 0n,
     reservationId: record.reservation_id ?? null,
-    model: record.model,
-    projectId: record.project_id || null,
-    serviceTier: record.service_tier || null,
+    model: intern(record.model),
+    projectId: record.project_id ? intern(record.project_id) : null,
+    serviceTier: record.service_tier ? intern(record.service_tier) : null,
     batch: record.batch ?? false,
     inputTokens: record.input_tokens,
     outputTokens: record.output_tokens,
     inputCachedTokens: record.input_cached_tokens ?? 0,
     inputAudioTokens: record.input_audio_tokens ?? 0,
     outputAudioTokens: record.output_audio_tokens ?? 0,
-    unpriced: priced.unpriced,
+    unpriced: false,
+    sentOrgId: record.org_id ?? null,
+    // Validated already (ingest-validator.ts); read with the same function, from the number's own text.
+    sentCostNano: sentCost === undefined || sentCost === null ? null : (parseCostNano(sentCost, numberSource(record, 'cost_nano')) as bigint),
+  };
+}
+
+/**
+ * One string object per distinct text of a batch: JSON.parse makes a new string for every value,
+ * so a batch of 1,000 records on a few keys and models would otherwise hold a thousand copies of
+ * each name through its round trips.
+ */
+function interner(): (text: string) => string {
+  const seen = new Map<string, string>();
+  return (text) => {
+    const known = seen.get(text);
+    if (known !== undefined) return known;
+    seen.set(text, text);
+    return text;
   };
 }
 

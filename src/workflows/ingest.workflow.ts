@@ -6,7 +6,7 @@ import { describeError } from '../common/error-mapping';
 import { RedisUnavailableError } from '../redis/redis-unavailable';
 import { ReservationSettlementService } from '../reservations/reservation-settlement.service';
 import { IngestRecordDto } from '../usage/dto/ingest.dto';
-import { UsageIngestService, UsageTouched } from '../usage/usage-ingest.service';
+import { IngestResult, UsageIngestService, UsageTouched } from '../usage/usage-ingest.service';
 import { EvaluationEnqueuer } from './evaluation-enqueuer';
 
 /**
@@ -37,8 +37,14 @@ export class IngestWorkflow {
     private readonly evaluations: EvaluationEnqueuer,
   ) {}
 
-  async ingest(records: IngestRecordDto[]): Promise<{ accepted: number; duplicates: number }> {
-    const { accepted, duplicates, stored, touched } = await this.usage.ingest(records);
+  ingest(records: IngestRecordDto[]): Promise<{ accepted: number; duplicates: number }> {
+    // Not async, so that no frame keeps the parsed records alive while the batch is stored (see
+    // UsageIngestService.ingest).
+    return this.afterIngest(this.usage.ingest(records));
+  }
+
+  private async afterIngest(storing: Promise<IngestResult>): Promise<{ accepted: number; duplicates: number }> {
+    const { accepted, duplicates, stored, touched } = await storing;
     if (touched.length > 0) await this.afterStore(stored, touched);
     return { accepted, duplicates };
   }
