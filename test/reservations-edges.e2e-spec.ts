@@ -4,6 +4,8 @@ import { waitFor } from './helpers/wait-for';
 import { ingestOk, record } from './helpers/usage';
 import type Redis from 'ioredis';
 import { REDIS } from '../src/redis/redis.module';
+import { budgetWindow } from '../src/budgets/budget-window';
+import { ReservationCounters } from '../src/reservations/reservation-counters';
 
 /** An OTLP/JSON export of one GenAI span of `apiKeyId` with `inputTokens` input tokens. */
 function otlpExport(apiKeyId: string, spanId: string, inputTokens: number) {
@@ -151,5 +153,21 @@ describe('reservations: revoked keys, OTLP settling, fault isolation', () => {
     const granted = await reserve(t, ingestKey, reservationBody(org.member.id, { input_tokens: 0, max_output_tokens: 100 }));
     expect(granted.body.budgets[0]).toMatchObject({ committed: String(40 * 125), held: '100' });
     expect(await counters(t, org.org.id, budget.id)).toEqual({ committed: 5000n, held: 100n });
+  });
+  it('a window being rebuilt takes an ingest\'s records one by one: exactly those that count for its budget', async () => {
+    const org = await seedOrg(t, 'Rebuilding');
+    const budget = (await t.put(`/api/v1/llm/budgets/apikey/${org.member.id}`, blockingBudget('tokens', 100_000))).body;
+    const day = budgetWindow('daily', new Date());
+    const window = { orgId: org.org.id, budgetId: budget.id, start: day.start.getTime() / 1000, end: day.end.getTime() / 1000 };
+    const redisCounters = t.app.get(ReservationCounters);
+    await redisCounters.beginLoad([window]); // as a rebuild's first step does
+    const counted = Array.from({ length: 5 }, () => record(org.member.id, { input_tokens: 100, output_tokens: 25, created_at: nowSeconds() }));
+    const others = [
+      record(org.orgAdmin.id, { created_at: nowSeconds() }), // another key of the org: not this budget's
+      record(org.member.id, { created_at: day.start.getTime() / 1000 - 60 }), // yesterday's window
+      record(org.member.id, { input_tokens: 0, output_tokens: 0, created_at: nowSeconds() }), // adds nothing
+    ];
+    await ingestOk(t, ingestKey, [...counted.slice(0, 2), ...others, ...counted.slice(2)]);
+    expect((await redisCounters.pendingRecords(window)).sort()).toEqual(counted.map((r) => r.id).sort());
   });
 });

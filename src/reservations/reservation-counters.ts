@@ -15,6 +15,30 @@ export interface CounterWindow {
   end: number;
 }
 
+/**
+ * New records' spend in one window: its exact sum, and the records themselves, asked for only when
+ * the window takes them one by one (a rebuild or reconciler is reading it). A batch's settling
+ * holds sums across its round trips, not an entry per record and budget.
+ */
+export interface WindowSpend {
+  window: CounterWindow;
+  sum: bigint;
+  records(): Array<{ recordId: string; amount: bigint }>;
+}
+
+/** Spend listed record by record, as {@link WindowSpend}s (one per budget window, exact sums). */
+export function spendByWindow(additions: Array<{ window: CounterWindow; recordId: string; amount: bigint }>): WindowSpend[] {
+  const grouped = new Map<string, { window: CounterWindow; sum: bigint; list: Array<{ recordId: string; amount: bigint }> }>();
+  for (const a of additions) {
+    const id = `${a.window.budgetId}:${a.window.start}`;
+    let entry = grouped.get(id);
+    if (!entry) grouped.set(id, (entry = { window: a.window, sum: 0n, list: [] }));
+    entry.sum += a.amount;
+    entry.list.push({ recordId: a.recordId, amount: a.amount });
+  }
+  return [...grouped.values()].map(({ window, sum, list }) => ({ window, sum, records: () => list }));
+}
+
 /** A hold as the counters keep it. */
 export interface HoldEntry {
   reservationId: string;
@@ -141,27 +165,15 @@ export class ReservationCounters {
    * Removes holds and adds the spend of records in one step, per org (one script call each;
    * without holds to remove, a first call adds whole windows' sums, skips the windows nobody has
    * loaded, and a second, if needed, adds the windows a rebuild or reconciler is looking at,
-   * record by record). Returns the number of holds that were still there.
+   * record by record). `spends`: one per window (see {@link spendByWindow}). Returns the number of
+   * holds that were still there.
    */
-  async settle(
-    orgId: string,
-    removals: Array<{ window: CounterWindow; reservationId: string }>,
-    additions: Array<{ window: CounterWindow; recordId: string; amount: bigint }>,
-  ): Promise<number> {
-    if (removals.length === 0 && additions.length === 0) return 0;
-    for (const w of [...removals.map((r) => r.window), ...additions.map((a) => a.window)]) {
+  async settle(orgId: string, removals: Array<{ window: CounterWindow; reservationId: string }>, spends: WindowSpend[]): Promise<number> {
+    if (removals.length === 0 && spends.length === 0) return 0;
+    for (const w of [...removals.map((r) => r.window), ...spends.map((a) => a.window)]) {
       if (w.orgId !== orgId) throw new Error('settle(): every window must belong to the org');
     }
-    // Additions grouped per window, with their exact sum (Lua numbers are doubles).
-    const grouped = new Map<string, { window: CounterWindow; sum: bigint; records: Array<{ recordId: string; amount: bigint }> }>();
-    for (const a of additions) {
-      const id = `${a.window.budgetId}:${a.window.start}`;
-      let entry = grouped.get(id);
-      if (!entry) grouped.set(id, (entry = { window: a.window, sum: 0n, records: [] }));
-      entry.sum += a.amount;
-      entry.records.push(a);
-    }
-    let windows = [...grouped.values()];
+    let windows = spends;
     if (removals.length === 0 && windows.length > 0) {
       // Without holds to remove, most windows take their sum in one step (settle-sums.lua); the rest go record by record below.
       const deferred = (await this.run(
@@ -180,7 +192,10 @@ export class ReservationCounters {
       String(removals.length),
       String(windows.length),
       ...removals.map((r) => r.reservationId),
-      ...windows.flatMap(({ sum, records }) => [String(records.length), sum.toString(), ...records.flatMap((r) => [r.recordId, r.amount.toString()])]),
+      ...windows.flatMap(({ sum, records }) => {
+        const list = records();
+        return [String(list.length), sum.toString(), ...list.flatMap((r) => [r.recordId, r.amount.toString()])];
+      }),
     ];
     return Number(await this.run('settle', keys, args));
   }

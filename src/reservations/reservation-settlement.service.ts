@@ -5,7 +5,7 @@ import { displayScopeId } from '../budgets/budget-scope';
 import { BudgetRepository } from '../budgets/budget.repository';
 import { describeError } from '../common/error-mapping';
 import type { IngestedRecord } from '../usage/usage-ingest.service';
-import { CounterWindow, ReservationCounters } from './reservation-counters';
+import { CounterWindow, ReservationCounters, WindowSpend } from './reservation-counters';
 import { lowestBlockPct, seconds } from './reservation-budgets';
 import { ReservationMetrics } from './reservation-metrics';
 import { ReservationsRepository } from './reservations.repository';
@@ -55,10 +55,10 @@ export class ReservationSettlementService {
       records.filter((r) => r.reservationId).map((r) => ({ orgId: r.orgId, apiKeyId: r.apiKeyId, reservationId: r.reservationId!, recordId: r.id })),
     );
 
-    const perOrg = new Map<string, { removals: Array<{ window: CounterWindow; reservationId: string }>; additions: Array<{ window: CounterWindow; recordId: string; amount: bigint }> }>();
+    const perOrg = new Map<string, { removals: Array<{ window: CounterWindow; reservationId: string }>; spends: Map<string, WindowSpend> }>();
     const of = (orgId: string) => {
       let entry = perOrg.get(orgId);
-      if (!entry) perOrg.set(orgId, (entry = { removals: [], additions: [] }));
+      if (!entry) perOrg.set(orgId, (entry = { removals: [], spends: new Map() }));
       return entry;
     };
     for (const row of settled) of(row.orgId).removals.push(...this.reservations.holdWindows(row));
@@ -68,24 +68,26 @@ export class ReservationSettlementService {
       const key = scopeOf(budget);
       byScope.set(key, [...(byScope.get(key) ?? []), budget]);
     }
-    const lastWindow = new Map<Budget, CounterWindow>();
+    const lastWindow = new Map<Budget, WindowSpend>();
     for (const record of records) {
       const applying = [`org:${record.orgId}`, `apikey:${record.orgId}:${record.apiKeyId}`, `team:${record.orgId}:${record.teamId}`, `user:${record.orgId}:${record.userId}`];
       for (const budget of applying.flatMap((key) => byScope.get(key) ?? [])) {
-        if (!appliesTo(budget, record)) continue;
-        const amount = budget.limitKind === 'cost' ? record.costNano : record.tokens;
+        const amount = amountFor(budget, record);
         if (amount === 0n) continue;
-        let counter = lastWindow.get(budget);
-        if (!counter || record.createdAt < counter.start || record.createdAt >= counter.end) {
+        let spend = lastWindow.get(budget);
+        if (!spend || record.createdAt < spend.window.start || record.createdAt >= spend.window.end) {
           // The record's window in the budget's own time zone (the same function the evaluator uses).
           const window = currentWindow(budget, new Date(record.createdAt * 1000));
-          counter = { orgId: record.orgId, budgetId: budget.id, start: seconds(window.start), end: seconds(window.end) };
-          lastWindow.set(budget, counter);
+          const counter: CounterWindow = { orgId: record.orgId, budgetId: budget.id, start: seconds(window.start), end: seconds(window.end) };
+          const spends = of(record.orgId).spends;
+          spend = spends.get(`${budget.id}:${counter.start}`);
+          if (!spend) spends.set(`${budget.id}:${counter.start}`, (spend = { window: counter, sum: 0n, records: () => recordsIn(records, budget, counter) }));
+          lastWindow.set(budget, spend);
         }
-        of(record.orgId).additions.push({ window: counter, recordId: record.id, amount });
+        spend.sum += amount;
       }
     }
-    await Promise.all([...perOrg].map(([orgId, { removals, additions }]) => this.counters.settle(orgId, removals, additions)));
+    await Promise.all([...perOrg].map(([orgId, { removals, spends }]) => this.counters.settle(orgId, removals, [...spends.values()])));
   }
 
   /** Every budget of the records' scopes (org, key, team, end user). */
@@ -105,6 +107,26 @@ export class ReservationSettlementService {
 /** The key {@link appliesTo} matches a record's scopes by (a superset: appliesTo decides). */
 function scopeOf(budget: Budget): string {
   return budget.scope === 'org' ? `org:${budget.orgId}` : `${budget.scope}:${budget.orgId}:${budget.scope === 'apikey' ? budget.scopeId : displayScopeId(budget)}`;
+}
+
+/** What the record adds to the budget's counter: 0 when the budget does not count it. */
+function amountFor(budget: Budget, record: SettledRecord): bigint {
+  if (!appliesTo(budget, record)) return 0n;
+  return budget.limitKind === 'cost' ? record.costNano : record.tokens;
+}
+
+/**
+ * The records that add to this window of the budget, one by one, read again from the batch
+ * (only for a window a rebuild or reconciler is reading: see ReservationCounters.settle).
+ */
+function recordsIn(records: SettledRecord[], budget: Budget, window: CounterWindow): Array<{ recordId: string; amount: bigint }> {
+  const list: Array<{ recordId: string; amount: bigint }> = [];
+  for (const record of records) {
+    if (record.createdAt < window.start || record.createdAt >= window.end) continue;
+    const amount = amountFor(budget, record);
+    if (amount !== 0n) list.push({ recordId: record.id, amount });
+  }
+  return list;
 }
 
 function appliesTo(budget: Budget, record: SettledRecord): boolean {
