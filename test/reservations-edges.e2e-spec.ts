@@ -157,17 +157,21 @@ describe('reservations: revoked keys, OTLP settling, fault isolation', () => {
   it('a window being rebuilt takes an ingest\'s records one by one: exactly those that count for its budget', async () => {
     const org = await seedOrg(t, 'Rebuilding');
     const budget = (await t.put(`/api/v1/llm/budgets/apikey/${org.member.id}`, blockingBudget('tokens', 100_000))).body;
-    const day = budgetWindow('daily', new Date());
+    const now = nowSeconds();
+    const day = budgetWindow('daily', new Date(now * 1000));
     const window = { orgId: org.org.id, budgetId: budget.id, start: day.start.getTime() / 1000, end: day.end.getTime() / 1000 };
     const redisCounters = t.app.get(ReservationCounters);
     await redisCounters.beginLoad([window]); // as a rebuild's first step does
-    const counted = Array.from({ length: 5 }, () => record(org.member.id, { input_tokens: 100, output_tokens: 25, created_at: nowSeconds() }));
+    const counted = Array.from({ length: 5 }, (_, i) => record(org.member.id, { input_tokens: 100 + i, output_tokens: 25, created_at: now }));
     const others = [
-      record(org.orgAdmin.id, { created_at: nowSeconds() }), // another key of the org: not this budget's
-      record(org.member.id, { created_at: day.start.getTime() / 1000 - 60 }), // yesterday's window
-      record(org.member.id, { input_tokens: 0, output_tokens: 0, created_at: nowSeconds() }), // adds nothing
+      record(org.orgAdmin.id, { created_at: now }), // another key of the org: not this budget's
+      record(org.member.id, { created_at: window.start - 60 }), // yesterday's window
+      record(org.member.id, { input_tokens: 0, output_tokens: 0, created_at: now }), // adds nothing
     ];
     await ingestOk(t, ingestKey, [...counted.slice(0, 2), ...others, ...counted.slice(2)]);
-    expect((await redisCounters.pendingRecords(window)).sort()).toEqual(counted.map((r) => r.id).sort());
+    // Each counted record once, with its own amount (the rebuild adds those its read did not show).
+    expect(await t.app.get<Redis>(REDIS).hgetall(redisCounters.pendingKey(window))).toEqual(
+      Object.fromEntries(counted.map((r, i) => [r.id, String(125 + i)])),
+    );
   });
 });

@@ -34,16 +34,21 @@ describe('concurrent overlapping ingest', () => {
     }
     for (const share of shares) share.sort(() => rand() - 0.5);
     let sent = 0;
+    let failed = false;
     const results = await Promise.all(
       shares.map(async (share, client) => {
         const counts = { accepted: 0, duplicates: 0 };
-        for (let i = 0; i < share.length; ) {
+        for (let i = 0; i < share.length && !failed; ) {
           const size = 50 + Math.floor(rand() * 250);
           const batch = share.slice(i, i + size);
           i += size;
           sent += batch.length;
           const res = await ingest(t, ingestKeys[client % 2].key, batch);
-          if (res.status !== 200) throw new Error(`client ${client}: ${res.status} ${res.text}`);
+          if (res.status !== 200) {
+            failed = true; // the other clients stop too
+            const errors = t.logs.filter((line) => line.includes('"level":50')).join('');
+            throw new Error(`client ${client}: ${res.status} ${res.text}\nservice errors: ${errors}`);
+          }
           counts.accepted += res.body.accepted;
           counts.duplicates += res.body.duplicates;
         }

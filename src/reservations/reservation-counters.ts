@@ -170,8 +170,11 @@ export class ReservationCounters {
    */
   async settle(orgId: string, removals: Array<{ window: CounterWindow; reservationId: string }>, spends: WindowSpend[]): Promise<number> {
     if (removals.length === 0 && spends.length === 0) return 0;
-    for (const w of [...removals.map((r) => r.window), ...spends.map((a) => a.window)]) {
+    for (const w of [...removals.map((r) => r.window), ...spends.map((spend) => spend.window)]) {
       if (w.orgId !== orgId) throw new Error('settle(): every window must belong to the org');
+    }
+    if (new Set(spends.map(({ window }) => `${window.budgetId}:${window.start}`)).size < spends.length) {
+      throw new Error('settle(): one spend per window');
     }
     let windows = spends;
     if (removals.length === 0 && windows.length > 0) {

@@ -55,39 +55,46 @@ export class ReservationSettlementService {
       records.filter((r) => r.reservationId).map((r) => ({ orgId: r.orgId, apiKeyId: r.apiKeyId, reservationId: r.reservationId!, recordId: r.id })),
     );
 
-    const perOrg = new Map<string, { removals: Array<{ window: CounterWindow; reservationId: string }>; spends: Map<string, WindowSpend> }>();
+    const perOrg = new Map<string, { removals: Array<{ window: CounterWindow; reservationId: string }>; spends: WindowSpend[] }>();
     const of = (orgId: string) => {
       let entry = perOrg.get(orgId);
-      if (!entry) perOrg.set(orgId, (entry = { removals: [], spends: new Map() }));
+      if (!entry) perOrg.set(orgId, (entry = { removals: [], spends: [] }));
       return entry;
     };
     for (const row of settled) of(row.orgId).removals.push(...this.reservations.holdWindows(row));
-    // Budgets by the scope they count (see appliesTo); the last window of each, reused while records fall in it.
+    // Budgets by the scope they count (see appliesTo).
     const byScope = new Map<string, Budget[]>();
     for (const budget of budgets) {
       const key = scopeOf(budget);
       byScope.set(key, [...(byScope.get(key) ?? []), budget]);
     }
-    const lastWindow = new Map<Budget, WindowSpend>();
-    for (const record of records) {
-      const applying = [`org:${record.orgId}`, `apikey:${record.orgId}:${record.apiKeyId}`, `team:${record.orgId}:${record.teamId}`, `user:${record.orgId}:${record.userId}`];
-      for (const budget of applying.flatMap((key) => byScope.get(key) ?? [])) {
-        const amount = amountFor(budget, record);
-        if (amount === 0n) continue;
-        let spend = lastWindow.get(budget);
-        if (!spend || record.createdAt < spend.window.start || record.createdAt >= spend.window.end) {
-          // The record's window in the budget's own time zone (the same function the evaluator uses).
-          const window = currentWindow(budget, new Date(record.createdAt * 1000));
-          const counter: CounterWindow = { orgId: record.orgId, budgetId: budget.id, start: seconds(window.start), end: seconds(window.end) };
-          const spends = of(record.orgId).spends;
-          spend = spends.get(`${budget.id}:${counter.start}`);
-          if (!spend) spends.set(`${budget.id}:${counter.start}`, (spend = { window: counter, sum: 0n, records: () => recordsIn(records, budget, counter) }));
-          lastWindow.set(budget, spend);
-        }
-        spend.sum += amount;
+    // Each window's records one by one, listed in one more pass over the batch when a window first
+    // needs them (one being rebuilt, or any window of an org with holds to remove).
+    let lists: Map<string, Array<{ recordId: string; amount: bigint }>> | undefined;
+    const listOf = (id: string) => {
+      if (!lists) {
+        const made = new Map<string, Array<{ recordId: string; amount: bigint }>>();
+        forEachAddition(records, byScope, (record, window, amount) => {
+          const key = windowId(window);
+          let list = made.get(key);
+          if (!list) made.set(key, (list = []));
+          list.push({ recordId: record.id, amount });
+        });
+        lists = made;
       }
-    }
-    await Promise.all([...perOrg].map(([orgId, { removals, spends }]) => this.counters.settle(orgId, removals, [...spends.values()])));
+      return lists.get(id) ?? [];
+    };
+    const spends = new Map<string, WindowSpend>();
+    forEachAddition(records, byScope, (_record, window, amount) => {
+      const id = windowId(window);
+      let spend = spends.get(id);
+      if (!spend) {
+        spends.set(id, (spend = { window, sum: 0n, records: () => listOf(id) }));
+        of(window.orgId).spends.push(spend);
+      }
+      spend.sum += amount;
+    });
+    await Promise.all([...perOrg].map(([orgId, entry]) => this.counters.settle(orgId, entry.removals, entry.spends)));
   }
 
   /** Every budget of the records' scopes (org, key, team, end user). */
@@ -109,24 +116,32 @@ function scopeOf(budget: Budget): string {
   return budget.scope === 'org' ? `org:${budget.orgId}` : `${budget.scope}:${budget.orgId}:${budget.scope === 'apikey' ? budget.scopeId : displayScopeId(budget)}`;
 }
 
-/** What the record adds to the budget's counter: 0 when the budget does not count it. */
-function amountFor(budget: Budget, record: SettledRecord): bigint {
-  if (!appliesTo(budget, record)) return 0n;
-  return budget.limitKind === 'cost' ? record.costNano : record.tokens;
+/**
+ * Calls `add` for every budget window a record adds to, in record order, with the amount (never
+ * 0): the record's window in the budget's own time zone (the function the evaluator uses), the
+ * last one of each budget reused while records fall in it.
+ */
+function forEachAddition(records: SettledRecord[], byScope: Map<string, Budget[]>, add: (record: SettledRecord, window: CounterWindow, amount: bigint) => void): void {
+  const lastWindow = new Map<Budget, CounterWindow>();
+  for (const record of records) {
+    const applying = [`org:${record.orgId}`, `apikey:${record.orgId}:${record.apiKeyId}`, `team:${record.orgId}:${record.teamId}`, `user:${record.orgId}:${record.userId}`];
+    for (const budget of applying.flatMap((key) => byScope.get(key) ?? [])) {
+      if (!appliesTo(budget, record)) continue;
+      const amount = budget.limitKind === 'cost' ? record.costNano : record.tokens;
+      if (amount === 0n) continue;
+      let window = lastWindow.get(budget);
+      if (!window || record.createdAt < window.start || record.createdAt >= window.end) {
+        const current = currentWindow(budget, new Date(record.createdAt * 1000));
+        window = { orgId: record.orgId, budgetId: budget.id, start: seconds(current.start), end: seconds(current.end) };
+        lastWindow.set(budget, window);
+      }
+      add(record, window, amount);
+    }
+  }
 }
 
-/**
- * The records that add to this window of the budget, one by one, read again from the batch
- * (only for a window a rebuild or reconciler is reading: see ReservationCounters.settle).
- */
-function recordsIn(records: SettledRecord[], budget: Budget, window: CounterWindow): Array<{ recordId: string; amount: bigint }> {
-  const list: Array<{ recordId: string; amount: bigint }> = [];
-  for (const record of records) {
-    if (record.createdAt < window.start || record.createdAt >= window.end) continue;
-    const amount = amountFor(budget, record);
-    if (amount !== 0n) list.push({ recordId: record.id, amount });
-  }
-  return list;
+function windowId(window: CounterWindow): string {
+  return `${window.budgetId}:${window.start}`;
 }
 
 function appliesTo(budget: Budget, record: SettledRecord): boolean {

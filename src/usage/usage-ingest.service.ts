@@ -55,8 +55,9 @@ export interface IngestedRecord {
 }
 
 /**
- * A validated record, flat: made from the parsed one before the first round trip, completed once
- * its key and prices are read, stored, and handed on as an {@link IngestedRecord}. One object per
+ * A validated record, flat: made from the parsed one before the first round trip (a draft: org,
+ * team and cost are placeholders until prepare() sets them from its key and prices), stored, and
+ * handed on as an {@link IngestedRecord}. One object per
  * record for the whole batch: the batch lives through its round trips, so each per-record object
  * costs its bytes again when the young generation promotes it.
  */
@@ -113,10 +114,14 @@ export class UsageIngestService {
     // Not async: an async function keeps its arguments alive until it returns, and a batch's
     // parsed body would then live through every round trip below and be promoted to the old
     // generation. Each record becomes one flat object here, before anything is awaited.
-    const keyIds = [...new Set(records.map((r) => r.api_key_id))];
-    const unpricedModels = [...new Set(records.filter((r) => r.cost_nano === undefined || r.cost_nano === null).map((r) => r.model))];
-    const intern = interner();
-    return this.ingestDrafts(records.map((record) => toDraft(record, intern)), keyIds, unpricedModels);
+    try {
+      const keyIds = [...new Set(records.map((r) => r.api_key_id))];
+      const unpricedModels = [...new Set(records.filter((r) => r.cost_nano === undefined || r.cost_nano === null).map((r) => r.model))];
+      const intern = interner();
+      return this.ingestDrafts(records.map((record) => toDraft(record, intern)), keyIds, unpricedModels);
+    } catch (err) {
+      return Promise.reject(err as Error); // as an async function would
+    }
   }
 
   private async ingestDrafts(drafts: StoredRecord[], keyIds: string[], unpricedModels: string[]): Promise<IngestResult> {

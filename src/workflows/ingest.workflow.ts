@@ -40,7 +40,7 @@ export class IngestWorkflow {
   ingest(records: IngestRecordDto[]): Promise<{ accepted: number; duplicates: number }> {
     // Not async, so that no frame keeps the parsed records alive while the batch is stored (see
     // UsageIngestService.ingest).
-    return this.afterIngest(this.usage.ingest(records));
+    return this.afterIngest(this.usage.ingest(records)); // ingest() rejects rather than throws
   }
 
   private async afterIngest(storing: Promise<IngestResult>): Promise<{ accepted: number; duplicates: number }> {
