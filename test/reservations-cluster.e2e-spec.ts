@@ -7,7 +7,7 @@ import type { AppConfig } from '../src/config/app-config';
 import { freePort } from '../src/database/embedded-postgres';
 import { redisAnswers } from '../src/redis/redis';
 import { RedisKeys } from '../src/redis/redis.module';
-import { CounterWindow, ReservationCounters, spendByWindow } from '../src/reservations/reservation-counters';
+import { CounterWindow, ReservationCounters } from '../src/reservations/reservation-counters';
 import { waitFor } from './helpers/wait-for';
 
 /**
@@ -66,7 +66,7 @@ describe('reservation counters on a Redis Cluster', () => {
       expect(granted).toMatchObject({ kind: 'decided', held: true, granted: 600 });
       expect(await admit('res_2', 'r1')).toEqual({ kind: 'duplicate', reservationId: 'res_1' });
       expect(await counters.read(budgets[0])).toEqual({ committed: 0n, held: 1000n });
-      expect(await counters.settle(orgId, budgets.map((w) => ({ window: w, reservationId: 'res_1' })), spendByWindow(budgets.map((w) => ({ window: w, recordId: 'rec_1', amount: 700n }))))).toBe(2);
+      expect(await counters.settle(orgId, budgets.map((w) => ({ window: w, reservationId: 'res_1' })), budgets.map((w) => ({ window: w, sum: 700n, records: () => [{ recordId: 'rec_1', amount: 700n }] })))).toBe(2);
       expect(await counters.read(budgets[0])).toEqual({ committed: 700n, held: 0n });
       expect(await counters.read(budgets[1])).toEqual({ committed: 700n, held: 0n });
     }

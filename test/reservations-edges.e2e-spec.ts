@@ -154,6 +154,7 @@ describe('reservations: revoked keys, OTLP settling, fault isolation', () => {
     expect(granted.body.budgets[0]).toMatchObject({ committed: String(40 * 125), held: '100' });
     expect(await counters(t, org.org.id, budget.id)).toEqual({ committed: 5000n, held: 100n });
   });
+
   it('a window being rebuilt takes an ingest\'s records one by one: exactly those that count for its budget', async () => {
     const org = await seedOrg(t, 'Rebuilding');
     const budget = (await t.put(`/api/v1/llm/budgets/apikey/${org.member.id}`, blockingBudget('tokens', 100_000))).body;

@@ -26,17 +26,9 @@ export interface WindowSpend {
   records(): Array<{ recordId: string; amount: bigint }>;
 }
 
-/** Spend listed record by record, as {@link WindowSpend}s (one per budget window, exact sums). */
-export function spendByWindow(additions: Array<{ window: CounterWindow; recordId: string; amount: bigint }>): WindowSpend[] {
-  const grouped = new Map<string, { window: CounterWindow; sum: bigint; list: Array<{ recordId: string; amount: bigint }> }>();
-  for (const a of additions) {
-    const id = `${a.window.budgetId}:${a.window.start}`;
-    let entry = grouped.get(id);
-    if (!entry) grouped.set(id, (entry = { window: a.window, sum: 0n, list: [] }));
-    entry.sum += a.amount;
-    entry.list.push({ recordId: a.recordId, amount: a.amount });
-  }
-  return [...grouped.values()].map(({ window, sum, list }) => ({ window, sum, records: () => list }));
+/** What tells a budget's windows apart (one {@link WindowSpend} each). */
+export function windowId(window: CounterWindow): string {
+  return `${window.budgetId}:${window.start}`;
 }
 
 /** A hold as the counters keep it. */
@@ -165,7 +157,7 @@ export class ReservationCounters {
    * Removes holds and adds the spend of records in one step, per org (one script call each;
    * without holds to remove, a first call adds whole windows' sums, skips the windows nobody has
    * loaded, and a second, if needed, adds the windows a rebuild or reconciler is looking at,
-   * record by record). `spends`: one per window (see {@link spendByWindow}). Returns the number of
+   * record by record). `spends`: one per window. Returns the number of
    * holds that were still there.
    */
   async settle(orgId: string, removals: Array<{ window: CounterWindow; reservationId: string }>, spends: WindowSpend[]): Promise<number> {
@@ -173,7 +165,7 @@ export class ReservationCounters {
     for (const w of [...removals.map((r) => r.window), ...spends.map((spend) => spend.window)]) {
       if (w.orgId !== orgId) throw new Error('settle(): every window must belong to the org');
     }
-    if (new Set(spends.map(({ window }) => `${window.budgetId}:${window.start}`)).size < spends.length) {
+    if (new Set(spends.map(({ window }) => windowId(window))).size < spends.length) {
       throw new Error('settle(): one spend per window');
     }
     let windows = spends;

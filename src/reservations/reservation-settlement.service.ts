@@ -4,8 +4,8 @@ import { currentWindow } from '../budgets/budget-evaluation';
 import { displayScopeId } from '../budgets/budget-scope';
 import { BudgetRepository } from '../budgets/budget.repository';
 import { describeError } from '../common/error-mapping';
-import type { IngestedRecord } from '../usage/usage-ingest.service';
-import { CounterWindow, ReservationCounters, WindowSpend } from './reservation-counters';
+import type { IngestedRecord } from '../usage/ingest-records';
+import { CounterWindow, ReservationCounters, windowId, WindowSpend } from './reservation-counters';
 import { lowestBlockPct, seconds } from './reservation-budgets';
 import { ReservationMetrics } from './reservation-metrics';
 import { ReservationsRepository } from './reservations.repository';
@@ -138,10 +138,6 @@ function forEachAddition(records: SettledRecord[], byScope: Map<string, Budget[]
       add(record, window, amount);
     }
   }
-}
-
-function windowId(window: CounterWindow): string {
-  return `${window.budgetId}:${window.start}`;
 }
 
 function appliesTo(budget: Budget, record: SettledRecord): boolean {

@@ -14,8 +14,6 @@ import { PriceBookService } from './price-book.service';
 import { insertRecordsSql } from './rollup-journal';
 import { DAY } from './time-buckets';
 
-export type { IngestedRecord };
-
 /** What an ingest touched in one org: the keys and UTC days of its new records (the ingest workflow evaluates their budgets). */
 export interface UsageTouched {
   orgId: string;
@@ -73,18 +71,16 @@ export class UsageIngestService {
     // parsed body would then live through every round trip below and be promoted to the old
     // generation. Each record becomes one flat object here, before anything is awaited.
     try {
-      const keyIds = [...new Set(records.map((r) => r.api_key_id))];
-      const unpricedModels = [...new Set(records.filter((r) => r.cost_nano === undefined || r.cost_nano === null).map((r) => r.model))];
       const intern = interner();
-      return this.ingestDrafts(records.map((record) => toDraft(record, intern)), keyIds, unpricedModels);
+      return this.ingestDrafts(records.map((record) => toDraft(record, intern)));
     } catch (err) {
       return Promise.reject(err as Error); // as an async function would
     }
   }
 
-  private async ingestDrafts(drafts: StoredRecord[], keyIds: string[], unpricedModels: string[]): Promise<IngestResult> {
+  private async ingestDrafts(drafts: StoredRecord[]): Promise<IngestResult> {
     const sent = drafts.length;
-    const stored = await this.prepare(drafts, keyIds, unpricedModels);
+    const stored = await this.prepare(drafts);
     // Sorted by (org, id): concurrent batches take row locks in the same order. The sort is
     // stable, so of records sent twice in the batch the first one sent is kept.
     const sorted = stored.sort((a, b) => compare(a.orgId, b.orgId) || compare(a.id, b.id));
@@ -95,10 +91,11 @@ export class UsageIngestService {
   }
 
   /** Fills in each record's org, team and cost, or throws one 400 naming every bad index (nothing is written). */
-  private async prepare(drafts: StoredRecord[], keyIds: string[], unpricedModels: string[]): Promise<StoredRecord[]> {
+  private async prepare(drafts: StoredRecord[]): Promise<StoredRecord[]> {
+    const keyIds = [...new Set(drafts.map((r) => r.apiKeyId))];
     const keyRows: KeyRow[] = await this.dataSource.query('SELECT id, org_id, team_id FROM api_keys WHERE id = ANY($1)', [keyIds]);
     const keys = new Map(keyRows.map((k) => [k.id, k]));
-    const prices = await this.priceBook.resolver(unpricedModels);
+    const prices = await this.priceBook.resolver([...new Set(drafts.filter((r) => r.sentCostNano === null).map((r) => r.model))]);
 
     const problems: FieldProblem[] = [];
     drafts.forEach((record, index) => {
