@@ -1,6 +1,6 @@
 import Redis from 'ioredis';
 import { newId } from '../src/common/ids';
-import { AdmissionBatches, orgLockKey, RESERVATION_LOCK_CLASS } from '../src/reservations/admission-batches';
+import { ADMISSION_BUDGETS_SQL, AdmissionBatches, orgLockKey, RESERVATION_LOCK_CLASS } from '../src/reservations/admission-batches';
 import { Reservation } from '../src/reservations/reservation.entity';
 import { blockingBudget, counters, RESERVATIONS, reservationBody, twoApiProcessesPerSuite } from './helpers/reservations';
 import { seedOrg, TestApp } from './helpers/test-app';
@@ -136,6 +136,36 @@ describe('reservations: admissions batched into shared transactions', () => {
     }
   });
 
+  it('a batch reads only the budgets of its admissions, an index probe per scope, with many budgets stored and not yet analyzed', async () => {
+    const org = await seedOrg(a, 'Probed');
+    const orgBudget = (await a.put(`/api/v1/llm/budgets/org/${org.org.id}`, blockingBudget('tokens', 1000))).body;
+    const keyBudget = (await a.put(`/api/v1/llm/budgets/apikey/${org.member.id}`, blockingBudget('tokens', 500))).body;
+    // 2,000 budgets of other keys, stored at once, as a bulk load or a busy hour does between two ANALYZEs.
+    await a.dataSource.query(
+      `INSERT INTO budgets (id, scope, scope_id, org_id, owner, period, limit_kind, limit_value, thresholds)
+       SELECT 'bud_probe' || lpad(k::text, 19, '0'), 'apikey', 'key_probe' || lpad(k::text, 19, '0'), $1, 'org', 'daily', 'tokens', 100,
+              '[{"pct": 1, "action": "block"}]'
+       FROM generate_series(1, 2000) k`,
+      [org.org.id],
+    );
+    const params = [[org.org.id, org.org.id], [org.member.id, org.orgAdmin.id], [null, null], [null, null]];
+    const rows: Array<{ i: string; id: string }> = await a.dataSource.query(ADMISSION_BUDGETS_SQL, params);
+    expect(rows.map((r) => `${r.i}:${r.id}`).sort()).toEqual([`1:${orgBudget.id}`, `1:${keyBudget.id}`, `2:${orgBudget.id}`].sort());
+
+    const [{ 'QUERY PLAN': plan }]: Array<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }> = await a.dataSource.query(
+      `EXPLAIN (ANALYZE, FORMAT JSON) ${ADMISSION_BUDGETS_SQL}`,
+      params,
+    );
+    // Every row the plan took from the budgets table, over all its loops: only those that match.
+    let read = 0;
+    const walk = (node: PlanNode): void => {
+      if (node['Relation Name'] === 'budgets') read += node['Actual Rows'] * node['Actual Loops'];
+      node.Plans?.forEach(walk);
+    };
+    walk(plan[0].Plan);
+    expect(read).toBeLessThanOrEqual(3);
+  });
+
   it('several orgs on two processes with a FLUSHDB in the middle: every cap holds exactly, nothing deadlocks, the counters equal PostgreSQL', async () => {
     const orgs = await Promise.all(
       [0, 1, 2, 3].map(async (i) => {
@@ -201,3 +231,10 @@ describe('reservations: admissions batched into shared transactions', () => {
     }, 'the counters to hold the one reservation only');
   });
 });
+
+interface PlanNode {
+  'Relation Name'?: string;
+  'Actual Rows': number;
+  'Actual Loops': number;
+  Plans?: PlanNode[];
+}
