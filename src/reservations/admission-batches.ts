@@ -14,7 +14,10 @@ export const RESERVATION_LOCK_CLASS = 7_240_118;
 /** What became of one row of a batch: inserted, already stored (same request id), or refused. */
 type RowOutcome = { inserted: boolean } | { error: unknown };
 
-/** Batches of admissions in one process that may be in PostgreSQL at once (each on its own connection). */
+/**
+ * Batches of admissions in one process that may be in PostgreSQL at once (each on its own
+ * connection). With two, admissions from 8 connections waited ~1 ms at p50 for a slot (BENCHMARKS.md).
+ */
 const MAX_IN_FLIGHT = 4;
 /** Admissions in one batch at most (the rest wait for the next). */
 const MAX_BATCH = 64;
