@@ -75,9 +75,12 @@ export const ADMISSION_BUDGETS_SQL = `SELECT m.i, ${BUDGET_COLUMNS}
    CROSS JOIN LATERAL (VALUES ('org', m.org_key), ('apikey', m.apikey_key), ('team', m.team_key), ('user', m.user_key)) AS s(scope, scope_id)
    JOIN budgets b ON b.scope = s.scope AND b.scope_id = s.scope_id`;
 
-/** The batch's two prepared statements: {@link ADMISSION_BUDGETS_SQL}, and the insert of every reservation the batch stores. */
+/**
+ * The batch's two prepared statements: {@link ADMISSION_BUDGETS_SQL} (its parameter types are its
+ * own casts), and the insert of every reservation the batch stores.
+ */
 const PREPARE_BATCH =
-  `PREPARE tally_reservation_budgets(varchar[], varchar[], varchar[], varchar[]) AS ${ADMISSION_BUDGETS_SQL}; ` +
+  `PREPARE tally_reservation_budgets AS ${ADMISSION_BUDGETS_SQL}; ` +
   `PREPARE tally_reservation_insert(${INSERT_TYPES.map((t) => `${t}[]`).join(', ')}) AS
    INSERT INTO reservations (${RESERVATION_COLUMNS})
    SELECT * FROM unnest(${INSERT_TYPES.map((_t, i) => `$${i + 1}`).join(', ')})

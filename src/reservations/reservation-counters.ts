@@ -157,8 +157,7 @@ export class ReservationCounters {
    * Removes holds and adds the spend of records in one step, per org (one script call each;
    * without holds to remove, a first call adds whole windows' sums, skips the windows nobody has
    * loaded, and a second, if needed, adds the windows a rebuild or reconciler is looking at,
-   * record by record). `spends`: one per window. Returns the number of
-   * holds that were still there.
+   * record by record). `spends`: one per window. Returns the number of holds that were still there.
    */
   async settle(orgId: string, removals: Array<{ window: CounterWindow; reservationId: string }>, spends: WindowSpend[]): Promise<number> {
     if (removals.length === 0 && spends.length === 0) return 0;
