@@ -4,12 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster } from 'ioredis';
 import { redisAnswers, targetAnswers } from '../src/redis/redis';
+import { REDIS } from '../src/redis/redis.module';
+import { guardRedis } from '../src/redis/redis-unavailable';
 import { monthlyBudget, spend } from './helpers/alerts';
 import { blockingBudget, nowSeconds, RESERVATIONS, reservationBody, reserve } from './helpers/reservations';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
 import { ingestOk, record } from './helpers/usage';
 import { waitFor } from './helpers/wait-for';
 import { freePort, startReceiver, WebhookReceiver } from './helpers/webhook-receiver';
+import { pauseThisProcess } from './helpers/pause';
 
 /**
  * SPEC §8: Redis may be a Redis Cluster. Starts a real three-master cluster from the Debian
@@ -106,5 +109,23 @@ describe('Redis Cluster: ingest → alert → check against three masters', () =
     } finally {
       cluster.disconnect();
     }
+  });
+
+  it('a pause of this process longer than the command timeout is not an outage; masters that stop answering still are', async () => {
+    const client = t.app.get<Cluster>(REDIS);
+    const keyOfDeployment = `{tallyc}:pause-probe`;
+    await client.set(keyOfDeployment, 'here');
+    const inFlight = Promise.all([guardRedis(client, () => client.get(keyOfDeployment)), guardRedis(client, () => client.pipeline().get(keyOfDeployment).exec())]);
+    pauseThisProcess(t.config.redisCommandTimeoutMs + 300);
+    expect(await inFlight).toEqual(['here', [[null, 'here']]]);
+    expect(await guardRedis(client, () => client.get(keyOfDeployment))).toBe('here'); // not refused
+
+    for (const server of servers) server.kill('SIGSTOP');
+    try {
+      await expect(guardRedis(client, () => client.get(keyOfDeployment))).rejects.toMatchObject({ name: 'RedisUnavailableError', cause: { message: 'Command timed out' } });
+    } finally {
+      for (const server of servers) server.kill('SIGCONT');
+    }
+    await waitFor(() => guardRedis(client, () => client.get(keyOfDeployment)).catch(() => undefined), 'the cluster to be served again');
   });
 });

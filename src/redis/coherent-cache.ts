@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import Redis, { Cluster } from 'ioredis';
+import { lateTimer } from './command-timeout';
 import { duplicateClient } from './redis';
 
 /** How often the subscription is checked (and how long a PING may take): a hung Redis is noticed within twice this. */
@@ -44,7 +45,7 @@ export class CoherentCache<V> {
 
   async start(): Promise<void> {
     // Waits for Redis (offline queue, no command timeout): a subscription is not a request.
-    const subscriber = duplicateClient(this.redis, { maxRetriesPerRequest: null, enableOfflineQueue: true, commandTimeout: undefined, lazyConnect: false });
+    const subscriber = duplicateClient(this.redis, { maxRetriesPerRequest: null, enableOfflineQueue: true, lazyConnect: false });
     this.subscriber = subscriber;
     subscriber.on('error', () => undefined);
     const down = () => {
@@ -90,16 +91,15 @@ export class CoherentCache<V> {
   private beat(subscriber: Redis | Cluster): void {
     if (this.beating || subscriber.status !== 'ready') return;
     this.beating = true;
-    const late = setTimeout(() => {
+    const late = lateTimer(HEARTBEAT_MS, () => {
       if (this.subscribed) this.options.logger.warn(this.options.lostWarning);
       this.subscribed = false;
       this.silent = true;
       this.invalidate();
-    }, HEARTBEAT_MS);
-    late.unref();
+    });
     subscriber.ping().then(
       () => {
-        clearTimeout(late);
+        late.cancel();
         this.beating = false;
         if (this.silent) {
           this.silent = false;
@@ -108,7 +108,7 @@ export class CoherentCache<V> {
         }
       },
       () => {
-        clearTimeout(late);
+        late.cancel();
         this.beating = false;
       },
     );

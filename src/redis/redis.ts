@@ -1,6 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import Redis, { Cluster, RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
+import { timeOutCommands } from './command-timeout';
 
 /** ioredis options for a REDIS_URL; BullMQ workers need `maxRetriesPerRequest: null`. */
 export function redisOptions(url: string, extra: RedisOptions = {}): RedisOptions {
@@ -24,11 +25,22 @@ export interface RedisTarget {
   redisClusterNodes?: Array<{ host: string; port: number }>;
 }
 
-/** A client of the configured Redis: a single server, or a Redis Cluster. */
+/**
+ * A client of the configured Redis: a single server, or a Redis Cluster. A `commandTimeout` is
+ * kept by {@link timeOutCommands}, not by ioredis (whose timer a pause of this process trips).
+ */
 export function createRedisClient(target: RedisTarget, extra: RedisOptions = {}): Redis | Cluster {
-  if (!target.redisClusterNodes) return new Redis(redisOptions(target.redisUrl, extra));
-  const { host: _host, port: _port, db: _db, ...shared } = redisOptions(target.redisUrl, extra);
-  return new Cluster(target.redisClusterNodes, { redisOptions: shared, enableReadyCheck: true, lazyConnect: extra.lazyConnect });
+  const { commandTimeout, ...options } = extra;
+  return withCommandTimeout(commandTimeout, () => {
+    if (!target.redisClusterNodes) return new Redis(redisOptions(target.redisUrl, options));
+    const { host: _host, port: _port, db: _db, ...shared } = redisOptions(target.redisUrl, options);
+    return new Cluster(target.redisClusterNodes, { redisOptions: shared, enableReadyCheck: true, lazyConnect: options.lazyConnect });
+  });
+}
+
+function withCommandTimeout(ms: number | undefined, create: () => Redis | Cluster): Redis | Cluster {
+  const client = create();
+  return ms === undefined ? client : timeOutCommands(client, ms);
 }
 
 /**
@@ -40,11 +52,16 @@ export function deploymentPrefix(config: RedisTarget & { redisPrefix: string }):
   return config.redisClusterNodes ? `{${config.redisPrefix}}` : config.redisPrefix;
 }
 
-/** A copy of a client with other options (a Cluster's duplicate takes them per node, and its own offline queue). */
-export function duplicateClient(client: Redis | Cluster, options: RedisOptions): Redis | Cluster {
-  if (!(client instanceof Cluster)) return client.duplicate(options);
-  const { enableOfflineQueue, lazyConnect, ...perNode } = options;
-  return client.duplicate(undefined, { redisOptions: { ...client.options.redisOptions, ...perNode }, enableOfflineQueue, lazyConnect });
+/**
+ * A copy of a client with other options (a Cluster's duplicate takes them per node, and its own
+ * offline queue). It has a command timeout only when `options` give one.
+ */
+export function duplicateClient(client: Redis | Cluster, { commandTimeout, ...options }: RedisOptions): Redis | Cluster {
+  return withCommandTimeout(commandTimeout, () => {
+    if (!(client instanceof Cluster)) return client.duplicate(options);
+    const { enableOfflineQueue, lazyConnect, ...perNode } = options;
+    return client.duplicate(undefined, { redisOptions: { ...client.options.redisOptions, ...perNode }, enableOfflineQueue, lazyConnect });
+  });
 }
 
 /** Whether Redis answers PING: the server at the URL, or the cluster (its state must be ok). */
