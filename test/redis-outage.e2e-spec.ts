@@ -31,6 +31,7 @@ describe('Redis outage: 503 at once, ingest goes on, the work it could not enque
     ingestKey = (await createSystemKey(t, 'ingest')).key;
     org = await seedOrg(t, 'Outage');
   });
+  afterEach(() => jest.restoreAllMocks());
   afterAll(async () => {
     redis.resume();
     if (!(await redis.command('PING').catch(() => false))) await redis.start();
@@ -40,6 +41,8 @@ describe('Redis outage: 503 at once, ingest goes on, the work it could not enque
   });
 
   it('while Redis is down or hung the check answers 503 redis_unavailable with Retry-After; ingest answers 200; both repaired after', async () => {
+    // BullMQ writes the errors of queues and workers nobody listens to with console.error.
+    const stderr = jest.spyOn(console, 'error');
     const key = await org.make('member');
     const daily = await t.put(`/api/v1/llm/budgets/apikey/${key.id}`, { period: 'daily', limit_kind: 'tokens', limit: 100, thresholds: [{ pct: 50, action: 'alert' }], webhook_url: hook.url });
     expect(daily.status).toBe(200);
@@ -73,6 +76,13 @@ describe('Redis outage: 503 at once, ingest goes on, the work it could not enque
     const request = await waitFor(() => hook.requests.find((r) => r.body.includes(daily.body.id)), 'the alert of the record ingested during the outage');
     expect(JSON.parse(request.body).data.window).toBe(formatWindow(yesterday));
     await waitFor(async () => (await t.dataSource.query(`SELECT count(*)::int AS n FROM budget_evaluation_requests`))[0].n === 0, 'the backlog to be drained');
+
+    // The queues' and workers' lost connections were logged as structured warnings, a few lines at most.
+    expect(stderr).not.toHaveBeenCalled();
+    const warnings = t.logs.filter((line) => line.includes('"context":"Queues"')).map((line) => JSON.parse(line));
+    expect(warnings.length).toBeGreaterThan(0);
+    expect(warnings.length).toBeLessThanOrEqual(4); // one per queue and side (two queues, queue and worker)
+    expect(warnings.every((w) => w.level === 'warn' && ['queue', 'worker'].includes(w.side))).toBe(true);
   });
 
   it('after FLUSHDB with workers running: the scheduler is back, block states rebuilt, pending alerts re-enqueued', async () => {

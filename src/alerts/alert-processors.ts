@@ -1,6 +1,7 @@
 import { OnWorkerEvent, Processor, WorkerHost } from '@nestjs/bullmq';
 import { DelayedError, Job } from 'bullmq';
 import { JobFailures } from '../metrics/job-failures';
+import { QueueErrors } from '../metrics/queue-errors';
 import { AlertEvaluatorService } from './alert-evaluator.service';
 import { AlertQueue, DeliverJob, DeliverPayloads, EvaluateJob, EvaluatePayloads } from './alert-jobs';
 import { jobDispatcher } from './job-dispatch';
@@ -20,6 +21,7 @@ export class EvaluateProcessor extends WorkerHost {
   constructor(
     private readonly evaluator: AlertEvaluatorService,
     private readonly failures: JobFailures,
+    private readonly errors: QueueErrors,
   ) {
     super();
   }
@@ -31,6 +33,11 @@ export class EvaluateProcessor extends WorkerHost {
   @OnWorkerEvent('failed')
   onFailed(job: Job | undefined, err: Error): void {
     this.failures.report(AlertQueue.Evaluate, job, err);
+  }
+
+  @OnWorkerEvent('error')
+  onError(err: Error): void {
+    this.errors.report(AlertQueue.Evaluate, 'worker', err);
   }
 }
 
@@ -52,6 +59,7 @@ export class DeliverProcessor extends WorkerHost {
     private readonly delivery: WebhookDeliveryService,
     private readonly slots: DeliverySlots,
     private readonly failures: JobFailures,
+    private readonly errors: QueueErrors,
   ) {
     super();
   }
@@ -68,6 +76,11 @@ export class DeliverProcessor extends WorkerHost {
   @OnWorkerEvent('failed')
   onFailed(job: Job | undefined, err: Error): void {
     this.failures.report(AlertQueue.Deliver, job, err);
+  }
+
+  @OnWorkerEvent('error')
+  onError(err: Error): void {
+    this.errors.report(AlertQueue.Deliver, 'worker', err);
   }
 }
 

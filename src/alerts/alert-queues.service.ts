@@ -5,6 +5,7 @@ import { Queue } from 'bullmq';
 import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
+import { QueueErrors } from '../metrics/queue-errors';
 import { REDIS } from '../redis/redis.module';
 import { guardRedis, RedisUnavailableError } from '../redis/redis-unavailable';
 import {
@@ -38,7 +39,10 @@ export class AlertQueuesService {
     @InjectDataSource() private readonly dataSource: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(REDIS) private readonly redis: Redis,
-  ) {}
+    errors: QueueErrors,
+  ) {
+    for (const queue of this.all()) errors.watch(queue, queue.name, 'queue');
+  }
 
   /** Re-registers the evaluate-all scheduler when it is gone (Redis flushed or restarted empty). */
   async ensureScheduler(): Promise<boolean> {
