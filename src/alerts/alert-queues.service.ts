@@ -5,6 +5,7 @@ import { Queue } from 'bullmq';
 import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
+import { withLateTimeout } from '../common/late-timer';
 import { QueueErrors } from '../metrics/queue-errors';
 import { REDIS } from '../redis/redis.module';
 import { guardRedis, RedisUnavailableError } from '../redis/redis-unavailable';
@@ -116,16 +117,8 @@ export class AlertQueuesService {
     return guardRedis(this.redis, async () => {
       // Given up here, BullMQ still sends it once Redis answers: job ids and deduplication make that harmless.
       const work = start();
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error('Command timed out (enqueue)')), ENQUEUE_TIMEOUT_MS);
-      });
       work.catch(() => undefined);
-      try {
-        return await Promise.race([work, timeout]);
-      } finally {
-        clearTimeout(timer);
-      }
+      return withLateTimeout(work, ENQUEUE_TIMEOUT_MS, () => new Error('Command timed out (enqueue)'));
     });
   }
 }

@@ -2,6 +2,7 @@ import { request as httpRequest, IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP, LookupFunction } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { lateTimer } from '../common/late-timer';
 import { assertPublicTarget, UnsafeWebhookTarget } from '../common/ssrf';
 
 /** How an attempt ended; also the `outcome` label of the delivery-attempt metric. */
@@ -48,9 +49,9 @@ function describe(err: unknown): string {
 export async function sendWebhook(url: URL, body: string, headers: Record<string, string>, options: SendOptions): Promise<SendResult> {
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
-  let timer: NodeJS.Timeout | undefined;
+  let timer: { cancel(): void } | undefined;
   const deadline = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), options.timeoutMs);
+    timer = lateTimer(options.timeoutMs, () => resolve('timeout'));
   });
   const timeout = (): SendResult => ({ outcome: 'timeout', statusCode: null, error: `timed out after ${options.timeoutMs} ms`, latencyMs: elapsed() });
   try {
@@ -107,6 +108,6 @@ export async function sendWebhook(url: URL, body: string, headers: Record<string
       return { outcome: 'network_error', statusCode: null, error: describe(err), latencyMs: elapsed() };
     }
   } finally {
-    clearTimeout(timer);
+    timer?.cancel();
   }
 }

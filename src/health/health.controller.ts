@@ -7,6 +7,7 @@ import { SdkNamespace } from '../common/sdk-namespace';
 import { Public } from '../auth/auth.decorators';
 import { ApiErrorResponse } from '../common/api-responses';
 import { AppException, ErrorCode } from '../common/errors';
+import { withLateTimeout } from '../common/late-timer';
 import { REDIS } from '../redis/redis.module';
 
 @ApiSchema({ name: 'Health' })
@@ -20,12 +21,7 @@ const NOT_READY_EXAMPLE = AppException.unavailable(ErrorCode.NotReady, 'Not read
 const UNKNOWN_QUERY_EXAMPLE = AppException.validation([{ param: 'verbose', message: 'is not a known field' }]).body();
 const UnknownQuery = () => ApiErrorResponse(400, 'A query parameter was sent: probes take none', UNKNOWN_QUERY_EXAMPLE);
 
-function withTimeout<T>(promise: Promise<T>): Promise<T> {
-  return Promise.race([
-    promise,
-    new Promise<T>((_, reject) => setTimeout(() => reject(new Error('timeout')), CHECK_TIMEOUT_MS).unref()),
-  ]);
-}
+const withTimeout = <T>(promise: Promise<T>): Promise<T> => withLateTimeout(promise, CHECK_TIMEOUT_MS);
 
 @ApiTags('health')
 @SdkNamespace('health')

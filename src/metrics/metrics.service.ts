@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { Queue } from 'bullmq';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { withLateTimeout } from '../common/late-timer';
 
 /** Job states whose counts `tally_queue_jobs` reports. */
 export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'failed'] as const;
@@ -73,19 +74,11 @@ export class MetricsService {
     this.gauge('tally_queue_jobs', 'Jobs in each queue, by state (read on scrape)', ['queue', 'state'], async (gauge) => {
       await Promise.all(
         [...this.queues.values()].map(async (queue) => {
-          const counts = await withTimeout(queue.getJobCounts(...QUEUE_STATES), QUEUE_SCRAPE_TIMEOUT_MS).catch(() => null);
+          const counts = await withLateTimeout(queue.getJobCounts(...QUEUE_STATES), QUEUE_SCRAPE_TIMEOUT_MS).catch(() => null);
           if (!counts) return;
           for (const state of QUEUE_STATES) gauge.set({ queue: queue.name, state }, counts[state] ?? 0);
         }),
       );
     });
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error('timeout')), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

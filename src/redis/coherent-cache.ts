@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import Redis, { Cluster } from 'ioredis';
-import { lateTimer } from './command-timeout';
+import { lateTimer } from '../common/late-timer';
 import { duplicateClient } from './redis';
 
 /** How often the subscription is checked (and how long a PING may take): a hung Redis is noticed within twice this. */

@@ -1,26 +1,5 @@
 import type { Cluster, Command, Redis } from 'ioredis';
-
-/**
- * Calls `fire` once `ms` have passed and the event loop has read its sockets since.
- *
- * A plain timer runs in the timers phase, before the poll phase reads the sockets. When this process
- * pauses for longer than `ms` (a major GC, a long synchronous task, a starved CPU), such a timer fires
- * although the answer it waits for has sat in the socket for most of the pause. Deferring the verdict
- * to setImmediate (the check phase, after the poll) lets that answer arrive first.
- */
-export function lateTimer(ms: number, fire: () => void): { cancel(): void } {
-  let immediate: NodeJS.Immediate | undefined;
-  const timer = setTimeout(() => {
-    immediate = setImmediate(fire);
-  }, ms);
-  timer.unref();
-  return {
-    cancel: () => {
-      clearTimeout(timer);
-      if (immediate) clearImmediate(immediate);
-    },
-  };
-}
+import { lateTimer } from '../common/late-timer';
 
 /**
  * Fails each command that gets no answer within `ms` with ioredis' "Command timed out" error, as
