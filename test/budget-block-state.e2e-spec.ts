@@ -69,6 +69,36 @@ describe('block state: deleted or raised budgets stop blocking, also when Redis 
     }
   });
 
+  it('a state rewritten with the same blocks is not dropped from any memory; a change is, on every process', async () => {
+    const key = await org.make('member');
+    await t.put(`/api/v1/llm/budgets/apikey/${key.id}`, blocking(100));
+    const stateKey = `${t.config.redisPrefix}:budget-blocks:apikey:${key.id}`;
+    const listener = new Redis(redis.url);
+    const published: string[] = [];
+    listener.on('message', (_channel, payload: string) => published.push(...payload.split('\n')));
+    await listener.subscribe(`${t.config.redisPrefix}:budget-blocks:changed`);
+    try {
+      const version = async () => JSON.parse((await redis.command('GET', stateKey)) as string).v as number;
+      const spend = async (tokens: number) => {
+        const before = await version();
+        await ingestOk(t, ingestKey, [record(key.id, { created_at: now(), input_tokens: tokens, output_tokens: 0 })]);
+        expect(await version()).toBeGreaterThan(before); // every ingest rewrites the state...
+      };
+      expect((await checkOn(other, key.id)).body.allowed).toBe(true); // cached in the other process
+      await spend(40);
+      await spend(40); // ...but 80 % blocks nothing new: no process drops its copy
+      await listener.ping(); // everything published before this answer has arrived
+      expect(published.filter((k) => k === stateKey)).toEqual([]);
+      expect((await checkOn(other, key.id)).body.allowed).toBe(true);
+
+      await spend(40); // 120 %: blocked, published, and the other process answers so at once
+      await waitFor(() => published.includes(stateKey), 'the change to be published');
+      expect((await checkOn(other, key.id)).body).toMatchObject({ allowed: false, blocked_by: [{ scope: 'apikey', pct: 120 }] });
+    } finally {
+      listener.disconnect();
+    }
+  });
+
   it('a revoked key is never allowed: allowed false, reason api_key_revoked, on every process', async () => {
     const key = await org.make('member');
     expect((await checkOn(other, key.id)).body).toEqual({ allowed: true, blocked_by: [] });

@@ -50,6 +50,8 @@ return string.format('%.0f', v)`;
 /**
  * Writes ARGV[1] (a StoredState of version ARGV[2]) unless the stored one is as new or newer;
  * keeps KEYS[2], the set of scopes whose state blocks, in step (the repair pass reads it).
+ * Answers 0 when it did not write, 1 when the blocks changed, 2 when only the version did: the
+ * blocks end the stored JSON (ARGV[6] is that ending), and no state at all reads as no blocks.
  */
 const SET_IF_NEWER = `
 local current = redis.call('GET', KEYS[1])
@@ -59,6 +61,11 @@ if current then
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 if ARGV[4] == '1' then redis.call('SADD', KEYS[2], ARGV[5]) else redis.call('SREM', KEYS[2], ARGV[5]) end
+if current then
+  if string.sub(current, -string.len(ARGV[6])) == ARGV[6] then return 2 end
+elseif ARGV[4] == '0' then
+  return 2
+end
 return 1`;
 
 /**
@@ -99,21 +106,30 @@ export class BlockStateStore implements OnModuleInit, OnApplicationShutdown {
     return Number(await guardRedis(this.redis, () => this.redis.eval(NEXT_VERSION, 1, this.keys.key('budget-blocks', 'version'))));
   }
 
-  /** Writes the states (each unless a newer one is stored) and drops them from every process' memory. */
+  /**
+   * Writes the states (each unless a newer one is stored) and drops those whose blocks changed
+   * from every process' memory. A copy whose blocks did not change stays: it answers the check as
+   * the new one would (only the version moved), so an ingest that blocks nothing new costs no
+   * check a trip to Redis.
+   */
   async write(states: ScopeState[], version: number): Promise<void> {
     if (states.length === 0) return;
     const index = this.indexKey();
     const pipeline = this.redis.pipeline();
     for (const state of states) {
-      const stored: StoredState = { v: version, blocks: state.blocks };
-      pipeline.eval(SET_IF_NEWER, 2, this.stateKey(state), index, JSON.stringify(stored), String(version), String(STATE_TTL_MS), state.blocks.length > 0 ? '1' : '0', memberOf(state));
+      const blocks = JSON.stringify(state.blocks);
+      // The same text as JSON.stringify({ v, blocks }): the blocks end it.
+      const stored = `{"v":${version},"blocks":${blocks}}`;
+      const blocking = state.blocks.length > 0 ? '1' : '0';
+      pipeline.eval(SET_IF_NEWER, 2, this.stateKey(state), index, stored, String(version), String(STATE_TTL_MS), blocking, memberOf(state), `"blocks":${blocks}}`);
     }
-    const results = await guardRedis(this.redis, () => pipeline.exec());
-    const failed = results?.find(([err]) => err);
+    const results = (await guardRedis(this.redis, () => pipeline.exec())) ?? [];
+    const failed = results.find(([err]) => err);
     if (failed) throw failed[0];
-    const keys = states.map((s) => this.stateKey(s));
-    this.states.drop(keys);
-    await guardRedis(this.redis, () => this.states.publish(keys.join('\n')));
+    const changed = states.filter((_state, i) => results[i][1] === 1).map((state) => this.stateKey(state));
+    if (changed.length === 0) return;
+    this.states.drop(changed);
+    await guardRedis(this.redis, () => this.states.publish(changed.join('\n')));
   }
 
   /**
