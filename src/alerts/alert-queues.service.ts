@@ -116,9 +116,7 @@ export class AlertQueuesService {
     // The shared client's health stands for Redis' (BullMQ's connections would wait).
     return guardRedis(this.redis, async () => {
       // Given up here, BullMQ still sends it once Redis answers: job ids and deduplication make that harmless.
-      const work = start();
-      work.catch(() => undefined);
-      return withLateTimeout(work, ENQUEUE_TIMEOUT_MS, () => new Error('Command timed out (enqueue)'));
+      return withLateTimeout(start(), ENQUEUE_TIMEOUT_MS, () => new Error('Command timed out (enqueue)'));
     });
   }
 }

@@ -126,7 +126,7 @@ export class BlockStateStore implements OnModuleInit, OnApplicationShutdown {
     const results = (await guardRedis(this.redis, () => pipeline.exec())) ?? [];
     const failed = results.find(([err]) => err);
     if (failed) throw failed[0];
-    const changed = states.filter((_state, i) => results[i][1] === 1).map((state) => this.stateKey(state));
+    const changed = states.filter((_state, i) => results[i]?.[1] === 1).map((state) => this.stateKey(state));
     if (changed.length === 0) return;
     this.states.drop(changed);
     await guardRedis(this.redis, () => this.states.publish(changed.join('\n')));

@@ -1,15 +1,8 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, Socket } from 'node:net';
+import { pauseThisProcess } from '../../test/helpers/pause';
 import { withLateTimeout } from './late-timer';
-
-/** Blocks the event loop, as a major GC or a long synchronous task would. */
-function pause(ms: number): void {
-  const until = performance.now() + ms;
-  while (performance.now() < until) {
-    // busy
-  }
-}
 
 /** An echo server in a process of its own: it answers while this one is paused. */
 const ECHO_SERVER = `const s = require('node:net').createServer((c) => c.on('data', (d) => c.write(d)));
@@ -37,14 +30,14 @@ describe('withLateTimeout', () => {
 
   it('an answer that arrived while this process was paused beyond the timeout wins', async () => {
     const answer = withLateTimeout(echo('late-but-there'), 20);
-    pause(200);
+    pauseThisProcess(200);
     await expect(answer).resolves.toBe('late-but-there');
   });
 
   it('a plain timer loses that race (why the verdict waits for one more poll of the sockets)', async () => {
     const answer = echo('plain');
     const plain = Promise.race([answer, new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), 20))]);
-    pause(200);
+    pauseThisProcess(200);
     await expect(plain).rejects.toThrow('timeout');
     await answer; // the answer was there all along
   });

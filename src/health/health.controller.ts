@@ -21,8 +21,6 @@ const NOT_READY_EXAMPLE = AppException.unavailable(ErrorCode.NotReady, 'Not read
 const UNKNOWN_QUERY_EXAMPLE = AppException.validation([{ param: 'verbose', message: 'is not a known field' }]).body();
 const UnknownQuery = () => ApiErrorResponse(400, 'A query parameter was sent: probes take none', UNKNOWN_QUERY_EXAMPLE);
 
-const withTimeout = <T>(promise: Promise<T>): Promise<T> => withLateTimeout(promise, CHECK_TIMEOUT_MS);
-
 @ApiTags('health')
 @SdkNamespace('health')
 @Controller('health')
@@ -49,8 +47,8 @@ export class HealthController {
   @ApiErrorResponse(503, 'The database or Redis does not answer', NOT_READY_EXAMPLE)
   async ready(): Promise<HealthDto> {
     const [database, redis] = await Promise.allSettled([
-      withTimeout(this.dataSource.query('SELECT 1')),
-      withTimeout(this.redis.ping()),
+      withLateTimeout(this.dataSource.query('SELECT 1'), CHECK_TIMEOUT_MS),
+      withLateTimeout(this.redis.ping(), CHECK_TIMEOUT_MS),
     ]);
     const down = [database.status === 'rejected' ? 'database' : null, redis.status === 'rejected' ? 'redis' : null].filter(
       (name): name is string => name !== null,

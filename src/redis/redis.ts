@@ -31,16 +31,9 @@ export interface RedisTarget {
  */
 export function createRedisClient(target: RedisTarget, extra: RedisOptions = {}): Redis | Cluster {
   const { commandTimeout, ...options } = extra;
-  return withCommandTimeout(commandTimeout, () => {
-    if (!target.redisClusterNodes) return new Redis(redisOptions(target.redisUrl, options));
-    const { host: _host, port: _port, db: _db, ...shared } = redisOptions(target.redisUrl, options);
-    return new Cluster(target.redisClusterNodes, { redisOptions: shared, enableReadyCheck: true, lazyConnect: options.lazyConnect });
-  });
-}
-
-function withCommandTimeout(ms: number | undefined, create: () => Redis | Cluster): Redis | Cluster {
-  const client = create();
-  return ms === undefined ? client : timeOutCommands(client, ms);
+  if (!target.redisClusterNodes) return timeOutCommands(new Redis(redisOptions(target.redisUrl, options)), commandTimeout);
+  const { host: _host, port: _port, db: _db, ...shared } = redisOptions(target.redisUrl, options);
+  return timeOutCommands(new Cluster(target.redisClusterNodes, { redisOptions: shared, enableReadyCheck: true, lazyConnect: options.lazyConnect }), commandTimeout);
 }
 
 /**
@@ -57,11 +50,9 @@ export function deploymentPrefix(config: RedisTarget & { redisPrefix: string }):
  * offline queue). It has a command timeout only when `options` give one.
  */
 export function duplicateClient(client: Redis | Cluster, { commandTimeout, ...options }: RedisOptions): Redis | Cluster {
-  return withCommandTimeout(commandTimeout, () => {
-    if (!(client instanceof Cluster)) return client.duplicate(options);
-    const { enableOfflineQueue, lazyConnect, ...perNode } = options;
-    return client.duplicate(undefined, { redisOptions: { ...client.options.redisOptions, ...perNode }, enableOfflineQueue, lazyConnect });
-  });
+  if (!(client instanceof Cluster)) return timeOutCommands(client.duplicate(options), commandTimeout);
+  const { enableOfflineQueue, lazyConnect, ...perNode } = options;
+  return timeOutCommands(client.duplicate(undefined, { redisOptions: { ...client.options.redisOptions, ...perNode }, enableOfflineQueue, lazyConnect }), commandTimeout);
 }
 
 /** Whether Redis answers PING: the server at the URL, or the cluster (its state must be ok). */
