@@ -52,6 +52,9 @@ describe('usage reports read through a cursor, a few rows at a time', () => {
       )[0].n,
     );
 
+  /** The last fetch ends its transaction without the reader waiting for it: wait (briefly) for that. */
+  const noOpenTransactions = () => waitFor(async () => (await openTransactions()) === 0, 'every report transaction to end');
+
   async function allPages(path: string, query: Record<string, string | number>): Promise<Array<{ start_time: number; results: unknown[] }>> {
     const buckets = [];
     let page: string | null = null;
@@ -83,7 +86,7 @@ describe('usage reports read through a cursor, a few rows at a time', () => {
     // Every row of every page came through the cursor, at most FETCH per round trip.
     expect(after.rows - before.rows).toBeGreaterThanOrEqual(results);
     expect(after.fetches - before.fetches).toBeGreaterThanOrEqual(Math.ceil((after.rows - before.rows) / FETCH));
-    expect(await openTransactions()).toBe(0);
+    await noOpenTransactions();
   });
 
   it("OpenAI's costs by line item and the paged cost report equal the raw records", async () => {
@@ -107,7 +110,7 @@ describe('usage reports read through a cursor, a few rows at a time', () => {
     const expected = referenceCosts(raw, { start, end, groupBy: ['api_key_id', 'external_user_id', 'model'], filter: { org_id: acmeOrg } });
     const order = (rows: Array<Record<string, unknown>>) => [...rows].sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1));
     expect(order(lines)).toEqual(order(expected.data));
-    expect(await openTransactions()).toBe(0);
+    await noOpenTransactions();
 
     function referenceBuckets(from: number, to: number) {
       const out = [];
@@ -134,12 +137,20 @@ describe('usage reports read through a cursor, a few rows at a time', () => {
     const sql = `SELECT g FROM generate_series(1, 100) g ORDER BY g`;
     const early = await ReportCursor.open(t.dataSource, sql, [], { timeoutMs: 30_000, fetchRows: 2 });
     const seen: unknown[] = [];
-    for await (const row of early) {
-      seen.push(row.g);
-      if (seen.length === 3) break; // crosses one fetch boundary, then stops
+    for await (const batch of early) {
+      seen.push(...batch.map((row) => row.g));
+      if (seen.length >= 3) break; // crosses one fetch boundary, then stops
     }
-    expect(seen).toEqual([1, 2, 3]);
+    expect(seen).toEqual([1, 2, 3, 4]);
     expect(await openTransactions()).toBe(0);
+
+    // Read to the end: every row once, in order, a fetch's rows at a time; the transaction ends by itself.
+    const whole = await ReportCursor.open(t.dataSource, sql, [], { timeoutMs: 30_000, fetchRows: 7 });
+    const batches: unknown[][] = [];
+    for await (const batch of whole) batches.push(batch.map((row) => row.g));
+    expect(batches.flat()).toEqual(Array.from({ length: 100 }, (_v, i) => i + 1));
+    expect(batches.map((b) => b.length)).toEqual([...Array(14).fill(7), 2]);
+    await noOpenTransactions();
 
     const unread = await ReportCursor.open(t.dataSource, sql, [], { timeoutMs: 30_000, fetchRows: 2 });
     expect(await openTransactions()).toBe(1);
@@ -149,8 +160,7 @@ describe('usage reports read through a cursor, a few rows at a time', () => {
     // A reader that stops asking: the cursor is closed after timeoutMs, and its next read fails.
     const stalled = await ReportCursor.open(t.dataSource, sql, [], { timeoutMs: 200, fetchRows: 2 });
     const iterator = stalled[Symbol.asyncIterator]();
-    expect((await iterator.next()).value).toEqual({ g: 1 });
-    expect((await iterator.next()).value).toEqual({ g: 2 });
+    expect((await iterator.next()).value).toEqual([{ g: 1 }, { g: 2 }]);
     await waitFor(async () => (await openTransactions()) === 0, 'the stalled cursor to be closed');
     await expect(iterator.next()).rejects.toThrow(/asked for nothing for 200 ms/);
   });

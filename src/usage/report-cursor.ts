@@ -5,8 +5,12 @@ import { AppException, ErrorCode, ErrorType } from '../common/errors';
 /** PostgreSQL's code for a statement cancelled by statement_timeout. */
 const QUERY_CANCELED = '57014';
 
-/** Rows that are read as they are iterated; `close()` gives back what they hold when they are not read to the end. */
-export interface RowStream<T> extends AsyncIterable<T> {
+/**
+ * Rows read as they are iterated, a batch (one round trip's rows) at a time: the reader handles a
+ * batch without an await per row. `close()` gives back what they hold when they are not read to
+ * the end.
+ */
+export interface RowStream<T> extends AsyncIterable<T[]> {
   close(): Promise<void>;
 }
 
@@ -61,17 +65,18 @@ export class ReportCursor implements RowStream<Record<string, unknown>> {
     return cursor;
   }
 
-  async *[Symbol.asyncIterator](): AsyncGenerator<Record<string, unknown>> {
+  async *[Symbol.asyncIterator](): AsyncGenerator<Array<Record<string, unknown>>> {
     try {
       for (;;) {
         const batch = this.batch;
         this.batch = [];
-        yield* batch;
+        if (batch.length > 0) yield batch;
         if (this.exhausted) return;
         await this.fetch();
       }
     } finally {
-      await this.close();
+      // Read to the end, the cursor is already closing (see fetch): the reader need not wait for it.
+      if (!this.exhausted) await this.close();
     }
   }
 
@@ -96,9 +101,10 @@ export class ReportCursor implements RowStream<Record<string, unknown>> {
     this.options.onFetch?.(rows.length);
     if (this.closing) return; // closed by its reader meanwhile
     if (rows.length < this.options.fetchRows) {
-      // The last rows: the connection goes back before they are read.
+      // The last rows: the transaction ends and the connection goes back while they are read (its
+      // ROLLBACK is not waited for; close() never rejects, and a later close() waits for it).
       this.exhausted = true;
-      await this.close();
+      void this.close();
     } else {
       this.stall = setTimeout(() => void this.close(), this.options.timeoutMs);
       this.stall.unref();

@@ -182,13 +182,13 @@ export class UsageAggregator {
 
   async aggregate(query: AggregateQuery): Promise<AggregateRow[]> {
     const rows: AggregateRow[] = [];
-    for await (const row of await this.aggregateStream(query)) rows.push(row);
+    for await (const batch of await this.aggregateStream(query)) rows.push(...batch);
     return rows;
   }
 
   /**
-   * The same rows, in the query's order (bucket first), fetched from a cursor and converted as
-   * they are reached: a page of tens of thousands of rows is never held whole. Read them to the
+   * The same rows, in the query's order (bucket first), fetched from a cursor and converted a
+   * batch at a time as they are reached: a page of tens of thousands of rows is never held whole. Read them to the
    * end or close() them: until then they hold a database connection.
    */
   async aggregateStream(query: AggregateQuery): Promise<RowStream<AggregateRow>> {
@@ -220,13 +220,17 @@ export class UsageAggregator {
   }
 }
 
-async function* convertRows(rows: AsyncIterable<Record<string, unknown>>, query: AggregateQuery): AsyncGenerator<AggregateRow> {
-  for await (const row of rows) {
-    if (!query.measures.some((m) => row[m] !== null)) continue;
-    const dimensions: AggregateRow['dimensions'] = {};
-    for (const d of query.dimensions) dimensions[d] = NULLABLE_DIMENSIONS.has(d) && row[d] === '' ? null : (row[d] as string | boolean);
-    const measures: AggregateRow['measures'] = {};
-    for (const m of query.measures) measures[m] = BigInt(row[m] as string);
-    yield { bucket: query.width ? Number(row.bucket) : null, dimensions, measures };
+async function* convertRows(batches: AsyncIterable<Array<Record<string, unknown>>>, query: AggregateQuery): AsyncGenerator<AggregateRow[]> {
+  for await (const batch of batches) {
+    const rows: AggregateRow[] = [];
+    for (const row of batch) {
+      if (!query.measures.some((m) => row[m] !== null)) continue;
+      const dimensions: AggregateRow['dimensions'] = {};
+      for (const d of query.dimensions) dimensions[d] = NULLABLE_DIMENSIONS.has(d) && row[d] === '' ? null : (row[d] as string | boolean);
+      const measures: AggregateRow['measures'] = {};
+      for (const m of query.measures) measures[m] = BigInt(row[m] as string);
+      rows.push({ bucket: query.width ? Number(row.bucket) : null, dimensions, measures });
+    }
+    yield rows;
   }
 }

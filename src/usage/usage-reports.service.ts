@@ -217,22 +217,33 @@ export class UsageReportsService {
 
 /**
  * The page's buckets, each with its results, made as they are serialised. `rows` come ordered by
- * bucket (the aggregate SQL orders by its keys, bucket first), so each bucket takes the next run
- * of rows whose aligned start is its own.
+ * bucket (the aggregate SQL orders by its keys, bucket first), a batch at a time, so each bucket
+ * takes the next run of rows whose aligned start is its own; only a new batch is awaited.
  */
 async function* bucketsOf<R>(
   buckets: Bucket[],
   width: number,
-  rows: AsyncIterable<AggregateRow>,
+  rows: AsyncIterable<AggregateRow[]>,
   toResult: (row: AggregateRow) => R,
 ): AsyncGenerator<PageBucket<R>> {
-  const iterator = rows[Symbol.asyncIterator]();
-  let row = await iterator.next();
+  const batches = rows[Symbol.asyncIterator]();
+  let batch: AggregateRow[] = [];
+  let next = 0;
+  let done = false;
   for (const b of buckets) {
     const aligned = b.start - (b.start % width);
     const results: R[] = [];
-    for (; !row.done && row.value.bucket! <= aligned; row = await iterator.next()) {
-      if (row.value.bucket === aligned) results.push(toResult(row.value));
+    while (!done) {
+      if (next === batch.length) {
+        const read = await batches.next();
+        if (read.done) done = true;
+        else [batch, next] = [read.value, 0];
+        continue;
+      }
+      const row = batch[next];
+      if (row.bucket! > aligned) break;
+      if (row.bucket === aligned) results.push(toResult(row));
+      next++;
     }
     yield { object: 'bucket', start_time: b.start, end_time: b.end, results };
   }
