@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { JOURNAL_TABLE } from '../src/usage/rollup-journal';
 import { ROLLUPS } from '../src/usage/rollups';
 import { buildAggregateSql } from '../src/usage/usage-aggregator';
-import { spendByKeySql } from '../src/usage/usage-spend.service';
+import { spendByKeysSql } from '../src/usage/usage-spend.service';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
 import { DAY, foldJournal, ingest, query, RecordBody } from './helpers/usage';
 import { prng } from './helpers/usage-random';
@@ -95,18 +95,26 @@ describe('rollup journal: exact at every moment while the folder is SIGKILLed mi
 
       const dayFrom = new Date((Math.floor(to / DAY) - 30) * DAY * 1000);
       const dayTo = new Date((Math.floor(to / DAY) + 1) * DAY * 1000);
-      const spendSql = spendByKeySql(orgId, dayFrom, dayTo);
-      const spend = (await m.query(spendSql.sql, spendSql.params)).map((r: Record<string, unknown>) => `${r.api_key_id}|${r.cost_nano}|${r.tokens}`).sort();
-      const plainSpend = (
-        await m.query(
+      // Three windows in one statement: every key of the org over 31 days, two keys over the last
+      // two days, and every key over an empty week: each must equal its own GROUP BY.
+      const twoDays = new Date(dayTo.getTime() - 2 * DAY * 1000);
+      const windows = [
+        { orgId, from: dayFrom, to: dayTo },
+        { orgId, from: twoDays, to: dayTo, apiKeyIds: [clients[0].keyId, clients[0].keyId, clients[2].keyId, 'key_none'] },
+        { orgId, from: new Date(dayFrom.getTime() - 7 * DAY * 1000), to: dayFrom },
+      ];
+      const spendSql = spendByKeysSql(windows);
+      const spend = (await m.query(spendSql.sql, spendSql.params)).map((r: Record<string, unknown>) => `${r.g}|${r.api_key_id}|${r.cost_nano}|${r.tokens}`).sort();
+      const plainSpend: string[] = [];
+      for (const [g, w] of windows.entries()) {
+        const rows = await m.query(
           `SELECT api_key_id, SUM(cost_nano)::text AS c, SUM(input_tokens + output_tokens)::text AS t FROM completion_records
-           WHERE org_id = $1 AND created_at >= $2 AND created_at < $3 GROUP BY api_key_id`,
-          [orgId, dayFrom, dayTo],
-        )
-      )
-        .map((r: Record<string, unknown>) => `${r.api_key_id}|${r.c}|${r.t}`)
-        .sort();
-      expect(spend).toEqual(plainSpend);
+           WHERE org_id = $1 AND created_at >= $2 AND created_at < $3 AND ($4::varchar[] IS NULL OR api_key_id = ANY($4)) GROUP BY api_key_id`,
+          [w.orgId, w.from, w.to, w.apiKeyIds ?? null],
+        );
+        plainSpend.push(...rows.map((r: Record<string, unknown>) => `${g}|${r.api_key_id}|${r.c}|${r.t}`));
+      }
+      expect(spend).toEqual(plainSpend.sort());
       const [{ pending }] = await m.query(`SELECT count(*)::int AS pending FROM ${JOURNAL_TABLE}`);
       return pending as number;
     });

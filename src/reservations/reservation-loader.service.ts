@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
 import { Budget } from '../budgets/budget.entity';
-import { displayScopeId } from '../budgets/budget-scope';
-import { Spend, UsageSpendService } from '../usage/usage-spend.service';
+import { budgetSpends } from '../budgets/budget-spend';
+import { UsageSpendService } from '../usage/usage-spend.service';
 import { CounterWindow, HoldEntry, ReservationCounters } from './reservation-counters';
 import { ReservationsRepository } from './reservations.repository';
 
@@ -59,7 +59,7 @@ export class ReservationLoader {
    */
   async committedSnapshot(orgId: string, windows: BudgetInWindow[]): Promise<{ committed: Map<string, bigint>; seen: string[] }> {
     return this.repository.withSnapshot(async (manager) => {
-      const committed = await this.committed(new UsageSpendService(managerAsDataSource(manager)), orgId, windows);
+      const committed = await this.committed(new UsageSpendService(managerAsDataSource(manager)), windows);
       const pending = [...new Set((await Promise.all(windows.map((w) => this.counters.pendingRecords(w.window)))).flat())];
       const from = new Date(Math.min(...windows.map((w) => w.window.start)) * 1000);
       const to = new Date(Math.max(...windows.map((w) => w.window.end)) * 1000);
@@ -69,36 +69,12 @@ export class ReservationLoader {
   }
 
   /** Committed spend per budget in its window (in the budget's time zone), from the rollups and the journal's pending deltas. */
-  private async committed(spend: UsageSpendService, orgId: string, windows: BudgetInWindow[]): Promise<Map<string, bigint>> {
-    const committed = new Map<string, bigint>();
-    const byWindow = new Map<string, BudgetInWindow[]>();
-    for (const w of windows) {
-      const key = `${w.window.start}|${w.window.end}`;
-      byWindow.set(key, [...(byWindow.get(key) ?? []), w]);
-    }
-    const amount = (budget: Budget, s: Spend | undefined) => (s === undefined ? 0n : budget.limitKind === 'cost' ? s.costNano : s.tokens);
-    for (const members of byWindow.values()) {
-      // The window exactly as the budget's time zone has it (any whole seconds: see UsageSpendService).
-      const from = new Date(members[0].window.start * 1000);
-      const to = new Date(members[0].window.end * 1000);
-      const keyed = members.filter((m) => m.budget.scope === 'org' || m.budget.scope === 'apikey');
-      if (keyed.length > 0) {
-        const keys = keyed.some((m) => m.budget.scope === 'org') ? undefined : [...new Set(keyed.map((m) => m.budget.scopeId))];
-        const { total, byKey } = await spend.spendByKey(orgId, from, to, keys);
-        for (const { budget } of keyed) committed.set(budget.id, amount(budget, budget.scope === 'org' ? total : byKey.get(budget.scopeId)));
-      }
-      // Team budgets count the records of the team's keys, user budgets the records of the end user.
-      for (const [scope, dimension] of [
-        ['team', 'team_id'],
-        ['user', 'user_id'],
-      ] as const) {
-        const local = members.filter((m) => m.budget.scope === scope);
-        if (local.length === 0) continue;
-        const { byValue } = await spend.spendByDimension(orgId, from, to, dimension, [...new Set(local.map((m) => displayScopeId(m.budget)))]);
-        for (const { budget } of local) committed.set(budget.id, amount(budget, byValue.get(displayScopeId(budget))));
-      }
-    }
-    return committed;
+  private async committed(spend: UsageSpendService, windows: BudgetInWindow[]): Promise<Map<string, bigint>> {
+    // The window exactly as the budget's time zone has it (any whole seconds: see UsageSpendService).
+    const spans = windows.map(({ budget, window }) => ({ budget, start: new Date(window.start * 1000), end: new Date(window.end * 1000) }));
+    // One connection (the snapshot's): one read at a time.
+    const spends = await budgetSpends(spend, spans, 1);
+    return new Map(windows.map(({ budget }, i) => [budget.id, budget.limitKind === 'cost' ? spends[i].costNano : spends[i].tokens]));
   }
 
   /** Live holds per budget in its window, from the reservations table (under the caller's exclusive lock). */

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
+import { forEachLimited } from '../common/for-each-limited';
 import { JOURNAL_TABLE } from './rollup-journal';
 import { buildAggregateSql } from './usage-aggregator';
 import { rollup } from './rollups';
@@ -14,6 +15,19 @@ export interface SpendScope {
 
 /** What a budget's spend is grouped by: the key, the key's team, or the end user of the records. */
 export type SpendDimension = 'api_key_id' | 'team_id' | 'user_id';
+
+export interface KeyedSpendQuery {
+  orgId: string;
+  from: Date;
+  to: Date;
+  /** Only these keys; omitted: every key of the org. */
+  apiKeyIds?: string[];
+}
+
+export interface KeyedSpend {
+  total: Spend;
+  byKey: Map<string, Spend>;
+}
 
 export interface Spend {
   costNano: bigint;
@@ -42,28 +56,47 @@ export class UsageSpendService {
    * An org's spend over [from, to), in all and per key, in one read (of the keys in `apiKeyIds`
    * only, when given). Bounds are whole seconds; UTC midnights read the daily rollup alone.
    */
-  async spendByKey(orgId: string, from: Date, to: Date, apiKeyIds?: string[]): Promise<{ total: Spend; byKey: Map<string, Spend> }> {
-    for (const [name, date] of [
-      ['from', from],
-      ['to', to],
-    ] as const) {
-      if (date.getTime() % 1000 !== 0) throw new RangeError(`spend(): ${name} must be a whole second (got ${date.toISOString()})`);
+  async spendByKey(orgId: string, from: Date, to: Date, apiKeyIds?: string[]): Promise<KeyedSpend> {
+    return (await this.spendByKeys([{ orgId, from, to, apiKeyIds }]))[0];
+  }
+
+  /**
+   * {@link spendByKey} for many (org, window) pairs, in order. Windows of whole UTC days are read
+   * together, one statement for up to {@link SPEND_BATCH} of them (an ingest touching five orgs
+   * with three budget periods each makes one round trip, not fifteen); any other window is read
+   * on its own, at most `concurrency` at once.
+   */
+  async spendByKeys(queries: KeyedSpendQuery[], concurrency = 1): Promise<KeyedSpend[]> {
+    const results: KeyedSpend[] = queries.map(() => ({ total: { costNano: 0n, tokens: 0n }, byKey: new Map() }));
+    const daily: number[] = [];
+    const ragged: number[] = [];
+    queries.forEach(({ from, to }, i) => {
+      for (const [name, date] of [
+        ['from', from],
+        ['to', to],
+      ] as const) {
+        if (date.getTime() % 1000 !== 0) throw new RangeError(`spend(): ${name} must be a whole second (got ${date.toISOString()})`);
+      }
+      (from.getTime() % (DAY * 1000) === 0 && to.getTime() % (DAY * 1000) === 0 ? daily : ragged).push(i);
+    });
+    for (let i = 0; i < daily.length; i += SPEND_BATCH) {
+      const chunk = daily.slice(i, i + SPEND_BATCH);
+      const { sql, params } = spendByKeysSql(chunk.map((q) => queries[q]));
+      const rows: Array<{ g: number; api_key_id: string; cost_nano: string; tokens: string }> = await this.dataSource.query(sql, params);
+      for (const row of rows) {
+        const result = results[chunk[row.g]];
+        const spend = { costNano: BigInt(row.cost_nano), tokens: BigInt(row.tokens) };
+        result.byKey.set(row.api_key_id, spend);
+        result.total.costNano += spend.costNano;
+        result.total.tokens += spend.tokens;
+      }
     }
-    if (from.getTime() % (DAY * 1000) !== 0 || to.getTime() % (DAY * 1000) !== 0) {
+    await forEachLimited(ragged, concurrency, async (i) => {
+      const { orgId, from, to, apiKeyIds } = queries[i];
       const { total, byValue } = await this.spendByDimension(orgId, from, to, 'api_key_id', apiKeyIds);
-      return { total, byKey: byValue };
-    }
-    const { sql, params } = spendByKeySql(orgId, from, to, apiKeyIds);
-    const rows: Array<{ api_key_id: string; cost_nano: string; tokens: string }> = await this.dataSource.query(sql, params);
-    const total: Spend = { costNano: 0n, tokens: 0n };
-    const byKey = new Map<string, Spend>();
-    for (const row of rows) {
-      const spend = { costNano: BigInt(row.cost_nano), tokens: BigInt(row.tokens) };
-      byKey.set(row.api_key_id, spend);
-      total.costNano += spend.costNano;
-      total.tokens += spend.tokens;
-    }
-    return { total, byKey };
+      results[i] = { total, byKey: byValue };
+    });
+    return results;
   }
 
   /**
@@ -100,20 +133,43 @@ export class UsageSpendService {
   }
 }
 
+/** (org, window) pairs of whole UTC days read by one statement at most. */
+export const SPEND_BATCH = 500;
+
 /**
- * The spend statement: the daily per-key rollup plus the journal's pending deltas, in one
- * statement (one snapshot), so a record counts once its ingest returned, folded or not.
+ * The spend statement of many (org, window) pairs of whole UTC days: the daily per-key rollup
+ * plus the journal's pending deltas, in one statement (one snapshot), so a record counts once its
+ * ingest returned, folded or not. Each row is one pair (`g`, its index in `queries`) and key.
+ * A pair with `apiKeyIds` joins on each of its keys (the rollup's (org, key, day) index); one
+ * without reads every key of the org in the window (the (org, day) prefix of its primary key).
  */
-export function spendByKeySql(orgId: string, from: Date, to: Date, apiKeyIds?: string[]): { sql: string; params: unknown[] } {
-  const params: unknown[] = [orgId, from.toISOString(), to.toISOString()];
-  if (apiKeyIds !== undefined) params.push(apiKeyIds);
-  const where = `org_id = $1 AND bucket_start >= $2 AND bucket_start < $3${apiKeyIds !== undefined ? ' AND api_key_id = ANY($4)' : ''}`;
-  const sql = `SELECT api_key_id, SUM(cost_nano)::text AS cost_nano, SUM(tokens)::text AS tokens
-     FROM (SELECT api_key_id, SUM(cost_nano) AS cost_nano, SUM(input_tokens + output_tokens) AS tokens
-           FROM ${rollup('dayByKey').table} WHERE ${where} GROUP BY api_key_id
-           UNION ALL
-           SELECT api_key_id, SUM(cost_nano), SUM(input_tokens + output_tokens)
-           FROM ${JOURNAL_TABLE} WHERE ${where} GROUP BY api_key_id) u
-     GROUP BY api_key_id`;
+export function spendByKeysSql(queries: KeyedSpendQuery[]): { sql: string; params: unknown[] } {
+  const every = { g: [] as number[], org: [] as string[], from: [] as string[], to: [] as string[] };
+  const some = { g: [] as number[], org: [] as string[], from: [] as string[], to: [] as string[], key: [] as string[] };
+  queries.forEach(({ orgId, from, to, apiKeyIds }, g) => {
+    for (const key of apiKeyIds === undefined ? [undefined] : new Set(apiKeyIds)) {
+      const into = key === undefined ? every : some;
+      into.g.push(g);
+      into.org.push(orgId);
+      into.from.push(from.toISOString());
+      into.to.push(to.toISOString());
+      if (key !== undefined) some.key.push(key);
+    }
+  });
+  const params = [every.g, every.org, every.from, every.to, some.g, some.org, some.from, some.to, some.key];
+  const everyPairs = 'unnest($1::int[], $2::varchar[], $3::timestamptz[], $4::timestamptz[]) AS w(g, org_id, s, e)';
+  const somePairs = 'unnest($5::int[], $6::varchar[], $7::timestamptz[], $8::timestamptz[], $9::varchar[]) AS w(g, org_id, s, e, api_key_id)';
+  // LATERAL: one index scan per pair, as a statement of its own would make (a join could scan the
+  // whole rollup once and hash it, which grows with the table, not with the pairs).
+  const read = (table: string, pairs: string, byKey: boolean) =>
+    `SELECT w.g, x.api_key_id, x.cost_nano, x.tokens FROM ${pairs}
+           CROSS JOIN LATERAL (SELECT api_key_id, SUM(cost_nano) AS cost_nano, SUM(input_tokens + output_tokens) AS tokens
+             FROM ${table} r WHERE r.org_id = w.org_id${byKey ? ' AND r.api_key_id = w.api_key_id' : ''} AND r.bucket_start >= w.s AND r.bucket_start < w.e
+             GROUP BY api_key_id) x`;
+  const tables = [rollup('dayByKey').table, JOURNAL_TABLE];
+  const parts = tables.flatMap((table) => [read(table, everyPairs, false), read(table, somePairs, true)]);
+  const sql = `SELECT g, api_key_id, SUM(cost_nano)::text AS cost_nano, SUM(tokens)::text AS tokens
+     FROM (${parts.join('\n           UNION ALL\n           ')}) u
+     GROUP BY g, api_key_id`;
   return { sql, params };
 }
