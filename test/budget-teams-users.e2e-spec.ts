@@ -126,6 +126,37 @@ describe('team and end-user budgets (SPEC §4.2)', () => {
     expect((await check(keyB.id, odd)).allowed).toBe(false);
   });
 
+  it('one batch over several orgs refreshes the org, key, team and user budgets of each before it answers', async () => {
+    const [a, b, c, d] = await Promise.all([0, 1, 2, 3].map((i) => seedOrg(t, `mixed-${i}-${Math.random()}`)));
+    const bSearch = await b.make('member', { team_id: 'search' });
+    const bAds = await b.make('member', { team_id: 'ads' });
+    const puts = await Promise.all([
+      t.put(`/api/v1/llm/budgets/org/${a.org.id}`, costBudget(5, { period: 'monthly' }), { key: a.orgAdmin.key }),
+      t.put(`/api/v1/llm/budgets/org/${b.org.id}/teams/search`, costBudget(5, { period: 'monthly' }), { key: b.orgAdmin.key }),
+      t.put(`/api/v1/llm/budgets/apikey/${bAds.id}`, costBudget(5, { period: 'weekly' }), { key: b.orgAdmin.key }),
+      t.put(`/api/v1/llm/budgets/org/${c.org.id}/users/carol`, costBudget(5, { period: 'daily' }), { key: c.orgAdmin.key }),
+      // The same team and user ids in an org the batch does not reach: never blocked by it.
+      t.put(`/api/v1/llm/budgets/org/${d.org.id}/users/carol`, costBudget(5, { period: 'daily' }), { key: d.orgAdmin.key }),
+    ]);
+    expect(puts.map((p) => p.status)).toEqual([200, 200, 200, 200, 200]);
+    const now = Math.floor(Date.now() / 1000);
+    const at = (apiKeyId: string, units: bigint, userId?: string) =>
+      record(apiKeyId, { created_at: now, cost_nano: (units * NANO).toString(), input_tokens: 1, output_tokens: 1, ...(userId ? { user_id: userId } : {}) });
+    await ingestOk(t, ingestKey, [at(a.member.id, 6n), at(bSearch.id, 6n), at(bAds.id, 4n), at(c.member.id, 6n, 'carol'), at(c.member.id, 9n, 'dave')]);
+
+    // Right after the one answer, in every org the batch reached:
+    expect(await check(a.member.id)).toMatchObject({ allowed: false, blocked_by: [{ budget_id: puts[0].body.id, scope: 'org' }] });
+    expect(await check(bSearch.id)).toMatchObject({ allowed: false, blocked_by: [{ budget_id: puts[1].body.id, scope: 'team' }] });
+    expect((await check(bAds.id)).allowed).toBe(true); // 80 % of its key budget
+    expect(await check(c.member.id, 'carol')).toMatchObject({ allowed: false, blocked_by: [{ budget_id: puts[3].body.id, scope: 'user' }] });
+    expect((await check(c.member.id, 'dave')).allowed).toBe(true);
+    expect((await check(d.member.id, 'carol')).allowed).toBe(true);
+    // The next batch crosses the key budget: blocked at once too.
+    await ingestOk(t, ingestKey, [at(bAds.id, 1n), at(d.member.id, 1n, 'carol')]);
+    expect(await check(bAds.id)).toMatchObject({ allowed: false, blocked_by: [{ budget_id: puts[2].body.id, scope: 'apikey' }] });
+    expect((await check(d.member.id, 'carol')).allowed).toBe(true);
+  });
+
   it('follows the org budget owner rules', async () => {
     const acme = await seedOrg(t, `owners-${Math.random()}`);
     const globex = await seedOrg(t, `owners-other-${Math.random()}`);

@@ -153,7 +153,7 @@ export class AlertEvaluatorService {
   /** An ingest's evaluation run inline (from the backlog): the budgets of the org and keys, in the windows of the days. */
   async evaluateUsage(orgId: string, apiKeyIds: string[], days: string[]): Promise<number> {
     const now = new Date();
-    const budgets = await this.repository.findForUsage(orgId, apiKeyIds);
+    const [budgets] = await this.repository.findForUsage([{ orgId, apiKeyIds }]);
     return this.recordCrossings(await this.evaluator.evaluate(this.targetsHolding(budgets, days, now)));
   }
 

@@ -24,12 +24,19 @@ export class BudgetRepository {
   }
 
   /**
-   * The budgets of the scopes an ingest touched: the org, some of its keys, and the teams and end
-   * users of the records (given as org-local ids; omitted: every team and user budget of the org).
+   * The budgets of the scopes an ingest touched, per org in the order given, in one statement:
+   * each org's own budget, some of its keys', and those of the teams and end users of the records
+   * (given as org-local ids; omitted: every team and user budget of the org).
    */
-  findForUsage(orgId: string, apiKeyIds: string[], teamIds?: string[], userIds?: string[]): Promise<Budget[]> {
-    const { sql, params } = usageScopesSql(orgId, apiKeyIds, teamIds, userIds);
-    return this.budgets.createQueryBuilder('b').where(sql, params).orderBy('b.id').getMany();
+  async findForUsage(touched: UsageScopes[]): Promise<Budget[][]> {
+    if (touched.length === 0) return [];
+    const conditions = touched.map((t, i) => usageScopesSql(t, i));
+    const found = await this.budgets
+      .createQueryBuilder('b')
+      .where(conditions.map((c) => c.sql).join(' OR '), Object.assign({}, ...conditions.map((c) => c.params)))
+      .orderBy('b.id')
+      .getMany();
+    return touched.map((t) => found.filter((b) => b.orgId === t.orgId));
   }
 
   /** Budgets with at least one `block` threshold, by org (the reservation reconciler walks them). */
@@ -47,20 +54,29 @@ export class BudgetRepository {
   }
 }
 
+/** The scopes an ingest touched in one org (see {@link BudgetRepository.findForUsage}). */
+export interface UsageScopes {
+  orgId: string;
+  apiKeyIds: string[];
+  teamIds?: string[];
+  userIds?: string[];
+}
+
 /**
- * The condition (on alias `b`) selecting the budgets an ingest touched; team and user ids are
- * org-local and matched as their stored keys (`{orgId}/{id}`).
+ * The condition (on alias `b`) selecting the budgets an ingest touched in one org; team and user
+ * ids are org-local and matched as their stored keys (`{orgId}/{id}`). Its parameters are named
+ * with `n`, so the conditions of several orgs can be joined by OR.
  */
-export function usageScopesSql(orgId: string, apiKeyIds: string[], teamIds?: string[], userIds?: string[]): { sql: string; params: Record<string, unknown> } {
+export function usageScopesSql({ orgId, apiKeyIds, teamIds, userIds }: UsageScopes, n = 0): { sql: string; params: Record<string, unknown> } {
   const local = (scope: 'team' | 'user', ids: string[] | undefined, name: string) =>
-    ids === undefined ? `(b.scope = '${scope}' AND b.org_id = :orgId)` : `(b.scope = '${scope}' AND b.scope_id = ANY(:${name}))`;
+    ids === undefined ? `(b.scope = '${scope}' AND b.org_id = :org${n})` : `(b.scope = '${scope}' AND b.scope_id = ANY(:${name}${n}))`;
   return {
-    sql: [`(b.scope = 'org' AND b.scope_id = :orgId)`, `(b.scope = 'apikey' AND b.scope_id = ANY(:keys))`, local('team', teamIds, 'teams'), local('user', userIds, 'users')].join(' OR '),
+    sql: `(b.scope = 'org' AND b.scope_id = :org${n}) OR (b.scope = 'apikey' AND b.scope_id = ANY(:keys${n})) OR ${local('team', teamIds, 'teams')} OR ${local('user', userIds, 'users')}`,
     params: {
-      orgId,
-      keys: apiKeyIds,
-      teams: (teamIds ?? []).map((id) => scopeKey('team', orgId, id)),
-      users: (userIds ?? []).map((id) => scopeKey('user', orgId, id)),
+      [`org${n}`]: orgId,
+      [`keys${n}`]: apiKeyIds,
+      [`teams${n}`]: (teamIds ?? []).map((id) => scopeKey('team', orgId, id)),
+      [`users${n}`]: (userIds ?? []).map((id) => scopeKey('user', orgId, id)),
     },
   };
 }

@@ -107,7 +107,7 @@ export class ReservationSettlementService {
       if (r.teamId) scopes.teams.add(r.teamId);
       if (r.userId) scopes.users.add(r.userId);
     }
-    return (await Promise.all([...scopesByOrg].map(([orgId, s]) => this.budgets.findForUsage(orgId, [...s.keys], [...s.teams], [...s.users])))).flat();
+    return (await this.budgets.findForUsage([...scopesByOrg].map(([orgId, s]) => ({ orgId, apiKeyIds: [...s.keys], teamIds: [...s.teams], userIds: [...s.users] })))).flat();
   }
 }
 

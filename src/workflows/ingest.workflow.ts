@@ -12,13 +12,14 @@ import { EvaluationEnqueuer } from './evaluation-enqueuer';
 /**
  * What an ingest does, in order (the REST batch endpoint and every other ingest path call this):
  * 1. store the records ({@link UsageIngestService.ingest}: validated, deduplicated, committed);
- * 2. take a block-state version, then read the budgets of the touched scopes once (the key, org,
- *    team and end-user budgets of each org with new records): steps 3 to 5 share that read;
+ * 2. take a block-state version, then read the budgets of the touched scopes once, in one
+ *    statement (the key, org, team and end-user budgets of each org with new records): steps 3 to
+ *    5 share that read;
  * 3. settle reservations ({@link ReservationSettlementService.settle}): the new records' spend
  *    goes into the reservation counters, and the holds of the reservations they name are replaced
  *    by it in one step (each record once: duplicates are never passed on);
- * 4. per org with new records, rewrite the block state of its budgeted scopes, so the check blocks
- *    before the ingest answers;
+ * 4. rewrite the block state of the budgeted scopes of every org with new records (one refresh,
+ *    their spend in one read), so the check blocks before the ingest answers;
  * 5. enqueue evaluations of those scopes in the windows the records fell in (late records alert
  *    for their own window; {@link EvaluationEnqueuer}).
  * Steps 3 and 4 run side by side. Steps 2 to 5 never fail or hold up the ingest: when Redis is down they give up at once; the
@@ -54,7 +55,7 @@ export class IngestWorkflow {
     const version = await this.refresher.nextVersion().catch((err: unknown) => err as Error);
     let budgets: Budget[][];
     try {
-      budgets = await Promise.all(touched.map((t) => this.budgets.findForUsage(t.orgId, t.apiKeyIds, t.teamIds, t.userIds)));
+      budgets = await this.budgets.findForUsage(touched);
     } catch (err) {
       this.logger.warn({ msg: 'Could not read the budgets an ingest touched; evaluate-all will refresh them', ...describeError(err) });
       await this.settlement.settle(stored); // reads them itself, or reports its failure
@@ -62,19 +63,24 @@ export class IngestWorkflow {
       return;
     }
     // The counters and the block state are apart: steps 3 and 4 run side by side.
-    await Promise.all([this.settlement.settle(stored, budgets.flat()), ...touched.map((t, i) => this.afterUsage(t, budgets[i], version))]);
+    await Promise.all([this.settlement.settle(stored, budgets.flat()), this.afterUsage(touched, budgets, version)]);
   }
 
-  private async afterUsage(touched: UsageTouched, budgets: Budget[], version: number | Error): Promise<void> {
-    if (budgets.length === 0) return;
+  /** Steps 4 and 5: one refresh of every touched org's budgets (their spend in one read), then each org's evaluations. */
+  private async afterUsage(touched: UsageTouched[], budgets: Budget[][], version: number | Error): Promise<void> {
+    const orgs = touched.filter((_t, i) => budgets[i].length > 0);
+    if (orgs.length === 0) return;
     try {
       if (version instanceof Error) throw version;
-      await this.refresher.refreshLoaded(version, budgets);
+      await this.refresher.refreshLoaded(version, budgets.flat());
     } catch (err) {
-      this.logger.warn({ msg: 'Could not refresh budget state after ingest; evaluate-all will', orgId: touched.orgId, ...describeError(err) });
+      this.logger.warn({ msg: 'Could not refresh budget state after ingest; evaluate-all will', orgIds: orgs.map((t) => t.orgId), ...describeError(err) });
       // Redis is down: do not wait for it a second time in this request.
-      if (err instanceof RedisUnavailableError) return this.evaluations.keep(touched);
+      if (err instanceof RedisUnavailableError) {
+        await Promise.all(orgs.map((t) => this.evaluations.keep(t)));
+        return;
+      }
     }
-    await this.evaluations.add(budgets, touched);
+    await Promise.all(touched.map((t, i) => (budgets[i].length > 0 ? this.evaluations.add(budgets[i], t) : undefined)));
   }
 }
