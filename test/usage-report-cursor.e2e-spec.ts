@@ -52,8 +52,11 @@ describe('usage reports read through a cursor, a few rows at a time', () => {
       )[0].n,
     );
 
-  /** The last fetch ends its transaction without the reader waiting for it: wait (briefly) for that. */
-  const noOpenTransactions = () => waitFor(async () => (await openTransactions()) === 0, 'every report transaction to end');
+  /**
+   * The last fetch ends its transaction without the reader waiting for it: wait briefly for that
+   * (2 s, far below the 30 s after which a stalled cursor is closed anyway).
+   */
+  const noOpenTransactions = () => waitFor(async () => (await openTransactions()) === 0, 'every report transaction to end', 2000);
 
   async function allPages(path: string, query: Record<string, string | number>): Promise<Array<{ start_time: number; results: unknown[] }>> {
     const buckets = [];

@@ -30,8 +30,9 @@ export interface ReportCursorOptions {
  *
  * {@link open} runs the first FETCH, which runs the query (its grouping and sort) under
  * statement_timeout: a report that cannot finish in time fails there, before a response is begun.
- * The connection goes back to the pool as soon as the last row is fetched, on `close()`, or when
- * the reader has asked for nothing for `timeoutMs` (a client that stops reading does not keep a
+ * Its transaction ends and its connection goes back to the pool as soon as the last rows are
+ * fetched (without the reader waiting for that), on `close()`, or when the reader has asked for
+ * nothing for `timeoutMs` (a client that stops reading does not keep a
  * connection: its next read fails and the response is cut).
  */
 export class ReportCursor implements RowStream<Record<string, unknown>> {
@@ -80,11 +81,16 @@ export class ReportCursor implements RowStream<Record<string, unknown>> {
     }
   }
 
-  /** Ends the transaction and gives the connection back (once; later calls wait for the first). */
+  /** Drops the rows not yet read, ends the transaction and gives the connection back (see {@link release}). */
   close(): Promise<void> {
+    this.batch = [];
+    return this.release();
+  }
+
+  /** Ends the transaction and gives the connection back (once; later calls wait for the first; never rejects). */
+  private release(): Promise<void> {
     return (this.closing ??= (async () => {
       clearTimeout(this.stall);
-      this.batch = [];
       try {
         // Read-only: COMMIT and ROLLBACK end it alike (and close the cursor).
         if (this.inTransaction) await this.runner.query('ROLLBACK').catch(() => undefined);
@@ -100,16 +106,16 @@ export class ReportCursor implements RowStream<Record<string, unknown>> {
     const rows: Array<Record<string, unknown>> = await this.runner.query(`FETCH ${Math.trunc(this.options.fetchRows)} FROM report`);
     this.options.onFetch?.(rows.length);
     if (this.closing) return; // closed by its reader meanwhile
+    this.batch = rows;
     if (rows.length < this.options.fetchRows) {
-      // The last rows: the transaction ends and the connection goes back while they are read (its
-      // ROLLBACK is not waited for; close() never rejects, and a later close() waits for it).
+      // The last rows: the transaction ends and the connection goes back while they are read (the
+      // ROLLBACK is not waited for; release() never rejects, and a later close() waits for it).
       this.exhausted = true;
-      void this.close();
+      void this.release();
     } else {
       this.stall = setTimeout(() => void this.close(), this.options.timeoutMs);
       this.stall.unref();
     }
-    this.batch = rows;
   }
 }
 

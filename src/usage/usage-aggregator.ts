@@ -182,7 +182,7 @@ export class UsageAggregator {
 
   async aggregate(query: AggregateQuery): Promise<AggregateRow[]> {
     const rows: AggregateRow[] = [];
-    for await (const batch of await this.aggregateStream(query)) rows.push(...batch);
+    for await (const batch of await this.aggregateStream(query)) for (const row of batch) rows.push(row);
     return rows;
   }
 

@@ -63,8 +63,8 @@ export class UsageSpendService {
   /**
    * {@link spendByKey} for many (org, window) pairs, in order. Windows of whole UTC days are read
    * together, one statement for up to {@link SPEND_BATCH} of them (an ingest touching five orgs
-   * with three budget periods each makes one round trip, not fifteen); any other window is read
-   * on its own, at most `concurrency` at once.
+   * whose key budgets have three periods makes one round trip, not fifteen); any other window (a
+   * budget in another time zone) is read on its own, at most `concurrency` at once.
    */
   async spendByKeys(queries: KeyedSpendQuery[], concurrency = 1): Promise<KeyedSpend[]> {
     const results: KeyedSpend[] = queries.map(() => ({ total: { costNano: 0n, tokens: 0n }, byKey: new Map() }));
@@ -140,36 +140,44 @@ export const SPEND_BATCH = 500;
  * The spend statement of many (org, window) pairs of whole UTC days: the daily per-key rollup
  * plus the journal's pending deltas, in one statement (one snapshot), so a record counts once its
  * ingest returned, folded or not. Each row is one pair (`g`, its index in `queries`) and key.
- * A pair with `apiKeyIds` joins on each of its keys (the rollup's (org, key, day) index); one
- * without reads every key of the org in the window (the (org, day) prefix of its primary key).
+ * Each read is a LATERAL subquery, so it runs once per pair (or key) on an index, as a statement
+ * of its own would; a plain join could be planned as one scan of the whole rollup, hashed, which
+ * grows with the table rather than with the pairs. The rollup is read per key of a pair with
+ * `apiKeyIds` (its (org, key, day) index), or for every key of the org in the window (the (org,
+ * day) prefix of its primary key); the journal, which has only an (org, time) index, once per
+ * pair, its keys filtered after.
  */
 export function spendByKeysSql(queries: KeyedSpendQuery[]): { sql: string; params: unknown[] } {
-  const every = { g: [] as number[], org: [] as string[], from: [] as string[], to: [] as string[] };
-  const some = { g: [] as number[], org: [] as string[], from: [] as string[], to: [] as string[], key: [] as string[] };
+  const pairs = { g: [] as number[], org: [] as string[], from: [] as string[], to: [] as string[], every: [] as boolean[] };
+  const keys = { g: [] as number[], key: [] as string[] };
   queries.forEach(({ orgId, from, to, apiKeyIds }, g) => {
-    for (const key of apiKeyIds === undefined ? [undefined] : new Set(apiKeyIds)) {
-      const into = key === undefined ? every : some;
-      into.g.push(g);
-      into.org.push(orgId);
-      into.from.push(from.toISOString());
-      into.to.push(to.toISOString());
-      if (key !== undefined) some.key.push(key);
+    pairs.g.push(g);
+    pairs.org.push(orgId);
+    pairs.from.push(from.toISOString());
+    pairs.to.push(to.toISOString());
+    pairs.every.push(apiKeyIds === undefined);
+    for (const key of new Set(apiKeyIds)) {
+      keys.g.push(g);
+      keys.key.push(key);
     }
   });
-  const params = [every.g, every.org, every.from, every.to, some.g, some.org, some.from, some.to, some.key];
-  const everyPairs = 'unnest($1::int[], $2::varchar[], $3::timestamptz[], $4::timestamptz[]) AS w(g, org_id, s, e)';
-  const somePairs = 'unnest($5::int[], $6::varchar[], $7::timestamptz[], $8::timestamptz[], $9::varchar[]) AS w(g, org_id, s, e, api_key_id)';
-  // LATERAL: one index scan per pair, as a statement of its own would make (a join could scan the
-  // whole rollup once and hash it, which grows with the table, not with the pairs).
-  const read = (table: string, pairs: string, byKey: boolean) =>
-    `SELECT w.g, x.api_key_id, x.cost_nano, x.tokens FROM ${pairs}
-           CROSS JOIN LATERAL (SELECT api_key_id, SUM(cost_nano) AS cost_nano, SUM(input_tokens + output_tokens) AS tokens
-             FROM ${table} r WHERE r.org_id = w.org_id${byKey ? ' AND r.api_key_id = w.api_key_id' : ''} AND r.bucket_start >= w.s AND r.bucket_start < w.e
-             GROUP BY api_key_id) x`;
-  const tables = [rollup('dayByKey').table, JOURNAL_TABLE];
-  const parts = tables.flatMap((table) => [read(table, everyPairs, false), read(table, somePairs, true)]);
-  const sql = `SELECT g, api_key_id, SUM(cost_nano)::text AS cost_nano, SUM(tokens)::text AS tokens
-     FROM (${parts.join('\n           UNION ALL\n           ')}) u
-     GROUP BY g, api_key_id`;
-  return { sql, params };
+  const sum = 'SUM(cost_nano) AS cost_nano, SUM(input_tokens + output_tokens) AS tokens';
+  const window = 'r.org_id = w.org_id AND r.bucket_start >= w.s AND r.bucket_start < w.e';
+  const rollupTable = rollup('dayByKey').table;
+  const sql = `WITH w AS (SELECT * FROM unnest($1::int[], $2::varchar[], $3::timestamptz[], $4::timestamptz[], $5::boolean[]) AS w(g, org_id, s, e, every)),
+       k AS (SELECT * FROM unnest($6::int[], $7::varchar[]) AS k(g, api_key_id))
+     SELECT g, api_key_id, SUM(cost_nano)::text AS cost_nano, SUM(tokens)::text AS tokens FROM (
+       SELECT w.g, x.* FROM w CROSS JOIN LATERAL (
+         SELECT api_key_id, ${sum} FROM ${rollupTable} r WHERE ${window} GROUP BY api_key_id) x
+       WHERE w.every
+       UNION ALL
+       SELECT w.g, k.api_key_id, x.cost_nano, x.tokens FROM w JOIN k ON k.g = w.g CROSS JOIN LATERAL (
+         SELECT ${sum} FROM ${rollupTable} r WHERE ${window} AND r.api_key_id = k.api_key_id) x
+       WHERE x.cost_nano IS NOT NULL
+       UNION ALL
+       SELECT w.g, x.* FROM w CROSS JOIN LATERAL (
+         SELECT api_key_id, ${sum} FROM ${JOURNAL_TABLE} r WHERE ${window} GROUP BY api_key_id) x
+       WHERE w.every OR (w.g, x.api_key_id) IN (SELECT g, api_key_id FROM k)
+     ) u GROUP BY g, api_key_id`;
+  return { sql, params: [pairs.g, pairs.org, pairs.from, pairs.to, pairs.every, keys.g, keys.key] };
 }

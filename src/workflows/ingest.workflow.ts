@@ -18,8 +18,9 @@ import { EvaluationEnqueuer } from './evaluation-enqueuer';
  * 3. settle reservations ({@link ReservationSettlementService.settle}): the new records' spend
  *    goes into the reservation counters, and the holds of the reservations they name are replaced
  *    by it in one step (each record once: duplicates are never passed on);
- * 4. rewrite the block state of the budgeted scopes of every org with new records (one refresh,
- *    their spend in one read), so the check blocks before the ingest answers;
+ * 4. rewrite the block state of the budgeted scopes of every org with new records (one refresh
+ *    for all of them: the spend of their org and key budgets over whole UTC days in one read), so
+ *    the check blocks before the ingest answers;
  * 5. enqueue evaluations of those scopes in the windows the records fell in (late records alert
  *    for their own window; {@link EvaluationEnqueuer}).
  * Steps 3 and 4 run side by side. Steps 2 to 5 never fail or hold up the ingest: when Redis is down they give up at once; the
@@ -66,21 +67,40 @@ export class IngestWorkflow {
     await Promise.all([this.settlement.settle(stored, budgets.flat()), this.afterUsage(touched, budgets, version)]);
   }
 
-  /** Steps 4 and 5: one refresh of every touched org's budgets (their spend in one read), then each org's evaluations. */
+  /** Steps 4 and 5: the block state of every touched org's budgets, then each org's evaluations. */
   private async afterUsage(touched: UsageTouched[], budgets: Budget[][], version: number | Error): Promise<void> {
-    const orgs = touched.filter((_t, i) => budgets[i].length > 0);
+    const orgs = touched.map((t, i): OrgBudgets => ({ touched: t, budgets: budgets[i] })).filter((o) => o.budgets.length > 0);
     if (orgs.length === 0) return;
-    try {
-      if (version instanceof Error) throw version;
-      await this.refresher.refreshLoaded(version, budgets.flat());
-    } catch (err) {
-      this.logger.warn({ msg: 'Could not refresh budget state after ingest; evaluate-all will', orgIds: orgs.map((t) => t.orgId), ...describeError(err) });
-      // Redis is down: do not wait for it a second time in this request.
-      if (err instanceof RedisUnavailableError) {
-        await Promise.all(orgs.map((t) => this.evaluations.keep(t)));
-        return;
-      }
+    const failed = await this.refreshStates(orgs, version);
+    for (const [t, err] of failed) {
+      this.logger.warn({ msg: 'Could not refresh budget state after ingest; evaluate-all will', orgId: t.orgId, ...describeError(err) });
     }
-    await Promise.all(touched.map((t, i) => (budgets[i].length > 0 ? this.evaluations.add(budgets[i], t) : undefined)));
+    // Redis is down: do not wait for it a second time in this request.
+    const redisDown = (o: OrgBudgets) => failed.get(o.touched) instanceof RedisUnavailableError;
+    await Promise.all(orgs.map((o) => (redisDown(o) ? this.evaluations.keep(o.touched) : this.evaluations.add(o.budgets, o.touched))));
   }
+
+  /**
+   * One refresh of the orgs' budgets together (budget-spend.ts says how their spend is read).
+   * When it fails for another reason than Redis, each org is refreshed on its own, so that one
+   * org's failing read delays only its own state. Returns the orgs that failed, with the error.
+   */
+  private async refreshStates(orgs: OrgBudgets[], version: number | Error): Promise<Map<UsageTouched, unknown>> {
+    const refresh = (some: OrgBudgets[]) =>
+      version instanceof Error ? Promise.reject(version) : this.refresher.refreshLoaded(version, some.flatMap((o) => o.budgets));
+    try {
+      await refresh(orgs);
+      return new Map();
+    } catch (err) {
+      if (err instanceof RedisUnavailableError || orgs.length === 1) return new Map(orgs.map((o) => [o.touched, err]));
+    }
+    const failed = new Map<UsageTouched, unknown>();
+    await Promise.all(orgs.map((o) => refresh([o]).catch((err: unknown) => void failed.set(o.touched, err))));
+    return failed;
+  }
+}
+
+interface OrgBudgets {
+  touched: UsageTouched;
+  budgets: Budget[];
 }
