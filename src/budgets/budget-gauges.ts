@@ -24,9 +24,9 @@ interface Ratio {
  * METRICS_BUDGET_GAUGES=true (SPEC §7): `tally_budget_spend_ratio{budget_id,…}`, each budget's
  * spend in its current window over its limit (1 = at the limit), computed on scrape from the same
  * spend reads the evaluator makes (budget-spend.ts: the org and key budgets of whole-UTC-day
- * windows of a page in one statement), so the figures are as fresh as the scrape, in whichever worker is scraped. Opt-in, since it is one
- * series per budget. Budgets are read a page at a time; one that cannot be evaluated is left out
- * (and logged), not the rest.
+ * windows of a page in one statement), so the figures are as fresh as the scrape, in whichever
+ * worker is scraped. Opt-in, since it is one series per budget. Budgets are read a page at a
+ * time; one that cannot be evaluated is left out (and logged), not the rest.
  */
 @Injectable()
 export class BudgetGauges implements OnModuleInit {
