@@ -32,8 +32,8 @@ export interface ReportCursorOptions {
  * statement_timeout: a report that cannot finish in time fails there, before a response is begun.
  * Its transaction ends and its connection goes back to the pool as soon as the last rows are
  * fetched (without the reader waiting for that), on `close()`, or when the reader has asked for
- * nothing for `timeoutMs` (a client that stops reading does not keep a
- * connection: its next read fails and the response is cut).
+ * nothing for `timeoutMs` (a client that stops reading does not keep a connection: its next read
+ * fails and the response is cut).
  */
 export class ReportCursor implements RowStream<Record<string, unknown>> {
   private batch: Array<Record<string, unknown>> = [];

@@ -188,8 +188,8 @@ export class UsageAggregator {
 
   /**
    * The same rows, in the query's order (bucket first), fetched from a cursor and converted a
-   * batch at a time as they are reached: a page of tens of thousands of rows is never held whole. Read them to the
-   * end or close() them: until then they hold a database connection.
+   * batch at a time as they are reached: a page of tens of thousands of rows is never held whole.
+   * Read them to the end or close() them: until then they hold a database connection.
    */
   async aggregateStream(query: AggregateQuery): Promise<RowStream<AggregateRow>> {
     const now = Date.now() / 1000;

@@ -47,24 +47,19 @@ export interface Spend {
 export class UsageSpendService {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
-  /** Sum over [from, to) (whole seconds). */
+  /** Sum over [from, to) (whole seconds), of the org or of one of its keys. */
   async spend(scope: SpendScope, from: Date, to: Date): Promise<Spend> {
-    return (await this.spendByKey(scope.orgId, from, to, scope.apiKeyId === undefined ? undefined : [scope.apiKeyId])).total;
+    const apiKeyIds = scope.apiKeyId === undefined ? undefined : [scope.apiKeyId];
+    return (await this.spendByKeys([{ orgId: scope.orgId, from, to, apiKeyIds }]))[0].total;
   }
 
   /**
-   * An org's spend over [from, to), in all and per key, in one read (of the keys in `apiKeyIds`
-   * only, when given). Bounds are whole seconds; UTC midnights read the daily rollup alone.
-   */
-  async spendByKey(orgId: string, from: Date, to: Date, apiKeyIds?: string[]): Promise<KeyedSpend> {
-    return (await this.spendByKeys([{ orgId, from, to, apiKeyIds }]))[0];
-  }
-
-  /**
-   * {@link spendByKey} for many (org, window) pairs, in order. Windows of whole UTC days are read
-   * together, one statement for up to {@link SPEND_BATCH} of them (an ingest touching five orgs
-   * whose key budgets have three periods makes one round trip, not fifteen); any other window (a
-   * budget in another time zone) is read on its own, at most `concurrency` at once.
+   * The spend of an org over [from, to) in all and per key (of the keys in `apiKeyIds` only, when
+   * given), for each of many (org, window) pairs, in order. Bounds are whole seconds. Windows of
+   * whole UTC days read the daily rollup alone, together: one statement for up to
+   * {@link SPEND_BATCH} of them (an ingest touching five orgs whose key budgets have three
+   * periods makes one round trip, not fifteen); any other window (a budget in another time zone)
+   * is read on its own, at most `concurrency` at once.
    */
   async spendByKeys(queries: KeyedSpendQuery[], concurrency = 1): Promise<KeyedSpend[]> {
     const results: KeyedSpend[] = queries.map(() => ({ total: { costNano: 0n, tokens: 0n }, byKey: new Map() }));
