@@ -7,7 +7,8 @@ import { KeyedSpendQuery, SPEND_BATCH, UsageSpendService } from '../src/usage/us
  * Spend of many (org, window) pairs at once (what every budget evaluation reads): whole-day
  * windows share statements of up to SPEND_BATCH pairs, other windows are read one by one. Over
  * more than two statements' worth of pairs, with every kind of key filter and windows of both
- * kinds interleaved, each answer must equal a plain GROUP BY over the records of its own pair.
+ * kinds interleaved, each answer must equal a plain GROUP BY over the records of its own pair,
+ * records on every window's first second and the second before it included.
  */
 describe('spend of many (org, window) pairs in one read', () => {
   let t: TestApp;
@@ -32,6 +33,12 @@ describe('spend of many (org, window) pairs in one read', () => {
           cost_nano: String(Math.floor(rand() * 1e12)),
         }),
       );
+      // And on every window's edges: each midnight and one hour after it (where the ragged windows
+      // start), and the second before each, on every key.
+      const edges = Array.from({ length: 8 }, (_v, d) => today - d * DAY).flatMap((midnight) => [midnight, midnight - 1, midnight + 3600, midnight + 3599]);
+      for (const [e, at] of edges.entries()) {
+        for (const [k, key] of keys.entries()) records.push(record(key, { created_at: at, input_tokens: 1 + e, output_tokens: k, cost_nano: String(1000 * (e + 1) + k) }));
+      }
       for (let i = 0; i < records.length; i += 200) await ingestOk(t, ingestKey, records.slice(i, i + 200));
     }
   });
