@@ -25,6 +25,7 @@ const TRAFFIC_TABLES = [
   'alerts',
   'webhook_deliveries',
   'reservations',
+  'reservation_fences',
 ];
 /** Names that mark a table as traffic even before it is listed (e.g. reservations). */
 const TRAFFIC_PATTERN = /record|rollup|delta|journal|reservation|alert|deliver/;

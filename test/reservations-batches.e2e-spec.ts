@@ -1,15 +1,17 @@
 import Redis from 'ioredis';
 import { newId } from '../src/common/ids';
-import { ADMISSION_BUDGETS_SQL, AdmissionBatches, orgLockKey, RESERVATION_LOCK_CLASS } from '../src/reservations/admission-batches';
+import { AdmissionBatches } from '../src/reservations/admission-batches';
+import { ADMISSION_BUDGETS_SQL, orgLockKey, RESERVATION_LOCK_CLASS } from '../src/reservations/admission-sql';
 import { Reservation } from '../src/reservations/reservation.entity';
 import { blockingBudget, counters, RESERVATIONS, reservationBody, twoApiProcessesPerSuite } from './helpers/reservations';
 import { seedOrg, TestApp } from './helpers/test-app';
 import { waitFor } from './helpers/wait-for';
 
 /**
- * Admissions share transactions (group commit, src/reservations/admission-batches.ts): the
- * batches themselves on the real database, and the caps they keep over several orgs, two API
- * processes and a Redis that loses everything.
+ * Admissions share transactions (group commit, src/reservations/admission-batches.ts), decide
+ * with no lock held, and are stored only while the fences they decided from hold: the batches
+ * themselves on the real database, and the caps they keep over several orgs, two API processes
+ * and a Redis that loses everything.
  */
 describe('reservations: admissions batched into shared transactions', () => {
   let a: TestApp, b: TestApp, redisUrl: string, ingestKey: string;
@@ -36,7 +38,7 @@ describe('reservations: admissions batched into shared transactions', () => {
     return new Map(orgIds.map((id) => [id, rows.filter((r) => Number(r.objid) === orgLockKey(id) >>> 0).map((r) => r.pid)]));
   }
 
-  it('admissions of one turn share one transaction; a duplicate request id, a failing admission and a row PostgreSQL refuses each fail alone', async () => {
+  it('admissions of one turn share one transaction, and hold no lock while they decide; a duplicate request id, a failing admission and a row PostgreSQL refuses each fail alone', async () => {
     const org = await seedOrg(a, 'Batched');
     const other = await seedOrg(a, 'Batched-too');
     const batches = new AdmissionBatches(a.dataSource);
@@ -49,10 +51,10 @@ describe('reservations: admissions batched into shared transactions', () => {
       const seen: Array<Map<string, number[]>> = [];
       const admit = (orgId: string, keyId: string, reservation: Reservation | 'throw') =>
         batches.run({ orgId, apiKeyId: keyId, scopes: { teamId: null, userId: null } }, async (_budgets, store) => {
-          // While it decides, one connection holds both orgs' locks: the batch's.
+          // While it decides, no connection holds either org's lock (a rebuild never waits on a Redis call).
           seen.push(await lockHolders([org.org.id, other.org.id]));
           if (reservation === 'throw') throw new Error('this admission failed');
-          return store(reservation);
+          return store(reservation, {});
         });
       const good = [row(org.org.id, org.member.id), row(other.org.id, other.member.id), row(org.org.id, org.orgAdmin.id)];
       const twin = row(org.org.id, org.member.id, good[0].requestId);
@@ -64,13 +66,10 @@ describe('reservations: admissions batched into shared transactions', () => {
         admit(org.org.id, org.member.id, row(org.org.id, org.member.id, poisoned)),
       ]);
       expect(seen).toHaveLength(6);
-      for (const holders of seen) {
-        expect([...holders.values()].map((pids) => pids.length)).toEqual([1, 1]);
-        expect(holders.get(org.org.id)).toEqual(holders.get(other.org.id));
-      }
-      expect(results.slice(0, 3)).toEqual(good.map(() => ({ status: 'fulfilled', value: true })));
+      for (const holders of seen) expect([...holders.values()].map((pids) => pids.length)).toEqual([0, 0]);
+      expect(results.slice(0, 3)).toEqual(good.map(() => ({ status: 'fulfilled', value: { outcome: 'inserted', moved: [] } })));
       // The same request id again: not inserted (its admission answers the stored one).
-      expect(results[3]).toEqual({ status: 'fulfilled', value: false });
+      expect(results[3]).toEqual({ status: 'fulfilled', value: { outcome: 'duplicate', moved: [] } });
       expect(results[4]).toMatchObject({ status: 'rejected', reason: { message: 'this admission failed' } });
       expect(results[5]).toMatchObject({ status: 'rejected' });
       expect(String((results[5] as PromiseRejectedResult).reason.message)).toContain('refused for the test');
@@ -83,11 +82,11 @@ describe('reservations: admissions batched into shared transactions', () => {
 
     // A batch whose only row is refused fails that admission; the next batch works.
     const alone = await batches
-      .run({ orgId: org.org.id, apiKeyId: org.member.id, scopes: { teamId: null, userId: null } }, (_budgets, store) => store(Object.assign(row(org.org.id, org.member.id), { status: 'no-such-status-here' })))
+      .run({ orgId: org.org.id, apiKeyId: org.member.id, scopes: { teamId: null, userId: null } }, (_budgets, store) => store(Object.assign(row(org.org.id, org.member.id), { status: 'no-such-status-here' }), {}))
       .then(() => 'stored', (err: Error) => err.message);
     expect(alone).not.toBe('stored');
     const next = row(org.org.id, org.member.id);
-    expect(await batches.run({ orgId: org.org.id, apiKeyId: org.member.id, scopes: { teamId: null, userId: null } }, (_budgets, store) => store(next))).toBe(true);
+    expect(await batches.run({ orgId: org.org.id, apiKeyId: org.member.id, scopes: { teamId: null, userId: null } }, (_budgets, store) => store(next, {}))).toEqual({ outcome: 'inserted', moved: [] });
   });
 
   it('a grant is answered only after its transaction commits: the other process finds it at once, even when COMMIT is slow', async () => {
@@ -125,7 +124,7 @@ describe('reservations: admissions batched into shared transactions', () => {
     try {
       const rows = [row(org.org.id, org.member.id), row(org.org.id, org.member.id, poisoned)];
       const results = await Promise.allSettled(
-        rows.map((r) => batches.run({ orgId: r.orgId, apiKeyId: r.apiKeyId, scopes: { teamId: null, userId: null } }, (_budgets, store) => store(r))),
+        rows.map((r) => batches.run({ orgId: r.orgId, apiKeyId: r.apiKeyId, scopes: { teamId: null, userId: null } }, (_budgets, store) => store(r, {}))),
       );
       expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
       for (const r of results) expect(String((r as PromiseRejectedResult).reason.message)).toContain('refused at commit for the test');

@@ -61,9 +61,11 @@ describe('reservation counters on a Redis Cluster', () => {
         });
       expect(await admit('res_1', 'r1')).toEqual({ kind: 'unloaded', windows: budgets });
       await counters.beginLoad(budgets);
-      for (const w of budgets) expect(await counters.finishLoad(w, 0n, [], [])).toBe(true);
+      for (const w of budgets) expect(await counters.finishLoad(w, 0n, [], [], '7')).toBe(true);
       const granted = await admit('res_1', 'r1');
       expect(granted).toMatchObject({ kind: 'decided', held: true, granted: 600 });
+      // Each window reports the generation its load stamped (what the admission's insert checks).
+      expect(granted.kind === 'decided' && granted.budgets.map((b) => b.generation)).toEqual(['7', '7']);
       expect(await admit('res_2', 'r1')).toEqual({ kind: 'duplicate', reservationId: 'res_1' });
       expect(await counters.read(budgets[0])).toEqual({ committed: 0n, held: 1000n });
       expect(await counters.settle(orgId, budgets.map((w) => ({ window: w, reservationId: 'res_1' })), budgets.map((w) => ({ window: w, sum: 700n, records: () => [{ recordId: 'rec_1', amount: 700n }] })))).toBe(2);

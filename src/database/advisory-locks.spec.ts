@@ -1,4 +1,4 @@
-import { RESERVATION_LOCK_CLASS } from '../reservations/admission-batches';
+import { RESERVATION_LOCK_CLASS } from '../reservations/admission-sql';
 import { ROLLUP_LOCK_CLASS } from '../usage/usage-ingest.service';
 import { MAINTENANCE_LOCK_CLASS, MAINTENANCE_LOCK_KEY } from '../usage/partitions';
 import { FOLD_LOCK_CLASS, FOLD_LOCK_KEY } from '../usage/rollup-journal';

@@ -2,17 +2,9 @@ import { PoolClient, QueryResult } from 'pg';
 import { DataSource, QueryRunner } from 'typeorm';
 import { Budget } from '../budgets/budget.entity';
 import { scopeKey } from '../budgets/budget-scope';
+import { scopeFence } from './reservation-fence.entity';
 import { Reservation } from './reservation.entity';
-
-/**
- * First key of pg_advisory_xact_lock(int, int) for reservations: admissions share it per org,
- * rebuilds and the reconciler take it alone. Its second key is any 32-bit hash, so no other lock
- * may use this class (the fold and partition maintenance use 7_240_117 with keys 1 and 2).
- */
-export const RESERVATION_LOCK_CLASS = 7_240_118;
-
-/** What became of one row of a batch: inserted, already stored (same request id), or refused. */
-type RowOutcome = { inserted: boolean } | { error: unknown };
+import { INSERT_TYPES, insertParams, orgLockKey, PREPARE_BATCH, RESERVATION_LOCK_CLASS, toBudget } from './admission-sql';
 
 /**
  * Batches of admissions in one process that may be in PostgreSQL at once (each on its own
@@ -22,83 +14,27 @@ const MAX_IN_FLIGHT = 4;
 /** Admissions in one batch at most (the rest wait for the next). */
 const MAX_BATCH = 64;
 
-/** The org's lock key: a 32-bit FNV-1a hash of its id, as a signed integer (inlined into SQL as a number). */
-export function orgLockKey(orgId: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < orgId.length; i++) {
-    hash ^= orgId.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return hash | 0;
-}
-
-const BUDGET_COLUMNS = `b.id, b.scope, b.scope_id, b.org_id, b.owner, b.period, b.limit_kind, b.limit_value::text AS limit_value, b.thresholds, b.timezone`;
-
-export function toBudget(row: Record<string, unknown>): Budget {
-  return Object.assign(new Budget(), {
-    id: row.id,
-    scope: row.scope,
-    scopeId: row.scope_id,
-    orgId: row.org_id,
-    owner: row.owner,
-    period: row.period,
-    limitKind: row.limit_kind,
-    limitValue: row.limit_value,
-    thresholds: row.thresholds,
-    timezone: row.timezone,
-  });
-}
-
-const RESERVATION_COLUMNS = `org_id, id, api_key_id, request_id, user_id, model, input_tokens, max_output_tokens, min_output_tokens,
-    granted_output_tokens, status, reserved_tokens, reserved_cost_nano, holds, decision, expires_at, created_at`;
-
-/** One reservation, for a revoked key's denial (outside any batch). */
-export const INSERT_RESERVATION = `INSERT INTO reservations (${RESERVATION_COLUMNS})
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-  ON CONFLICT (org_id, api_key_id, request_id) DO NOTHING RETURNING id`;
-
-/** The column types of {@link insertParams}, in order, for the batch's unnest. */
-const INSERT_TYPES = [
-  'varchar', 'varchar', 'varchar', 'varchar', 'varchar', 'varchar', 'bigint', 'bigint', 'bigint',
-  'bigint', 'varchar', 'bigint', 'bigint', 'jsonb', 'jsonb', 'timestamptz', 'timestamptz',
-];
-
-/**
- * The budgets that may apply to each admission of a batch (numbered from 1 in `i`), for
- * `$1..$4` = the org, key, team and end-user scope ids of each (varchar[], null: none). One
- * (scope, scope_id) equality per admission and scope, an index probe each: a join on an OR of the
- * four scopes was planned, while the table had budgets not yet analyzed, as a read of every
- * budget for every batch.
- */
-export const ADMISSION_BUDGETS_SQL = `SELECT m.i, ${BUDGET_COLUMNS}
-   FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[]) WITH ORDINALITY AS m(org_key, apikey_key, team_key, user_key, i)
-   CROSS JOIN LATERAL (VALUES ('org', m.org_key), ('apikey', m.apikey_key), ('team', m.team_key), ('user', m.user_key)) AS s(scope, scope_id)
-   JOIN budgets b ON b.scope = s.scope AND b.scope_id = s.scope_id`;
-
-/**
- * The batch's two prepared statements: {@link ADMISSION_BUDGETS_SQL} (its parameter types are its
- * own casts), and the insert of every reservation the batch stores.
- */
-const PREPARE_BATCH =
-  `PREPARE tally_reservation_budgets AS ${ADMISSION_BUDGETS_SQL}; ` +
-  `PREPARE tally_reservation_insert(${INSERT_TYPES.map((t) => `${t}[]`).join(', ')}) AS
-   INSERT INTO reservations (${RESERVATION_COLUMNS})
-   SELECT * FROM unnest(${INSERT_TYPES.map((_t, i) => `$${i + 1}`).join(', ')})
-   ON CONFLICT (org_id, api_key_id, request_id) DO NOTHING RETURNING id`;
-
 /** The pool's connections that have the batch's statements. */
 const PREPARED = new WeakSet<PoolClient>();
 
-export function insertParams(r: Reservation): Array<string | null> {
-  return [
-    r.orgId, r.id, r.apiKeyId, r.requestId, r.userId, r.model, r.inputTokens, r.maxOutputTokens, r.minOutputTokens,
-    r.grantedOutputTokens, r.status, r.reservedTokens, r.reservedCostNano, JSON.stringify(r.holds), JSON.stringify(r.decision),
-    r.expiresAt?.toISOString() ?? null, r.createdAt.toISOString(),
-  ];
+/** What became of a row handed to `store`: stored; its request id stored already; or decided from a fence that moved (not stored: decide again). */
+export type StoreOutcome = 'inserted' | 'duplicate' | 'stale';
+
+export interface Stored {
+  outcome: StoreOutcome;
+  /** `stale`: each fence that moved, with its value now (`fence=value`). */
+  moved: string[];
 }
 
-/** What an admission does inside its batch's transaction: decide, then `store` its reservation (or not). */
-export type AdmissionWork<T> = (budgets: Budget[], store: (reservation: Reservation) => Promise<boolean>) => Promise<T>;
+/**
+ * Stores an admission's row, with the fences it decided from (a budget id → the generation of
+ * that budget's counters the Redis admission reported; the fences of the budget targets its
+ * budgets were read under are added here).
+ */
+export type StoreRow = (reservation: Reservation, fences: Record<string, string>) => Promise<Stored>;
+
+/** What an admission does in its batch: decide from the budgets, then `store` its reservation (or not). */
+export type AdmissionWork<T> = (budgets: Budget[], store: StoreRow) => Promise<T>;
 
 export interface AdmissionRequest {
   orgId: string;
@@ -106,16 +42,29 @@ export interface AdmissionRequest {
   scopes: { teamId: string | null; userId: string | null };
 }
 
-/** One admission in a batch. `done` once it stored its row or finished without storing. */
+/** One admission in a batch. `done` once it handed over its row or finished without one. */
 interface Member {
   request: AdmissionRequest;
   work: AdmissionWork<unknown>;
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
   done: boolean;
+  cacheKey: string;
+  /** The fences of its budget targets, as its budget list was read under. */
+  scopeFences?: Record<string, string>;
   row?: Reservation;
-  stored?: { resolve: (inserted: boolean) => void; reject: (err: unknown) => void };
+  fences?: Record<string, string>;
+  stored?: { resolve: (stored: Stored) => void; reject: (err: unknown) => void };
 }
+
+/** What became of one row of a batch's insert, or the error PostgreSQL refused it with. */
+type RowOutcome = Stored | { error: unknown };
+
+/** The budget scopes of an admission, in the order of {@link ADMISSION_BUDGETS_SQL}'s parameters. */
+const SCOPES = ['org', 'apikey', 'team', 'user'] as const;
+
+/** Budget lists kept per (org, key, team, end user), each with the fences of those four budget targets it was read under. */
+const CACHE_MAX = 50_000;
 
 /** `ARRAY[…]::type[]` of escaped literals (NULL for null): values go into the statement's text, which keeps it one simple-protocol round trip. */
 function arrayLiteral(client: PoolClient, values: Array<string | null>, type: string): string {
@@ -124,35 +73,44 @@ function arrayLiteral(client: PoolClient, values: Array<string | null>, type: st
 
 /**
  * Closes the connection instead of returning it to the pool: its transaction's state is unknown.
- * (TypeORM's PostgresQueryRunner passes the error to the pg pool, which then destroys the client.)
+ * (TypeORM's PostgresQueryRunner passes the error to the pool, which then destroys the client.)
  */
 function discard(runner: QueryRunner, err: Error): Promise<void> {
   return (runner as unknown as { releasePostgresConnection(err: Error): Promise<void> }).releasePostgresConnection(err);
 }
 
 /**
- * Group commit for admissions. The admissions that arrive while earlier ones are in PostgreSQL
- * share one transaction on one connection, in two round trips whatever their number:
+ * Group commit for admissions, with no lock or transaction held while they decide. The
+ * admissions that arrive while earlier ones are in flight form a batch:
  *
- * 1. `BEGIN`, the shared reservation lock of each of their orgs (in lock-key order, so two
- *    batches and a rebuild never wait on each other in a circle), and the budgets of each;
- * 2. after every admission has run its Redis step and handed over its row (or none), one insert
- *    of all the rows and `COMMIT`, which lets the locks go.
+ * 1. their budgets (of the org, the key, its team and the end user), from a per-process cache,
+ *    or read in one round trip with the fences of those four budget targets (read first: a
+ *    budget changed in between only makes the row stale);
+ * 2. each decides (its Redis step), and hands over its row with the fences it decided from;
+ * 3. one round trip: `BEGIN`, the shared reservation lock of each org (in lock-key order), the
+ *    insert of every row whose fences still hold, the ids of those whose fences moved, `COMMIT`.
  *
- * A rebuild takes its org's lock exclusively, so it still sees the row of every admission that
- * granted from counters it is about to replace. One admission's failure is its own; a failure of
- * PostgreSQL fails the batch (the connection is closed, which rolls it back: nothing is written).
+ * A rebuild or a repair of an org's counters takes the lock exclusively and bumps the fence of
+ * each budget it loads before reading the holds: a row that granted from the counters it
+ * replaces is either committed before it (and seen) or finds its fence moved (not stored; the
+ * admission removes its holds and decides again). A budget change bumps the fence of its target
+ * (trigger `budgets_fence`), so a decision from a cached list that is out of date is never stored
+ * either. One admission's failure is its own; a failure of PostgreSQL fails the batch's
+ * admissions (the connection is closed, which rolls it back: nothing is written).
  */
 export class AdmissionBatches {
   private waiting: Member[] = [];
   private inFlight = 0;
   private scheduled = false;
+  private readonly cache = new Map<string, { budgets: Budget[]; fences: Record<string, string> }>();
 
   constructor(private readonly dataSource: DataSource) {}
 
   run<T>(request: AdmissionRequest, work: AdmissionWork<T>): Promise<T> {
+    const { orgId, apiKeyId, scopes } = request;
+    const cacheKey = `${orgId}\n${apiKeyId}\n${scopes.teamId ?? '\u0000'}\n${scopes.userId ?? '\u0000'}`;
     return new Promise<T>((resolve, reject) => {
-      this.waiting.push({ request, work: work as AdmissionWork<unknown>, resolve: resolve as (value: unknown) => void, reject, done: false });
+      this.waiting.push({ request, work: work as AdmissionWork<unknown>, resolve: resolve as (value: unknown) => void, reject, done: false, cacheKey });
       this.schedule();
     });
   }
@@ -175,36 +133,10 @@ export class AdmissionBatches {
   }
 
   private async execute(batch: Member[]): Promise<void> {
-    const runner = this.dataSource.createQueryRunner();
-    let client: PoolClient;
-    try {
-      client = (await runner.connect()) as PoolClient;
-    } catch (err) {
-      for (const m of batch) m.reject(err);
-      await runner.release().catch(() => undefined);
-      return;
-    }
     let budgets: Budget[][];
     try {
-      if (!PREPARED.has(client)) {
-        await client.query(PREPARE_BATCH);
-        PREPARED.add(client);
-      }
-      const locks = [...new Set(batch.map((m) => orgLockKey(m.request.orgId)))].sort((a, b) => a - b);
-      const keys = batch.map(({ request: { orgId, apiKeyId, scopes } }) => [
-        orgId,
-        apiKeyId,
-        scopes.teamId === null ? null : scopeKey('team', orgId, scopes.teamId),
-        scopes.userId === null ? null : scopeKey('user', orgId, scopes.userId),
-      ]);
-      const results = (await client.query(
-        `BEGIN; SELECT count(pg_advisory_xact_lock_shared(${RESERVATION_LOCK_CLASS}, k)) FROM unnest(ARRAY[${locks.join(', ')}]::int[]) k; ` +
-          `EXECUTE tally_reservation_budgets(${[0, 1, 2, 3].map((c) => arrayLiteral(client, keys.map((k) => k[c]), 'varchar')).join(', ')})`,
-      )) as unknown as QueryResult<Record<string, unknown>>[];
-      budgets = batch.map(() => []);
-      for (const row of results[2].rows) budgets[Number(row.i) - 1].push(toBudget(row));
+      budgets = await this.budgetsOf(batch);
     } catch (err) {
-      await discard(runner, err as Error);
       for (const m of batch) m.reject(err);
       return;
     }
@@ -215,10 +147,11 @@ export class AdmissionBatches {
         if (batch.every((b) => b.done)) allDone();
       };
       batch.forEach((m, i) => {
-        const store = (reservation: Reservation) =>
-          new Promise<boolean>((resolve, reject) => {
+        const store: StoreRow = (reservation, fences) =>
+          new Promise<Stored>((resolve, reject) => {
             if (m.done) return reject(new Error('store() called twice or after the admission ended'));
             m.row = reservation;
+            m.fences = { ...fences, ...m.scopeFences };
             m.stored = { resolve, reject };
             finish(m);
           });
@@ -236,58 +169,146 @@ export class AdmissionBatches {
     });
 
     const storing = batch.filter((m) => m.row !== undefined);
-    try {
-      if (storing.length === 0) {
-        await client.query('ROLLBACK');
-      } else {
+    if (storing.length === 0) return;
+    await this.onConnection(
+      async (client) => {
         const outcomes = await this.insertAndCommit(client, storing);
-        storing.forEach((m, i) => ('error' in outcomes[i] ? m.stored!.reject(outcomes[i].error) : m.stored!.resolve(outcomes[i].inserted)));
-      }
-      await runner.release();
-    } catch (err) {
-      await discard(runner, err as Error);
-      for (const m of storing) m.stored!.reject(err);
+        storing.forEach((m, i) => {
+          const o = outcomes[i];
+          if ('error' in o) return m.stored!.reject(o.error);
+          // Decided from a fence that moved: the next try reads the budgets again.
+          if (o.outcome === 'stale') this.cache.delete(m.cacheKey);
+          m.stored!.resolve(o);
+        });
+      },
+      (err) => {
+        for (const m of storing) m.stored!.reject(err);
+      },
+    );
+  }
+
+  /** Each admission's budgets (and the fences they were read under): from the cache, or all the missing ones in one round trip. */
+  private async budgetsOf(batch: Member[]): Promise<Budget[][]> {
+    // The entries this batch uses, taken now: another batch may drop or evict them while this one reads.
+    const entries = new Map<string, { budgets: Budget[]; fences: Record<string, string> }>();
+    for (const m of batch) {
+      const entry = this.cache.get(m.cacheKey);
+      if (!entry) continue;
+      entries.set(m.cacheKey, entry);
+      // Most recently used last: eviction takes the oldest first.
+      this.cache.delete(m.cacheKey);
+      this.cache.set(m.cacheKey, entry);
     }
+    const missing = [...new Map(batch.filter((m) => !entries.has(m.cacheKey)).map((m) => [m.cacheKey, m.request])).entries()];
+    if (missing.length > 0) {
+      // The scope id of each target, as budgets.scope_id has it: org, key, team, end user (null: none).
+      const targets = missing.map(([, { orgId, apiKeyId, scopes }]) => [
+        orgId,
+        apiKeyId,
+        scopes.teamId === null ? null : scopeKey('team', orgId, scopes.teamId),
+        scopes.userId === null ? null : scopeKey('user', orgId, scopes.userId),
+      ]);
+      const fenceNames = targets.map((t) => SCOPES.flatMap((scope, c) => (t[c] === null ? [] : [scopeFence(scope, t[c]!)])));
+      const fenceOrgs = missing.flatMap(([, r], i) => fenceNames[i].map(() => r.orgId));
+      let results: QueryResult<Record<string, unknown>>[] = [];
+      await this.onConnection(
+        async (client) => {
+          // The fences first: a budget changed between the two reads makes the rows stale, never wrong.
+          results = (await client.query(
+            `EXECUTE tally_reservation_fences(${arrayLiteral(client, fenceOrgs, 'varchar')}, ${arrayLiteral(client, fenceNames.flat(), 'varchar')}); ` +
+              `EXECUTE tally_reservation_budgets(${[0, 1, 2, 3].map((c) => arrayLiteral(client, targets.map((t) => t[c]), 'varchar')).join(', ')})`,
+          )) as unknown as QueryResult<Record<string, unknown>>[];
+        },
+        (err) => {
+          throw err;
+        },
+      );
+      const stored = new Map(results[0].rows.map((r) => [`${String(r.org_id)}\n${String(r.fence)}`, String(r.value)]));
+      const read = missing.map(([, r], i) => ({
+        budgets: [] as Budget[],
+        fences: Object.fromEntries(fenceNames[i].map((name) => [name, stored.get(`${r.orgId}\n${name}`) ?? '0'])),
+      }));
+      for (const row of results[1].rows) read[Number(row.i) - 1].budgets.push(toBudget(row));
+      missing.forEach(([key], i) => {
+        if (this.cache.size >= CACHE_MAX) this.cache.delete(this.cache.keys().next().value!);
+        this.cache.set(key, read[i]);
+        entries.set(key, read[i]);
+      });
+    }
+    return batch.map((m) => {
+      const entry = entries.get(m.cacheKey)!;
+      m.scopeFences = entry.fences;
+      return entry.budgets;
+    });
   }
 
   /**
-   * Inserts the batch's rows in one statement and commits, in one round trip. When that statement
-   * fails, its rows are inserted one by one, each behind its own savepoint, so a row PostgreSQL
-   * refuses fails its own admission only (the others still commit). Per row: inserted (true), its
-   * request id stored already (false), or the error that refused it; nothing before the COMMIT.
-   * A COMMIT that fails (a deferred constraint) ends the transaction: that error fails them all.
+   * Runs `work` on a pooled connection that has the batch's prepared statements. When `work`
+   * throws, the connection is closed (its transaction's state is unknown) and `failed` runs.
+   */
+  private async onConnection(work: (client: PoolClient) => Promise<void>, failed: (err: unknown) => void): Promise<void> {
+    const runner = this.dataSource.createQueryRunner();
+    let client: PoolClient;
+    try {
+      client = (await runner.connect()) as PoolClient;
+    } catch (err) {
+      await runner.release().catch(() => undefined);
+      return failed(err);
+    }
+    try {
+      if (!PREPARED.has(client)) {
+        await client.query(PREPARE_BATCH);
+        PREPARED.add(client);
+      }
+      await work(client);
+    } catch (err) {
+      await discard(runner, err as Error);
+      return failed(err);
+    }
+    await runner.release();
+  }
+
+  /**
+   * In one round trip: the orgs' locks, shared; the insert of the rows whose fences hold, which
+   * tells each row's outcome; COMMIT. When that fails, the rows go again one by one in a new
+   * transaction, each behind its own savepoint, so a row PostgreSQL refuses fails its own
+   * admission only (the others still commit). A COMMIT that fails there (a deferred constraint)
+   * fails them all with its error.
    */
   private async insertAndCommit(client: PoolClient, storing: Member[]): Promise<RowOutcome[]> {
-    const statement = (members: Member[]) => {
+    const insert = (members: Member[]) => {
       const columns = members.map((m) => insertParams(m.row!));
-      return `EXECUTE tally_reservation_insert(${INSERT_TYPES.map((t, c) => arrayLiteral(client, columns.map((p) => p[c]), t)).join(', ')})`;
+      const fences = members.map((m) => JSON.stringify(m.fences));
+      return `EXECUTE tally_reservation_insert(${[...INSERT_TYPES.map((t, c) => arrayLiteral(client, columns.map((p) => p[c]), t)), arrayLiteral(client, fences, 'jsonb')].join(', ')})`;
     };
-    const outcome = (members: Member[], result: QueryResult<{ id: string }>): RowOutcome[] => {
-      const ids = new Set(result.rows.map((r) => r.id));
-      return members.map((m) => ({ inserted: ids.has(m.row!.id) }));
+    const outcomes = (members: Member[], result: QueryResult<{ id: string } & Stored>): RowOutcome[] => {
+      const byId = new Map(result.rows.map((r) => [r.id, { outcome: r.outcome, moved: r.moved }]));
+      return members.map((m) => byId.get(m.row!.id)!);
     };
+    const locks = [...new Set(storing.map((m) => orgLockKey(m.row!.orgId)))].sort((a, b) => a - b);
+    const begin = `BEGIN; SELECT count(pg_advisory_xact_lock_shared(${RESERVATION_LOCK_CLASS}, k)) FROM unnest(ARRAY[${locks.join(', ')}]::int[]) k`;
     try {
-      const [, inserted] = (await client.query(`SAVEPOINT batch; ${statement(storing)}; COMMIT`)) as unknown as QueryResult<{ id: string }>[];
-      return outcome(storing, inserted);
+      const results = (await client.query(`${begin}; ${insert(storing)}; COMMIT`)) as unknown as QueryResult<{ id: string } & Stored>[];
+      return outcomes(storing, results[2]);
     } catch (err) {
       if (storing.length === 1) throw err;
-      // The insert failed and the COMMIT after it did not run: back to the savepoint, row by row.
-      // When the COMMIT itself failed there is no transaction left to go back into: its error stands.
-      await client.query('ROLLBACK TO SAVEPOINT batch').catch(() => {
+      // Whatever failed, nothing of it is committed: end what is left of it, then row by row.
+      await client.query('ROLLBACK').catch(() => {
         throw err;
       });
     }
-    const outcomes: RowOutcome[] = [];
+    await client.query(begin);
+    const rows: RowOutcome[] = [];
     for (const m of storing) {
       try {
-        const [, inserted] = (await client.query(`SAVEPOINT one; ${statement([m])}; RELEASE SAVEPOINT one`)) as unknown as QueryResult<{ id: string }>[];
-        outcomes.push(...outcome([m], inserted));
+        const results = (await client.query(`SAVEPOINT one; ${insert([m])}; RELEASE SAVEPOINT one`)) as unknown as QueryResult<{ id: string } & Stored>[];
+        rows.push(...outcomes([m], results[1]));
       } catch (error) {
         await client.query('ROLLBACK TO SAVEPOINT one');
-        outcomes.push({ error });
+        rows.push({ error });
       }
     }
     await client.query('COMMIT');
-    return outcomes;
+    return rows;
   }
 }

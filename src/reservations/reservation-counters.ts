@@ -71,7 +71,8 @@ export type AdmitOutcome =
       granted: number;
       expiresAtMs: number;
       nowMs: number;
-      budgets: Array<{ committed: bigint; held: bigint; amount: bigint; reason: string }>;
+      /** Per budget; `generation`: of the window's counters (see ReservationFence). */
+      budgets: Array<{ committed: bigint; held: bigint; amount: bigint; reason: string; generation: string }>;
     };
 
 /** Keys of a window outlive it by two days: a hold made just before the reset still settles. */
@@ -79,9 +80,11 @@ const KEY_GRACE_MS = 2 * 86_400_000;
 /** How long a request id is remembered in Redis (PostgreSQL's unique key stays the backstop). */
 const IDEMPOTENCY_GRACE_MS = 86_400_000;
 
-type Script = 'admit' | 'settle' | 'settleSums' | 'loadBegin' | 'loadFinish' | 'reconcile';
+type Script = 'admit' | 'forget' | 'restamp' | 'settle' | 'settleSums' | 'loadBegin' | 'loadFinish' | 'reconcile';
 const SCRIPT_FILES: Record<Script, string> = {
   admit: 'admit.lua',
+  forget: 'forget.lua',
+  restamp: 'restamp.lua',
   settle: 'settle.lua',
   settleSums: 'settle-sums.lua',
   loadBegin: 'load-begin.lua',
@@ -119,7 +122,7 @@ export class ReservationCounters {
   }
 
   async admit(req: AdmitRequest): Promise<AdmitOutcome> {
-    const keys = [`${this.orgTag(req.orgId)}:rq:${req.apiKeyId}:${req.requestId}`, ...req.budgets.flatMap((b) => this.windowKeys(b.window))];
+    const keys = [this.requestKey(req.orgId, req.apiKeyId, req.requestId), ...req.budgets.flatMap((b) => this.windowKeys(b.window))];
     const args: string[] = [
       req.reservationId,
       String(req.ttlSeconds * 1000),
@@ -136,10 +139,24 @@ export class ReservationCounters {
     if (out[0] === 'dup') return { kind: 'duplicate', reservationId: String(out[1]) };
     if (out[0] === 'unloaded') return { kind: 'unloaded', windows: out.slice(1).map((i) => req.budgets[Number(i) - 1].window) };
     const budgets = req.budgets.map((_b, i) => {
-      const at = 5 + 4 * i;
-      return { committed: BigInt(out[at]), held: BigInt(out[at + 1]), amount: BigInt(out[at + 2]), reason: String(out[at + 3]) };
+      const at = 5 + 5 * i;
+      return { committed: BigInt(out[at]), held: BigInt(out[at + 1]), amount: BigInt(out[at + 2]), reason: String(out[at + 3]), generation: String(out[at + 4]) };
     });
     return { kind: 'decided', held: out[1] === 'held', granted: Number(out[2]), expiresAtMs: Number(out[3]), nowMs: Number(out[4]), budgets };
+  }
+
+  /** Lets go of the request id of a reservation that was not stored, if it still names it (see forget.lua). */
+  async forgetRequest(orgId: string, apiKeyId: string, requestId: string, reservationId: string): Promise<void> {
+    await this.run('forget', [this.requestKey(orgId, apiKeyId, requestId)], [reservationId]);
+  }
+
+  /** Stamps `generation` on a loaded window, counters unchanged (see restamp.lua); false when not loaded or already newer. */
+  async restamp(window: CounterWindow, generation: string): Promise<boolean> {
+    return Number(await this.run('restamp', [this.windowKeys(window)[0]], [generation])) === 1;
+  }
+
+  private requestKey(orgId: string, apiKeyId: string, requestId: string): string {
+    return `${this.orgTag(orgId)}:rq:${apiKeyId}:${requestId}`;
   }
 
   /** Records settled into a window while it is being rebuilt, by id. */
@@ -216,13 +233,15 @@ export class ReservationCounters {
 
   /**
    * Rebuild step 2 for one window: `seen` are records the PostgreSQL read counted that may be
-   * settled around now (recently stored, or settled since step 1). False when another process
-   * loaded it first.
+   * settled around now (recently stored, or settled since step 1); `generation` the budget's fence
+   * value the rebuild set (stamped on the window either way). False when another process loaded
+   * it first.
    */
-  async finishLoad(window: CounterWindow, committed: bigint, holds: HoldEntry[], seen: string[]): Promise<boolean> {
+  async finishLoad(window: CounterWindow, committed: bigint, holds: HoldEntry[], seen: string[], generation: string): Promise<boolean> {
     const args = [
       committed.toString(),
       String(this.expireAt(window)),
+      generation,
       String(seen.length),
       ...seen,
       ...holds.flatMap((h) => [h.reservationId, h.amount.toString(), String(h.expiresAtMs)]),
@@ -235,9 +254,15 @@ export class ReservationCounters {
     return Number(await this.run('reconcile', this.reconcileKeys(window), ['begin'])) === 1;
   }
 
-  /** Reconciler step 2: the counters before and after, or undefined when the window went away. */
-  async finishReconcile(window: CounterWindow, committed: bigint, holds: HoldEntry[], seen: string[]): Promise<{ committed: [bigint, bigint]; held: [bigint, bigint] } | undefined> {
-    const args = ['finish', committed.toString(), String(seen.length), ...seen, ...holds.flatMap((h) => [h.reservationId, h.amount.toString(), String(h.expiresAtMs)])];
+  /** Reconciler step 2 (stamps `generation`, as a rebuild does): the counters before and after, or undefined when the window went away. */
+  async finishReconcile(
+    window: CounterWindow,
+    committed: bigint,
+    holds: HoldEntry[],
+    seen: string[],
+    generation: string,
+  ): Promise<{ committed: [bigint, bigint]; held: [bigint, bigint] } | undefined> {
+    const args = ['finish', committed.toString(), generation, String(seen.length), ...seen, ...holds.flatMap((h) => [h.reservationId, h.amount.toString(), String(h.expiresAtMs)])];
     const out = (await this.run('reconcile', this.reconcileKeys(window), args)) as string[];
     if (out.length === 0) return undefined;
     return { committed: [BigInt(out[0]), BigInt(out[1])], held: [BigInt(out[2]), BigInt(out[3])] };

@@ -44,12 +44,12 @@ export class ReservationLoader {
     // Before reading PostgreSQL: spend settled from now on is kept aside for the load.
     await this.counters.beginLoad(windows.map((w) => w.window));
     const { committed, seen } = await this.committedSnapshot(orgId, windows);
-    // Exclusive: every admission that granted from the lost counters has stored its row. (The
-    // spend is read before, on another connection: admissions waiting for the lock hold theirs.)
-    await this.repository.withOrgLock(orgId, 'exclusive', async (manager) => {
-      const holds = await this.holds(manager, orgId, windows);
-      for (const w of windows) await this.counters.finishLoad(w.window, committed.get(w.budget.id) ?? 0n, holds.get(w.budget.id) ?? [], seen);
-    });
+    // Exclusive, with the fences moved before the holds are read: every row that granted from the
+    // lost counters is in this read, or is not stored (its admission decides again on these).
+    const { holds, generations } = await this.fencedHolds(orgId, windows);
+    for (const w of windows) {
+      await this.counters.finishLoad(w.window, committed.get(w.budget.id) ?? 0n, holds.get(w.budget.id) ?? [], seen, generations.get(w.budget.id)!);
+    }
   }
 
   /**
@@ -77,8 +77,31 @@ export class ReservationLoader {
     return new Map(windows.map(({ budget }, i) => [budget.id, budget.limitKind === 'cost' ? spends[i].costNano : spends[i].tokens]));
   }
 
-  /** Live holds per budget in its window, from the reservations table (under the caller's exclusive lock). */
-  async holds(manager: EntityManager, orgId: string, windows: BudgetInWindow[]): Promise<Map<string, HoldEntry[]>> {
+  /**
+   * Moves the fences of loaded windows whose generation fell behind them (a fence bumped by a
+   * repair of another window of the budget, or by a rebuild that failed before stamping) and
+   * stamps the new value on them, counters unchanged: they are valid under it (no admission can
+   * have stored a row from other counters of these windows since they were loaded). Under the
+   * org's exclusive lock, as a rebuild's bump. Windows not loaded are left to the next rebuild.
+   */
+  async restamp(orgId: string, windows: BudgetInWindow[]): Promise<void> {
+    const generations = await this.repository.withOrgLock(orgId, 'exclusive', (manager) => this.repository.bumpFences(manager, orgId, windows.map((w) => w.budget.id)));
+    for (const w of windows) await this.counters.restamp(w.window, generations.get(w.budget.id)!);
+  }
+
+  /**
+   * Under the org's exclusive lock, committed before the counters are replaced: the budgets'
+   * fences moved forward (their new values, to stamp on the counters), then their live holds.
+   */
+  async fencedHolds(orgId: string, windows: BudgetInWindow[]): Promise<{ holds: Map<string, HoldEntry[]>; generations: Map<string, string> }> {
+    return this.repository.withOrgLock(orgId, 'exclusive', async (manager) => {
+      const generations = await this.repository.bumpFences(manager, orgId, windows.map((w) => w.budget.id));
+      return { generations, holds: await this.holds(manager, orgId, windows) };
+    });
+  }
+
+  /** Live holds per budget in its window, from the reservations table. */
+  private async holds(manager: EntityManager, orgId: string, windows: BudgetInWindow[]): Promise<Map<string, HoldEntry[]>> {
     const holds = new Map<string, HoldEntry[]>();
     const stored = await this.repository.liveHolds(manager, orgId, windows.map((w) => ({ budgetId: w.budget.id, start: w.window.start })));
     for (const h of stored) {

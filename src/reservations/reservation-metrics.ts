@@ -10,6 +10,7 @@ export class ReservationMetrics {
   private readonly decisions: Counter<string>;
   private readonly repairs: Counter<string>;
   private readonly settleFailures: Counter<string>;
+  private readonly redecisions: Counter<string>;
 
   constructor(metrics: MetricsService) {
     this.decisions = metrics.counter(
@@ -26,6 +27,10 @@ export class ReservationMetrics {
       'tally_reservation_settle_failures_total',
       'Ingests whose settling into the reservation counters failed (the records are stored; the reconciler repairs the counters)',
     );
+    this.redecisions = metrics.counter(
+      'tally_reservation_redecisions_total',
+      'Admissions decided again because a fence moved between their Redis step and their insert (a rebuild or repair of the counters, or a budget change); the first decision was not stored',
+    );
   }
 
   decided(row: Reservation): void {
@@ -41,6 +46,10 @@ export class ReservationMetrics {
 
   repaired(kind: 'committed' | 'held'): void {
     this.repairs.inc({ kind });
+  }
+
+  staled(): void {
+    this.redecisions.inc();
   }
 
   settleFailed(): void {

@@ -8,7 +8,6 @@ import { ReservationCounters } from './reservation-counters';
 import { lowestBlockPct, seconds } from './reservation-budgets';
 import { BudgetInWindow, ReservationLoader } from './reservation-loader.service';
 import { ReservationMetrics } from './reservation-metrics';
-import { ReservationsRepository } from './reservations.repository';
 
 export interface ReconcileResult {
   /** Loaded budget windows compared. */
@@ -31,7 +30,6 @@ export class ReservationReconciler {
   private running: Promise<unknown> | undefined;
 
   constructor(
-    private readonly repository: ReservationsRepository,
     private readonly budgets: BudgetRepository,
     private readonly counters: ReservationCounters,
     private readonly loader: ReservationLoader,
@@ -81,27 +79,25 @@ export class ReservationReconciler {
     // Read after 'begin' (spend settled since is noted in Redis), before the lock (see the loader).
     const { committed, seen } = await this.loader.committedSnapshot(orgId, begun);
     let repaired = 0;
-    await this.repository.withOrgLock(orgId, 'exclusive', async (manager) => {
-      const holds = await this.loader.holds(manager, orgId, begun);
-      for (const w of begun) {
-        const result = await this.counters.finishReconcile(w.window, committed.get(w.budget.id) ?? 0n, holds.get(w.budget.id) ?? [], seen);
-        if (!result) continue;
-        const committedDrift = result.committed[0] !== result.committed[1];
-        const heldDrift = result.held[0] !== result.held[1];
-        if (committedDrift) this.metrics.repaired('committed');
-        if (heldDrift) this.metrics.repaired('held');
-        if (committedDrift || heldDrift) {
-          repaired++;
-          this.logger.warn({
-            msg: 'Repaired reservation counters that drifted from PostgreSQL',
-            orgId,
-            budgetId: w.budget.id,
-            committed: result.committed.map(String),
-            held: result.held.map(String),
-          });
-        }
+    const { holds, generations } = await this.loader.fencedHolds(orgId, begun);
+    for (const w of begun) {
+      const result = await this.counters.finishReconcile(w.window, committed.get(w.budget.id) ?? 0n, holds.get(w.budget.id) ?? [], seen, generations.get(w.budget.id)!);
+      if (!result) continue;
+      const committedDrift = result.committed[0] !== result.committed[1];
+      const heldDrift = result.held[0] !== result.held[1];
+      if (committedDrift) this.metrics.repaired('committed');
+      if (heldDrift) this.metrics.repaired('held');
+      if (committedDrift || heldDrift) {
+        repaired++;
+        this.logger.warn({
+          msg: 'Repaired reservation counters that drifted from PostgreSQL',
+          orgId,
+          budgetId: w.budget.id,
+          committed: result.committed.map(String),
+          held: result.held.map(String),
+        });
       }
-    });
+    }
     return { compared: begun.length, repaired };
   }
 }

@@ -1,7 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { DataSource, EntityManager, QueryRunner, Repository } from 'typeorm';
-import { AdmissionBatches, AdmissionWork, INSERT_RESERVATION, insertParams, orgLockKey, RESERVATION_LOCK_CLASS } from './admission-batches';
+import { AdmissionBatches, AdmissionWork } from './admission-batches';
+import { INSERT_RESERVATION, insertParams, orgLockKey, RESERVATION_LOCK_CLASS } from './admission-sql';
 import { Reservation } from './reservation.entity';
 
 export { orgLockKey, RESERVATION_LOCK_CLASS };
@@ -16,9 +17,8 @@ export interface StoredHold {
 }
 
 /**
- * SQL of reservations: the one place that writes to the table (with AdmissionBatches, whose
- * first round trip also reads the budgets of each admission; every other budget read is
- * BudgetRepository's).
+ * SQL of reservations and their fences: the one place that writes to them (with AdmissionBatches,
+ * which also reads the budgets of each admission; every other budget read is BudgetRepository's).
  */
 @Injectable()
 export class ReservationsRepository {
@@ -32,12 +32,11 @@ export class ReservationsRepository {
   }
 
   /**
-   * An admission's section, in a transaction shared with the admissions that arrive at the same
-   * time (see {@link AdmissionBatches}): the org's reservation lock taken shared, the budgets of
-   * the key, of the org, of the key's team and of the end user (null: none) read, then `work` runs
-   * (the Redis admission, then `store`, which resolves once the batch's insert has committed: true
-   * when the row was inserted, false when its request id was stored already). Without `store`, the
-   * admission writes nothing.
+   * An admission, in a batch with those that arrive at the same time (see {@link AdmissionBatches}):
+   * `work` gets the budgets of the key, of the org, of the key's team and of the end user (null:
+   * none), runs the Redis admission, then calls `store`, which resolves once the batch's insert has
+   * committed: `inserted`, `duplicate` (its request id was stored already) or `stale` (a fence it
+   * decided from moved: nothing stored). Without `store`, the admission writes nothing.
    */
   admission<T>(
     orgId: string,
@@ -50,11 +49,26 @@ export class ReservationsRepository {
 
   /**
    * Runs `work` in a transaction holding the org's reservation lock exclusively (a rebuild or a
-   * repair, which must see every admission's row).
+   * repair, which bumps its budgets' fences and reads their holds: an admission's insert takes the
+   * lock shared and checks its fences, so each row is either seen by that read or not stored).
    */
   async withOrgLock<T>(orgId: string, mode: 'exclusive', work: (manager: EntityManager) => Promise<T>): Promise<T> {
     // One round trip: both are numbers, so the statement is built from no outside text.
     return this.inTransaction(`BEGIN; SELECT pg_advisory_xact_lock(${RESERVATION_LOCK_CLASS}, ${orgLockKey(orgId)})`, work);
+  }
+
+  /**
+   * Moves the fence of each budget forward (under the org's exclusive lock, before its holds are
+   * read): rows that granted from the counters being replaced are not stored after this commits.
+   * Returns each budget's new value, to stamp on its counters.
+   */
+  async bumpFences(manager: EntityManager, orgId: string, budgetIds: string[]): Promise<Map<string, string>> {
+    const rows: Array<{ fence: string; value: string }> = await manager.query(
+      `INSERT INTO reservation_fences (org_id, fence, value) SELECT $1, b, 1 FROM unnest($2::varchar[]) b
+       ON CONFLICT (org_id, fence) DO UPDATE SET value = reservation_fences.value + 1 RETURNING fence, value::text`,
+      [orgId, [...new Set(budgetIds)].sort()],
+    );
+    return new Map(rows.map((r) => [r.fence, r.value]));
   }
 
   /** Runs `work` in a read-only REPEATABLE READ transaction: every read sees one snapshot. */

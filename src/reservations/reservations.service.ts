@@ -10,12 +10,17 @@ import { AdmitOutcome, CounterWindow, ReservationCounters } from './reservation-
 import { BudgetFigures, DeniedBy, DenialReason, StoredDecision } from './reservation-decision';
 import { Reservation } from './reservation.entity';
 import { applicableBudgets, ApplicableBudget, costTerms, holdCostNano, seconds } from './reservation-budgets';
-import { ReservationLoader } from './reservation-loader.service';
+import { BudgetInWindow, ReservationLoader } from './reservation-loader.service';
 import { ReservationMetrics } from './reservation-metrics';
 import { ReservationsRepository } from './reservations.repository';
+import { StoreRow } from './admission-batches';
 
 /** Rebuilds an admission may wait for before it gives up (each one loads every window it lacked). */
 const MAX_LOADS = 3;
+/** Times an admission may decide again after its row was refused for a moved fence (a rebuild, a repair, a budget change). */
+const MAX_STALE = 6;
+/** Pause before deciding again once the same fences were seen moved twice (a rebuild between its bump and its stamp). */
+const STALE_PAUSE_MS = 25;
 const PRICE_CACHE_MS = 1000;
 const PRICE_CACHE_MAX = 10_000;
 /** How long a repeated request id waits for the first request's row to be stored. */
@@ -24,12 +29,14 @@ const DUPLICATE_WAIT_MS = 3000;
 type Attempt =
   | { kind: 'stored'; row: Reservation }
   | { kind: 'replay' }
+  | { kind: 'stale'; moved: string; generations: BudgetInWindow[] }
   | { kind: 'unloaded'; windows: Array<{ budget: ApplicableBudget['budget']; window: CounterWindow }> };
 
 /**
- * Reservations (SPEC §4.1): one atomic admission across every applicable budget in Redis, the
- * reservation stored in PostgreSQL before the org's shared reservation lock, taken before the
- * Redis call, is let go (so a rebuild after Redis lost its data sees every hold it granted).
+ * Reservations (SPEC §4.1): one atomic admission across every applicable budget in Redis, then
+ * the reservation stored in PostgreSQL only while the fences it decided from still hold (see
+ * AdmissionBatches): a rebuild after Redis lost its data sees every hold that was stored, and a
+ * hold granted from counters it replaced is removed and decided again.
  */
 @Injectable()
 export class ReservationsService {
@@ -56,13 +63,27 @@ export class ReservationsService {
     const orgId = key.orgId;
     if (key.revoked) return this.denyRevoked(orgId, dto);
     await this.counters.ensureAvailable();
-    for (let loads = 0; ; loads++) {
+    // One id for every try: a try whose row was not stored removed its holds, so the next one may take the request id again.
+    const id = newId('res');
+    try {
+      return await this.admit(orgId, id, key.teamId, dto);
+    } catch (err) {
+      // Nothing stored: the gateway's retry with this request id must decide afresh, not wait for this id.
+      await this.counters.forgetRequest(orgId, dto.api_key_id, dto.request_id, id).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async admit(orgId: string, id: string, teamId: string | null, dto: CreateReservationDto): Promise<Reservation> {
+    let lastMoved = '';
+    let repeats = 0;
+    for (let loads = 0, stale = 0; ; ) {
       // Read before the locked section: a second connection taken inside it could starve the pool.
       const prices = await this.priceOf(dto.model, new Date());
-      const scopes = { teamId: key.teamId, userId: dto.user_id ?? null };
+      const scopes = { teamId, userId: dto.user_id ?? null };
       const attempt = await this.repository.admission(orgId, dto.api_key_id, scopes, (budgets, store) => {
         const now = new Date();
-        return this.attempt(orgId, dto, now, applicableBudgets(budgets, now, (b, step) => this.evaluator.isolate(b, step)), prices, store);
+        return this.attempt(orgId, id, dto, now, applicableBudgets(budgets, now, (b, step) => this.evaluator.isolate(b, step)), prices, store);
       });
       if (attempt.kind === 'stored') {
         this.metrics.decided(attempt.row);
@@ -72,7 +93,19 @@ export class ReservationsService {
         this.metrics.replayed();
         return this.storedRequest(orgId, dto);
       }
-      if (loads >= MAX_LOADS) throw AppException.unavailable(ErrorCode.RedisUnavailable, 'Budget counters are being rebuilt; retry shortly', 1);
+      if (attempt.kind === 'stale') {
+        this.metrics.staled();
+        if (++stale > MAX_STALE) throw AppException.unavailable(ErrorCode.RedisUnavailable, 'Budget counters are being rebuilt; retry shortly', 1);
+        repeats = attempt.moved === lastMoved ? repeats + 1 : 0;
+        lastMoved = attempt.moved;
+        // The same fences at the same values a third time, with a pause between: no rebuild is on
+        // its way to stamp those generations (its repair hit another window, or it failed after its
+        // bump). Stamp them; budget-target fences need only the new read this try makes.
+        if (repeats >= 2 && attempt.generations.length > 0) await this.loader.restamp(orgId, attempt.generations);
+        else if (repeats === 1) await new Promise((resolve) => setTimeout(resolve, STALE_PAUSE_MS));
+        continue;
+      }
+      if (++loads > MAX_LOADS) throw AppException.unavailable(ErrorCode.RedisUnavailable, 'Budget counters are being rebuilt; retry shortly', 1);
       await this.loader.load(orgId, attempt.windows);
     }
   }
@@ -102,18 +135,18 @@ export class ReservationsService {
 
   private async attempt(
     orgId: string,
+    id: string,
     dto: CreateReservationDto,
     now: Date,
     budgets: ApplicableBudget[],
     prices: TokenPrices | undefined,
-    store: (reservation: Reservation) => Promise<boolean>,
+    store: StoreRow,
   ): Promise<Attempt> {
     const input = dto.input_tokens;
     const maxOut = dto.max_output_tokens;
     const minOut = dto.min_output_tokens ?? 1;
     const ttl = dto.ttl_seconds ?? 600;
-    const row = newReservation(orgId, dto);
-    const id = row.id;
+    const row = newReservation(orgId, id, dto);
 
     let outcome: AdmitOutcome;
     if (budgets.length === 0) {
@@ -169,10 +202,17 @@ export class ReservationsService {
       expiresAt: outcome.held ? new Date(outcome.expiresAtMs) : null,
       createdAt: new Date(outcome.nowMs),
     } satisfies Partial<Reservation>);
-    if (await store(row)) return { kind: 'stored', row };
-    // The request id is stored already (Redis had forgotten it): undo this hold, answer the stored one.
+    // The generation of each budget's counters this decided from: the row is stored only while each is its budget's fence.
+    const fences = Object.fromEntries(budgets.map((b, i) => [b.budget.id, outcome.budgets[i].generation]));
+    const stored = await store(row, fences);
+    if (stored.outcome === 'inserted') return { kind: 'stored', row };
+    // Not stored: undo this hold. Stale: decide again. Duplicate: the request id is stored already
+    // (Redis had forgotten it): answer the stored one.
     if (row.holds.length > 0) await this.counters.settle(orgId, this.holdWindows(row), []);
-    return { kind: 'replay' };
+    if (stored.outcome === 'duplicate') return { kind: 'replay' };
+    const moved = new Set(stored.moved.map((m) => m.slice(0, m.lastIndexOf('='))));
+    const generations = budgets.filter((b) => moved.has(b.budget.id)).map((b) => ({ budget: b.budget, window: this.windowOf(orgId, b) }));
+    return { kind: 'stale', moved: stored.moved.join(','), generations };
   }
 
   /**
@@ -181,7 +221,7 @@ export class ReservationsService {
    */
   private async denyRevoked(orgId: string, dto: CreateReservationDto): Promise<Reservation> {
     const decision: StoredDecision = { reason: 'api_key_revoked', denied_by: [], budgets: [] };
-    const row = Object.assign(newReservation(orgId, dto), {
+    const row = Object.assign(newReservation(orgId, newId('res'), dto), {
       status: 'denied',
       grantedOutputTokens: '0',
       reservedTokens: '0',
@@ -230,10 +270,10 @@ export class ReservationsService {
 }
 
 /** A new reservation's request fields; the decision's fields are filled in by the caller. */
-function newReservation(orgId: string, dto: CreateReservationDto): Reservation {
+function newReservation(orgId: string, id: string, dto: CreateReservationDto): Reservation {
   return Object.assign(new Reservation(), {
     orgId,
-    id: newId('res'),
+    id,
     apiKeyId: dto.api_key_id,
     requestId: dto.request_id,
     userId: dto.user_id ?? null,

@@ -15,13 +15,16 @@
 -- change only through HINCRBY (exact 64-bit integers in Redis).
 --
 -- Returns {'dup', reservation id} | {'unloaded', i, ...} |
---   {'decided', 'held'|'denied', granted, expires at ms, now ms, then per budget: committed, held, amount, reason}
+--   {'decided', 'held'|'denied', granted, expires at ms, now ms, then per budget: committed, held, amount, reason,
+--    generation (of the window's counters: the fence value the rebuild that loaded them set, '0' if none)}
+-- A request id already taken by this same reservation id is not a duplicate: an admission whose
+-- row was not stored (a fence moved) removed its holds and decides again under its own id.
 
 -- Redis before 5 needs this to write after TIME; later versions always replicate effects.
 if redis.replicate_commands then redis.replicate_commands() end
 
 local existing = redis.call('GET', KEYS[1])
-if existing then return {'dup', existing} end
+if existing and existing ~= ARGV[1] then return {'dup', existing} end
 
 local n = tonumber(ARGV[7])
 local unloaded = {'unloaded'}
@@ -113,6 +116,7 @@ for i = 1, n do
   out[#out + 1] = b.held
   out[#out + 1] = amount
   out[#out + 1] = b.reason
+  out[#out + 1] = redis.call('HGET', b.s, 'gen') or '0'
 end
 redis.call('SET', KEYS[1], id, 'PX', ARGV[6])
 return out

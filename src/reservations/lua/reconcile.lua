@@ -2,9 +2,10 @@
 -- stays loaded and keeps granting meanwhile).
 -- ARGV[1] = 'begin': from now on, spend settled into the window is also noted per record
 --   (`pending`); returns 1 when the window is loaded, else 0 (nothing to compare).
--- ARGV[1] = 'finish': ARGV[2] committed read from PostgreSQL after 'begin', ARGV[3] the number of
---   records that read counted that may be settled around now, their ids, then (reservation id,
---   amount, expires at ms) per live hold in PostgreSQL. Sets committed = the read + the records
+-- ARGV[1] = 'finish': ARGV[2] committed read from PostgreSQL after 'begin', ARGV[3] the new
+--   generation (the budget's fence value the repair set), ARGV[4] the number of records that read
+--   counted that may be settled around now, their ids, then (reservation id, amount, expires at ms)
+--   per live hold in PostgreSQL. Sets committed = the read + the records
 --   settled since 'begin' it did not show, and the holds to PostgreSQL's live ones.
 --   Returns {old committed, new committed, old held, new held}, or {} when the window is no
 --   longer loaded or was not begun.
@@ -17,8 +18,21 @@ if redis.call('HGET', s, 'loaded') ~= '1' then
   if ARGV[1] == 'begin' then return 0 end
   return {}
 end
-if ARGV[1] == 'begin' then
+-- 'finish' applies its read only over counters of an older generation: a rebuild that bumped the
+-- fence after this repair's read may have stamped them since, and rows decided from them (stored,
+-- their fence being theirs) would not be in this read. Then the repair is dropped (the next pass
+-- compares again).
+if ARGV[1] == 'finish' and tonumber(ARGV[3]) <= tonumber(redis.call('HGET', s, 'gen') or '0') then
   redis.call('DEL', p)
+  redis.call('HDEL', s, 'recon')
+  return {}
+end
+-- Stamped even when there is nothing to repair (below): the fence moved, and the counters are
+-- valid under it (only a repair or a rebuild with an older read could make them not).
+if ARGV[1] == 'finish' then redis.call('HSET', s, 'gen', ARGV[3]) end
+if ARGV[1] == 'begin' then
+  -- A repair already begun (another worker's) keeps what it noted: its 'finish' needs it.
+  if redis.call('HEXISTS', s, 'recon') == 0 then redis.call('DEL', p) end
   redis.call('HSET', s, 'recon', '1')
   redis.call('PEXPIRE', p, 600000)
   return 1
@@ -40,8 +54,8 @@ local oldCommitted = redis.call('HGET', s, 'committed') or '0'
 local oldHeld = redis.call('HGET', s, 'held') or '0'
 
 local seen = {}
-local nSeen = tonumber(ARGV[3])
-for i = 4, 3 + nSeen do seen[ARGV[i]] = true end
+local nSeen = tonumber(ARGV[4])
+for i = 5, 4 + nSeen do seen[ARGV[i]] = true end
 redis.call('HSET', s, 'committed', ARGV[2])
 local pending = redis.call('HGETALL', p)
 local settled = {}
@@ -49,7 +63,7 @@ for i = 1, #pending, 2 do
   settled[pending[i]] = true
   if not seen[pending[i]] then redis.call('HINCRBY', s, 'committed', pending[i + 1]) end
 end
-for i = 4, 3 + nSeen do
+for i = 5, 4 + nSeen do
   if not settled[ARGV[i]] then redis.call('SADD', seenKey, ARGV[i]) end
 end
 if nSeen > 0 then redis.call('PEXPIRE', seenKey, 60000) end
@@ -59,7 +73,7 @@ local newCommitted = redis.call('HGET', s, 'committed')
 
 -- Holds: PostgreSQL's live ones.
 local want = {}
-for i = 4 + nSeen, #ARGV, 3 do
+for i = 5 + nSeen, #ARGV, 3 do
   if tonumber(ARGV[i + 2]) > now then want[ARGV[i]] = {ARGV[i + 1], ARGV[i + 2]} end
 end
 local have = redis.call('HGETALL', a)
