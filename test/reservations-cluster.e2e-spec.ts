@@ -60,8 +60,8 @@ describe('reservation counters on a Redis Cluster', () => {
           budgets: budgets.map((w, i) => ({ window: w, kind: 'tokens', blockLimit: i === 0 ? 1000n : 100_000n, q1: 0n, r1: 0n, qo: 0n, ro: 0n })),
         });
       expect(await admit('res_1', 'r1')).toEqual({ kind: 'unloaded', windows: budgets });
-      await counters.beginLoad(budgets);
-      for (const w of budgets) expect(await counters.finishLoad(w, 0n, [], [], '7')).toBe(true);
+      const tokens = await counters.beginLoad(budgets);
+      for (const [i, w] of budgets.entries()) expect(await counters.finishLoad(w, 0n, [], [], '7', tokens[i])).toBe(true);
       const granted = await admit('res_1', 'r1');
       expect(granted).toMatchObject({ kind: 'decided', held: true, granted: 600 });
       // Each window reports the generation its load stamped (what the admission's insert checks).

@@ -151,15 +151,40 @@ describe('reservations: fences between the decision and the insert', () => {
     expect((await a.post(RESERVATIONS, reservationBody(org.member.id), { key: ingestKey })).body.allowed).toBe(true);
     const counterService = a.app.get(ReservationCounters);
     const window = today(org.org.id, budget.id);
-    expect(await counterService.beginReconcile(window)).toBe(true);
+    const token = await counterService.beginReconcile(window);
+    expect(token).not.toBeNull();
+    // One repair of a window at a time: another worker's begins nothing, and cannot finish this one's.
+    expect(await counterService.beginReconcile(window)).toBeNull();
+    expect(await counterService.finishReconcile(window, 0n, [], [], '500', 'not-the-token')).toBeUndefined();
     // Meanwhile a rebuild with a newer generation stamped the counters, and a grant was stored under it.
     expect(await counterService.restamp(window, '1000')).toBe(true);
     // The repair's read (no holds) is older than that: it must change nothing.
-    expect(await counterService.finishReconcile(window, 0n, [], [], '999')).toBeUndefined();
+    expect(await counterService.finishReconcile(window, 0n, [], [], '999', token!)).toBeUndefined();
     expect(await counters(a, org.org.id, budget.id)).toEqual({ committed: 0n, held: 100n });
     // Nor does a rebuild's load of an older read over loaded counters: it only stamps, forward.
-    expect(await counterService.finishLoad(window, 0n, [], [], '998')).toBe(false);
+    expect(await counterService.finishLoad(window, 0n, [], [], '998', '')).toBe(false);
     expect(await counters(a, org.org.id, budget.id)).toEqual({ committed: 0n, held: 100n });
+  });
+
+  it('a rebuild that began before the window was lost again cannot load its older read; the rebuild begun since can', async () => {
+    const org = await seedOrg(a, 'Lost-twice');
+    const counterService = a.app.get(ReservationCounters);
+    const window = today(org.org.id, 'bud_lost_twice');
+    const [first] = await counterService.beginLoad([window]);
+    // A second rebuild of the same window while the first runs shares its token (and its pending records).
+    expect(await counterService.beginLoad([window])).toEqual([first]);
+    const flusher = new Redis(redisUrl);
+    try {
+      await flusher.flushdb();
+    } finally {
+      flusher.disconnect();
+    }
+    const [second] = await counterService.beginLoad([window]);
+    expect(second).not.toBe(first);
+    expect(await counterService.finishLoad(window, 0n, [], [], '3', first)).toBe(false);
+    expect(await counterService.read(window)).toBeNull();
+    expect(await counterService.finishLoad(window, 0n, [], [], '4', second)).toBe(true);
+    expect(await counterService.read(window)).toEqual({ committed: 0n, held: 0n });
   });
 
   it('a generation left behind its fence (a repair that never stamped this window) is stamped again, and admissions go on', async () => {

@@ -83,7 +83,8 @@ const SCOPE_FENCES_SQL = `SELECT f.org_id, f.fence, f.value::text AS value
 /**
  * The batch's prepared statements: {@link SCOPE_FENCES_SQL} and {@link ADMISSION_BUDGETS_SQL}
  * (their parameter types are their own casts), and the insert of every row whose fences hold,
- * which answers each row's {@link StoreOutcome} (by id) in the same statement.
+ * which answers each row's outcome (by id) in the same statement (see StoreOutcome; the other
+ * statement's rows it sees are those committed before it began).
  */
 export const PREPARE_BATCH =
   `PREPARE tally_reservation_fences AS ${SCOPE_FENCES_SQL}; ` +
@@ -97,7 +98,15 @@ export const PREPARE_BATCH =
      SELECT ${RESERVATION_COLUMNS} FROM u WHERE cardinality(moved) = 0
      ON CONFLICT (org_id, api_key_id, request_id) DO NOTHING RETURNING id
    )
-   SELECT u.id, CASE WHEN i.id IS NOT NULL THEN 'inserted' WHEN cardinality(u.moved) = 0 THEN 'duplicate' ELSE 'stale' END AS outcome, u.moved
+   SELECT u.id, CASE
+       WHEN i.id IS NOT NULL THEN 'inserted'
+       -- Stored already, by this very admission (a retry of a batch whose COMMIT went through).
+       WHEN EXISTS (SELECT 1 FROM reservations r WHERE r.org_id = u.org_id AND r.id = u.id) THEN 'inserted'
+       -- Its request id is stored (by another admission): answered with that one, fences or not.
+       WHEN cardinality(u.moved) = 0
+         OR EXISTS (SELECT 1 FROM reservations r WHERE r.org_id = u.org_id AND r.api_key_id = u.api_key_id AND r.request_id = u.request_id) THEN 'duplicate'
+       ELSE 'stale' END AS outcome,
+     u.moved
    FROM u LEFT JOIN inserted i ON i.id = u.id`;
 
 export function insertParams(r: Reservation): Array<string | null> {

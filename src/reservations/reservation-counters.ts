@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
@@ -77,6 +77,8 @@ export type AdmitOutcome =
 
 /** Keys of a window outlive it by two days: a hold made just before the reset still settles. */
 const KEY_GRACE_MS = 2 * 86_400_000;
+/** After how long a repair of a window that has not finished is taken over by another (its run died). */
+const RECONCILE_TAKEOVER_MS = 5 * 60_000;
 /** How long a request id is remembered in Redis (PostgreSQL's unique key stays the backstop). */
 const IDEMPOTENCY_GRACE_MS = 86_400_000;
 
@@ -211,10 +213,11 @@ export class ReservationCounters {
     return Number(await this.run('settle', keys, args));
   }
 
-  /** Rebuild step 1 for windows of one org (see load-begin.lua). */
-  async beginLoad(windows: CounterWindow[]): Promise<void> {
-    if (windows.length === 0) return;
-    await this.run('loadBegin', windows.flatMap((w) => [this.windowKeys(w)[0], this.pendingKey(w)]), windows.map((w) => String(this.expireAt(w))));
+  /** Rebuild step 1 for windows of one org (see load-begin.lua): the token of each window, for step 2 ('' when it is loaded). */
+  async beginLoad(windows: CounterWindow[]): Promise<string[]> {
+    if (windows.length === 0) return [];
+    const token = randomBytes(9).toString('base64url');
+    return (await this.run('loadBegin', windows.flatMap((w) => [this.windowKeys(w)[0], this.pendingKey(w)]), [...windows.map((w) => String(this.expireAt(w))), token])) as string[];
   }
 
   /** The ids of records settled into a window since its rebuild began. */
@@ -234,14 +237,15 @@ export class ReservationCounters {
   /**
    * Rebuild step 2 for one window: `seen` are records the PostgreSQL read counted that may be
    * settled around now (recently stored, or settled since step 1); `generation` the budget's fence
-   * value the rebuild set (stamped on the window either way). False when another process loaded
-   * it first.
+   * value the rebuild set (stamped on the window either way); `token` what step 1 gave the window.
+   * False when another run loaded it first, or when it was lost again since step 1.
    */
-  async finishLoad(window: CounterWindow, committed: bigint, holds: HoldEntry[], seen: string[], generation: string): Promise<boolean> {
+  async finishLoad(window: CounterWindow, committed: bigint, holds: HoldEntry[], seen: string[], generation: string, token: string): Promise<boolean> {
     const args = [
       committed.toString(),
       String(this.expireAt(window)),
       generation,
+      token,
       String(seen.length),
       ...seen,
       ...holds.flatMap((h) => [h.reservationId, h.amount.toString(), String(h.expiresAtMs)]),
@@ -249,20 +253,25 @@ export class ReservationCounters {
     return Number(await this.run('loadFinish', [...this.windowKeys(window), this.pendingKey(window), ...this.rebuildKeys(window)], args)) === 1;
   }
 
-  /** Reconciler step 1: false when the window is not loaded (nothing to compare). */
-  async beginReconcile(window: CounterWindow): Promise<boolean> {
-    return Number(await this.run('reconcile', this.reconcileKeys(window), ['begin'])) === 1;
+  /**
+   * Reconciler step 1: this run's token, or null when the window is not loaded (nothing to
+   * compare) or another run began repairing it less than {@link RECONCILE_TAKEOVER_MS} ago.
+   */
+  async beginReconcile(window: CounterWindow): Promise<string | null> {
+    const token = randomBytes(9).toString('base64url');
+    return Number(await this.run('reconcile', this.reconcileKeys(window), ['begin', token, String(RECONCILE_TAKEOVER_MS)])) === 1 ? token : null;
   }
 
-  /** Reconciler step 2 (stamps `generation`, as a rebuild does): the counters before and after, or undefined when the window went away. */
+  /** Reconciler step 2 (stamps `generation`, as a rebuild does): the counters before and after, or undefined when the repair was not applied. */
   async finishReconcile(
     window: CounterWindow,
     committed: bigint,
     holds: HoldEntry[],
     seen: string[],
     generation: string,
+    token: string,
   ): Promise<{ committed: [bigint, bigint]; held: [bigint, bigint] } | undefined> {
-    const args = ['finish', committed.toString(), generation, String(seen.length), ...seen, ...holds.flatMap((h) => [h.reservationId, h.amount.toString(), String(h.expiresAtMs)])];
+    const args = ['finish', committed.toString(), generation, String(seen.length), ...seen, ...holds.flatMap((h) => [h.reservationId, h.amount.toString(), String(h.expiresAtMs)]), token];
     const out = (await this.run('reconcile', this.reconcileKeys(window), args)) as string[];
     if (out.length === 0) return undefined;
     return { committed: [BigInt(out[0]), BigInt(out[1])], held: [BigInt(out[2]), BigInt(out[3])] };

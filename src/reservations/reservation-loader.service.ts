@@ -42,13 +42,13 @@ export class ReservationLoader {
 
   private async rebuild(orgId: string, windows: BudgetInWindow[]): Promise<void> {
     // Before reading PostgreSQL: spend settled from now on is kept aside for the load.
-    await this.counters.beginLoad(windows.map((w) => w.window));
+    const tokens = await this.counters.beginLoad(windows.map((w) => w.window));
     const { committed, seen } = await this.committedSnapshot(orgId, windows);
     // Exclusive, with the fences moved before the holds are read: every row that granted from the
     // lost counters is in this read, or is not stored (its admission decides again on these).
     const { holds, generations } = await this.fencedHolds(orgId, windows);
-    for (const w of windows) {
-      await this.counters.finishLoad(w.window, committed.get(w.budget.id) ?? 0n, holds.get(w.budget.id) ?? [], seen, generations.get(w.budget.id)!);
+    for (const [i, w] of windows.entries()) {
+      await this.counters.finishLoad(w.window, committed.get(w.budget.id) ?? 0n, holds.get(w.budget.id) ?? [], seen, generations.get(w.budget.id)!, tokens[i]);
     }
   }
 
@@ -78,15 +78,25 @@ export class ReservationLoader {
   }
 
   /**
-   * Moves the fences of loaded windows whose generation fell behind them (a fence bumped by a
-   * repair of another window of the budget, or by a rebuild that failed before stamping) and
-   * stamps the new value on them, counters unchanged: they are valid under it (no admission can
-   * have stored a row from other counters of these windows since they were loaded). Under the
-   * org's exclusive lock, as a rebuild's bump. Windows not loaded are left to the next rebuild.
+   * Stamps the current fence of each budget on its loaded window whose generation fell behind
+   * (the fence was bumped by a repair of another window of the budget, or by a rebuild that failed
+   * before stamping), counters unchanged. Loaded counters are complete under any later fence: a
+   * row is stored only from counters of its fence's generation, and only a load or a repair with
+   * an older read could replace them, which their own checks refuse. No bump, no lock: a stamp
+   * stales no admission. Windows not loaded are left to the next rebuild. Concurrent calls for the
+   * same windows share one.
    */
-  async restamp(orgId: string, windows: BudgetInWindow[]): Promise<void> {
-    const generations = await this.repository.withOrgLock(orgId, 'exclusive', (manager) => this.repository.bumpFences(manager, orgId, windows.map((w) => w.budget.id)));
-    for (const w of windows) await this.counters.restamp(w.window, generations.get(w.budget.id)!);
+  restamp(orgId: string, windows: BudgetInWindow[]): Promise<void> {
+    const key = `restamp|${orgId}|${windows.map((w) => `${w.budget.id}:${w.window.start}`).sort().join(',')}`;
+    let running = this.inflight.get(key);
+    if (!running) {
+      running = (async () => {
+        const fences = await this.repository.fences(orgId, windows.map((w) => w.budget.id));
+        for (const w of windows) await this.counters.restamp(w.window, fences.get(w.budget.id)!);
+      })().finally(() => this.inflight.delete(key));
+      this.inflight.set(key, running);
+    }
+    return running;
   }
 
   /**

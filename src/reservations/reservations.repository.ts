@@ -71,6 +71,16 @@ export class ReservationsRepository {
     return new Map(rows.map((r) => [r.fence, r.value]));
   }
 
+  /** The fences of these budgets now (0 for one never bumped). */
+  async fences(orgId: string, budgetIds: string[]): Promise<Map<string, string>> {
+    const rows: Array<{ fence: string; value: string }> = await this.dataSource.query(
+      `SELECT fence, value::text FROM reservation_fences WHERE org_id = $1 AND fence = ANY($2::varchar[])`,
+      [orgId, budgetIds],
+    );
+    const stored = new Map(rows.map((r) => [r.fence, r.value]));
+    return new Map(budgetIds.map((id) => [id, stored.get(id) ?? '0']));
+  }
+
   /** Runs `work` in a read-only REPEATABLE READ transaction: every read sees one snapshot. */
   withSnapshot<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     return this.inTransaction('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', work);

@@ -100,7 +100,8 @@ export class ReservationsService {
         lastMoved = attempt.moved;
         // The same fences at the same values a third time, with a pause between: no rebuild is on
         // its way to stamp those generations (its repair hit another window, or it failed after its
-        // bump). Stamp them; budget-target fences need only the new read this try makes.
+        // bump). Stamp the fences' values on them; budget-target fences need only the new read of
+        // the budgets this try makes.
         if (repeats >= 2 && attempt.generations.length > 0) await this.loader.restamp(orgId, attempt.generations);
         else if (repeats === 1) await new Promise((resolve) => setTimeout(resolve, STALE_PAUSE_MS));
         continue;

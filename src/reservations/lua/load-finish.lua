@@ -8,8 +8,8 @@
 -- KEYS: state, holds zset, amounts hash, pending hash, removed-while-loading set, seen set.
 -- ARGV: committed (decimal string), keys expire at (ms), generation (the budget's fence value the
 --   rebuild set: admissions report it, and a row is stored only while it is still the fence's),
---   number of records the read showed, their ids, then (reservation id, amount, expires at ms) per
---   live hold.
+--   the token step 1 gave this window, number of records the read showed, their ids, then
+--   (reservation id, amount, expires at ms) per live hold.
 local s, z, a, p, r, seenKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 -- The generation only moves forward: a slower rebuild of an older generation never stamps over a newer one.
 local function stamp()
@@ -21,12 +21,12 @@ if redis.call('HGET', s, 'loaded') == '1' then
   stamp()
   return 0
 end
--- Lost again since step 1 (another FLUSHDB): this read may be older than what was granted in
--- between; leave the window unloaded (the next admission rebuilds it).
-if redis.call('HGET', s, 'loading') ~= '1' then return 0 end
+-- Lost again since step 1 (another FLUSHDB, maybe a new step 1 since): this read may be older than
+-- what was granted in between; leave the window to the run that holds its token now.
+if redis.call('HGET', s, 'loading') ~= ARGV[4] then return 0 end
 local seen = {}
-local nSeen = tonumber(ARGV[4])
-for i = 5, 4 + nSeen do seen[ARGV[i]] = true end
+local nSeen = tonumber(ARGV[5])
+for i = 6, 5 + nSeen do seen[ARGV[i]] = true end
 redis.call('DEL', z, a, seenKey)
 redis.call('HSET', s, 'committed', ARGV[1], 'held', '0')
 stamp()
@@ -36,11 +36,11 @@ for i = 1, #pending, 2 do
   settled[pending[i]] = true
   if not seen[pending[i]] then redis.call('HINCRBY', s, 'committed', pending[i + 1]) end
 end
-for i = 5, 4 + nSeen do
+for i = 6, 5 + nSeen do
   if not settled[ARGV[i]] then redis.call('SADD', seenKey, ARGV[i]) end
 end
 redis.call('PEXPIRE', seenKey, 60000)
-for i = 5 + nSeen, #ARGV, 3 do
+for i = 6 + nSeen, #ARGV, 3 do
   if redis.call('SISMEMBER', r, ARGV[i]) == 0 then
     redis.call('HSET', a, ARGV[i], ARGV[i + 1])
     redis.call('ZADD', z, ARGV[i + 2], ARGV[i])

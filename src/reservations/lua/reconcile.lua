@@ -1,11 +1,14 @@
 -- The reconciler's repair of one loaded budget window, in two calls (as a rebuild, but the window
 -- stays loaded and keeps granting meanwhile).
--- ARGV[1] = 'begin': from now on, spend settled into the window is also noted per record
---   (`pending`); returns 1 when the window is loaded, else 0 (nothing to compare).
+-- ARGV[1] = 'begin', ARGV[2] this run's token, ARGV[3] after how many ms another run's repair is
+--   taken over (it died): from now on, spend settled into the window is also noted per record
+--   (`pending`); returns 1 when the window is loaded and no other run is repairing it, else 0
+--   (nothing to compare now).
 -- ARGV[1] = 'finish': ARGV[2] committed read from PostgreSQL after 'begin', ARGV[3] the new
 --   generation (the budget's fence value the repair set), ARGV[4] the number of records that read
 --   counted that may be settled around now, their ids, then (reservation id, amount, expires at ms)
---   per live hold in PostgreSQL. Sets committed = the read + the records
+--   per live hold in PostgreSQL, and last the token 'begin' was given (only its run may finish).
+--   Sets committed = the read + the records
 --   settled since 'begin' it did not show, and the holds to PostgreSQL's live ones.
 --   Returns {old committed, new committed, old held, new held}, or {} when the window is no
 --   longer loaded or was not begun.
@@ -18,28 +21,38 @@ if redis.call('HGET', s, 'loaded') ~= '1' then
   if ARGV[1] == 'begin' then return 0 end
   return {}
 end
+local token = ARGV[2]
+if ARGV[1] == 'finish' then
+  token = ARGV[#ARGV]
+  ARGV[#ARGV] = nil
+end
+local mine = redis.call('HGET', s, 'recon') == token
 -- 'finish' applies its read only over counters of an older generation: a rebuild that bumped the
 -- fence after this repair's read may have stamped them since, and rows decided from them (stored,
 -- their fence being theirs) would not be in this read. Then the repair is dropped (the next pass
 -- compares again).
 if ARGV[1] == 'finish' and tonumber(ARGV[3]) <= tonumber(redis.call('HGET', s, 'gen') or '0') then
-  redis.call('DEL', p)
-  redis.call('HDEL', s, 'recon')
+  if mine then
+    redis.call('DEL', p)
+    redis.call('HDEL', s, 'recon', 'reconAt')
+  end
   return {}
 end
 -- Stamped even when there is nothing to repair (below): the fence moved, and the counters are
 -- valid under it (only a repair or a rebuild with an older read could make them not).
 if ARGV[1] == 'finish' then redis.call('HSET', s, 'gen', ARGV[3]) end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if ARGV[1] == 'begin' then
-  -- A repair already begun (another worker's) keeps what it noted: its 'finish' needs it.
-  if redis.call('HEXISTS', s, 'recon') == 0 then redis.call('DEL', p) end
-  redis.call('HSET', s, 'recon', '1')
+  -- One repair of a window at a time: another run's, begun less than ARGV[3] ms ago, keeps what it noted.
+  local at = tonumber(redis.call('HGET', s, 'reconAt') or '0')
+  if redis.call('HEXISTS', s, 'recon') == 1 and now - at < tonumber(ARGV[3]) then return 0 end
+  redis.call('DEL', p)
+  redis.call('HSET', s, 'recon', token, 'reconAt', tostring(now))
   redis.call('PEXPIRE', p, 600000)
   return 1
 end
-if redis.call('HEXISTS', s, 'recon') == 0 then return {} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if not mine then return {} end
 -- Expired holds stop counting, as in an admission (they are not drift).
 local expired = redis.call('ZRANGEBYSCORE', z, '-inf', now)
 for _, member in ipairs(expired) do
@@ -68,7 +81,7 @@ for i = 5, 4 + nSeen do
 end
 if nSeen > 0 then redis.call('PEXPIRE', seenKey, 60000) end
 redis.call('DEL', p)
-redis.call('HDEL', s, 'recon')
+redis.call('HDEL', s, 'recon', 'reconAt')
 local newCommitted = redis.call('HGET', s, 'committed')
 
 -- Holds: PostgreSQL's live ones.
