@@ -156,13 +156,19 @@ describe('reservations: fences between the decision and the insert', () => {
     // One repair of a window at a time: another worker's begins nothing, and cannot finish this one's.
     expect(await counterService.beginReconcile(window)).toBeNull();
     expect(await counterService.finishReconcile(window, 0n, [], [], '500', 'not-the-token')).toBeUndefined();
-    // Meanwhile a rebuild with a newer generation stamped the counters, and a grant was stored under it.
-    expect(await counterService.restamp(window, '1000')).toBe(true);
+    // An admission's re-stamp waits for the repair under way (stamping first would cancel it).
+    expect(await counterService.restamp(window, '1000')).toBe(false);
+    // A rebuild with a newer generation stamps the loaded counters (forward only, counters kept),
+    // and a grant may be stored under it.
+    expect(await counterService.finishLoad(window, 0n, [], [], '1000', '')).toBe(false);
     // The repair's read (no holds) is older than that: it must change nothing.
     expect(await counterService.finishReconcile(window, 0n, [], [], '999', token!)).toBeUndefined();
     expect(await counters(a, org.org.id, budget.id)).toEqual({ committed: 0n, held: 100n });
-    // Nor does a rebuild's load of an older read over loaded counters: it only stamps, forward.
+    // Nor does a rebuild's load of an older read over loaded counters, and with no repair under
+    // way a re-stamp goes forward only.
     expect(await counterService.finishLoad(window, 0n, [], [], '998', '')).toBe(false);
+    expect(await counterService.restamp(window, '1000')).toBe(false);
+    expect(await counterService.restamp(window, '1001')).toBe(true);
     expect(await counters(a, org.org.id, budget.id)).toEqual({ committed: 0n, held: 100n });
   });
 

@@ -152,9 +152,9 @@ export class ReservationCounters {
     await this.run('forget', [this.requestKey(orgId, apiKeyId, requestId)], [reservationId]);
   }
 
-  /** Stamps `generation` on a loaded window, counters unchanged (see restamp.lua); false when not loaded or already newer. */
+  /** Stamps `generation` on a loaded window, counters unchanged (see restamp.lua); false when not loaded, already newer, or being repaired. */
   async restamp(window: CounterWindow, generation: string): Promise<boolean> {
-    return Number(await this.run('restamp', [this.windowKeys(window)[0]], [generation])) === 1;
+    return Number(await this.run('restamp', [this.windowKeys(window)[0]], [generation, String(RECONCILE_TAKEOVER_MS)])) === 1;
   }
 
   private requestKey(orgId: string, apiKeyId: string, requestId: string): string {

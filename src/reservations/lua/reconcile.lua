@@ -45,11 +45,11 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if ARGV[1] == 'begin' then
   -- One repair of a window at a time: another run's, begun less than ARGV[3] ms ago, keeps what it noted.
-  local at = tonumber(redis.call('HGET', s, 'reconAt') or '0')
-  if redis.call('HEXISTS', s, 'recon') == 1 and now - at < tonumber(ARGV[3]) then return 0 end
+  -- (A clock that went back, after a failover, does not keep the other run alive.)
+  local age = now - tonumber(redis.call('HGET', s, 'reconAt') or '0')
+  if redis.call('HEXISTS', s, 'recon') == 1 and age >= 0 and age < tonumber(ARGV[3]) then return 0 end
   redis.call('DEL', p)
   redis.call('HSET', s, 'recon', token, 'reconAt', tostring(now))
-  redis.call('PEXPIRE', p, 600000)
   return 1
 end
 if not mine then return {} end
