@@ -88,7 +88,7 @@ function discard(runner: QueryRunner, err: Error): Promise<void> {
  *    budget changed in between only makes the row stale);
  * 2. each decides (its Redis step), and hands over its row with the fences it decided from;
  * 3. one round trip: `BEGIN`, the shared reservation lock of each org (in lock-key order), the
- *    insert of every row whose fences still hold, the ids of those whose fences moved, `COMMIT`.
+ *    insert of every row whose fences still hold (it answers each row's outcome), `COMMIT`.
  *
  * A rebuild or a repair of an org's counters takes the lock exclusively and bumps the fence of
  * each budget it loads before reading the holds: a row that granted from the counters it
@@ -170,21 +170,20 @@ export class AdmissionBatches {
 
     const storing = batch.filter((m) => m.row !== undefined);
     if (storing.length === 0) return;
-    await this.onConnection(
-      async (client) => {
-        const outcomes = await this.insertAndCommit(client, storing);
-        storing.forEach((m, i) => {
-          const o = outcomes[i];
-          if ('error' in o) return m.stored!.reject(o.error);
-          // Decided from a fence that moved: the next try reads the budgets again.
-          if (o.outcome === 'stale') this.cache.delete(m.cacheKey);
-          m.stored!.resolve(o);
-        });
-      },
-      (err) => {
-        for (const m of storing) m.stored!.reject(err);
-      },
-    );
+    let outcomes: RowOutcome[];
+    try {
+      outcomes = await this.onConnection((client) => this.insertAndCommit(client, storing));
+    } catch (err) {
+      for (const m of storing) m.stored!.reject(err);
+      return;
+    }
+    storing.forEach((m, i) => {
+      const o = outcomes[i];
+      if ('error' in o) return m.stored!.reject(o.error);
+      // Decided from a fence that moved: the next try reads the budgets again.
+      if (o.outcome === 'stale') this.cache.delete(m.cacheKey);
+      m.stored!.resolve(o);
+    });
   }
 
   /** Each admission's budgets (and the fences they were read under): from the cache, or all the missing ones in one round trip. */
@@ -210,18 +209,13 @@ export class AdmissionBatches {
       ]);
       const fenceNames = targets.map((t) => SCOPES.flatMap((scope, c) => (t[c] === null ? [] : [scopeFence(scope, t[c]!)])));
       const fenceOrgs = missing.flatMap(([, r], i) => fenceNames[i].map(() => r.orgId));
-      let results: QueryResult<Record<string, unknown>>[] = [];
-      await this.onConnection(
-        async (client) => {
-          // The fences first: a budget changed between the two reads makes the rows stale, never wrong.
-          results = (await client.query(
+      // The fences first: a budget changed between the two reads makes the rows stale, never wrong.
+      const results = await this.onConnection(
+        async (client) =>
+          (await client.query(
             `EXECUTE tally_reservation_fences(${arrayLiteral(client, fenceOrgs, 'varchar')}, ${arrayLiteral(client, fenceNames.flat(), 'varchar')}); ` +
               `EXECUTE tally_reservation_budgets(${[0, 1, 2, 3].map((c) => arrayLiteral(client, targets.map((t) => t[c]), 'varchar')).join(', ')})`,
-          )) as unknown as QueryResult<Record<string, unknown>>[];
-        },
-        (err) => {
-          throw err;
-        },
+          )) as unknown as QueryResult<Record<string, unknown>>[],
       );
       const stored = new Map(results[0].rows.map((r) => [`${String(r.org_id)}\n${String(r.fence)}`, String(r.value)]));
       const read = missing.map(([, r], i) => ({
@@ -244,28 +238,30 @@ export class AdmissionBatches {
 
   /**
    * Runs `work` on a pooled connection that has the batch's prepared statements. When `work`
-   * throws, the connection is closed (its transaction's state is unknown) and `failed` runs.
+   * throws, the connection is closed (its transaction's state is unknown) and the error stands.
    */
-  private async onConnection(work: (client: PoolClient) => Promise<void>, failed: (err: unknown) => void): Promise<void> {
+  private async onConnection<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
     const runner = this.dataSource.createQueryRunner();
     let client: PoolClient;
     try {
       client = (await runner.connect()) as PoolClient;
     } catch (err) {
       await runner.release().catch(() => undefined);
-      return failed(err);
+      throw err;
     }
+    let result: T;
     try {
       if (!PREPARED.has(client)) {
         await client.query(PREPARE_BATCH);
         PREPARED.add(client);
       }
-      await work(client);
+      result = await work(client);
     } catch (err) {
       await discard(runner, err as Error);
-      return failed(err);
+      throw err;
     }
     await runner.release();
+    return result;
   }
 
   /**

@@ -77,6 +77,11 @@ export type AdmitOutcome =
 
 /** Keys of a window outlive it by two days: a hold made just before the reset still settles. */
 const KEY_GRACE_MS = 2 * 86_400_000;
+/** A random token naming one run of a load or a repair (see load-begin.lua, reconcile.lua). */
+function runToken(): string {
+  return randomBytes(9).toString('base64url');
+}
+
 /** After how long a repair of a window that has not finished is taken over by another (its run died). */
 const RECONCILE_TAKEOVER_MS = 5 * 60_000;
 /** How long a request id is remembered in Redis (PostgreSQL's unique key stays the backstop). */
@@ -216,7 +221,7 @@ export class ReservationCounters {
   /** Rebuild step 1 for windows of one org (see load-begin.lua): the token of each window, for step 2 ('' when it is loaded). */
   async beginLoad(windows: CounterWindow[]): Promise<string[]> {
     if (windows.length === 0) return [];
-    const token = randomBytes(9).toString('base64url');
+    const token = runToken();
     return (await this.run('loadBegin', windows.flatMap((w) => [this.windowKeys(w)[0], this.pendingKey(w)]), [...windows.map((w) => String(this.expireAt(w))), token])) as string[];
   }
 
@@ -258,7 +263,7 @@ export class ReservationCounters {
    * compare) or another run began repairing it less than {@link RECONCILE_TAKEOVER_MS} ago.
    */
   async beginReconcile(window: CounterWindow): Promise<string | null> {
-    const token = randomBytes(9).toString('base64url');
+    const token = runToken();
     return Number(await this.run('reconcile', this.reconcileKeys(window), ['begin', token, String(RECONCILE_TAKEOVER_MS)])) === 1 ? token : null;
   }
 

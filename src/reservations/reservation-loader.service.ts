@@ -31,10 +31,15 @@ export class ReservationLoader {
 
   /** Loads the windows (of one org) that are not loaded; concurrent calls for the same windows share one rebuild. */
   load(orgId: string, windows: BudgetInWindow[]): Promise<void> {
-    const key = `${orgId}|${windows.map((w) => `${w.budget.id}:${w.window.start}`).sort().join(',')}`;
+    return this.shared('load', orgId, windows, () => this.rebuild(orgId, windows));
+  }
+
+  /** Runs `run` for these windows, or joins the run of the same kind already under way for them in this process. */
+  private shared(kind: string, orgId: string, windows: BudgetInWindow[], run: () => Promise<void>): Promise<void> {
+    const key = `${kind}|${orgId}|${windows.map((w) => `${w.budget.id}:${w.window.start}`).sort().join(',')}`;
     let running = this.inflight.get(key);
     if (!running) {
-      running = this.rebuild(orgId, windows).finally(() => this.inflight.delete(key));
+      running = run().finally(() => this.inflight.delete(key));
       this.inflight.set(key, running);
     }
     return running;
@@ -87,16 +92,10 @@ export class ReservationLoader {
    * same windows share one.
    */
   restamp(orgId: string, windows: BudgetInWindow[]): Promise<void> {
-    const key = `restamp|${orgId}|${windows.map((w) => `${w.budget.id}:${w.window.start}`).sort().join(',')}`;
-    let running = this.inflight.get(key);
-    if (!running) {
-      running = (async () => {
-        const fences = await this.repository.fences(orgId, windows.map((w) => w.budget.id));
-        for (const w of windows) await this.counters.restamp(w.window, fences.get(w.budget.id)!);
-      })().finally(() => this.inflight.delete(key));
-      this.inflight.set(key, running);
-    }
-    return running;
+    return this.shared('restamp', orgId, windows, async () => {
+      const fences = await this.repository.fences(orgId, windows.map((w) => w.budget.id));
+      for (const w of windows) await this.counters.restamp(w.window, fences.get(w.budget.id)!);
+    });
   }
 
   /**

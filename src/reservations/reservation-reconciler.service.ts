@@ -73,13 +73,10 @@ export class ReservationReconciler {
       const w = currentWindow(budget, now);
       return { budget, window: { orgId, budgetId: budget.id, start: seconds(w.start), end: seconds(w.end) } };
     });
-    const begun: BudgetInWindow[] = [];
-    const tokens = new Map<BudgetInWindow, string>();
+    const begun: Array<BudgetInWindow & { token: string }> = [];
     for (const w of windows) {
       const token = await this.counters.beginReconcile(w.window);
-      if (token === null) continue;
-      begun.push(w);
-      tokens.set(w, token);
+      if (token !== null) begun.push({ ...w, token });
     }
     if (begun.length === 0) return { compared: 0, repaired: 0 };
     // Read after 'begin' (spend settled since is noted in Redis), before the lock (see the loader).
@@ -87,7 +84,7 @@ export class ReservationReconciler {
     let repaired = 0;
     const { holds, generations } = await this.loader.fencedHolds(orgId, begun);
     for (const w of begun) {
-      const result = await this.counters.finishReconcile(w.window, committed.get(w.budget.id) ?? 0n, holds.get(w.budget.id) ?? [], seen, generations.get(w.budget.id)!, tokens.get(w)!);
+      const result = await this.counters.finishReconcile(w.window, committed.get(w.budget.id) ?? 0n, holds.get(w.budget.id) ?? [], seen, generations.get(w.budget.id)!, w.token);
       if (!result) continue;
       const committedDrift = result.committed[0] !== result.committed[1];
       const heldDrift = result.held[0] !== result.held[1];

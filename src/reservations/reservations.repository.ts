@@ -5,8 +5,6 @@ import { AdmissionBatches, AdmissionWork } from './admission-batches';
 import { INSERT_RESERVATION, insertParams, orgLockKey, RESERVATION_LOCK_CLASS } from './admission-sql';
 import { Reservation } from './reservation.entity';
 
-export { orgLockKey, RESERVATION_LOCK_CLASS };
-
 /** A live hold as stored: one budget window of one reservation. */
 export interface StoredHold {
   reservationId: string;
