@@ -2,6 +2,7 @@ import Redis from 'ioredis';
 import { REDIS } from '../src/redis/redis.module';
 import { ReservationCounters } from '../src/reservations/reservation-counters';
 import { ReservationReconciler } from '../src/reservations/reservation-reconciler.service';
+import { ReservationsRepository } from '../src/reservations/reservations.repository';
 import { blockingBudget, counters, nowSeconds, RESERVATIONS, reservationBody, reserve } from './helpers/reservations';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
 import { ingestOk, record } from './helpers/usage';
@@ -191,5 +192,70 @@ describe('reservations (SPEC §4.1)', () => {
     expect(metrics).toMatch(/tally_reservation_drift_repairs_total\{kind="held"\} [1-9]/);
     expect(metrics).toMatch(/tally_reservation_decisions_total\{outcome="granted"\} [1-9]/);
     expect((await t.app.get(ReservationReconciler).reconcileAll()).repaired).toBe(0);
+  });
+
+  it('moves the fence only of a window that differs: a pass over counters equal to PostgreSQL makes no admission decide again', async () => {
+    const { org, keyId, budget } = await keyWithBudget(10_000, 1000);
+    const orgBudget = (await t.put(`/api/v1/llm/budgets/org/${org.org.id}`, blockingBudget('tokens', 50_000))).body;
+    const held = await reserve(t, ingestKey, reservationBody(keyId, { input_tokens: 100, max_output_tokens: 100 }));
+    expect(held.body.budgets).toHaveLength(2);
+    const fences = async () =>
+      Object.fromEntries(
+        (await t.dataSource.query(`SELECT fence, value::text FROM reservation_fences WHERE org_id = $1 AND fence = ANY($2)`, [org.org.id, [budget.id, orgBudget.id]])).map(
+          (r: { fence: string; value: string }) => [r.fence, r.value],
+        ),
+      );
+    const reconciler = t.app.get(ReservationReconciler);
+    const loaded = await fences();
+    // Both windows equal PostgreSQL (committed 1000 on both, one hold of 200): compared, nothing moves.
+    expect(await reconciler.reconcileAll()).toMatchObject({ repaired: 0 });
+    expect(await fences()).toEqual(loaded);
+    // The key budget's hold lost in Redis: only its fence moves, and its counters are repaired.
+    const keyEntry = held.body.budgets.find((x: { budget_id: string }) => x.budget_id === budget.id);
+    const [state, , amounts] = t.app.get(ReservationCounters).windowKeys({ orgId: org.org.id, budgetId: budget.id, start: keyEntry.resets_at - 86400, end: keyEntry.resets_at });
+    await t.app.get<Redis>(REDIS).hdel(amounts, held.body.id);
+    await t.app.get<Redis>(REDIS).hset(state, 'held', '0');
+    expect((await reconciler.reconcileAll()).repaired).toBeGreaterThanOrEqual(1);
+    const after = await fences();
+    expect(BigInt(after[budget.id])).toBe(BigInt(loaded[budget.id]) + 1n);
+    expect(after[orgBudget.id]).toBe(loaded[orgBudget.id]);
+    expect(await counters(t, org.org.id, budget.id)).toEqual({ committed: 1000n, held: 200n });
+    expect(await counters(t, org.org.id, orgBudget.id)).toEqual({ committed: 1000n, held: 200n });
+    // The next admission decides once from the repaired counters (its fences hold).
+    const next = await reserve(t, ingestKey, reservationBody(keyId, { input_tokens: 100, max_output_tokens: 100 }));
+    expect(next.body.status).toBe('held');
+    expect(await counters(t, org.org.id, budget.id)).toEqual({ committed: 1000n, held: 400n });
+  });
+
+  it('compares before fencing with the spend settled since the pass began, and keeps the pass for a fenced repair when they differ', async () => {
+    const { org, keyId, budget } = await keyWithBudget(10_000, 1000);
+    const held = await reserve(t, ingestKey, reservationBody(keyId, { input_tokens: 100, max_output_tokens: 100 }));
+    const resetsAt = held.body.budgets[0].resets_at;
+    const window = { orgId: org.org.id, budgetId: budget.id, start: resetsAt - 86400, end: resetsAt };
+    const c = t.app.get(ReservationCounters);
+    const holds = (await t.app.get(ReservationsRepository).liveHolds(t.dataSource.manager, org.org.id, [{ budgetId: budget.id, start: window.start }])).map(
+      (h) => ({ reservationId: h.reservationId, amount: h.amount, expiresAtMs: h.expiresAtMs }),
+    );
+    expect(holds.map((h) => h.amount)).toEqual([200n]);
+    const token = await c.beginReconcile(window);
+    expect(token).not.toBeNull();
+    // Settled after the pass began (so after its read of PostgreSQL, which showed 1000): noted aside.
+    const late = record(keyId, { input_tokens: 300, output_tokens: 0, created_at: nowSeconds() });
+    await ingestOk(t, ingestKey, [late]);
+    await waitFor(async () => (await counters(t, org.org.id, budget.id))?.committed === 1300n, 'the late record to settle');
+    // A read that showed the late record, without it among the records seen: it would count it twice.
+    expect(await c.checkReconcile(window, 1300n, holds, [], token!)).toBe('differs');
+    // A hold PostgreSQL does not show (in flight, or lost) differs too; the pass stays begun meanwhile.
+    expect(await c.checkReconcile(window, 1000n, [], [], token!)).toBe('differs');
+    // The read before the late record plus what settled since: the counters equal it; the pass ends, nothing changed.
+    expect(await c.checkReconcile(window, 1000n, holds, [], token!)).toBe('equal');
+    expect(await counters(t, org.org.id, budget.id)).toEqual({ committed: 1300n, held: 200n });
+    expect(await c.checkReconcile(window, 1000n, holds, [], token!)).toBeUndefined();
+    // A read that showed a record settled since, and says so among the records seen: counted once.
+    const next = await c.beginReconcile(window);
+    const later = record(keyId, { input_tokens: 50, output_tokens: 0, created_at: nowSeconds() });
+    await ingestOk(t, ingestKey, [later]);
+    await waitFor(async () => (await counters(t, org.org.id, budget.id))?.committed === 1350n, 'the later record to settle');
+    expect(await c.checkReconcile(window, 1350n, holds, [later.id], next!)).toBe('equal');
   });
 });

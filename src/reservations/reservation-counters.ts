@@ -77,6 +77,11 @@ export type AdmitOutcome =
 
 /** Keys of a window outlive it by two days: a hold made just before the reset still settles. */
 const KEY_GRACE_MS = 2 * 86_400_000;
+/** The arguments of reconcile.lua's 'check' and 'finish'. */
+function reconcileArgs(step: 'check' | 'finish', committed: bigint, generation: string, holds: HoldEntry[], seen: string[], token: string): string[] {
+  return [step, committed.toString(), generation, String(seen.length), ...seen, ...holds.flatMap((h) => [h.reservationId, h.amount.toString(), String(h.expiresAtMs)]), token];
+}
+
 /** A random token naming one run of a load or a repair (see load-begin.lua, reconcile.lua). */
 function runToken(): string {
   return randomBytes(9).toString('base64url');
@@ -267,7 +272,17 @@ export class ReservationCounters {
     return Number(await this.run('reconcile', this.reconcileKeys(window), ['begin', token, String(RECONCILE_TAKEOVER_MS)])) === 1 ? token : null;
   }
 
-  /** Reconciler step 2 (stamps `generation`, as a rebuild does): the counters before and after, or undefined when the repair was not applied. */
+  /**
+   * Reconciler step 2, before any fence moves: 'equal' when the counters already equal this read
+   * (the run ends, nothing changed), 'differs' when they do not (the run stays begun for
+   * {@link finishReconcile} from a fenced read), undefined when the run is no longer this one's.
+   */
+  async checkReconcile(window: CounterWindow, committed: bigint, holds: HoldEntry[], seen: string[], token: string): Promise<'equal' | 'differs' | undefined> {
+    const out = await this.run('reconcile', this.reconcileKeys(window), reconcileArgs('check', committed, '0', holds, seen, token));
+    return out === 'equal' || out === 'differs' ? out : undefined;
+  }
+
+  /** Reconciler step 3 (stamps `generation`, as a rebuild does): the counters before and after, or undefined when the repair was not applied. */
   async finishReconcile(
     window: CounterWindow,
     committed: bigint,
@@ -276,8 +291,7 @@ export class ReservationCounters {
     generation: string,
     token: string,
   ): Promise<{ committed: [bigint, bigint]; held: [bigint, bigint] } | undefined> {
-    const args = ['finish', committed.toString(), generation, String(seen.length), ...seen, ...holds.flatMap((h) => [h.reservationId, h.amount.toString(), String(h.expiresAtMs)]), token];
-    const out = (await this.run('reconcile', this.reconcileKeys(window), args)) as string[];
+    const out = (await this.run('reconcile', this.reconcileKeys(window), reconcileArgs('finish', committed, generation, holds, seen, token))) as string[];
     if (out.length === 0) return undefined;
     return { committed: [BigInt(out[0]), BigInt(out[1])], held: [BigInt(out[2]), BigInt(out[3])] };
   }

@@ -109,6 +109,11 @@ export class ReservationLoader {
     });
   }
 
+  /** Live holds per budget in its window as PostgreSQL shows them now, with no lock and no fence moved (the reconciler's first look). */
+  unfencedHolds(orgId: string, windows: BudgetInWindow[]): Promise<Map<string, HoldEntry[]>> {
+    return this.repository.withSnapshot((manager) => this.holds(manager, orgId, windows));
+  }
+
   /** Live holds per budget in its window, from the reservations table. */
   private async holds(manager: EntityManager, orgId: string, windows: BudgetInWindow[]): Promise<Map<string, HoldEntry[]>> {
     const holds = new Map<string, HoldEntry[]>();

@@ -20,7 +20,9 @@ export interface ReconcileResult {
  * Compares the loaded reservation counters of every budget with a block threshold (current
  * window) with PostgreSQL and repairs drift: committed spend missed by a settle that failed, holds
  * of an admission that crashed before storing its row, holds released in PostgreSQL whose Redis
- * removal failed. Runs in worker processes every RESERVATION_RECONCILE_INTERVAL_MS. Expiry needs
+ * removal failed. A window is first compared with an unlocked read; only one that differs is read
+ * again under the org's exclusive lock with its fence moved (admissions in flight on it decide
+ * again) and repaired. Runs in worker processes every RESERVATION_RECONCILE_INTERVAL_MS. Expiry needs
  * no run of this: an expired hold stops counting at its expires_at in every admission.
  */
 @Injectable()
@@ -81,9 +83,19 @@ export class ReservationReconciler {
     if (begun.length === 0) return { compared: 0, repaired: 0 };
     // Read after 'begin' (spend settled since is noted in Redis), before the lock (see the loader).
     const { committed, seen } = await this.loader.committedSnapshot(orgId, begun);
-    let repaired = 0;
-    const { holds, generations } = await this.loader.fencedHolds(orgId, begun);
+    // First without the lock or a fence: a window that already equals PostgreSQL ends here, and its
+    // admissions in flight are not made to decide again. Holds in flight differ, so a busy window
+    // goes on to the fenced read.
+    const unfenced = await this.loader.unfencedHolds(orgId, begun);
+    const differing: typeof begun = [];
     for (const w of begun) {
+      const id = w.budget.id;
+      if ((await this.counters.checkReconcile(w.window, committed.get(id) ?? 0n, unfenced.get(id) ?? [], seen, w.token)) === 'differs') differing.push(w);
+    }
+    let repaired = 0;
+    if (differing.length === 0) return { compared: begun.length, repaired };
+    const { holds, generations } = await this.loader.fencedHolds(orgId, differing);
+    for (const w of differing) {
       const result = await this.counters.finishReconcile(w.window, committed.get(w.budget.id) ?? 0n, holds.get(w.budget.id) ?? [], seen, generations.get(w.budget.id)!, w.token);
       if (!result) continue;
       const committedDrift = result.committed[0] !== result.committed[1];

@@ -4,6 +4,10 @@
 --   taken over (it died): from now on, spend settled into the window is also noted per record
 --   (`pending`); returns 1 when the window is loaded and no other run is repairing it, else 0
 --   (nothing to compare now).
+-- ARGV[1] = 'check': as 'finish' (ARGV[3] unused), without the fence moved first: when the
+--   counters already equal what 'finish' would set, ends the run, changes nothing and returns
+--   'equal'; else returns 'differs' and leaves the run begun, for a 'finish' from a fenced read
+--   (holds in flight differ here, so only quiet windows end at 'check').
 -- ARGV[1] = 'finish': ARGV[2] committed read from PostgreSQL after 'begin', ARGV[3] the new
 --   generation (the budget's fence value the repair set), ARGV[4] the number of records that read
 --   counted that may be settled around now, their ids, then (reservation id, amount, expires at ms)
@@ -22,7 +26,7 @@ if redis.call('HGET', s, 'loaded') ~= '1' then
   return {}
 end
 local token = ARGV[2]
-if ARGV[1] == 'finish' then
+if ARGV[1] ~= 'begin' then
   token = ARGV[#ARGV]
   ARGV[#ARGV] = nil
 end
@@ -69,6 +73,33 @@ local oldHeld = redis.call('HGET', s, 'held') or '0'
 local seen = {}
 local nSeen = tonumber(ARGV[4])
 for i = 5, 4 + nSeen do seen[ARGV[i]] = true end
+-- PostgreSQL's live holds.
+local want = {}
+for i = 5 + nSeen, #ARGV, 3 do
+  if tonumber(ARGV[i + 2]) > now then want[ARGV[i]] = {ARGV[i + 1], ARGV[i + 2]} end
+end
+if ARGV[1] == 'check' then
+  -- Sums in Redis integers (Lua numbers are doubles), in a scratch field.
+  redis.call('HSET', s, 'check', ARGV[2])
+  local pending = redis.call('HGETALL', p)
+  for i = 1, #pending, 2 do
+    if not seen[pending[i]] then redis.call('HINCRBY', s, 'check', pending[i + 1]) end
+  end
+  local same = redis.call('HGET', s, 'check') == oldCommitted
+  redis.call('HSET', s, 'check', '0')
+  local n = 0
+  for member, hold in pairs(want) do
+    n = n + 1
+    if redis.call('HGET', a, member) ~= hold[1] or tonumber(redis.call('ZSCORE', z, member)) ~= tonumber(hold[2]) then same = false end
+    redis.call('HINCRBY', s, 'check', hold[1])
+  end
+  same = same and redis.call('HGET', s, 'check') == oldHeld and redis.call('HLEN', a) == n and redis.call('ZCARD', z) == n
+  redis.call('HDEL', s, 'check')
+  if not same then return 'differs' end
+  redis.call('DEL', p)
+  redis.call('HDEL', s, 'recon', 'reconAt')
+  return 'equal'
+end
 redis.call('HSET', s, 'committed', ARGV[2])
 local pending = redis.call('HGETALL', p)
 local settled = {}
@@ -85,10 +116,6 @@ redis.call('HDEL', s, 'recon', 'reconAt')
 local newCommitted = redis.call('HGET', s, 'committed')
 
 -- Holds: PostgreSQL's live ones.
-local want = {}
-for i = 5 + nSeen, #ARGV, 3 do
-  if tonumber(ARGV[i + 2]) > now then want[ARGV[i]] = {ARGV[i + 1], ARGV[i + 2]} end
-end
 local have = redis.call('HGETALL', a)
 for i = 1, #have, 2 do
   if not want[have[i]] or want[have[i]][1] ~= have[i + 1] then
