@@ -194,6 +194,31 @@ describe('reservations (SPEC §4.1)', () => {
     expect((await t.app.get(ReservationReconciler).reconcileAll()).repaired).toBe(0);
   });
 
+  it('goes on with the other budgets and orgs when one window cannot be compared, and counts the failure', async () => {
+    const one = await keyWithBudget(10_000, 1000);
+    const two = await keyWithBudget(10_000, 1000);
+    // Orgs are compared in id order: the damaged one first.
+    const [damaged, drifted] = one.org.org.id < two.org.org.id ? [one, two] : [two, one];
+    const keysOf = async ({ org, keyId, budget }: typeof one) => {
+      const held = await reserve(t, ingestKey, reservationBody(keyId, { input_tokens: 100, max_output_tokens: 100 }));
+      const resetsAt = held.body.budgets[0].resets_at;
+      return t.app.get(ReservationCounters).windowKeys({ orgId: org.org.id, budgetId: budget.id, start: resetsAt - 86400, end: resetsAt });
+    };
+    const redis = t.app.get<Redis>(REDIS);
+    const [, , damagedAmounts] = await keysOf(damaged);
+    const [driftedState] = await keysOf(drifted);
+    // A key of the wrong type: every script on that window fails (WRONGTYPE).
+    await redis.del(damagedAmounts);
+    await redis.set(damagedAmounts, 'not a hash');
+    await redis.hincrby(driftedState, 'committed', 500);
+    const result = await t.app.get(ReservationReconciler).reconcileAll();
+    expect(result.failed).toBeGreaterThanOrEqual(1);
+    expect(result.repaired).toBeGreaterThanOrEqual(1);
+    expect(await counters(t, drifted.org.org.id, drifted.budget.id)).toEqual({ committed: 1000n, held: 200n });
+    expect((await t.get('/metrics', { key: null })).text).toMatch(/^tally_reservation_reconcile_failures_total [1-9]/m);
+    await redis.del(damagedAmounts);
+  });
+
   it('moves the fence only of a window that differs: a pass over counters equal to PostgreSQL makes no admission decide again', async () => {
     const { org, keyId, budget } = await keyWithBudget(10_000, 1000);
     const orgBudget = (await t.put(`/api/v1/llm/budgets/org/${org.org.id}`, blockingBudget('tokens', 50_000))).body;

@@ -11,6 +11,7 @@ export class ReservationMetrics {
   private readonly repairs: Counter<string>;
   private readonly settleFailures: Counter<string>;
   private readonly redecisions: Counter<string>;
+  private readonly reconcileFailures: Counter<string>;
 
   constructor(metrics: MetricsService) {
     this.decisions = metrics.counter(
@@ -26,6 +27,10 @@ export class ReservationMetrics {
     this.settleFailures = metrics.counter(
       'tally_reservation_settle_failures_total',
       'Ingests whose settling into the reservation counters failed (the records are stored; the reconciler repairs the counters)',
+    );
+    this.reconcileFailures = metrics.counter(
+      'tally_reservation_reconcile_failures_total',
+      'Budget windows whose comparison with PostgreSQL failed in a reconciler pass (logged; the pass went on with the others, and the next pass tries again)',
     );
     this.redecisions = metrics.counter(
       'tally_reservation_redecisions_total',
@@ -50,6 +55,10 @@ export class ReservationMetrics {
 
   staled(): void {
     this.redecisions.inc();
+  }
+
+  reconcileFailed(windows: number): void {
+    this.reconcileFailures.inc(windows);
   }
 
   settleFailed(): void {

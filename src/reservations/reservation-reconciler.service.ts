@@ -14,6 +14,8 @@ export interface ReconcileResult {
   compared: number;
   /** Windows whose committed spend or holds differed from PostgreSQL (and were repaired). */
   repaired: number;
+  /** Windows whose comparison failed (logged and counted; the others went on). */
+  failed: number;
 }
 
 /**
@@ -61,26 +63,44 @@ export class ReservationReconciler {
       if (lowestBlockPct(budget) === undefined) continue;
       byOrg.set(budget.orgId, [...(byOrg.get(budget.orgId) ?? []), budget]);
     }
-    const total: ReconcileResult = { compared: 0, repaired: 0 };
+    const total: ReconcileResult = { compared: 0, repaired: 0, failed: 0 };
     for (const [orgId, budgets] of byOrg) {
-      const result = await this.reconcileOrg(orgId, budgets, now);
+      // One org's failure (a statement, a damaged key) never stops the others.
+      const result = await this.reconcileOrg(orgId, budgets, now).catch((err) => this.failed(orgId, budgets.length, err));
       total.compared += result.compared;
       total.repaired += result.repaired;
+      total.failed += result.failed;
     }
     return total;
   }
 
+  private failed(orgId: string, windows: number, err: unknown, budgetId?: string): ReconcileResult {
+    this.metrics.reconcileFailed(windows);
+    this.logger.error({ msg: 'Could not compare reservation counters with PostgreSQL; the next pass tries again', orgId, budgetId, ...describeError(err) });
+    return { compared: 0, repaired: 0, failed: windows };
+  }
+
   private async reconcileOrg(orgId: string, budgets: Budget[], now: Date): Promise<ReconcileResult> {
-    const windows: BudgetInWindow[] = budgets.map((budget) => {
-      const w = currentWindow(budget, now);
-      return { budget, window: { orgId, budgetId: budget.id, start: seconds(w.start), end: seconds(w.end) } };
-    });
+    const result: ReconcileResult = { compared: 0, repaired: 0, failed: 0 };
+    // Each window's own steps fail only that window (a budget whose window cannot be computed, a damaged key).
+    const attempt = async <T>(budgetId: string, step: () => Promise<T>): Promise<T | undefined> => {
+      try {
+        return await step();
+      } catch (err) {
+        result.failed += this.failed(orgId, 1, err, budgetId).failed;
+        return undefined;
+      }
+    };
     const begun: Array<BudgetInWindow & { token: string }> = [];
-    for (const w of windows) {
-      const token = await this.counters.beginReconcile(w.window);
-      if (token !== null) begun.push({ ...w, token });
+    for (const budget of budgets) {
+      await attempt(budget.id, async () => {
+        const w = currentWindow(budget, now);
+        const window = { orgId, budgetId: budget.id, start: seconds(w.start), end: seconds(w.end) };
+        const token = await this.counters.beginReconcile(window);
+        if (token !== null) begun.push({ budget, window, token });
+      });
     }
-    if (begun.length === 0) return { compared: 0, repaired: 0 };
+    if (begun.length === 0) return result;
     // Read after 'begin' (spend settled since is noted in Redis), before the lock (see the loader).
     const { committed, seen } = await this.loader.committedSnapshot(orgId, begun);
     // First without the lock or a fence: a window that already equals PostgreSQL ends here, and its
@@ -90,29 +110,30 @@ export class ReservationReconciler {
     const differing: typeof begun = [];
     for (const w of begun) {
       const id = w.budget.id;
-      if ((await this.counters.checkReconcile(w.window, committed.get(id) ?? 0n, unfenced.get(id) ?? [], seen, w.token)) === 'differs') differing.push(w);
+      const outcome = await attempt(id, () => this.counters.checkReconcile(w.window, committed.get(id) ?? 0n, unfenced.get(id) ?? [], seen, w.token));
+      if (outcome === 'differs') differing.push(w);
+      else if (outcome === 'equal') result.compared++;
     }
-    let repaired = 0;
-    if (differing.length === 0) return { compared: begun.length, repaired };
+    if (differing.length === 0) return result;
     const { holds, generations } = await this.loader.fencedHolds(orgId, differing);
     for (const w of differing) {
-      const result = await this.counters.finishReconcile(w.window, committed.get(w.budget.id) ?? 0n, holds.get(w.budget.id) ?? [], seen, generations.get(w.budget.id)!, w.token);
-      if (!result) continue;
-      const committedDrift = result.committed[0] !== result.committed[1];
-      const heldDrift = result.held[0] !== result.held[1];
-      if (committedDrift) this.metrics.repaired('committed');
-      if (heldDrift) this.metrics.repaired('held');
-      if (committedDrift || heldDrift) {
-        repaired++;
-        this.logger.warn({
-          msg: 'Repaired reservation counters that drifted from PostgreSQL',
-          orgId,
-          budgetId: w.budget.id,
-          committed: result.committed.map(String),
-          held: result.held.map(String),
-        });
-      }
+      const id = w.budget.id;
+      const repair = await attempt(id, () => this.counters.finishReconcile(w.window, committed.get(id) ?? 0n, holds.get(id) ?? [], seen, generations.get(id)!, w.token));
+      if (!repair) continue;
+      result.compared++;
+      if (this.noteRepair(orgId, id, repair)) result.repaired++;
     }
-    return { compared: begun.length, repaired };
+    return result;
+  }
+
+  /** Counts and logs what a repair changed; true when anything did. */
+  private noteRepair(orgId: string, budgetId: string, repair: { committed: [bigint, bigint]; held: [bigint, bigint] }): boolean {
+    const committedDrift = repair.committed[0] !== repair.committed[1];
+    const heldDrift = repair.held[0] !== repair.held[1];
+    if (committedDrift) this.metrics.repaired('committed');
+    if (heldDrift) this.metrics.repaired('held');
+    if (!committedDrift && !heldDrift) return false;
+    this.logger.warn({ msg: 'Repaired reservation counters that drifted from PostgreSQL', orgId, budgetId, committed: repair.committed.map(String), held: repair.held.map(String) });
+    return true;
   }
 }
