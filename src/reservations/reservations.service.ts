@@ -102,7 +102,8 @@ export class ReservationsService {
         // its way to stamp those generations (its repair hit another window, or it failed after its
         // bump). Stamp the fences' values on them; budget-target fences need only the new read of
         // the budgets this try makes.
-        // (Not while a repair of the window is under way: its finish stamps; so the pauses grow.)
+        // (Not while a repair of the window is under way: its finish stamps, or it ends at its
+        // check with nothing changed and a later try stamps; so the pauses grow.)
         if (repeats >= 2 && attempt.generations.length > 0) await this.loader.restamp(orgId, attempt.generations);
         if (repeats >= 1) await new Promise((resolve) => setTimeout(resolve, STALE_PAUSE_MS * repeats));
         continue;

@@ -1,8 +1,9 @@
 -- Stamps a newer generation on a loaded budget window whose counters stay as they are (see
 -- ReservationLoader.restamp: its fence moved without a rebuild or repair stamping it). Never on a
 -- window that is not loaded, never backwards, and never while a repair of the window is under way
--- (begun less than ARGV[2] ms ago): its own finish stamps, and a stamp first would make it drop the
--- repair (reconcile.lua refuses to apply a read older than the counters' generation).
+-- (begun less than ARGV[2] ms ago): a stamp first would make it drop the repair (reconcile.lua
+-- refuses to apply a read older than the counters' generation). Its finish stamps; a pass that
+-- ends at 'check' (nothing differed) does not, and the next try of the admission stamps then.
 -- KEYS[1] the window's state hash   ARGV[1] generation   ARGV[2] after how many ms a repair counts as abandoned
 if redis.replicate_commands then redis.replicate_commands() end
 local s = KEYS[1]
