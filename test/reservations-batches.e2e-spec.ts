@@ -1,5 +1,7 @@
 import Redis from 'ioredis';
+import { DataSource } from 'typeorm';
 import { newId } from '../src/common/ids';
+import { dataSourceOptions } from '../src/database/data-source';
 import { AdmissionBatches } from '../src/reservations/admission-batches';
 import { ADMISSION_BUDGETS_SQL, orgLockKey, RESERVATION_LOCK_CLASS } from '../src/reservations/admission-sql';
 import { Reservation } from '../src/reservations/reservation.entity';
@@ -87,6 +89,27 @@ describe('reservations: admissions batched into shared transactions', () => {
     expect(alone).not.toBe('stored');
     const next = row(org.org.id, org.member.id);
     expect(await batches.run({ orgId: org.org.id, apiKeyId: org.member.id, scopes: { teamId: null, userId: null } }, (_budgets, store) => store(next, {}))).toEqual({ outcome: 'inserted', moved: [] });
+  });
+
+  it('plans the insert once per connection: a generic plan, not a new plan at every batch', async () => {
+    const org = await seedOrg(a, 'Planned');
+    // One connection, so the prepared statements seen below are the batches' own.
+    const single = new DataSource(dataSourceOptions(a.db.url, {}, 1));
+    await single.initialize();
+    try {
+      const batches = new AdmissionBatches(single);
+      for (let i = 0; i < 8; i++) {
+        const r = row(org.org.id, org.member.id);
+        expect(await batches.run({ orgId: org.org.id, apiKeyId: org.member.id, scopes: { teamId: null, userId: null } }, (_budgets, store) => store(r, {}))).toEqual({ outcome: 'inserted', moved: [] });
+      }
+      const [plans] = await single.query(`SELECT generic_plans::int AS generic, custom_plans::int AS custom FROM pg_prepared_statements WHERE name = 'tally_reservation_insert'`);
+      // PostgreSQL's own choice here is a custom plan at every execution (the arrays' lengths make it look cheaper).
+      expect(plans).toEqual({ generic: 8, custom: 0 });
+      // The setting is the batch's own: the connection's other statements plan as before.
+      expect((await single.query('SHOW plan_cache_mode'))[0].plan_cache_mode).toBe('auto');
+    } finally {
+      await single.destroy();
+    }
   });
 
   it('a grant is answered only after its transaction commits: the other process finds it at once, even when COMMIT is slow', async () => {

@@ -4,7 +4,7 @@ import { Budget } from '../budgets/budget.entity';
 import { scopeKey } from '../budgets/budget-scope';
 import { scopeFence } from './reservation-fence.entity';
 import { Reservation } from './reservation.entity';
-import { INSERT_TYPES, insertParams, orgLockKey, PREPARE_BATCH, RESERVATION_LOCK_CLASS, toBudget } from './admission-sql';
+import { GENERIC_PLAN, INSERT_TYPES, insertParams, orgLockKey, PREPARE_BATCH, RESERVATION_LOCK_CLASS, toBudget } from './admission-sql';
 
 /**
  * Batches of admissions in one process that may be in PostgreSQL at once (each on its own
@@ -282,10 +282,11 @@ export class AdmissionBatches {
       return members.map((m) => byId.get(m.row!.id)!);
     };
     const locks = [...new Set(storing.map((m) => orgLockKey(m.row!.orgId)))].sort((a, b) => a - b);
-    const begin = `BEGIN; SELECT count(pg_advisory_xact_lock_shared(${RESERVATION_LOCK_CLASS}, k)) FROM unnest(ARRAY[${locks.join(', ')}]::int[]) k`;
+    // The insert's plan is made once per connection (see GENERIC_PLAN), for this transaction only.
+    const begin = `BEGIN; ${GENERIC_PLAN}; SELECT count(pg_advisory_xact_lock_shared(${RESERVATION_LOCK_CLASS}, k)) FROM unnest(ARRAY[${locks.join(', ')}]::int[]) k`;
     try {
       const results = (await client.query(`${begin}; ${insert(storing)}; COMMIT`)) as unknown as QueryResult<{ id: string } & Stored>[];
-      return outcomes(storing, results[2]);
+      return outcomes(storing, results[3]);
     } catch (err) {
       if (storing.length === 1) throw err;
       // Whatever failed, nothing of it is committed: end what is left of it, then row by row.

@@ -109,6 +109,14 @@ export const PREPARE_BATCH =
      u.moved
    FROM u LEFT JOIN inserted i ON i.id = u.id`;
 
+/**
+ * Run in the batch's transaction before the insert: PostgreSQL would plan the prepared insert
+ * again at every execution (a custom plan looks cheaper to it, the arrays' lengths being known),
+ * ~0.5 ms of its CPU per batch, more than the insert itself; the generic plan probes the same
+ * indexes.
+ */
+export const GENERIC_PLAN = 'SET LOCAL plan_cache_mode = force_generic_plan';
+
 export function insertParams(r: Reservation): Array<string | null> {
   return [
     r.orgId, r.id, r.apiKeyId, r.requestId, r.userId, r.model, r.inputTokens, r.maxOutputTokens, r.minOutputTokens,
