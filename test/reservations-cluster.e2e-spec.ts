@@ -7,7 +7,8 @@ import type { AppConfig } from '../src/config/app-config';
 import { freePort } from '../src/database/embedded-postgres';
 import { redisAnswers } from '../src/redis/redis';
 import { RedisKeys } from '../src/redis/redis.module';
-import { CounterWindow, ReservationCounters } from '../src/reservations/reservation-counters';
+import { ReservationCounters } from '../src/reservations/reservation-counters';
+import { CounterWindow } from '../src/reservations/reservation-counter-types';
 import { waitFor } from './helpers/wait-for';
 
 /**

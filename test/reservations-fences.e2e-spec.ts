@@ -1,7 +1,8 @@
 import Redis from 'ioredis';
 import { newId } from '../src/common/ids';
 import { AdmissionBatches, StoreOutcome } from '../src/reservations/admission-batches';
-import { CounterWindow, ReservationCounters } from '../src/reservations/reservation-counters';
+import { ReservationCounters } from '../src/reservations/reservation-counters';
+import { CounterWindow } from '../src/reservations/reservation-counter-types';
 import { ReservationLoader } from '../src/reservations/reservation-loader.service';
 import { Reservation } from '../src/reservations/reservation.entity';
 import { ReservationsRepository } from '../src/reservations/reservations.repository';

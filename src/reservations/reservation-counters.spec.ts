@@ -1,7 +1,8 @@
 import type Redis from 'ioredis';
 import type { AppConfig } from '../config/app-config';
 import { RedisKeys } from '../redis/redis.module';
-import { CounterWindow, ReservationCounters } from './reservation-counters';
+import { ReservationCounters } from './reservation-counters';
+import { CounterWindow } from './reservation-counter-types';
 
 // Redis Cluster's own slot function (CRC16 of the hash tag), as ioredis computes it (its dependency; no types).
 // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -3,7 +3,8 @@ import { DataSource, EntityManager } from 'typeorm';
 import { Budget } from '../budgets/budget.entity';
 import { budgetSpends } from '../budgets/budget-spend';
 import { UsageSpendService } from '../usage/usage-spend.service';
-import { CounterWindow, HoldEntry, ReservationCounters } from './reservation-counters';
+import { ReservationCounters } from './reservation-counters';
+import { CounterWindow, HoldEntry } from './reservation-counter-types';
 import { ReservationsRepository } from './reservations.repository';
 
 /** Records stored this recently may still be settling when a rebuild reads PostgreSQL (the settle follows the commit by milliseconds). */
