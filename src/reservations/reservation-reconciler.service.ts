@@ -65,7 +65,7 @@ export class ReservationReconciler {
     }
     const total: ReconcileResult = { compared: 0, repaired: 0, failed: 0 };
     for (const [orgId, budgets] of byOrg) {
-      // One org's failure (a statement, a damaged key) never stops the others.
+      // One org's failure never stops the others (reconcileOrg counts its own; this is for the unforeseen).
       const result = await this.reconcileOrg(orgId, budgets, now).catch((err) => this.failed(orgId, budgets.length, err));
       total.compared += result.compared;
       total.repaired += result.repaired;
@@ -82,18 +82,19 @@ export class ReservationReconciler {
 
   private async reconcileOrg(orgId: string, budgets: Budget[], now: Date): Promise<ReconcileResult> {
     const result: ReconcileResult = { compared: 0, repaired: 0, failed: 0 };
-    // Each window's own steps fail only that window (a budget whose window cannot be computed, a damaged key).
-    const attempt = async <T>(budgetId: string, step: () => Promise<T>): Promise<T | undefined> => {
+    // A step fails only the windows it was for: one window's (a budget whose window cannot be
+    // computed, a damaged key), or the org's open ones (a read of PostgreSQL).
+    const attempt = async <T>(windows: number, budgetId: string | undefined, step: () => Promise<T>): Promise<T | undefined> => {
       try {
         return await step();
       } catch (err) {
-        result.failed += this.failed(orgId, 1, err, budgetId).failed;
+        result.failed += this.failed(orgId, windows, err, budgetId).failed;
         return undefined;
       }
     };
     const begun: Array<BudgetInWindow & { token: string }> = [];
     for (const budget of budgets) {
-      await attempt(budget.id, async () => {
+      await attempt(1, budget.id, async () => {
         const w = currentWindow(budget, now);
         const window = { orgId, budgetId: budget.id, start: seconds(w.start), end: seconds(w.end) };
         const token = await this.counters.beginReconcile(window);
@@ -101,24 +102,29 @@ export class ReservationReconciler {
       });
     }
     if (begun.length === 0) return result;
-    // Read after 'begin' (spend settled since is noted in Redis), before the lock (see the loader).
-    const { committed, seen } = await this.loader.committedSnapshot(orgId, begun);
-    // First without the lock or a fence: a window that already equals PostgreSQL ends here, and its
-    // admissions in flight are not made to decide again. Holds in flight differ, so a busy window
-    // goes on to the fenced read.
-    const unfenced = await this.loader.unfencedHolds(orgId, begun);
+    const read = await attempt(begun.length, undefined, async () => ({
+      // Read after 'begin' (spend settled since is noted in Redis), before the lock (see the loader).
+      ...(await this.loader.committedSnapshot(orgId, begun)),
+      // First without the lock or a fence: a window that already equals PostgreSQL ends here, and
+      // its admissions in flight are not made to decide again. Holds in flight differ, so a busy
+      // window goes on to the fenced read.
+      unfenced: await this.loader.unfencedHolds(orgId, begun),
+    }));
+    if (!read) return result;
+    const { committed, seen, unfenced } = read;
     const differing: typeof begun = [];
     for (const w of begun) {
       const id = w.budget.id;
-      const outcome = await attempt(id, () => this.counters.checkReconcile(w.window, committed.get(id) ?? 0n, unfenced.get(id) ?? [], seen, w.token));
+      const outcome = await attempt(1, id, () => this.counters.checkReconcile(w.window, committed.get(id) ?? 0n, unfenced.get(id) ?? [], seen, w.token));
       if (outcome === 'differs') differing.push(w);
       else if (outcome === 'equal') result.compared++;
     }
     if (differing.length === 0) return result;
-    const { holds, generations } = await this.loader.fencedHolds(orgId, differing);
+    const fenced = await attempt(differing.length, undefined, () => this.loader.fencedHolds(orgId, differing));
+    if (!fenced) return result;
     for (const w of differing) {
       const id = w.budget.id;
-      const repair = await attempt(id, () => this.counters.finishReconcile(w.window, committed.get(id) ?? 0n, holds.get(id) ?? [], seen, generations.get(id)!, w.token));
+      const repair = await attempt(1, id, () => this.counters.finishReconcile(w.window, committed.get(id) ?? 0n, fenced.holds.get(id) ?? [], seen, fenced.generations.get(id)!, w.token));
       if (!repair) continue;
       result.compared++;
       if (this.noteRepair(orgId, id, repair)) result.repaired++;
