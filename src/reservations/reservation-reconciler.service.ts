@@ -3,11 +3,15 @@ import { currentWindow } from '../budgets/budget-evaluation';
 import { Budget } from '../budgets/budget.entity';
 import { BudgetRepository } from '../budgets/budget.repository';
 import { describeError } from '../common/error-mapping';
+import { forEachLimited } from '../common/for-each-limited';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { ReservationCounters } from './reservation-counters';
 import { lowestBlockPct, seconds } from './reservation-budgets';
 import { BudgetInWindow, ReservationLoader } from './reservation-loader.service';
 import { ReservationMetrics } from './reservation-metrics';
+
+/** Redis calls of one pass in flight at once (each window's own: independent of the others'). */
+const REDIS_CALLS_IN_FLIGHT = 32;
 
 export interface ReconcileResult {
   /** Loaded budget windows compared. */
@@ -93,14 +97,16 @@ export class ReservationReconciler {
       }
     };
     const begun: Array<BudgetInWindow & { token: string }> = [];
-    for (const budget of budgets) {
-      await attempt(1, budget.id, async () => {
+    // Most blocking budgets have no loaded counters (no reservations): 'begin' only says so. Many
+    // calls in flight at once, not one round trip after another.
+    await forEachLimited(budgets, REDIS_CALLS_IN_FLIGHT, (budget) =>
+      attempt(1, budget.id, async () => {
         const w = currentWindow(budget, now);
         const window = { orgId, budgetId: budget.id, start: seconds(w.start), end: seconds(w.end) };
         const token = await this.counters.beginReconcile(window);
         if (token !== null) begun.push({ budget, window, token });
-      });
-    }
+      }).then(() => undefined),
+    );
     if (begun.length === 0) return result;
     const read = await attempt(begun.length, undefined, async () => ({
       // Read after 'begin' (spend settled since is noted in Redis), before the lock (see the loader).
@@ -113,12 +119,12 @@ export class ReservationReconciler {
     if (!read) return result;
     const { committed, seen, unfenced } = read;
     const differing: typeof begun = [];
-    for (const w of begun) {
+    await forEachLimited(begun, REDIS_CALLS_IN_FLIGHT, async (w) => {
       const id = w.budget.id;
       const outcome = await attempt(1, id, () => this.counters.checkReconcile(w.window, committed.get(id) ?? 0n, unfenced.get(id) ?? [], seen, w.token));
       if (outcome === 'differs') differing.push(w);
       else if (outcome === 'equal') result.compared++;
-    }
+    });
     if (differing.length === 0) return result;
     const fenced = await attempt(differing.length, undefined, () => this.loader.fencedHolds(orgId, differing));
     if (!fenced) return result;
