@@ -16,7 +16,7 @@ describe('reservations (SPEC §4.1)', () => {
     ingestKey = (await createSystemKey(t, 'ingest')).key;
   });
   afterAll(async () => {
-    if (process.env.DUMP_LOGS) console.log(t.logs.filter((l) => l.includes('"level":50') || l.includes('error')).join(''));
+    if (process.env.DUMP_LOGS) console.log(t.logs.filter((l) => /"level":"(error|warn)"/.test(l)).join(''));
     await t.close();
   });
 
