@@ -15,5 +15,6 @@ import { ResolvedEvents1796105904974 } from './1796105904974-ResolvedEvents';
 import { Reservations1796106000000 } from './1796106000000-Reservations';
 import { DeletedBudgetResolutions1796107817404 } from './1796107817404-DeletedBudgetResolutions';
 import { ReservationFences1796108000000 } from './1796108000000-ReservationFences';
+import { EnsurePartitionsWaitsForCreator1796109000000 } from './1796109000000-EnsurePartitionsWaitsForCreator';
 
-export const MIGRATIONS: Function[] = [Foundation1795296150373, Usage1795296445061, Budgets1795297154288, Alerts1795297480078, UsageRollupsByKey1795298831442, UsageDeltaJournal1795300000000, PartitionRecordsByMonth1795300100000, AlertPctUpToOneBillion1796101696967, EvaluationBacklog1796101712392, OrgInTrafficKeys1796102676237, BudgetTimezoneAndSecretRotation1796104802464, TeamAndUserBudgets1796105254662, ResolvedEvents1796105904974, Reservations1796106000000, DeletedBudgetResolutions1796107817404, ReservationFences1796108000000];
+export const MIGRATIONS: Function[] = [Foundation1795296150373, Usage1795296445061, Budgets1795297154288, Alerts1795297480078, UsageRollupsByKey1795298831442, UsageDeltaJournal1795300000000, PartitionRecordsByMonth1795300100000, AlertPctUpToOneBillion1796101696967, EvaluationBacklog1796101712392, OrgInTrafficKeys1796102676237, BudgetTimezoneAndSecretRotation1796104802464, TeamAndUserBudgets1796105254662, ResolvedEvents1796105904974, Reservations1796106000000, DeletedBudgetResolutions1796107817404, ReservationFences1796108000000, EnsurePartitionsWaitsForCreator1796109000000];

@@ -1,9 +1,10 @@
 import { IngestRecordDto } from '../src/usage/dto/ingest.dto';
 import { UsageIngestService } from '../src/usage/usage-ingest.service';
-import { listPartitions, maintainPartitions, monthsBetween } from '../src/usage/partitions';
+import { ensurePartitions, listPartitions, maintainPartitions, monthsBetween, PARTITION_CREATE_LOCK_CLASS } from '../src/usage/partitions';
 import { DAY, HOUR } from '../src/usage/time-buckets';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
 import { ingest, ingestOk, query, record, RecordBody } from './helpers/usage';
+import { waitFor } from './helpers/wait-for';
 
 /**
  * SPEC §8 bounded storage: records kept RECORDS_RETENTION_DAYS and the per-minute rollup
@@ -78,6 +79,30 @@ describe('retention of records and per-minute rollups (monthly partitions)', () 
     expect(requests(res.body)).toBe(4);
     const inner = await usage({ start_time: at + 60, end_time: at + 120, bucket_width: '1h' });
     expect(requests(inner.body)).toBe(1);
+  });
+
+  it('an ensure call for a month whose partition is there waits for the lock of its creator, so the caller\'s next statement routes to it', async () => {
+    const name = `completion_records_p${new Date(monthsBetween(now, now)[0] * 1000).toISOString().slice(0, 7).replace('-', '')}`;
+    expect((await listPartitions(t.dataSource, 'completion_records')).map((p) => p.name)).toContain(name);
+    // A creator still committing: it holds the month's lock until its invalidations are sent.
+    const creator = t.dataSource.createQueryRunner();
+    await creator.startTransaction();
+    try {
+      await creator.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [PARTITION_CREATE_LOCK_CLASS, name]);
+      let returned = false;
+      const ensuring = ensurePartitions(t.dataSource, 'completion_records', [now]).finally(() => (returned = true));
+      await waitFor(
+        async () =>
+          (await t.dataSource.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory' AND query LIKE '%tally_ensure_partitions%'`)).length > 0,
+        'the ensure call to wait for the lock',
+      );
+      expect(returned).toBe(false);
+      await creator.commitTransaction();
+      expect(await ensuring).toBe(0);
+    } finally {
+      if (creator.isTransactionActive) await creator.rollbackTransaction();
+      await creator.release();
+    }
   });
 
   it('drops whole months past retention under ingest, losing no accepted record inside it; makes months ahead', async () => {

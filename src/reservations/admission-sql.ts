@@ -6,7 +6,8 @@ import { Reservation } from './reservation.entity';
 /**
  * First key of pg_advisory_xact_lock(int, int) for reservations: admissions share it per org,
  * rebuilds and the reconciler take it alone. Its second key is any 32-bit hash, so no other lock
- * may use this class (the fold and partition maintenance use 7_240_117 with keys 1 and 2).
+ * may use this class (the fold and partition maintenance use 7_240_117 with keys 1 and 2, the
+ * creation of partitions 7_240_119).
  */
 export const RESERVATION_LOCK_CLASS = 7_240_118;
 

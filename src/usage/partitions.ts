@@ -5,12 +5,20 @@ import { DAY } from './time-buckets';
 
 /**
  * Monthly range partitions of the tables that grow with every record (SPEC §8): their names,
- * creation (the `tally_ensure_partitions` SQL function of the PartitionRecordsByMonth migration:
- * CREATE TABLE … LIKE + ATTACH PARTITION, which takes only a SHARE UPDATE EXCLUSIVE lock on the
- * parent) and retention (DETACH PARTITION … CONCURRENTLY, then DROP TABLE, under a lock_timeout).
+ * creation (the `tally_ensure_partitions` SQL function, last replaced by the
+ * EnsurePartitionsWaitsForCreator migration: CREATE TABLE … LIKE + ATTACH PARTITION, which takes
+ * only a SHARE UPDATE EXCLUSIVE lock on the parent) and retention (DETACH PARTITION …
+ * CONCURRENTLY, then DROP TABLE, under a lock_timeout).
  */
 export const PARTITIONED_TABLES = ['completion_records', 'usage_rollups_minute'] as const;
 export type PartitionedTable = (typeof PARTITIONED_TABLES)[number];
+
+/**
+ * First key of the transaction-scoped advisory lock `tally_ensure_partitions` takes per partition
+ * name (second key: `hashtext(name)`), also when the partition exists: the call returns only once
+ * the partition's creator has finished committing, so the caller's next statement routes to it.
+ */
+export const PARTITION_CREATE_LOCK_CLASS = 7_240_119;
 
 /** A partition of a month: `<table>_pYYYYMM`, holding [month start, next month start) in UTC. */
 export interface MonthPartition {
