@@ -63,15 +63,25 @@ export class ReservationLoader {
    * records it counts that may be settled around now (stored in the last seconds, or settled since
    * step 1): their settle must not count them again.
    */
-  async committedSnapshot(orgId: string, windows: BudgetInWindow[]): Promise<{ committed: Map<string, bigint>; seen: string[] }> {
-    return this.repository.withSnapshot(async (manager) => {
-      const committed = await this.committed(new UsageSpendService(managerAsDataSource(manager)), windows);
-      const pending = [...new Set((await Promise.all(windows.map((w) => this.counters.pendingRecords(w.window)))).flat())];
-      const from = new Date(Math.min(...windows.map((w) => w.window.start)) * 1000);
-      const to = new Date(Math.max(...windows.map((w) => w.window.end)) * 1000);
-      const recent = await this.repository.recentRecords(manager, orgId, from, to, RECENT_SECONDS);
-      return { committed, seen: [...new Set([...recent, ...(await this.repository.recordsPresent(manager, orgId, pending))])] };
-    });
+  committedSnapshot(orgId: string, windows: BudgetInWindow[]): Promise<{ committed: Map<string, bigint>; seen: string[] }> {
+    return this.repository.withSnapshot((manager) => this.committedIn(manager, orgId, windows));
+  }
+
+  /**
+   * The reconciler's first look: {@link committedSnapshot} and the live holds in the same
+   * snapshot, with no lock and no fence moved.
+   */
+  unfencedSnapshot(orgId: string, windows: BudgetInWindow[]): Promise<{ committed: Map<string, bigint>; seen: string[]; holds: Map<string, HoldEntry[]> }> {
+    return this.repository.withSnapshot(async (manager) => ({ ...(await this.committedIn(manager, orgId, windows)), holds: await this.holds(manager, orgId, windows) }));
+  }
+
+  private async committedIn(manager: EntityManager, orgId: string, windows: BudgetInWindow[]): Promise<{ committed: Map<string, bigint>; seen: string[] }> {
+    const committed = await this.committed(new UsageSpendService(managerAsDataSource(manager)), windows);
+    const pending = [...new Set((await Promise.all(windows.map((w) => this.counters.pendingRecords(w.window)))).flat())];
+    const from = new Date(Math.min(...windows.map((w) => w.window.start)) * 1000);
+    const to = new Date(Math.max(...windows.map((w) => w.window.end)) * 1000);
+    const recent = await this.repository.recentRecords(manager, orgId, from, to, RECENT_SECONDS);
+    return { committed, seen: [...new Set([...recent, ...(await this.repository.recordsPresent(manager, orgId, pending))])] };
   }
 
   /** Committed spend per budget in its window (in the budget's time zone), from the rollups and the journal's pending deltas. */
@@ -108,11 +118,6 @@ export class ReservationLoader {
       const generations = await this.repository.bumpFences(manager, orgId, windows.map((w) => w.budget.id));
       return { generations, holds: await this.holds(manager, orgId, windows) };
     });
-  }
-
-  /** Live holds per budget in its window as PostgreSQL shows them now, with no lock and no fence moved (the reconciler's first look). */
-  unfencedHolds(orgId: string, windows: BudgetInWindow[]): Promise<Map<string, HoldEntry[]>> {
-    return this.repository.withSnapshot((manager) => this.holds(manager, orgId, windows));
   }
 
   /** Live holds per budget in its window, from the reservations table. */

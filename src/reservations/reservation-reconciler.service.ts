@@ -92,7 +92,8 @@ export class ReservationReconciler {
       try {
         return await step();
       } catch (err) {
-        result.failed += this.failed(orgId, windows, err, budgetId).failed;
+        this.failed(orgId, windows, err, budgetId);
+        result.failed += windows;
         return undefined;
       }
     };
@@ -105,19 +106,16 @@ export class ReservationReconciler {
         const window = { orgId, budgetId: budget.id, start: seconds(w.start), end: seconds(w.end) };
         const token = await this.counters.beginReconcile(window);
         if (token !== null) begun.push({ budget, window, token });
-      }).then(() => undefined),
+      }),
     );
     if (begun.length === 0) return result;
-    const read = await attempt(begun.length, undefined, async () => ({
-      // Read after 'begin' (spend settled since is noted in Redis), before the lock (see the loader).
-      ...(await this.loader.committedSnapshot(orgId, begun)),
-      // First without the lock or a fence: a window that already equals PostgreSQL ends here, and
-      // its admissions in flight are not made to decide again. Holds in flight differ, so a busy
-      // window goes on to the fenced read.
-      unfenced: await this.loader.unfencedHolds(orgId, begun),
-    }));
+    // Read after 'begin' (spend settled since is noted in Redis), before any lock (see the loader).
+    // First without the lock or a fence: a window that already equals PostgreSQL ends here, and its
+    // admissions in flight are not made to decide again. Holds in flight differ, so a busy window
+    // goes on to the fenced read.
+    const read = await attempt(begun.length, undefined, () => this.loader.unfencedSnapshot(orgId, begun));
     if (!read) return result;
-    const { committed, seen, unfenced } = read;
+    const { committed, seen, holds: unfenced } = read;
     const differing: typeof begun = [];
     await forEachLimited(begun, REDIS_CALLS_IN_FLIGHT, async (w) => {
       const id = w.budget.id;

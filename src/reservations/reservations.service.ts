@@ -27,6 +27,11 @@ const PRICE_CACHE_MAX = 10_000;
 /** How long a repeated request id waits for the first request's row to be stored. */
 const DUPLICATE_WAIT_MS = 3000;
 
+/** The 503 of an admission that gave up waiting for its counters (rebuilt, repaired, or fenced off again and again). */
+function countersRebuilding(): AppException {
+  return AppException.unavailable(ErrorCode.RedisUnavailable, 'Budget counters are being rebuilt; retry shortly', 1);
+}
+
 type Attempt =
   | { kind: 'stored'; row: Reservation }
   | { kind: 'replay' }
@@ -96,7 +101,7 @@ export class ReservationsService {
       }
       if (attempt.kind === 'stale') {
         this.metrics.staled();
-        if (++stale > MAX_STALE) throw AppException.unavailable(ErrorCode.RedisUnavailable, 'Budget counters are being rebuilt; retry shortly', 1);
+        if (++stale > MAX_STALE) throw countersRebuilding();
         repeats = attempt.moved === lastMoved ? repeats + 1 : 0;
         lastMoved = attempt.moved;
         // The same fences at the same values a third time, with a pause between: no rebuild is on
@@ -109,7 +114,7 @@ export class ReservationsService {
         if (repeats >= 1) await new Promise((resolve) => setTimeout(resolve, STALE_PAUSE_MS * repeats));
         continue;
       }
-      if (++loads > MAX_LOADS) throw AppException.unavailable(ErrorCode.RedisUnavailable, 'Budget counters are being rebuilt; retry shortly', 1);
+      if (++loads > MAX_LOADS) throw countersRebuilding();
       await this.loader.load(orgId, attempt.windows);
     }
   }
