@@ -127,6 +127,33 @@ describe('reservations: revoked keys, OTLP settling, fault isolation', () => {
     expect(denied.body.denied_by).toEqual([expect.objectContaining({ budget_id: cluster.id, reason: 'budget_exhausted' })]);
     expect((await t.get('/metrics', { key: null })).text).toMatch(/tally_budget_evaluation_failures_total [1-9]/);
   });
+
+  it("one org's unreadable budget does not stop settling another org's records in the same ingest batch", async () => {
+    const broken = await seedOrg(t, 'BrokenZone');
+    const capped = await seedOrg(t, 'SettledBeside');
+    const zoned = (await t.put(`/api/v1/llm/budgets/org/${broken.org.id}`, blockingBudget('tokens', 50_000))).body;
+    // A stored time zone this runtime does not know (a row from another version): its window cannot be computed.
+    await t.dataSource.query(`UPDATE budgets SET timezone = 'Mars/Olympus_Mons' WHERE id = $1`, [zoned.id]);
+    const budget = (await t.put(`/api/v1/llm/budgets/apikey/${capped.member.id}`, blockingBudget('tokens', 1000))).body;
+    const held = await reserve(t, ingestKey, reservationBody(capped.member.id, { input_tokens: 50, max_output_tokens: 50 }));
+    expect(held.body.status).toBe('held');
+    expect(await counters(t, capped.org.id, budget.id)).toEqual({ committed: 0n, held: 100n });
+
+    const now = nowSeconds();
+    const batch = [
+      record(broken.member.id, { input_tokens: 10, output_tokens: 0, created_at: now }),
+      record(capped.member.id, { input_tokens: 900, output_tokens: 0, created_at: now, reservation_id: held.body.id } as never),
+    ];
+    expect(await ingestOk(t, ingestKey, batch)).toMatchObject({ accepted: 2 });
+    // The hold is replaced by the record's 900 tokens: the next 100 fit, the 101st does not.
+    expect(await counters(t, capped.org.id, budget.id)).toEqual({ committed: 900n, held: 0n });
+    expect((await t.get(`${RESERVATIONS}/${held.body.id}`, { key: ingestKey })).body.status).toBe('settled');
+    const tooMuch = await reserve(t, ingestKey, reservationBody(capped.member.id, { input_tokens: 50, max_output_tokens: 51, min_output_tokens: 51 }));
+    expect(tooMuch.body.denied_by).toEqual([expect.objectContaining({ budget_id: budget.id, reason: 'insufficient_budget' })]);
+    expect((await t.get('/metrics', { key: null })).text).toMatch(/tally_budget_evaluation_failures_total [1-9]/);
+    await t.dataSource.query(`UPDATE budgets SET timezone = 'UTC' WHERE id = $1`, [zoned.id]);
+  });
+
   it('an ingest sends no record to Redis for budget windows nobody has loaded; the first admission reads them from PostgreSQL', async () => {
     const org = await seedOrg(t, 'Unloaded');
     const budget = (await t.put(`/api/v1/llm/budgets/apikey/${org.member.id}`, blockingBudget('tokens', 100_000))).body;

@@ -3,6 +3,7 @@ import { Budget } from '../budgets/budget.entity';
 import { currentWindow } from '../budgets/budget-evaluation';
 import { displayScopeId } from '../budgets/budget-scope';
 import { BudgetRepository } from '../budgets/budget.repository';
+import { BudgetEvaluator } from '../budgets/budget-evaluator';
 import { describeError } from '../common/error-mapping';
 import type { IngestedRecord } from '../usage/ingest-records';
 import { ReservationCounters } from './reservation-counters';
@@ -33,6 +34,7 @@ export class ReservationSettlementService {
     private readonly counters: ReservationCounters,
     private readonly reservations: ReservationsService,
     private readonly metrics: ReservationMetrics,
+    private readonly evaluator: BudgetEvaluator,
   ) {}
 
   /**
@@ -69,13 +71,26 @@ export class ReservationSettlementService {
       const key = scopeOf(budget);
       byScope.set(key, [...(byScope.get(key) ?? []), budget]);
     }
+    // A budget whose window cannot be computed (a stored time zone this runtime does not know) is
+    // skipped, logged and counted once: it never stops the settling of the other budgets, and
+    // of other orgs' records in the same batch.
+    const skipped = new Set<Budget>();
+    const windowOf = (budget: Budget, at: number): CounterWindow | undefined => {
+      if (skipped.has(budget)) return undefined;
+      const current = this.evaluator.isolate(budget, () => currentWindow(budget, new Date(at * 1000)));
+      if (!current) {
+        skipped.add(budget);
+        return undefined;
+      }
+      return { orgId: budget.orgId, budgetId: budget.id, start: seconds(current.start), end: seconds(current.end) };
+    };
     // Each window's records one by one, listed in one more pass over the batch when a window first
     // needs them (one being rebuilt, or any window of an org with holds to remove).
     let lists: Map<string, Array<{ recordId: string; amount: bigint }>> | undefined;
     const listOf = (id: string) => {
       if (!lists) {
         const made = new Map<string, Array<{ recordId: string; amount: bigint }>>();
-        forEachAddition(records, byScope, (record, window, amount) => {
+        forEachAddition(records, byScope, windowOf, (record, window, amount) => {
           const key = windowId(window);
           let list = made.get(key);
           if (!list) made.set(key, (list = []));
@@ -86,7 +101,7 @@ export class ReservationSettlementService {
       return lists.get(id) ?? [];
     };
     const spends = new Map<string, WindowSpend>();
-    forEachAddition(records, byScope, (_record, window, amount) => {
+    forEachAddition(records, byScope, windowOf, (_record, window, amount) => {
       const id = windowId(window);
       let spend = spends.get(id);
       if (!spend) {
@@ -95,7 +110,10 @@ export class ReservationSettlementService {
       }
       spend.sum += amount;
     });
-    await Promise.all([...perOrg].map(([orgId, entry]) => this.counters.settle(orgId, entry.removals, entry.spends)));
+    // Each org on its own: one org's failing script leaves the others' counters settled.
+    const results = await Promise.allSettled([...perOrg].map(([orgId, entry]) => this.counters.settle(orgId, entry.removals, entry.spends)));
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed.length > 0) throw failed[0].reason;
   }
 
   /** Every budget of the records' scopes (org, key, team, end user). */
@@ -119,10 +137,15 @@ function scopeOf(budget: Budget): string {
 
 /**
  * Calls `add` for every budget window a record adds to, in record order, with the amount (never
- * 0): the record's window in the budget's own time zone (the function the evaluator uses), the
- * last one of each budget reused while records fall in it.
+ * 0): the record's window in the budget's own time zone (`windowOf`: the function the evaluator
+ * uses, or undefined to skip the budget), the last one of each budget reused while records fall in it.
  */
-function forEachAddition(records: SettledRecord[], byScope: Map<string, Budget[]>, add: (record: SettledRecord, window: CounterWindow, amount: bigint) => void): void {
+function forEachAddition(
+  records: SettledRecord[],
+  byScope: Map<string, Budget[]>,
+  windowOf: (budget: Budget, at: number) => CounterWindow | undefined,
+  add: (record: SettledRecord, window: CounterWindow, amount: bigint) => void,
+): void {
   const lastWindow = new Map<Budget, CounterWindow>();
   for (const record of records) {
     const applying = [`org:${record.orgId}`, `apikey:${record.orgId}:${record.apiKeyId}`, `team:${record.orgId}:${record.teamId}`, `user:${record.orgId}:${record.userId}`];
@@ -132,8 +155,8 @@ function forEachAddition(records: SettledRecord[], byScope: Map<string, Budget[]
       if (amount === 0n) continue;
       let window = lastWindow.get(budget);
       if (!window || record.createdAt < window.start || record.createdAt >= window.end) {
-        const current = currentWindow(budget, new Date(record.createdAt * 1000));
-        window = { orgId: record.orgId, budgetId: budget.id, start: seconds(current.start), end: seconds(current.end) };
+        window = windowOf(budget, record.createdAt);
+        if (!window) continue;
         lastWindow.set(budget, window);
       }
       add(record, window, amount);
