@@ -1,5 +1,7 @@
 import { IngestRecordDto } from '../src/usage/dto/ingest.dto';
 import { UsageIngestService } from '../src/usage/usage-ingest.service';
+import { UsageSpendService } from '../src/usage/usage-spend.service';
+import { foldBatch } from '../src/usage/rollup-journal';
 import { ensurePartitions, listPartitions, maintainPartitions, monthsBetween, PARTITION_CREATE_LOCK_CLASS } from '../src/usage/partitions';
 import { DAY, HOUR } from '../src/usage/time-buckets';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
@@ -79,6 +81,20 @@ describe('retention of records and per-minute rollups (monthly partitions)', () 
     expect(requests(res.body)).toBe(4);
     const inner = await usage({ start_time: at + 60, end_time: at + 120, bucket_width: '1h' });
     expect(requests(inner.body)).toBe(1);
+  });
+
+  it('reads budget spend over minutes past the minute retention from the raw records, folded or not', async () => {
+    const org = await seedOrg(t, 'SpendPastMinutes');
+    // A window starting on a half hour (a +05:30 zone's day starts so), 20 days back: its first
+    // half hour is minutes the per-minute rollup no longer keeps.
+    const from = Math.floor((now - 20 * DAY) / HOUR) * HOUR + 30 * 60;
+    await ingestOk(t, ingestKey, [record(org.member.id, { created_at: from + 10 * 60, cost_nano: '1000' }), record(org.member.id, { created_at: from + HOUR, cost_nano: '7' })]);
+    const spend = () => t.app.get(UsageSpendService).spend({ orgId: org.org.id }, new Date(from * 1000), new Date((from + 2 * HOUR) * 1000));
+    expect(await spend()).toEqual({ costNano: 1007n, tokens: 250n });
+    // What the worker's folder does: deltas past the minute retention go to the hours and days only.
+    const folded = await foldBatch(t.dataSource, 100_000, new Date((now - (MINUTE_DAYS + 1) * DAY) * 1000));
+    expect(folded.deltas).toBeGreaterThanOrEqual(2);
+    expect((await spend()).costNano).toBe(1007n);
   });
 
   it('an ensure call for a month whose partition is there waits for the lock of its creator, so the caller\'s next statement routes to it', async () => {

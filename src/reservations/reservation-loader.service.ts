@@ -1,6 +1,7 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
 import { Budget } from '../budgets/budget.entity';
+import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { budgetSpends } from '../budgets/budget-spend';
 import { UsageSpendService } from '../usage/usage-spend.service';
 import { ReservationCounters } from './reservation-counters';
@@ -28,6 +29,7 @@ export class ReservationLoader {
   constructor(
     private readonly counters: ReservationCounters,
     private readonly repository: ReservationsRepository,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   /** Loads the windows (of one org) that are not loaded; concurrent calls for the same windows share one rebuild. */
@@ -76,7 +78,7 @@ export class ReservationLoader {
   }
 
   private async committedIn(manager: EntityManager, orgId: string, windows: BudgetInWindow[]): Promise<{ committed: Map<string, bigint>; seen: string[] }> {
-    const committed = await this.committed(new UsageSpendService(managerAsDataSource(manager)), windows);
+    const committed = await this.committed(new UsageSpendService(managerAsDataSource(manager), this.config), windows);
     const pending = [...new Set((await Promise.all(windows.map((w) => this.counters.pendingRecords(w.window)))).flat())];
     const from = new Date(Math.min(...windows.map((w) => w.window.start)) * 1000);
     const to = new Date(Math.max(...windows.map((w) => w.window.end)) * 1000);

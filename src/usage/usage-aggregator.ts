@@ -11,6 +11,14 @@ import { JOURNAL_TABLE } from './rollup-journal';
 import { BucketWidth, ceilTo, DAY, decomposeRange, MINUTE, Granularity, GRANULARITY_SECONDS, Segment, WIDTH_GRANULARITY, WIDTH_SECONDS } from './time-buckets';
 
 /** Which records a query counts. Every condition must hold. */
+
+/**
+ * The first minute the per-minute rollup still holds (MINUTE_ROLLUP_RETENTION_DAYS before `now`,
+ * Unix seconds): a read's minutes before it come from the raw records instead.
+ */
+export function minuteRollupFrom(config: Pick<AppConfig, 'minuteRollupRetentionDays'>, now = Date.now() / 1000): number {
+  return ceilTo(now - config.minuteRollupRetentionDays * DAY, MINUTE);
+}
 export interface UsageFilter {
   /** One org, or every org (cluster admins without `org_id`). */
   orgId?: string;
@@ -193,7 +201,7 @@ export class UsageAggregator {
    */
   async aggregateStream(query: AggregateQuery): Promise<RowStream<AggregateRow>> {
     const now = Date.now() / 1000;
-    const planned = { ...query, minuteFrom: query.minuteFrom ?? ceilTo(now - this.config.minuteRollupRetentionDays * DAY, MINUTE) };
+    const planned = { ...query, minuteFrom: query.minuteFrom ?? minuteRollupFrom(this.config, now) };
     // Sub-minute edges (and minutes past the minute rollup's retention) come from raw records, kept RECORDS_RETENTION_DAYS.
     const recordsFrom = now - this.config.recordsRetentionDays * DAY;
     if (segmentsOf(planned).some((s) => s.granularity === 'raw' && s.from < recordsFrom)) {

@@ -1,9 +1,10 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
+import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { forEachLimited } from '../common/for-each-limited';
 import { JOURNAL_TABLE } from './rollup-journal';
-import { buildAggregateSql } from './usage-aggregator';
+import { buildAggregateSql, minuteRollupFrom } from './usage-aggregator';
 import { rollup } from './rollups';
 import { DAY } from './time-buckets';
 
@@ -45,7 +46,10 @@ export interface Spend {
  */
 @Injectable()
 export class UsageSpendService {
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
 
   /** Sum over [from, to) (whole seconds), of the org or of one of its keys. */
   async spend(scope: SpendScope, from: Date, to: Date): Promise<Spend> {
@@ -114,6 +118,9 @@ export class UsageSpendService {
       dimensions: [dimension],
       measures: ['cost_nano', 'input_tokens', 'output_tokens'],
       filter: { orgId, anyOf: values === undefined ? [] : [{ dimension, values }] },
+      // Minutes past the minute rollup's retention (a late record's window, or a monthly window when
+      // MINUTE_ROLLUP_RETENTION_DAYS is shorter) are read from the raw records, as reports read them.
+      minuteFrom: minuteRollupFrom(this.config),
     });
     if (!built) return { total, byValue };
     const rows: Array<Record<string, string | null>> = await this.dataSource.query(built.sql, built.params);
