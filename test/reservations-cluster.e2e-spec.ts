@@ -42,11 +42,11 @@ describe('reservation counters on a Redis Cluster', () => {
 
   it('admits, settles and rebuilds per org, on whichever node holds the org', async () => {
     const orgs = ['org_3ZkQ9mW2pL8xYc4RtV7bN1sD', 'org_9pLm3QxW7vR2kT8cY4nB6sDz', 'org_Qw8Er7Ty6Ui5Op4As3Df2Gh1'];
-    const slots = await Promise.all(orgs.map(async (orgId) => Number(await cluster.cluster('KEYSLOT', counters.windowKeys({ orgId, budgetId: 'b', start: 0, end: 1 })[0]))));
+    const slots = await Promise.all(orgs.map(async (orgId) => Number(await cluster.cluster('KEYSLOT', counters.windowKeys({ orgId, budgetId: 'b', epoch: '0', start: 0, end: 1 })[0]))));
     expect(new Set(slots).size).toBe(3);
     const start = Math.floor(Date.now() / 86_400_000) * 86_400;
     for (const orgId of orgs) {
-      const window = (budgetId: string): CounterWindow => ({ orgId, budgetId, start, end: start + 86_400 });
+      const window = (budgetId: string): CounterWindow => ({ orgId, budgetId, epoch: '0', start, end: start + 86_400 });
       const budgets = [window('bud_key'), window('bud_org')];
       const admit = (reservationId: string, requestId: string) =>
         counters.admit({

@@ -187,7 +187,7 @@ describe('reservations: revoked keys, OTLP settling, fault isolation', () => {
     const budget = (await t.put(`/api/v1/llm/budgets/apikey/${org.member.id}`, blockingBudget('tokens', 100_000))).body;
     const now = nowSeconds();
     const day = budgetWindow('daily', new Date(now * 1000));
-    const window = { orgId: org.org.id, budgetId: budget.id, start: day.start.getTime() / 1000, end: day.end.getTime() / 1000 };
+    const window = { orgId: org.org.id, budgetId: budget.id, epoch: '0', start: day.start.getTime() / 1000, end: day.end.getTime() / 1000 };
     const redisCounters = t.app.get(ReservationCounters);
     await redisCounters.beginLoad([window]); // as a rebuild's first step does
     const counted = Array.from({ length: 5 }, (_, i) => record(org.member.id, { input_tokens: 100 + i, output_tokens: 25, created_at: now }));

@@ -143,7 +143,7 @@ describe('reservations: fences between the decision and the insert', () => {
   /** Today's window of a daily budget, as the counters key it. */
   function today(orgId: string, budgetId: string): CounterWindow {
     const w = budgetWindow('daily', new Date());
-    return { orgId, budgetId, start: w.start.getTime() / 1000, end: w.end.getTime() / 1000 };
+    return { orgId, budgetId, epoch: '0', start: w.start.getTime() / 1000, end: w.end.getTime() / 1000 };
   }
 
   it('a repair whose read is older than the counters now in Redis does not replace them (their generation is newer)', async () => {

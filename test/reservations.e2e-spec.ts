@@ -179,7 +179,7 @@ describe('reservations (SPEC §4.1)', () => {
     const held = await reserve(t, ingestKey, reservationBody(keyId, { input_tokens: 100, max_output_tokens: 100 }));
     expect(held.body.budgets[0]).toMatchObject({ committed: '1000', held: '200' });
     const redis = t.app.get<Redis>(REDIS);
-    const [state, , amounts] = t.app.get(ReservationCounters).windowKeys({ orgId: org.org.id, budgetId: budget.id, start: held.body.budgets[0].resets_at - 86400, end: held.body.budgets[0].resets_at });
+    const [state, , amounts] = t.app.get(ReservationCounters).windowKeys({ orgId: org.org.id, budgetId: budget.id, epoch: '0', start: held.body.budgets[0].resets_at - 86400, end: held.body.budgets[0].resets_at });
     await redis.hincrby(state, 'committed', 777); // a settle that counted twice
     await redis.hdel(amounts, held.body.id); // a hold lost
     await redis.hset(state, 'held', '0');
@@ -202,7 +202,7 @@ describe('reservations (SPEC §4.1)', () => {
     const keysOf = async ({ org, keyId, budget }: typeof one) => {
       const held = await reserve(t, ingestKey, reservationBody(keyId, { input_tokens: 100, max_output_tokens: 100 }));
       const resetsAt = held.body.budgets[0].resets_at;
-      return t.app.get(ReservationCounters).windowKeys({ orgId: org.org.id, budgetId: budget.id, start: resetsAt - 86400, end: resetsAt });
+      return t.app.get(ReservationCounters).windowKeys({ orgId: org.org.id, budgetId: budget.id, epoch: '0', start: resetsAt - 86400, end: resetsAt });
     };
     // The drifted org also has a budget whose stored time zone this runtime does not know (a row
     // written by another version, or a zone ICU dropped): its window cannot be computed.
@@ -245,7 +245,7 @@ describe('reservations (SPEC §4.1)', () => {
     expect(await fences()).toEqual(loaded);
     // The key budget's hold lost in Redis: only its fence moves, and its counters are repaired.
     const keyEntry = held.body.budgets.find((x: { budget_id: string }) => x.budget_id === budget.id);
-    const [state, , amounts] = t.app.get(ReservationCounters).windowKeys({ orgId: org.org.id, budgetId: budget.id, start: keyEntry.resets_at - 86400, end: keyEntry.resets_at });
+    const [state, , amounts] = t.app.get(ReservationCounters).windowKeys({ orgId: org.org.id, budgetId: budget.id, epoch: '0', start: keyEntry.resets_at - 86400, end: keyEntry.resets_at });
     await t.app.get<Redis>(REDIS).hdel(amounts, held.body.id);
     await t.app.get<Redis>(REDIS).hset(state, 'held', '0');
     expect((await reconciler.reconcileAll()).repaired).toBeGreaterThanOrEqual(1);
@@ -264,9 +264,9 @@ describe('reservations (SPEC §4.1)', () => {
     const { org, keyId, budget } = await keyWithBudget(10_000, 1000);
     const held = await reserve(t, ingestKey, reservationBody(keyId, { input_tokens: 100, max_output_tokens: 100 }));
     const resetsAt = held.body.budgets[0].resets_at;
-    const window = { orgId: org.org.id, budgetId: budget.id, start: resetsAt - 86400, end: resetsAt };
+    const window = { orgId: org.org.id, budgetId: budget.id, epoch: '0', start: resetsAt - 86400, end: resetsAt };
     const c = t.app.get(ReservationCounters);
-    const holds = (await t.app.get(ReservationsRepository).liveHolds(t.dataSource.manager, org.org.id, [{ budgetId: budget.id, start: window.start }])).map(
+    const holds = (await t.app.get(ReservationsRepository).liveHolds(t.dataSource.manager, org.org.id, [{ budgetId: budget.id, epoch: '0', start: window.start }])).map(
       (h) => ({ reservationId: h.reservationId, amount: h.amount, expiresAtMs: h.expiresAtMs }),
     );
     expect(holds.map((h) => h.amount)).toEqual([200n]);

@@ -23,6 +23,7 @@ describe('alertBody', () => {
     webhookPreviousSecretSealed: null,
     webhookPreviousSecretExpiresAt: null,
     webhookDisabledAt: null,
+    counterEpoch: '0',
     updatedBy: 'key_admin',
     updatedOnBehalfOf: null,
     createdAt: new Date('2026-11-02T10:00:00Z'),

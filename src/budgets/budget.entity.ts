@@ -74,6 +74,14 @@ export class Budget {
   @Column({ name: 'webhook_disabled_at', type: 'timestamptz', nullable: true })
   webhookDisabledAt: Date | null;
 
+  /**
+   * Names the budget's reservation counters (src/reservations): moved forward by a change of what
+   * they count (period, time zone, limit kind, or whether a threshold blocks), so counters kept
+   * under the old definition are never read under the new one.
+   */
+  @Column({ name: 'counter_epoch', type: 'bigint', default: 0 })
+  counterEpoch: string;
+
   @Column({ name: 'updated_by', type: 'varchar', length: 40, nullable: true })
   updatedBy: string | null;
 

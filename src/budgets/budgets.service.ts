@@ -37,6 +37,16 @@ export const SECRET_ROTATION_MS = 24 * 3_600_000;
  * Budgets: who may read and write which, and the webhook settings stored with them. Storage
  * only: what a change triggers (block state, evaluation) is in BudgetChangeWorkflow.
  */
+/**
+ * What a budget write must also do inside its transaction (the reservations module's, passed by
+ * the budget change workflow): `beforeWrite` before the budget row is read and written,
+ * `afterWrite` once it is (with the counter epoch it had, null for a new budget).
+ */
+export interface BudgetWriteHooks {
+  beforeWrite(manager: EntityManager, orgId: string): Promise<void>;
+  afterWrite(manager: EntityManager, budget: Budget, previousEpoch: string | null): Promise<void>;
+}
+
 @Injectable()
 export class BudgetsService {
   constructor(
@@ -47,7 +57,7 @@ export class BudgetsService {
   ) {}
 
   /** Creates or replaces the (scope, scope_id, owner) budget. Returns a generated webhook secret once. */
-  async set(principal: Principal, scope: BudgetScope, scopeId: string, dto: SetBudgetDto): Promise<{ budget: Budget; generatedSecret?: string }> {
+  async set(principal: Principal, scope: BudgetScope, scopeId: string, dto: SetBudgetDto, hooks?: BudgetWriteHooks): Promise<{ budget: Budget; generatedSecret?: string }> {
     const owner: BudgetOwner = dto.owner ?? 'org';
     if (owner === 'cluster' && principal.role !== Role.ClusterAdmin) {
       throw AppException.forbidden('Only cluster admins set owner: cluster budgets');
@@ -70,6 +80,7 @@ export class BudgetsService {
     const thresholds = dto.thresholds.map((t) => ({ pct: storedPct(t.pct), action: t.action ?? 'alert' }));
 
     return this.budgets.manager.transaction(async (manager) => {
+      await hooks?.beforeWrite(manager, orgId);
       const repo = manager.getRepository(Budget);
       const existing = await repo
         .createQueryBuilder('b')
@@ -120,6 +131,7 @@ export class BudgetsService {
       const budget = await repo.findOneByOrFail({ scope, scopeId, owner });
       // What is stored must evaluate: anything that throws here rolls the whole PUT back.
       evaluateBudget(budget, { costNano: 0n, tokens: 0n }, currentWindow(budget, new Date()));
+      await hooks?.afterWrite(manager, budget, existing?.counterEpoch ?? null);
       return { budget, generatedSecret };
     });
   }

@@ -21,7 +21,7 @@ export function orgLockKey(orgId: string): number {
   return hash | 0;
 }
 
-const BUDGET_COLUMNS = `b.id, b.scope, b.scope_id, b.org_id, b.owner, b.period, b.limit_kind, b.limit_value::text AS limit_value, b.thresholds, b.timezone`;
+const BUDGET_COLUMNS = `b.id, b.scope, b.scope_id, b.org_id, b.owner, b.period, b.limit_kind, b.limit_value::text AS limit_value, b.thresholds, b.timezone, b.counter_epoch::text AS counter_epoch`;
 
 export function toBudget(row: Record<string, unknown>): Budget {
   return Object.assign(new Budget(), {
@@ -35,6 +35,7 @@ export function toBudget(row: Record<string, unknown>): Budget {
     limitValue: row.limit_value,
     thresholds: row.thresholds,
     timezone: row.timezone,
+    counterEpoch: row.counter_epoch,
   });
 }
 

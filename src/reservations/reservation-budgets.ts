@@ -2,6 +2,7 @@ import { computeCostNano, NANO_PER_UNIT, numberToDecimalString, parseDecimalToNa
 import { Budget } from '../budgets/budget.entity';
 import { currentWindow } from '../budgets/budget-evaluation';
 import { BudgetWindow } from '../budgets/budget-window';
+import { CounterWindow } from './reservation-counter-types';
 
 /**
  * The largest amount the admission script compares exactly: Lua numbers are doubles, exact for
@@ -79,4 +80,9 @@ export function costTerms(inputTokens: number, prices: TokenPrices): { q1: bigin
 /** Unix seconds. */
 export function seconds(date: Date): number {
   return Math.floor(date.getTime() / 1000);
+}
+
+/** The counters of `budget` in `window` (of its current counter epoch). */
+export function counterWindow(budget: Budget, window: BudgetWindow): CounterWindow {
+  return { orgId: budget.orgId, budgetId: budget.id, epoch: budget.counterEpoch ?? '0', start: seconds(window.start), end: seconds(window.end) };
 }

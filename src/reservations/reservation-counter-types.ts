@@ -4,6 +4,8 @@
 export interface CounterWindow {
   orgId: string;
   budgetId: string;
+  /** The budget's counter_epoch: counters of another epoch are other counters. */
+  epoch: string;
   /** Window bounds, Unix seconds. */
   start: number;
   end: number;
@@ -22,7 +24,7 @@ export interface WindowSpend {
 
 /** What tells a budget's windows apart (one {@link WindowSpend} each). */
 export function windowId(window: CounterWindow): string {
-  return `${window.budgetId}:${window.start}`;
+  return `${window.budgetId}:${window.epoch}:${window.start}`;
 }
 
 /** A hold as the counters keep it. */

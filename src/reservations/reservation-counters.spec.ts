@@ -10,7 +10,7 @@ const calculateSlot = require('cluster-key-slot') as (key: string) => number;
 
 describe('reservation counter keys', () => {
   const counters = new ReservationCounters({} as Redis, new RedisKeys({ redisPrefix: 'tally' } as AppConfig));
-  const window = (orgId: string, budgetId: string): CounterWindow => ({ orgId, budgetId, start: 1796083200, end: 1796169600 });
+  const window = (orgId: string, budgetId: string): CounterWindow => ({ orgId, budgetId, epoch: '0', start: 1796083200, end: 1796169600 });
 
   it('puts every key of an org in one Redis Cluster slot (hash tag {org_…}), and different orgs apart', () => {
     const keys = (orgId: string) => [

@@ -61,7 +61,8 @@ export class ReservationCounters {
 
   /** The keys of one budget window: state hash, holds by expiry, hold amounts. */
   windowKeys(w: CounterWindow): [string, string, string] {
-    const base = `${this.orgTag(w.orgId)}:${w.budgetId}:${w.start}`;
+    // Epoch 0 (a budget never redefined) keeps the names counters had before epochs.
+    const base = `${this.orgTag(w.orgId)}:${w.budgetId}${w.epoch === '0' ? '' : `.${w.epoch}`}:${w.start}`;
     return [`${base}:s`, `${base}:z`, `${base}:a`];
   }
 
@@ -110,7 +111,8 @@ export class ReservationCounters {
 
   /** Keys a rebuild uses besides the window's: removed-while-loading holds, records its read counted. */
   private rebuildKeys(w: CounterWindow): [string, string] {
-    const base = `${this.orgTag(w.orgId)}:${w.budgetId}:${w.start}`;
+    // Epoch 0 (a budget never redefined) keeps the names counters had before epochs.
+    const base = `${this.orgTag(w.orgId)}:${w.budgetId}${w.epoch === '0' ? '' : `.${w.epoch}`}:${w.start}`;
     return [`${base}:r`, `${base}:n`];
   }
 

@@ -125,7 +125,7 @@ export class ReservationLoader {
   /** Live holds per budget in its window, from the reservations table. */
   private async holds(manager: EntityManager, orgId: string, windows: BudgetInWindow[]): Promise<Map<string, HoldEntry[]>> {
     const holds = new Map<string, HoldEntry[]>();
-    const stored = await this.repository.liveHolds(manager, orgId, windows.map((w) => ({ budgetId: w.budget.id, start: w.window.start })));
+    const stored = await this.repository.liveHolds(manager, orgId, windows.map((w) => ({ budgetId: w.budget.id, epoch: w.window.epoch, start: w.window.start })));
     for (const h of stored) {
       const window = windows.find((w) => w.budget.id === h.budgetId && w.window.start === h.windowStart);
       if (!window) continue;

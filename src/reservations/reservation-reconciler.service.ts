@@ -6,7 +6,7 @@ import { describeError } from '../common/error-mapping';
 import { forEachLimited } from '../common/for-each-limited';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { ReservationCounters } from './reservation-counters';
-import { lowestBlockPct, seconds } from './reservation-budgets';
+import { counterWindow, lowestBlockPct, seconds } from './reservation-budgets';
 import { BudgetInWindow, ReservationLoader } from './reservation-loader.service';
 import { ReservationMetrics } from './reservation-metrics';
 
@@ -102,8 +102,7 @@ export class ReservationReconciler {
     // calls in flight at once, not one round trip after another.
     await forEachLimited(budgets, REDIS_CALLS_IN_FLIGHT, (budget) =>
       attempt(1, budget.id, async () => {
-        const w = currentWindow(budget, now);
-        const window = { orgId, budgetId: budget.id, start: seconds(w.start), end: seconds(w.end) };
+        const window = counterWindow(budget, currentWindow(budget, now));
         const token = await this.counters.beginReconcile(window);
         if (token !== null) begun.push({ budget, window, token });
       }),

@@ -8,7 +8,7 @@ import { describeError } from '../common/error-mapping';
 import type { IngestedRecord } from '../usage/ingest-records';
 import { ReservationCounters } from './reservation-counters';
 import { CounterWindow, windowId, WindowSpend } from './reservation-counter-types';
-import { lowestBlockPct, seconds } from './reservation-budgets';
+import { counterWindow, lowestBlockPct } from './reservation-budgets';
 import { ReservationMetrics } from './reservation-metrics';
 import { ReservationsRepository } from './reservations.repository';
 import { ReservationsService } from './reservations.service';
@@ -82,7 +82,7 @@ export class ReservationSettlementService {
         skipped.add(budget);
         return undefined;
       }
-      return { orgId: budget.orgId, budgetId: budget.id, start: seconds(current.start), end: seconds(current.end) };
+      return counterWindow(budget, current);
     };
     // Each window's records one by one, listed in one more pass over the batch when a window first
     // needs them (one being rebuilt, or any window of an org with holds to remove).

@@ -10,6 +10,8 @@ export interface ReservationHold {
   window_start: number;
   /** Decimal string. */
   amount: string;
+  /** The budget's counter_epoch the hold counts in (absent: 0, as stored before epochs). */
+  epoch?: string;
 }
 
 /**

@@ -16,6 +16,7 @@ import { Reservation } from './reservation.entity';
 import { ReservationsController } from './reservations.controller';
 import { ReservationsRepository } from './reservations.repository';
 import { ReservationsService } from './reservations.service';
+import { ReservationRedefinitions } from './reservation-redefinitions';
 
 /**
  * Reservations (SPEC §4.1): the services, in every process. The ingest workflow
@@ -26,8 +27,8 @@ import { ReservationsService } from './reservations.service';
 @Module({
   imports: [TypeOrmModule.forFeature([Reservation]), AuthModule, UsageModule, BudgetsModule],
   // The reconciler here runs on demand only (on the API's pool); the worker runs its own, periodically.
-  providers: [ReservationsRepository, ReservationCounters, ReservationLoader, ReservationMetrics, ReservationsService, ReservationSettlementService, ReservationReconciler],
-  exports: [ReservationsService, ReservationSettlementService, ReservationCounters, ReservationMetrics, ReservationReconciler],
+  providers: [ReservationsRepository, ReservationCounters, ReservationLoader, ReservationMetrics, ReservationsService, ReservationSettlementService, ReservationReconciler, ReservationRedefinitions],
+  exports: [ReservationsService, ReservationSettlementService, ReservationCounters, ReservationMetrics, ReservationReconciler, ReservationRedefinitions],
 })
 export class ReservationsModule {}
 

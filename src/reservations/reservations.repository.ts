@@ -166,16 +166,17 @@ export class ReservationsRepository {
     return rows.map((r) => ({ orgId: r.org_id, id: r.id, holds: r.holds }));
   }
 
-  /** Live holds (held, not expired) of an org's budgets in the given windows. */
-  async liveHolds(manager: EntityManager, orgId: string, windows: Array<{ budgetId: string; start: number }>): Promise<StoredHold[]> {
+  /** Live holds (held, not expired) of an org's budgets in the given windows (of the given counter epochs). */
+  async liveHolds(manager: EntityManager, orgId: string, windows: Array<{ budgetId: string; epoch: string; start: number }>): Promise<StoredHold[]> {
     if (windows.length === 0) return [];
     const rows: Array<{ id: string; budget_id: string; window_start: string; amount: string; expires_ms: string }> = await manager.query(
       `SELECT r.id, h.budget_id, h.window_start::text, h.amount, (extract(epoch FROM r.expires_at) * 1000)::bigint::text AS expires_ms
-       FROM reservations r, jsonb_to_recordset(r.holds) AS h(budget_id varchar, window_start bigint, amount text)
+       FROM reservations r, jsonb_to_recordset(r.holds) AS h(budget_id varchar, window_start bigint, amount text, epoch text)
        WHERE r.org_id = $1 AND r.status = 'held' AND r.expires_at > now()
-         AND (h.budget_id, h.window_start) IN (SELECT * FROM unnest($2::varchar[], $3::bigint[]))`,
-      [orgId, windows.map((w) => w.budgetId), windows.map((w) => String(w.start))],
+         AND (h.budget_id, h.window_start, COALESCE(h.epoch, '0')) IN (SELECT * FROM unnest($2::varchar[], $3::bigint[], $4::text[]))`,
+      [orgId, windows.map((w) => w.budgetId), windows.map((w) => String(w.start)), windows.map((w) => w.epoch)],
     );
     return rows.map((r) => ({ reservationId: r.id, budgetId: r.budget_id, windowStart: Number(r.window_start), amount: BigInt(r.amount), expiresAtMs: Number(r.expires_ms) }));
   }
+
 }

@@ -10,7 +10,7 @@ import { ReservationCounters } from './reservation-counters';
 import { AdmitOutcome, CounterWindow } from './reservation-counter-types';
 import { BudgetFigures, DeniedBy, DenialReason, StoredDecision } from './reservation-decision';
 import { Reservation } from './reservation.entity';
-import { applicableBudgets, ApplicableBudget, costTerms, holdCostNano, seconds } from './reservation-budgets';
+import { applicableBudgets, ApplicableBudget, costTerms, counterWindow, holdCostNano, seconds } from './reservation-budgets';
 import { BudgetInWindow, ReservationLoader } from './reservation-loader.service';
 import { ReservationMetrics } from './reservation-metrics';
 import { ReservationsRepository } from './reservations.repository';
@@ -139,7 +139,10 @@ export class ReservationsService {
 
   /** The windows of a reservation's holds, for removing them from the counters. */
   holdWindows(row: Pick<Reservation, 'orgId' | 'id' | 'holds'>): Array<{ window: CounterWindow; reservationId: string }> {
-    return row.holds.map((h) => ({ reservationId: row.id, window: { orgId: row.orgId, budgetId: h.budget_id, start: h.window_start, end: h.window_start } }));
+    return row.holds.map((h) => ({
+      reservationId: row.id,
+      window: { orgId: row.orgId, budgetId: h.budget_id, epoch: h.epoch ?? '0', start: h.window_start, end: h.window_start },
+    }));
   }
 
   private async attempt(
@@ -173,7 +176,7 @@ export class ReservationsService {
         budgets: budgets.map((b) => {
           const kind = b.budget.limitKind === 'tokens' ? 'tokens' : prices ? 'cost' : 'unpriced';
           const terms = kind === 'cost' ? costTerms(input, prices!) : { q1: 0n, r1: 0n, qo: 0n, ro: 0n };
-          return { window: this.windowOf(orgId, b), kind, blockLimit: b.blockLimit, ...terms };
+          return { window: this.windowOf(b), kind, blockLimit: b.blockLimit, ...terms };
         }),
       });
     }
@@ -206,7 +209,9 @@ export class ReservationsService {
       grantedOutputTokens: String(outcome.granted),
       reservedTokens: outcome.held ? String(input + outcome.granted) : '0',
       reservedCostNano: outcome.held && prices ? holdCostNano(input, outcome.granted, prices).toString() : '0',
-      holds: outcome.held ? budgets.map((b, i) => ({ budget_id: b.budget.id, window_start: seconds(b.window.start), amount: outcome.budgets[i].amount.toString() })) : [],
+      holds: outcome.held
+        ? budgets.map((b, i) => ({ budget_id: b.budget.id, window_start: seconds(b.window.start), amount: outcome.budgets[i].amount.toString(), epoch: b.budget.counterEpoch ?? '0' }))
+        : [],
       decision: decision as unknown as Record<string, unknown>,
       expiresAt: outcome.held ? new Date(outcome.expiresAtMs) : null,
       createdAt: new Date(outcome.nowMs),
@@ -220,7 +225,7 @@ export class ReservationsService {
     if (row.holds.length > 0) await this.counters.settle(orgId, this.holdWindows(row), []);
     if (stored.outcome === 'duplicate') return { kind: 'replay' };
     const moved = new Set(stored.moved.map((m) => m.slice(0, m.lastIndexOf('='))));
-    const generations = budgets.filter((b) => moved.has(b.budget.id)).map((b) => ({ budget: b.budget, window: this.windowOf(orgId, b) }));
+    const generations = budgets.filter((b) => moved.has(b.budget.id)).map((b) => ({ budget: b.budget, window: this.windowOf(b) }));
     return { kind: 'stale', moved: stored.moved.join(','), generations };
   }
 
@@ -273,8 +278,8 @@ export class ReservationsService {
     return prices;
   }
 
-  private windowOf(orgId: string, b: ApplicableBudget): CounterWindow {
-    return { orgId, budgetId: b.budget.id, start: seconds(b.window.start), end: seconds(b.window.end) };
+  private windowOf(b: ApplicableBudget): CounterWindow {
+    return counterWindow(b.budget, b.window);
   }
 }
 

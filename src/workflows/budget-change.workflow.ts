@@ -10,10 +10,12 @@ import { BudgetsService } from '../budgets/budgets.service';
 import { SetBudgetDto } from '../budgets/dto/budget.dto';
 import { describeError } from '../common/error-mapping';
 import { AppException } from '../common/errors';
+import { ReservationRedefinitions } from '../reservations/reservation-redefinitions';
 
 /**
  * What setting or deleting a budget does, in order:
- * 1. store the change (PostgreSQL, the truth);
+ * 1. store the change (PostgreSQL, the truth), with the live reservation holds of a budget whose
+ *    counters now count something else moved to its new counters (ReservationRedefinitions);
  * 2. rewrite the block state of its scope, so a raised or deleted budget stops blocking at once
  *    (when Redis fails here, this process retries until it answers and the worker's repair pass
  *    rewrites every scope: the change is never lost);
@@ -37,10 +39,11 @@ export class BudgetChangeWorkflow {
     private readonly evaluator: BudgetEvaluator,
     private readonly queues: AlertQueuesService,
     private readonly resolutions: AlertResolutionsService,
+    private readonly redefinitions: ReservationRedefinitions,
   ) {}
 
   async set(principal: Principal, scope: BudgetScope, scopeId: string, dto: SetBudgetDto): Promise<{ evaluation: Evaluation; generatedSecret?: string }> {
-    const { budget, generatedSecret } = await this.budgets.set(principal, scope, scopeId, dto);
+    const { budget, generatedSecret } = await this.budgets.set(principal, scope, scopeId, dto, this.redefinitions);
     const refreshed = await this.refresher.refreshOrRetry([{ scope, scopeId }]);
     try {
       await this.queues.evaluateScopes([{ scope, scopeId }]);

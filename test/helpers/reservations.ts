@@ -26,7 +26,7 @@ export async function reserve(t: TestApp, key: string, body: Record<string, unkn
 /** The Redis counters of a daily budget in today's window (null when not loaded). */
 export function counters(t: TestApp, orgId: string, budgetId: string) {
   const w = budgetWindow('daily', new Date());
-  return t.app.get(ReservationCounters).read({ orgId, budgetId, start: w.start.getTime() / 1000, end: w.end.getTime() / 1000 });
+  return t.app.get(ReservationCounters).read({ orgId, budgetId, epoch: '0', start: w.start.getTime() / 1000, end: w.end.getTime() / 1000 });
 }
 
 export function nowSeconds(): number {
