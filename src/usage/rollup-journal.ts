@@ -19,6 +19,8 @@ export const JOURNAL_TABLE = 'usage_rollup_deltas';
 export const FOLD_LOCK_CLASS = 7_240_117;
 export const FOLD_LOCK_KEY = 1;
 
+const NUMERIC_OUT_OF_RANGE = '22003';
+
 const JOURNAL_KEY = ['org_id', 'bucket_start', ...DIMENSIONS.filter((d) => d !== 'org_id')] as const;
 
 /** Columns of completion_records, in the order of the unnest parameters of {@link insertRecordsSql}. */
@@ -78,14 +80,22 @@ function bucketOf(table: RollupTable): string {
 }
 
 /**
+ * Which orgs' journal rows a fold may move: all of them (the usual fold), all but the orgs in
+ * `except` (while some org's deltas cannot be folded: see rollup-fold-isolation.ts), or only the
+ * orgs in `only` (looking for that org).
+ */
+export type FoldScope = { except: readonly string[] } | { only: readonly string[] };
+
+/**
  * Moves up to $1 journal rows into every rollup: a data-modifying CTE deletes them and each
  * rollup's upsert sums exactly the deleted rows, all in one statement (one transaction). Rows
- * older than $2 (the minute rollup's retention) are not added to the per-minute rollup.
+ * older than $2 (the minute rollup's retention) are not added to the per-minute rollup. With a
+ * scope, $3 is its array of org ids; without one the statement has no org filter at all.
  * The groups are upserted in no particular order (a hash aggregate: a quarter faster than sorting
  * when deltas share a minute): no other transaction writes rollup rows meanwhile (one fold at a
  * time, and the rebuild holds the same lock), so there is no lock order to keep.
  */
-export function foldSql(): string {
+export function foldSql(scope?: 'except' | 'only'): string {
   const parts = ROLLUPS.map((r) => {
     const key = ['bucket_start', ...r.dimensions];
     const positions = key.map((_c, i) => i + 1).join(', ');
@@ -96,8 +106,9 @@ export function foldSql(): string {
       FROM moved${r.granularity === 'minute' ? ' WHERE bucket_start >= $2' : ''} GROUP BY ${positions}
       ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${MEASURES.map((m) => `${m} = r.${m} + EXCLUDED.${m}`).join(', ')})`;
   });
+  const orgFilter = scope === 'except' ? ' WHERE org_id <> ALL($3::varchar[])' : scope === 'only' ? ' WHERE org_id = ANY($3::varchar[])' : '';
   return `WITH moved AS (
-      DELETE FROM ${JOURNAL_TABLE} WHERE ctid = ANY(ARRAY(SELECT ctid FROM ${JOURNAL_TABLE} LIMIT $1))
+      DELETE FROM ${JOURNAL_TABLE} WHERE ctid = ANY(ARRAY(SELECT ctid FROM ${JOURNAL_TABLE}${orgFilter} LIMIT $1))
       RETURNING *),
     ${parts.join(',\n    ')}
     SELECT count(*)::int AS deltas, COALESCE(SUM(num_model_requests), 0)::text AS records,
@@ -118,14 +129,43 @@ export interface FoldResult {
 
 /**
  * One fold, in the caller's transaction: takes the fold lock without waiting (one folder at a
- * time; a rebuild holds it too) and moves up to `limit` journal rows. Deltas before `minuteFrom`
- * skip the per-minute rollup.
+ * time; a rebuild holds it too) and moves up to `limit` journal rows (of the orgs in `scope`, if
+ * given). Deltas before `minuteFrom` skip the per-minute rollup.
  */
-export async function foldOnce(manager: SqlRunner, limit: number, minuteFrom = new Date(0)): Promise<FoldResult> {
+export async function foldOnce(manager: SqlRunner, limit: number, minuteFrom = new Date(0), scope?: FoldScope): Promise<FoldResult> {
   const [lock] = await manager.query('SELECT pg_try_advisory_xact_lock($1, $2) AS locked', [FOLD_LOCK_CLASS, FOLD_LOCK_KEY]);
   if (!lock.locked) return { deltas: 0, records: 0n, lagSeconds: 0, locked: false };
-  const [row] = await manager.query(foldSql(), [limit, minuteFrom.toISOString()]);
+  const params: unknown[] = [limit, minuteFrom.toISOString()];
+  let sql = foldSql();
+  // An empty exclusion list is the usual fold: the statement without an org filter, as cheap as ever.
+  if (scope && 'only' in scope) {
+    sql = foldSql('only');
+    params.push(scope.only);
+  } else if (scope && scope.except.length > 0) {
+    sql = foldSql('except');
+    params.push(scope.except);
+  }
+  const [row] = await manager.query(sql, params);
   return { deltas: row.deltas, records: BigInt(row.records), lagSeconds: row.lag_seconds, locked: true };
+}
+
+/**
+ * True when a fold failed because a sum does not fit a rollup's bigint (SQLSTATE 22003): ingest
+ * refuses a batch whose own sums overflow, but records of several batches or minutes can
+ * overflow an hour's or a day's row together. Folding that org's deltas fails on every attempt.
+ */
+export function isFoldOverflow(err: unknown): boolean {
+  const e = (err as { driverError?: { code?: string } }).driverError ?? (err as { code?: string });
+  return e?.code === NUMERIC_OUT_OF_RANGE;
+}
+
+/** The orgs with journal rows, but for those in `except`. */
+export async function journalOrgs(manager: SqlRunner, except: readonly string[]): Promise<string[]> {
+  const rows: Array<{ org_id: string }> = await manager.query(
+    `SELECT DISTINCT org_id FROM ${JOURNAL_TABLE} WHERE org_id <> ALL($1::varchar[]) ORDER BY org_id`,
+    [except],
+  );
+  return rows.map((r) => r.org_id);
 }
 
 /** Waits for the fold lock (the rebuild: no fold runs while it rewrites a day). */
@@ -174,12 +214,12 @@ export async function journalMonths(manager: SqlRunner, from: Date): Promise<num
  * One fold in its own transaction, making a missing per-minute partition first when a
  * back-dated delta needs one (then folding again).
  */
-export async function foldBatch(dataSource: DataSource, limit: number, minuteFrom: Date): Promise<FoldResult> {
+export async function foldBatch(dataSource: DataSource, limit: number, minuteFrom: Date, scope?: FoldScope): Promise<FoldResult> {
   try {
-    return await inHeldTransaction(dataSource, (runner) => foldOnce(runner, limit, minuteFrom));
+    return await inHeldTransaction(dataSource, (runner) => foldOnce(runner, limit, minuteFrom, scope));
   } catch (err) {
     if (!isMissingPartition(err)) throw err;
     await ensurePartitions(dataSource, 'usage_rollups_minute', await journalMonths(dataSource, minuteFrom));
-    return inHeldTransaction(dataSource, (runner) => foldOnce(runner, limit, minuteFrom));
+    return inHeldTransaction(dataSource, (runner) => foldOnce(runner, limit, minuteFrom, scope));
   }
 }
