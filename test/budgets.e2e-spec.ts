@@ -78,6 +78,9 @@ describe('budgets (SPEC §4)', () => {
       ['a malformed webhook URL', { webhook_url: 'not a url' }, 'webhook_url'],
       ['a non-http webhook URL', { webhook_url: 'ftp://example.com/x' }, 'webhook_url'],
       ['an empty webhook secret', { webhook_url: 'http://127.0.0.1:9/x', webhook_secret: '' }, 'webhook_secret'],
+      ['a whsec_ secret with nothing after the prefix', { webhook_url: 'http://127.0.0.1:9/x', webhook_secret: 'whsec_' }, 'webhook_secret'],
+      ['a whsec_ secret that is not base64', { webhook_url: 'http://127.0.0.1:9/x', webhook_secret: 'whsec_!!notbase64' }, 'webhook_secret'],
+      ['a whsec_ secret without its padding', { webhook_url: 'http://127.0.0.1:9/x', webhook_secret: 'whsec_YQ' }, 'webhook_secret'],
       ['an unknown field', { colour: 'red' }, 'colour'],
       ['a bad owner', { owner: 'me' }, 'owner'],
     ])('%s', async (_name, patch, param) => {

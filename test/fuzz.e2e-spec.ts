@@ -97,7 +97,7 @@ function casesFor(doc: Schema, rand: () => number): Case[] {
           cases.push({ ...base, name: `${tag} query ${p.name}=${String(bad).slice(0, 20)}`, url: `${fill(pathValues)}?${q}` });
         }
         if (p.name === 'page') {
-          for (const cursor of ['not-a-cursor', Buffer.from('{"t":1}').toString('base64url'), Buffer.from(JSON.stringify({ v: 1, s: -5, h: 'x' })).toString('base64url')]) {
+          for (const cursor of ['eyJnot-a-cursor', Buffer.from('{"t":1}').toString('base64url'), Buffer.from(JSON.stringify({ v: 1, s: -5, h: 'x' })).toString('base64url')]) {
             const q = new URLSearchParams(baseQuery);
             q.set('page', cursor);
             cases.push({ ...base, name: `${tag} bad cursor`, url: `${fill(pathValues)}?${q}` });

@@ -95,7 +95,9 @@ describe('GET /api/v1/llm/usage/costs (SPEC §3.3)', () => {
       expect(res.status).toBe(400);
       expect(res.body.error).toMatchObject({ code: 'invalid_cursor', param: 'page' });
     }
-    expect((await get({ ...range, page: 'bm9wZQ' }, t.adminKey)).body.error.code).toBe('invalid_cursor');
+    expect((await get({ ...range, page: 'eyJub3Bl' }, t.adminKey)).body.error.code).toBe('invalid_cursor');
+    // A value that is no cursor of ours at all reads as the first page (as the MKA1 examples send it).
+    expect((await get({ ...range, limit: 1, page: 'cursor_abc123' }, t.adminKey)).body).toEqual(first.body);
     expect((await get({ ...range, limit: 10001 }, t.adminKey)).body.error.param).toBe('limit');
     expect((await get({ ...range, limit: 0 }, t.adminKey)).body.error.param).toBe('limit');
   });

@@ -16,11 +16,18 @@ describe('cursor', () => {
   });
 
   it.each([
-    ['not base64url', 'a+b/c='],
-    ['not JSON', Buffer.from('nope').toString('base64url')],
-    ['the wrong shape', encodeCursor({ n: 'x', f: 'abc' })],
+    ['cursor_abc123 (the MKA1 page\'s example)', 'cursor_abc123'],
     ['empty', ''],
-    ['too long', 'a'.repeat(1001)],
+    ['base64url, but not of JSON', Buffer.from('nope').toString('base64url')],
+  ])('reads a value that is no cursor of ours, %s, as no position (the first page)', (_what, cursor) => {
+    expect(decodeCursor(cursor, isPayload)).toBeUndefined();
+  });
+
+  it.each([
+    ['not base64url', 'eyJ+b/c='],
+    ['cut short', encodeCursor({ n: 1704067200, f: 'abc' }).slice(0, -3)],
+    ['the wrong shape', encodeCursor({ n: 'x', f: 'abc' })],
+    ['too long', 'eyJ' + 'a'.repeat(1000)],
   ])('rejects a cursor that is %s with a 400 invalid_cursor', (_what, cursor) => {
     let error: unknown;
     try {

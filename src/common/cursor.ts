@@ -9,8 +9,17 @@ export function encodeCursor(payload: Record<string, unknown>): string {
   return Buffer.from(JSON.stringify(payload), 'utf8').toString('base64url');
 }
 
-/** Decodes a cursor and checks its shape; anything unreadable is a 400 `invalid_cursor`. */
-export function decodeCursor<T>(cursor: string, isValid: (value: unknown) => value is T, param = 'page'): T {
+/** How every cursor this service issues begins: base64url of `{"`. */
+const ISSUED_PREFIX = 'eyJ';
+
+/**
+ * Decodes a cursor and checks its shape. A value that is not a cursor this service issues at all
+ * (the MKA1 page's own example sends `page: "cursor_abc123"`, and its examples must work as they
+ * are) is no position: the first page, as without one. One of ours that is unreadable (cut short,
+ * altered) or belongs to another query is a 400 `invalid_cursor`.
+ */
+export function decodeCursor<T>(cursor: string, isValid: (value: unknown) => value is T, param = 'page'): T | undefined {
+  if (!cursor.startsWith(ISSUED_PREFIX)) return undefined;
   let value: unknown;
   try {
     if (!/^[A-Za-z0-9_-]{1,1000}$/.test(cursor)) throw new Error('not base64url');

@@ -83,6 +83,13 @@ function presence(options: FieldOptions) {
 /** Free text may hold any printable Unicode, but no NUL or other control characters (PostgreSQL refuses NUL). */
 export const NO_CONTROL_CHARACTERS = /^[^\u0000-\u001f\u007f]*$/;
 
+/**
+ * A webhook secret that starts with `whsec_` is Standard Webhooks' form: non-empty, padded base64
+ * after the prefix, as its libraries require to verify (an empty or malformed one would sign with
+ * a key nobody can check, or with an empty key anyone can). Any other secret is used as UTF-8 bytes.
+ */
+export const WEBHOOK_SECRET_FORM = /^(?!whsec_)[\s\S]*$|^whsec_(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})$/;
+
 /** A string field: validator and OpenAPI schema from one declaration. */
 export function StringField(options: FieldOptions & { minLength?: number; maxLength: number; pattern?: RegExp; patternMessage?: string }) {
   const minLength = options.minLength ?? 1;

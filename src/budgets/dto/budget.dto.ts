@@ -19,7 +19,7 @@ import {
   ValidateIf,
   ValidateNested,
 } from 'class-validator';
-import { Check, EnumField, ExactDecimalField, NO_CONTROL_CHARACTERS, StringField } from '../../common/validation';
+import { Check, EnumField, ExactDecimalField, NO_CONTROL_CHARACTERS, StringField, WEBHOOK_SECRET_FORM } from '../../common/validation';
 import { BUDGET_PERIODS, BudgetPeriod, isKnownTimeZone } from '../budget-window';
 import type { BudgetOwner, BudgetScope, LimitKind, ThresholdAction } from '../budget.entity';
 
@@ -124,13 +124,14 @@ export class SetBudgetDto {
   @MinLength(1)
   @MaxLength(256)
   @Matches(NO_CONTROL_CHARACTERS, { message: 'must not contain control characters' })
+  @Matches(WEBHOOK_SECRET_FORM, { message: 'after whsec_ must come non-empty, padded base64 (Standard Webhooks), or leave out the prefix' })
   @ApiPropertyOptional({
     type: String,
     nullable: true,
     minLength: 1,
     maxLength: 256,
     description:
-      'Signing secret (`whsec_` + base64, or any string used as UTF-8 bytes). Omitted: the current one is kept, or one is generated. null: a new one is generated. Never returned except when generated.',
+      'Signing secret (`whsec_` + non-empty, padded base64, as Standard Webhooks libraries require; or any string without that prefix, used as UTF-8 bytes). Omitted: the current one is kept, or one is generated. null: a new one is generated. Never returned except when generated.',
     example: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
   })
   webhook_secret?: string | null;

@@ -17,7 +17,13 @@ export const EndTimeField = (options: { optional: boolean }) =>
   });
 
 export const PageField = () =>
-  StringField({ description: 'Pagination cursor: `next_page` of the previous response', example: 'eyJuIjoxNzA0MDY3MjAwfQ', maxLength: 1000, optional: true });
+  StringField({
+    description:
+      'Pagination cursor: `next_page` of the previous response, sent unchanged with the same parameters (otherwise 400 `invalid_cursor`). A value that is not a cursor this service issues (they begin with `eyJ`), such as `cursor_abc123`, reads as the first page.',
+    example: 'cursor_abc123',
+    maxLength: 1000,
+    optional: true,
+  });
 
 export const OrgIdFilterField = () =>
   StringField({
