@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import { ROLLUPS } from '../src/usage/rollups';
 import { IngestRecordDto } from '../src/usage/dto/ingest.dto';
 import { UsageIngestService, UsageTouched } from '../src/usage/usage-ingest.service';
@@ -126,6 +127,27 @@ describe('usage ingest (SPEC §3.1)', () => {
     expect(res.body.error.details[2]).toEqual({ param: 'records[3].created_at', message: 'must not be more than one day in the future' });
     const after = await Promise.all(['completion_records', ...ROLLUPS.map((r) => r.table)].map((x) => count(x)));
     expect(after).toEqual(before);
+  });
+
+  it('takes a gzip-compressed batch (Content-Encoding: gzip); refuses other encodings with a 415 and a broken gzip with a 400, writing nothing', async () => {
+    const post = (body: Buffer | string, encoding: string) =>
+      fetch(`${t.baseUrl}/api/v1/llm/usage/records`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ingestKey.key}`, 'content-type': 'application/json', 'content-encoding': encoding },
+        body,
+      });
+    const body = JSON.stringify({ records: [record(acme.member.id, { id: 'chatcmpl-gzip-1' }), record(acme.member.id, { id: 'chatcmpl-gzip-2' })] });
+    const before = await count();
+    const gzipped = await post(gzipSync(body), 'gzip');
+    expect(gzipped.status).toBe(200);
+    expect(await gzipped.json()).toEqual({ object: 'usage.records.ingest', accepted: 2, duplicates: 0 });
+    expect(await count()).toBe(before + 2);
+
+    const brotli = await post(JSON.stringify({ records: [record(acme.member.id, { id: 'chatcmpl-br' })] }), 'br');
+    expect(brotli.status).toBe(415);
+    expect((await brotli.json()).error).toMatchObject({ type: 'invalid_request_error', code: 'unsupported_media_type' });
+    expect((await post(Buffer.from(body), 'gzip')).status).toBe(400);
+    expect(await count()).toBe(before + 2);
   });
 
   it('takes 1 to 1,000 records', async () => {

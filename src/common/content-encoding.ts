@@ -1,0 +1,32 @@
+import { Transform } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import type { FastifyInstance } from 'fastify';
+import { AppException, ErrorCode, ErrorType } from './errors';
+
+/**
+ * Request bodies may come gzip-compressed (`Content-Encoding: gzip`: gateways batching usage
+ * records and OTLP exporters with compression on both send it), on every route. The body limit
+ * applies to the decompressed bytes, so a small bomb is refused like a large body. Any other
+ * encoding is a 415: read as if it were not there, a compressed body would be reported as bad
+ * JSON, or a body in an encoding the client thinks it applied would be taken as plain.
+ */
+export function registerContentEncodings(fastify: FastifyInstance): void {
+  fastify.addHook('preParsing', async (request, _reply, payload) => {
+    const encoding = String(request.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+    if (encoding === 'identity' || encoding === '') return payload;
+    if (encoding !== 'gzip') {
+      throw new AppException(415, ErrorType.InvalidRequest, ErrorCode.UnsupportedMediaType, `Unsupported Content-Encoding '${encoding}': send gzip or none`);
+    }
+    // Fastify compares what it read with Content-Length: tell it the compressed length.
+    const gunzip = Object.assign(createGunzip(), { receivedEncodedLength: 0 });
+    const counter = new Transform({
+      transform(chunk: Buffer, _enc, callback) {
+        gunzip.receivedEncodedLength += chunk.length;
+        callback(null, chunk);
+      },
+    });
+    payload.on('error', (err) => gunzip.destroy(err));
+    payload.pipe(counter).pipe(gunzip);
+    return gunzip;
+  });
+}
