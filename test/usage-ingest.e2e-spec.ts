@@ -145,7 +145,7 @@ describe('usage ingest (SPEC §3.1)', () => {
 
     const brotli = await post(JSON.stringify({ records: [record(acme.member.id, { id: 'chatcmpl-br' })] }), 'br');
     expect(brotli.status).toBe(415);
-    expect((await brotli.json()).error).toMatchObject({ type: 'invalid_request_error', code: 'unsupported_media_type' });
+    expect(((await brotli.json()) as { error: unknown }).error).toMatchObject({ type: 'invalid_request_error', code: 'unsupported_media_type' });
     expect((await post(Buffer.from(body), 'gzip')).status).toBe(400);
     expect(await count()).toBe(before + 2);
   });

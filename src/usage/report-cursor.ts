@@ -119,6 +119,49 @@ export class ReportCursor implements RowStream<Record<string, unknown>> {
   }
 }
 
+/**
+ * The rows of several report queries read in one snapshot: one read-only REPEATABLE READ
+ * transaction on one connection, each query through its own server-side cursor (`fetchRows` a
+ * round trip), read to the end before the next is declared, each under statement_timeout. The
+ * queries of one report (its lines, its total) thus agree with each other while records are
+ * ingested and folded, as one statement's rows do. The connection goes back to the pool before
+ * this returns or throws.
+ */
+export async function readInOneSnapshot(
+  dataSource: DataSource,
+  statements: Array<{ sql: string; params: unknown[] }>,
+  options: ReportCursorOptions,
+): Promise<Array<Array<Record<string, unknown>>>> {
+  const runner = dataSource.createQueryRunner();
+  await runner.connect();
+  try {
+    // As in ReportCursor.open; the snapshot is taken by the first DECLARE (BEGIN and SET take none).
+    await runner.query(
+      `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = ${Math.trunc(options.timeoutMs)}; SET LOCAL cursor_tuple_fraction = 1`,
+    );
+    const results: Array<Array<Record<string, unknown>>> = [];
+    for (const { sql, params } of statements) {
+      await runner.query(`DECLARE report NO SCROLL CURSOR FOR ${sql}`, params);
+      const rows: Array<Record<string, unknown>> = [];
+      for (;;) {
+        const batch: Array<Record<string, unknown>> = await runner.query(`FETCH ${Math.trunc(options.fetchRows)} FROM report`);
+        options.onFetch?.(batch.length);
+        for (const row of batch) rows.push(row);
+        if (batch.length < options.fetchRows) break;
+      }
+      await runner.query('CLOSE report');
+      results.push(rows);
+    }
+    return results;
+  } catch (err) {
+    throw reportError(err, options.timeoutMs);
+  } finally {
+    // Read-only: ROLLBACK ends it as COMMIT would (and one that failed half-begun).
+    await runner.query('ROLLBACK').catch(() => undefined);
+    await runner.release();
+  }
+}
+
 /** A statement cancelled by statement_timeout is a 503 `report_timeout`; anything else as it is. */
 function reportError(err: unknown, timeoutMs: number): unknown {
   if ((err as { driverError?: { code?: string } }).driverError?.code !== QUERY_CANCELED) return err;

@@ -5,7 +5,7 @@ import { DataSource } from 'typeorm';
 import { AppException } from '../common/errors';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
-import { ReportCursor, RowStream } from './report-cursor';
+import { readInOneSnapshot, ReportCursor, ReportCursorOptions, RowStream } from './report-cursor';
 import { Dimension, Measure, narrowestRollup, NULLABLE_DIMENSIONS, RAW_MEASURE_SQL, rawDimensionSql } from './rollups';
 import { JOURNAL_TABLE } from './rollup-journal';
 import { BucketWidth, ceilTo, DAY, decomposeRange, MINUTE, Granularity, GRANULARITY_SECONDS, Segment, WIDTH_GRANULARITY, WIDTH_SECONDS } from './time-buckets';
@@ -188,10 +188,18 @@ export class UsageAggregator {
     this.fetchedRows = metrics.counter('tally_report_rows_total', 'Rows of usage and cost reports read from PostgreSQL');
   }
 
-  async aggregate(query: AggregateQuery): Promise<AggregateRow[]> {
-    const rows: AggregateRow[] = [];
-    for await (const batch of await this.aggregateStream(query)) for (const row of batch) rows.push(row);
-    return rows;
+  /**
+   * The rows of several queries, each read to the end, all in one snapshot (see
+   * {@link readInOneSnapshot}): the parts of one report agree with each other while records are
+   * ingested and folded. The queries run one after another on one connection.
+   */
+  async aggregateInOneSnapshot(queries: AggregateQuery[]): Promise<AggregateRow[][]> {
+    const now = Date.now() / 1000;
+    const built = queries.map((query) => this.build(query, now));
+    const statements = built.filter((b) => b !== null);
+    const read = statements.length === 0 ? [] : await readInOneSnapshot(this.dataSource, statements, this.cursorOptions());
+    let next = 0;
+    return built.map((b, i) => (b === null ? [] : convertBatch(read[next++], queries[i])));
   }
 
   /**
@@ -200,7 +208,14 @@ export class UsageAggregator {
    * Read them to the end or close() them: until then they hold a database connection.
    */
   async aggregateStream(query: AggregateQuery): Promise<RowStream<AggregateRow>> {
-    const now = Date.now() / 1000;
+    const built = this.build(query, Date.now() / 1000);
+    if (!built) return { [Symbol.asyncIterator]: async function* () {}, close: async () => undefined };
+    const cursor = await ReportCursor.open(this.dataSource, built.sql, built.params, this.cursorOptions());
+    return { [Symbol.asyncIterator]: () => convertRows(cursor, query), close: () => cursor.close() };
+  }
+
+  /** The SQL of a query as of `now` (Unix seconds), which decides what is past each retention. */
+  private build(query: AggregateQuery, now: number): { sql: string; params: unknown[] } | null {
     const planned = { ...query, minuteFrom: query.minuteFrom ?? minuteRollupFrom(this.config, now) };
     // Sub-minute edges (and minutes past the minute rollup's retention) come from raw records, kept RECORDS_RETENTION_DAYS.
     const recordsFrom = now - this.config.recordsRetentionDays * DAY;
@@ -214,31 +229,34 @@ export class UsageAggregator {
         },
       ]);
     }
-    const built = buildAggregateSql(planned);
-    if (!built) return { [Symbol.asyncIterator]: async function* () {}, close: async () => undefined };
-    const cursor = await ReportCursor.open(this.dataSource, built.sql, built.params, {
+    return buildAggregateSql(planned);
+  }
+
+  private cursorOptions(): ReportCursorOptions {
+    return {
       timeoutMs: this.config.reportStatementTimeoutMs,
       fetchRows: this.config.reportFetchRows,
       onFetch: (rows) => {
         this.fetches.inc();
         this.fetchedRows.inc(rows);
       },
-    });
-    return { [Symbol.asyncIterator]: () => convertRows(cursor, query), close: () => cursor.close() };
+    };
   }
 }
 
 async function* convertRows(batches: AsyncIterable<Array<Record<string, unknown>>>, query: AggregateQuery): AsyncGenerator<AggregateRow[]> {
-  for await (const batch of batches) {
-    const rows: AggregateRow[] = [];
-    for (const row of batch) {
-      if (!query.measures.some((m) => row[m] !== null)) continue;
-      const dimensions: AggregateRow['dimensions'] = {};
-      for (const d of query.dimensions) dimensions[d] = NULLABLE_DIMENSIONS.has(d) && row[d] === '' ? null : (row[d] as string | boolean);
-      const measures: AggregateRow['measures'] = {};
-      for (const m of query.measures) measures[m] = BigInt(row[m] as string);
-      rows.push({ bucket: query.width ? Number(row.bucket) : null, dimensions, measures });
-    }
-    yield rows;
+  for await (const batch of batches) yield convertBatch(batch, query);
+}
+
+function convertBatch(batch: Array<Record<string, unknown>>, query: AggregateQuery): AggregateRow[] {
+  const rows: AggregateRow[] = [];
+  for (const row of batch) {
+    if (!query.measures.some((m) => row[m] !== null)) continue;
+    const dimensions: AggregateRow['dimensions'] = {};
+    for (const d of query.dimensions) dimensions[d] = NULLABLE_DIMENSIONS.has(d) && row[d] === '' ? null : (row[d] as string | boolean);
+    const measures: AggregateRow['measures'] = {};
+    for (const m of query.measures) measures[m] = BigInt(row[m] as string);
+    rows.push({ bucket: query.width ? Number(row.bucket) : null, dimensions, measures });
   }
+  return rows;
 }

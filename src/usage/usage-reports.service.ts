@@ -100,16 +100,17 @@ export class UsageReportsService {
     const cursor = query.page === undefined ? undefined : decodeCursor(query.page, isCostsCursor);
     if (cursor && cursor.f !== print) throw invalidCursor();
     const offset = cursor?.o ?? 0;
-    const [rows, totals, unpriced] = await Promise.all([
-      this.aggregator.aggregate({
+    // The page of lines and the sums per model (their total is the report's, and the models with
+    // unpriced requests its unpriced models), in one snapshot: all three count the same records.
+    const [rows, models] = await this.aggregator.aggregateInOneSnapshot([
+      {
         ...range,
         dimensions: groupBy.map(toDimension),
         measures: ['cost_nano'],
         filter,
         page: { measure: 'cost_nano', limit: limit + 1, offset },
-      }),
-      this.aggregator.aggregate({ ...range, dimensions: [], measures: ['cost_nano'], filter }),
-      this.aggregator.aggregate({ ...range, dimensions: ['model'], measures: ['unpriced_requests'], filter }),
+      },
+      { ...range, dimensions: ['model'], measures: ['cost_nano', 'unpriced_requests'], filter },
     ]);
     const data: CostLineDto[] = rows.slice(0, limit).map((row) => {
       const value = (field: string) => (groupBy.includes(field as never) ? (row.dimensions[toDimension(field)] as string | null) : null);
@@ -125,7 +126,7 @@ export class UsageReportsService {
       };
     });
     const hasMore = rows.length > limit;
-    const total = totals[0]?.measures.cost_nano ?? 0n;
+    const total = models.reduce((sum, row) => sum + row.measures.cost_nano!, 0n);
     return {
       object: 'llm.usage.costs',
       currency: this.config.currency,
@@ -137,7 +138,7 @@ export class UsageReportsService {
       next_page: hasMore ? encodeCursor({ o: offset + limit, f: print }) : null,
       total_cost: nanoToNumber(total),
       total_cost_nano: total.toString(),
-      unpriced_models: unpriced
+      unpriced_models: models
         .filter((row) => row.measures.unpriced_requests! > 0n)
         .map((row) => row.dimensions.model as string)
         .sort(),
