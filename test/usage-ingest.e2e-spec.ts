@@ -150,6 +150,19 @@ describe('usage ingest (SPEC §3.1)', () => {
     expect(await count()).toBe(before + 2);
   });
 
+  it('refuses a string with an unpaired surrogate (\\ud800), naming its field, and writes nothing; a pair (an emoji) is text', async () => {
+    const before = await count();
+    // JSON.stringify writes a lone surrogate as its escape, as a client's encoder would.
+    const lone = await ingest(t, ingestKey.key, [record(acme.member.id, { id: 'chatcmpl-lone', project_id: 'proj_\ud800' })]);
+    expect(lone.status).toBe(400);
+    expect(lone.body.error).toMatchObject({ type: 'invalid_request_error', code: 'invalid_json', param: 'project_id' });
+    expect(await count()).toBe(before);
+    const pair = await ingest(t, ingestKey.key, [record(acme.member.id, { id: 'chatcmpl-pair', project_id: 'proj_\ud83d\ude00' })]);
+    expect(pair.body).toMatchObject({ accepted: 1 });
+    const [row] = await t.dataSource.query(`SELECT project_id FROM completion_records WHERE org_id = $1 AND id = 'chatcmpl-pair'`, [acme.org.id]);
+    expect(row.project_id).toBe('proj_\u{1F600}');
+  });
+
   it('takes 1 to 1,000 records', async () => {
     const many = Array.from({ length: 1001 }, () => record(acme.member.id));
     const tooMany = await ingest(t, ingestKey.key, many);

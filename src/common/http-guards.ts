@@ -7,6 +7,9 @@ import { AppException, ErrorCode, ErrorType } from './errors';
 import { toAppException } from './error-mapping';
 import { FORBIDDEN_KEYS, parseKeepingNumbers } from './exact-json';
 
+/** A UTF-16 surrogate without its pair: what JSON's \u escapes can make and no text holds. */
+const UNPAIRED_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 /** Deepest JSON nesting a request body may have; ours need 3 levels. */
 const MAX_JSON_DEPTH = 16;
 
@@ -44,12 +47,24 @@ export function parseJsonObject(body: string): Record<string, unknown> {
     }
   }
   let value: unknown;
+  let unpaired: string | undefined;
   try {
-    // The reviver (a call per value) only when a prototype key may be in the text, escaped or not.
-    const mayHoldForbidden = body.includes('\\u') || [...FORBIDDEN_KEYS].some((key) => body.includes(key));
-    value = mayHoldForbidden ? JSON.parse(body, (key, v) => (FORBIDDEN_KEYS.has(key) ? undefined : v)) : JSON.parse(body);
+    // The reviver (a call per value) only when a prototype key or an escape may be in the text.
+    const escapes = body.includes('\\u');
+    const mayHoldForbidden = escapes || [...FORBIDDEN_KEYS].some((key) => body.includes(key));
+    value = mayHoldForbidden
+      ? JSON.parse(body, (key, v) => {
+          // An escaped lone surrogate (\ud800) is valid JSON but no text: PostgreSQL would store it
+          // as U+FFFD, a value other than the one sent. Refused, naming the field.
+          if (escapes && unpaired === undefined && ((typeof v === 'string' && UNPAIRED_SURROGATE.test(v)) || UNPAIRED_SURROGATE.test(key))) unpaired = key;
+          return FORBIDDEN_KEYS.has(key) ? undefined : v;
+        })
+      : JSON.parse(body);
   } catch {
     throw AppException.badRequest(ErrorCode.InvalidJson, 'The request body is not valid JSON');
+  }
+  if (unpaired !== undefined) {
+    throw AppException.badRequest(ErrorCode.InvalidJson, 'A string of the request body holds an unpaired UTF-16 surrogate (\\uD800–\\uDFFF): it is not text', unpaired || null);
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw AppException.badRequest(ErrorCode.InvalidJson, 'The request body must be a JSON object');
