@@ -58,6 +58,26 @@ export function applicableBudgets(budgets: Budget[], now: Date, isolate: Isolate
   return out.sort((a, b) => (a.budget.id < b.budget.id ? -1 : a.budget.id > b.budget.id ? 1 : 0));
 }
 
+/** How much sooner than Redis's clock (which sets expires_at) this process may run: a hold this close to the reset holds past it too. */
+const RESET_MARGIN_MS = 5_000;
+
+/**
+ * The budget windows a reservation holds in: each budget's current window, and its next one as
+ * well when the hold may outlive the current. Its record, stamped after the reset, counts in the
+ * next window; without a hold there, that window's admissions would grant what the record then
+ * adds on top (a cap exceeded by the holds in flight at every reset). A budget's entries are
+ * adjacent, its current window first. Held in both, the reservation counts in the next window
+ * from the start, until it is settled, released or expires.
+ */
+export function windowsToHold(budgets: ApplicableBudget[], now: Date, ttlSeconds: number, isolate: Isolate): ApplicableBudget[] {
+  const outlives = now.getTime() + ttlSeconds * 1000 + RESET_MARGIN_MS;
+  return budgets.flatMap((b) => {
+    if (b.window.end.getTime() >= outlives) return [b];
+    const next = isolate(b.budget, () => currentWindow(b.budget, b.window.end));
+    return next ? [b, { ...b, window: next }] : [b];
+  });
+}
+
 /** The price of a hold: input at the input price, output at the output price (SPEC §3.1's rounding). */
 export function holdCostNano(inputTokens: number, outputTokens: number, prices: TokenPrices): bigint {
   return computeCostNano({ inputTokens, inputCachedTokens: 0, outputTokens }, prices);

@@ -34,7 +34,9 @@ export class ReservationRedefinitions implements BudgetWriteHooks {
                   THEN e.h || jsonb_build_object('epoch', $3::text, 'window_start', $4::bigint,
                                                  'amount', (CASE WHEN $5 = 'tokens' THEN r.reserved_tokens ELSE r.reserved_cost_nano END)::text)
                   ELSE e.h END ORDER BY e.n)
-         FROM jsonb_array_elements(r.holds) WITH ORDINALITY AS e(h, n))
+         FROM jsonb_array_elements(r.holds) WITH ORDINALITY AS e(h, n)
+         -- A hold in two windows of the budget (its current and next: windowsToHold) becomes one.
+         WHERE e.h->>'budget_id' <> $2 OR e.n = (SELECT min(f.n) FROM jsonb_array_elements(r.holds) WITH ORDINALITY AS f(h, n) WHERE f.h->>'budget_id' = $2))
        WHERE r.org_id = $1 AND r.status = 'held' AND r.expires_at > now() AND r.holds @> jsonb_build_array(jsonb_build_object('budget_id', $2::text))`,
       [budget.orgId, budget.id, budget.counterEpoch, start, budget.limitKind],
     );

@@ -10,7 +10,7 @@ import { ReservationCounters } from './reservation-counters';
 import { AdmitOutcome, CounterWindow } from './reservation-counter-types';
 import { BudgetFigures, DeniedBy, DenialReason, StoredDecision } from './reservation-decision';
 import { Reservation } from './reservation.entity';
-import { applicableBudgets, ApplicableBudget, costTerms, counterWindow, holdCostNano, seconds } from './reservation-budgets';
+import { applicableBudgets, ApplicableBudget, costTerms, counterWindow, holdCostNano, Isolate, seconds, windowsToHold } from './reservation-budgets';
 import { BudgetInWindow, ReservationLoader } from './reservation-loader.service';
 import { ReservationMetrics } from './reservation-metrics';
 import { ReservationsRepository } from './reservations.repository';
@@ -23,6 +23,7 @@ const MAX_STALE = 6;
 /** Pause before deciding again once the same fences were seen moved twice (a rebuild between its bump and its stamp). */
 const STALE_PAUSE_MS = 25;
 const PRICE_CACHE_MS = 1000;
+const DEFAULT_TTL_SECONDS = 600;
 const PRICE_CACHE_MAX = 10_000;
 /** How long a repeated request id waits for the first request's row to be stored. */
 const DUPLICATE_WAIT_MS = 3000;
@@ -89,7 +90,8 @@ export class ReservationsService {
       const scopes = { teamId, userId: dto.user_id ?? null };
       const attempt = await this.repository.admission(orgId, dto.api_key_id, scopes, (budgets, store) => {
         const now = new Date();
-        return this.attempt(orgId, id, dto, now, applicableBudgets(budgets, now, (b, step) => this.evaluator.isolate(b, step)), prices, store);
+        const isolate: Isolate = (b, step) => this.evaluator.isolate(b, step);
+        return this.attempt(orgId, id, dto, now, windowsToHold(applicableBudgets(budgets, now, isolate), now, dto.ttl_seconds ?? DEFAULT_TTL_SECONDS, isolate), prices, store);
       });
       if (attempt.kind === 'stored') {
         this.metrics.decided(attempt.row);
@@ -150,6 +152,7 @@ export class ReservationsService {
     id: string,
     dto: CreateReservationDto,
     now: Date,
+    // Each budget in its current window, some also in their next (windowsToHold).
     budgets: ApplicableBudget[],
     prices: TokenPrices | undefined,
     store: StoreRow,
@@ -157,7 +160,7 @@ export class ReservationsService {
     const input = dto.input_tokens;
     const maxOut = dto.max_output_tokens;
     const minOut = dto.min_output_tokens ?? 1;
-    const ttl = dto.ttl_seconds ?? 600;
+    const ttl = dto.ttl_seconds ?? DEFAULT_TTL_SECONDS;
     const row = newReservation(orgId, id, dto);
 
     let outcome: AdmitOutcome;
@@ -186,12 +189,16 @@ export class ReservationsService {
     }
 
     const deniedBy: DeniedBy[] = [];
-    const figures: BudgetFigures[] = budgets.map((b, i) => {
+    const figures: BudgetFigures[] = [];
+    budgets.forEach((b, i) => {
+      // A budget's current window is its first entry: the answer shows that one (a next window denies only through it).
+      if (i > 0 && budgets[i - 1].budget.id === b.budget.id) return;
       const o = outcome.budgets[i];
       const resetsAt = seconds(b.window.end);
-      if (o.reason) deniedBy.push({ budget_id: b.budget.id, scope: b.budget.scope, owner: b.budget.owner, reason: o.reason as DenialReason, resets_at: resetsAt });
+      const reason = o.reason || (budgets[i + 1]?.budget.id === b.budget.id ? outcome.budgets[i + 1].reason : '');
+      if (reason) deniedBy.push({ budget_id: b.budget.id, scope: b.budget.scope, owner: b.budget.owner, reason: reason as DenialReason, resets_at: resetsAt });
       const remaining = b.blockLimit - o.committed - o.held;
-      return {
+      figures.push({
         budget_id: b.budget.id,
         scope: b.budget.scope,
         owner: b.budget.owner,
@@ -201,7 +208,7 @@ export class ReservationsService {
         held: o.held.toString(),
         remaining: (remaining > 0n ? remaining : 0n).toString(),
         resets_at: resetsAt,
-      };
+      });
     });
     const decision: StoredDecision = { denied_by: deniedBy, budgets: figures };
     Object.assign(row, {
@@ -217,7 +224,14 @@ export class ReservationsService {
       createdAt: new Date(outcome.nowMs),
     } satisfies Partial<Reservation>);
     // The generation of each budget's counters this decided from: the row is stored only while each is its budget's fence.
-    const fences = Object.fromEntries(budgets.map((b, i) => [b.budget.id, outcome.budgets[i].generation]));
+    // A budget held in two windows gives the lower of their two: the row is stored only once both
+    // carry the fence (loading one bumps it, so the other is restamped first; see admit()).
+    const fences: Record<string, string> = {};
+    budgets.forEach((b, i) => {
+      const generation = outcome.budgets[i].generation;
+      const other = fences[b.budget.id];
+      if (other === undefined || BigInt(generation) < BigInt(other)) fences[b.budget.id] = generation;
+    });
     const stored = await store(row, fences);
     if (stored.outcome === 'inserted') return { kind: 'stored', row };
     // Not stored: undo this hold. Stale: decide again. Duplicate: the request id is stored already
