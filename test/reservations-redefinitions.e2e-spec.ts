@@ -1,7 +1,10 @@
+import { budgetWindow } from '../src/budgets/budget-window';
+import { orgLockKey, RESERVATION_LOCK_CLASS } from '../src/reservations/admission-sql';
 import { ReservationReconciler } from '../src/reservations/reservation-reconciler.service';
 import { blockingBudget, nowSeconds, RESERVATIONS, reservationBody, reserve } from './helpers/reservations';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
 import { ingestOk, record } from './helpers/usage';
+import { waitFor } from './helpers/wait-for';
 
 /**
  * A budget changed under live reservations (SPEC §4.1's invariant holds across a PUT): a new
@@ -51,6 +54,42 @@ describe('reservations: a budget redefined under live holds', () => {
     expect((await grant(org.member.id, { min_output_tokens: 1 })).denied_by).toEqual([expect.objectContaining({ budget_id: budget.id, reason: 'budget_exhausted' })]);
     await t.post(`${RESERVATIONS}/${partial.id}/release`, undefined, { key: ingestKey });
     expect(await grant(org.member.id)).toMatchObject({ status: 'held', granted_output_tokens: 100 });
+    await expectNoDrift();
+  });
+
+  it('waits for the admissions being stored: a row stored under the org lock while the PUT waits is moved too', async () => {
+    const org = await seedOrg(t, 'InFlight');
+    const path = `/api/v1/llm/budgets/apikey/${org.member.id}`;
+    const budget = (await t.put(path, blockingBudget('tokens', 1000))).body;
+    // An admission batch in flight: the org's reservation lock, shared, held by this session.
+    const batch = t.dataSource.createQueryRunner();
+    await batch.connect();
+    await batch.startTransaction();
+    try {
+      await batch.query(`SELECT pg_advisory_xact_lock_shared(${RESERVATION_LOCK_CLASS}, ${orgLockKey(org.org.id)})`);
+      let answered = false;
+      const put = t.put(path, blockingBudget('tokens', 1000, { timezone: 'Asia/Tokyo' })).then((res) => ((answered = true), res));
+      await waitFor(async () => (await batch.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`))[0].n > 0 || null, 'the PUT to wait for the batch');
+      // The batch's row, decided from the budget as it was: held in today's UTC window, epoch 0.
+      const utc = budgetWindow('daily', new Date()).start.getTime() / 1000;
+      await batch.query(
+        `INSERT INTO reservations (org_id, id, api_key_id, request_id, user_id, model, input_tokens, max_output_tokens, min_output_tokens,
+           granted_output_tokens, status, reserved_tokens, reserved_cost_nano, holds, decision, expires_at, created_at)
+         VALUES ($1, 'res_inFlightRow000000000001', $2, 'gw-in-flight', NULL, 'gpt-4o-mini', 0, 500, 1, 500, 'held', 500, 0, $3, '{}', now() + interval '10 minutes', now())`,
+        [org.org.id, org.member.id, JSON.stringify([{ budget_id: budget.id, window_start: utc, amount: '500', epoch: '0' }])],
+      );
+      expect(answered).toBe(false);
+      await batch.commitTransaction();
+      expect((await put).status).toBe(200);
+    } finally {
+      if (batch.isTransactionActive) await batch.rollbackTransaction();
+      await batch.release();
+    }
+    const tokyo = budgetWindow('daily', new Date(), 'Asia/Tokyo').start.getTime() / 1000;
+    const [row] = await t.dataSource.query(`SELECT holds FROM reservations WHERE org_id = $1 AND id = 'res_inFlightRow000000000001'`, [org.org.id]);
+    expect(row.holds).toEqual([{ budget_id: budget.id, window_start: tokyo, amount: '500', epoch: '1' }]);
+    // It counts in the new counters: 500 of 1,000 are left.
+    expect(await grant(org.member.id)).toMatchObject({ status: 'held', granted_output_tokens: 500 });
     await expectNoDrift();
   });
 

@@ -37,13 +37,17 @@ export const SECRET_ROTATION_MS = 24 * 3_600_000;
  * Budgets: who may read and write which, and the webhook settings stored with them. Storage
  * only: what a change triggers (block state, evaluation) is in BudgetChangeWorkflow.
  */
+/** What a budget's reservation counters count (a change of any of it moves its counter_epoch). */
+export type CounterDefinition = Pick<Budget, 'period' | 'timezone' | 'limitKind' | 'thresholds'>;
+
 /**
  * What a budget write must also do inside its transaction (the reservations module's, passed by
- * the budget change workflow): `beforeWrite` before the budget row is read and written,
- * `afterWrite` once it is (with the counter epoch it had, null for a new budget).
+ * the budget change workflow): `beforeRewrite` once an existing budget's row is locked, before it
+ * is rewritten as `next`; `afterWrite` once the row is written (with the counter epoch it had,
+ * null for a new budget).
  */
 export interface BudgetWriteHooks {
-  beforeWrite(manager: EntityManager, orgId: string): Promise<void>;
+  beforeRewrite(manager: EntityManager, existing: Budget, next: CounterDefinition): Promise<void>;
   afterWrite(manager: EntityManager, budget: Budget, previousEpoch: string | null): Promise<void>;
 }
 
@@ -57,7 +61,7 @@ export class BudgetsService {
   ) {}
 
   /** Creates or replaces the (scope, scope_id, owner) budget. Returns a generated webhook secret once. */
-  async set(principal: Principal, scope: BudgetScope, scopeId: string, dto: SetBudgetDto, hooks?: BudgetWriteHooks): Promise<{ budget: Budget; generatedSecret?: string }> {
+  async set(principal: Principal, scope: BudgetScope, scopeId: string, dto: SetBudgetDto, hooks: BudgetWriteHooks): Promise<{ budget: Budget; generatedSecret?: string }> {
     const owner: BudgetOwner = dto.owner ?? 'org';
     if (owner === 'cluster' && principal.role !== Role.ClusterAdmin) {
       throw AppException.forbidden('Only cluster admins set owner: cluster budgets');
@@ -80,7 +84,6 @@ export class BudgetsService {
     const thresholds = dto.thresholds.map((t) => ({ pct: storedPct(t.pct), action: t.action ?? 'alert' }));
 
     return this.budgets.manager.transaction(async (manager) => {
-      await hooks?.beforeWrite(manager, orgId);
       const repo = manager.getRepository(Budget);
       const existing = await repo
         .createQueryBuilder('b')
@@ -115,6 +118,7 @@ export class BudgetsService {
       };
       let id: string;
       if (existing) {
+        await hooks.beforeRewrite(manager, existing, values);
         await repo.update({ id: existing.id }, values);
         id = existing.id;
       } else {
@@ -131,7 +135,7 @@ export class BudgetsService {
       const budget = await repo.findOneByOrFail({ scope, scopeId, owner });
       // What is stored must evaluate: anything that throws here rolls the whole PUT back.
       evaluateBudget(budget, { costNano: 0n, tokens: 0n }, currentWindow(budget, new Date()));
-      await hooks?.afterWrite(manager, budget, existing?.counterEpoch ?? null);
+      await hooks.afterWrite(manager, budget, existing?.counterEpoch ?? null);
       return { budget, generatedSecret };
     });
   }

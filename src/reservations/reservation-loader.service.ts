@@ -39,7 +39,7 @@ export class ReservationLoader {
 
   /** Runs `run` for these windows, or joins the run of the same kind already under way for them in this process. */
   private shared(kind: string, orgId: string, windows: BudgetInWindow[], run: () => Promise<void>): Promise<void> {
-    const key = `${kind}|${orgId}|${windows.map((w) => `${w.budget.id}:${w.window.start}`).sort().join(',')}`;
+    const key = `${kind}|${orgId}|${windows.map((w) => `${w.budget.id}:${w.window.epoch}:${w.window.start}`).sort().join(',')}`;
     let running = this.inflight.get(key);
     if (!running) {
       running = run().finally(() => this.inflight.delete(key));

@@ -157,8 +157,15 @@ export class ReservationsRepository {
   async settle(records: Array<{ orgId: string; apiKeyId: string; reservationId: string; recordId: string }>): Promise<Array<{ orgId: string; id: string; holds: Reservation['holds'] }>> {
     if (records.length === 0) return [];
     const [rows]: [Array<{ org_id: string; id: string; holds: Reservation['holds'] }>, number] = await this.dataSource.query(
-      `UPDATE reservations r SET status = 'settled', settled_at = now(), record_id = s.record_id
-       FROM (SELECT DISTINCT ON (org_id, id) * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[]) AS s(org_id, id, api_key_id, record_id)) s
+      `WITH s AS (SELECT DISTINCT ON (org_id, id) * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[]) AS s(org_id, id, api_key_id, record_id)),
+       -- Locked in (org, id) order, as a budget redefinition locks them (reservation-redefinitions.ts):
+       -- two multi-row updates taking rows in different orders would deadlock.
+       locked AS MATERIALIZED (
+         SELECT r.org_id, r.id FROM reservations r JOIN s ON r.org_id = s.org_id AND r.id = s.id
+         WHERE r.api_key_id = s.api_key_id AND r.status IN ('held', 'released')
+         ORDER BY r.org_id, r.id FOR UPDATE OF r)
+       UPDATE reservations r SET status = 'settled', settled_at = now(), record_id = s.record_id
+       FROM s JOIN locked l ON l.org_id = s.org_id AND l.id = s.id
        WHERE r.org_id = s.org_id AND r.id = s.id AND r.api_key_id = s.api_key_id AND r.status IN ('held', 'released')
        RETURNING r.org_id, r.id, r.holds`,
       [records.map((r) => r.orgId), records.map((r) => r.reservationId), records.map((r) => r.apiKeyId), records.map((r) => r.recordId)],
