@@ -41,7 +41,7 @@ interface NewAlertRow {
   createdAt: Date;
 }
 
-const crossingKey = (budgetId: string, windowStart: Date, pct: number) => `${budgetId}|${windowStart.getTime()}|${pct}`;
+const crossingKey = (budgetId: string, window: { start: Date; end: Date }, pct: number) => `${budgetId}|${window.start.getTime()}|${window.end.getTime()}|${pct}`;
 const sameWindow = (a: Evaluation, b: EvaluationTarget) => a.budget.id === b.budget.id && a.window.start.getTime() === b.window.start.getTime();
 
 export interface EvaluateAllResult {
@@ -93,7 +93,6 @@ export class AlertEvaluatorService {
   }
 
   private async runEvaluateAll(): Promise<EvaluateAllResult> {
-    const now = new Date();
     let budgets = 0;
     let alerts = 0;
     const marks = new Set<string>();
@@ -101,6 +100,9 @@ export class AlertEvaluatorService {
     for (;;) {
       const scopes = await this.repository.scopePage(after, SCOPE_PAGE);
       if (scopes.length === 0) break;
+      // Each page in the windows of its own moment: a run that crosses a reset must not write the
+      // state of a window already over (it reads as not blocking) over a block of the new one.
+      const now = new Date();
       const evaluations = await this.refresher.refreshScopes(scopes, now);
       const previous = await this.previousWindows(evaluations.map((e) => e.budget), now, marks);
       evaluations.push(...(await this.evaluator.evaluate(previous)));
@@ -171,21 +173,21 @@ export class AlertEvaluatorService {
   async recordCrossings(evaluations: Evaluation[]): Promise<number> {
     const reached = evaluations.filter((e) => e.reached.length > 0);
     if (reached.length === 0) return 0;
-    const existing: Array<{ budget_id: string; window_start: Date; threshold_pct: string }> = await this.dataSource.query(
-      `SELECT a.budget_id, a.window_start, a.threshold_pct::text AS threshold_pct
-       FROM alerts a JOIN unnest($1::varchar[], $2::timestamptz[]) AS c(budget_id, window_start)
-         ON a.budget_id = c.budget_id AND a.window_start = c.window_start
+    const existing: Array<{ budget_id: string; window_start: Date; window_end: Date; threshold_pct: string }> = await this.dataSource.query(
+      `SELECT a.budget_id, a.window_start, a.window_end, a.threshold_pct::text AS threshold_pct
+       FROM alerts a JOIN unnest($1::varchar[], $2::timestamptz[], $3::timestamptz[]) AS c(budget_id, window_start, window_end)
+         ON a.budget_id = c.budget_id AND a.window_start = c.window_start AND a.window_end = c.window_end
        WHERE a.event_type = 'budget.threshold.crossed'`,
-      [reached.map((e) => e.budget.id), reached.map((e) => e.window.start.toISOString())],
+      [reached.map((e) => e.budget.id), reached.map((e) => e.window.start.toISOString()), reached.map((e) => e.window.end.toISOString())],
     );
-    const known = new Set(existing.map((row) => crossingKey(row.budget_id, row.window_start, Number(row.threshold_pct))));
+    const known = new Set(existing.map((row) => crossingKey(row.budget_id, { start: row.window_start, end: row.window_end }, Number(row.threshold_pct))));
     const rows: NewAlertRow[] = [];
     const now = new Date();
     for (const evaluation of reached) {
       const { budget, window } = evaluation;
       const deliverable = budget.webhookUrl !== null && budget.webhookDisabledAt === null;
       for (const threshold of evaluation.reached) {
-        if (known.has(crossingKey(budget.id, window.start, threshold.pct))) continue;
+        if (known.has(crossingKey(budget.id, window, threshold.pct))) continue;
         const id = newId('alrt');
         rows.push({
           id,
@@ -201,12 +203,20 @@ export class AlertEvaluatorService {
       }
     }
     if (rows.length === 0) return 0;
+    // Only while the budget is still the one evaluated: an evaluation that read it before a PUT
+    // (a limit raised, a threshold removed) must not record a crossing the PUT has undone; the
+    // PUT's own evaluation, enqueued after it, records what the budget reaches now.
+    const definitions = new Map(reached.map((e) => [e.budget.id, e.budget]));
+    const definition = (r: NewAlertRow) => definitions.get(r.budgetId)!;
     const inserted: Array<{ id: string; state: AlertState; threshold_action: string }> = await this.dataSource.query(
       `INSERT INTO alerts (org_id, id, budget_id, window_start, window_end, threshold_pct, threshold_action, body, state, created_at)
-       SELECT b.org_id, c.* FROM unnest($1::varchar[], $2::varchar[], $3::timestamptz[], $4::timestamptz[], $5::numeric[], $6::varchar[], $7::text[], $8::varchar[], $9::timestamptz[])
-         AS c(id, budget_id, window_start, window_end, threshold_pct, threshold_action, body, state, created_at)
-       JOIN budgets b ON b.id = c.budget_id
-       ON CONFLICT (org_id, budget_id, window_start, threshold_pct, event_type) DO NOTHING
+       SELECT b.org_id, c.id, c.budget_id, c.window_start, c.window_end, c.threshold_pct, c.threshold_action, c.body, c.state, c.created_at
+       FROM unnest($1::varchar[], $2::varchar[], $3::timestamptz[], $4::timestamptz[], $5::numeric[], $6::varchar[], $7::text[], $8::varchar[], $9::timestamptz[],
+                   $10::numeric[], $11::jsonb[], $12::varchar[], $13::varchar[], $14::varchar[])
+         AS c(id, budget_id, window_start, window_end, threshold_pct, threshold_action, body, state, created_at, limit_value, thresholds, period, timezone, limit_kind)
+       JOIN budgets b ON b.id = c.budget_id AND b.limit_value = c.limit_value AND b.thresholds = c.thresholds
+         AND b.period = c.period AND b.timezone = c.timezone AND b.limit_kind = c.limit_kind
+       ON CONFLICT (org_id, budget_id, window_start, window_end, threshold_pct, event_type) DO NOTHING
        RETURNING id, state, threshold_action`,
       [
         rows.map((r) => r.id),
@@ -218,6 +228,11 @@ export class AlertEvaluatorService {
         rows.map((r) => r.body),
         rows.map((r) => r.state),
         rows.map((r) => r.createdAt.toISOString()),
+        rows.map((r) => definition(r).limitValue),
+        rows.map((r) => JSON.stringify(definition(r).thresholds)),
+        rows.map((r) => definition(r).period),
+        rows.map((r) => definition(r).timezone),
+        rows.map((r) => definition(r).limitKind),
       ],
     );
     for (const row of inserted) this.created.inc({ action: row.threshold_action });

@@ -77,7 +77,7 @@ export class AlertResolutionsService {
       `SELECT a.threshold_pct::text AS threshold_pct, a.window_start, a.window_end FROM alerts a
        WHERE a.org_id = $4 AND a.budget_id = $1 AND a.event_type = 'budget.threshold.crossed' AND a.threshold_action = 'block'
          AND a.window_start <= $2 AND a.window_end > $2
-         AND NOT EXISTS (SELECT 1 FROM alerts r WHERE r.org_id = a.org_id AND r.budget_id = a.budget_id AND r.window_start = a.window_start
+         AND NOT EXISTS (SELECT 1 FROM alerts r WHERE r.org_id = a.org_id AND r.budget_id = a.budget_id AND r.window_start = a.window_start AND r.window_end = a.window_end
                          AND r.threshold_pct = a.threshold_pct AND r.event_type = $3)`,
       [budget.id, now.toISOString(), RESOLVED_EVENT_TYPE, budget.orgId],
     );
@@ -95,7 +95,7 @@ export class AlertResolutionsService {
        SELECT b.org_id, c.id, b.id, c.window_start, c.window_end, c.threshold_pct, 'block', $3::varchar, c.body, $4::varchar, $5::timestamptz
        FROM unnest($1::varchar[], $6::timestamptz[], $7::timestamptz[], $8::numeric[], $9::text[]) AS c(id, window_start, window_end, threshold_pct, body)
        JOIN budgets b ON b.id = $2::varchar
-       ON CONFLICT (org_id, budget_id, window_start, threshold_pct, event_type) DO NOTHING
+       ON CONFLICT (org_id, budget_id, window_start, window_end, threshold_pct, event_type) DO NOTHING
        RETURNING id, state`,
       [
         rows.map((r) => r.id),

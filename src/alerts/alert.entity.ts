@@ -22,7 +22,7 @@ export const ALERT_STATES: readonly AlertState[] = ['pending', 'delivered', 'fai
  * those deliveries go on without the budget row (see BudgetChangeWorkflow.delete).
  */
 @Entity({ name: 'alerts' })
-@Index('alerts_budget_window_pct_key', ['orgId', 'budgetId', 'windowStart', 'thresholdPct', 'eventType'], { unique: true })
+@Index('alerts_budget_window_pct_key', ['orgId', 'budgetId', 'windowStart', 'windowEnd', 'thresholdPct', 'eventType'], { unique: true })
 @Index('alerts_state_idx', ['state', 'id'])
 @Check('alerts_event_type_check', `"event_type" IN (${ALERT_EVENT_TYPES.map((t) => `'${t}'`).join(', ')})`)
 @Check('alerts_state_check', `"state" IN ('pending', 'delivered', 'failed', 'skipped')`)

@@ -48,12 +48,19 @@ export function forecastExhaustion(budget: Budget, spent: bigint, limit: bigint,
   return eta < end ? Number(eta) : null;
 }
 
+/** The largest threshold pct the API takes (SetBudgetDto's MAX_PCT), in nano-units of a percent. */
+const MAX_PCT_NANO = 1_000_000_000n * NANO_PER_UNIT;
+
 export function evaluateBudget(budget: Budget, spend: Spend, window: BudgetWindow, at: Date = new Date()): Evaluation {
   const limit = parseDecimalToNano(budget.limitValue);
   if (limit <= 0n) throw new Error(`budget ${budget.id} has an invalid limit`);
+  const pcts = budget.thresholds.map((t) => parseDecimalToNano(numberToDecimalString(t.pct)));
+  // What the API stores (SetBudgetDto): a row written around it that the alerts table cannot hold
+  // (numeric(16, 6)) is refused here, in the budget's own isolate, not by a batch's insert.
+  if (pcts.some((p) => p <= 0n || p > MAX_PCT_NANO || p % 1000n !== 0n)) throw new Error(`budget ${budget.id} has a threshold pct outside (0, 1e9] or with more than 6 decimals`);
   const spent = spentNano(budget, spend);
   const pctMicro = (spent * 100n * 1_000_000n) / limit;
-  const reached = budget.thresholds.filter((t) => spent * 100n * NANO_PER_UNIT >= parseDecimalToNano(numberToDecimalString(t.pct)) * limit);
+  const reached = budget.thresholds.filter((_t, i) => spent * 100n * NANO_PER_UNIT >= pcts[i] * limit);
   return {
     budget,
     window,
