@@ -135,10 +135,11 @@ export async function measureReservations(options: {
       `SELECT COUNT(*)::int AS stored, COUNT(*) FILTER (WHERE status <> 'denied')::int AS granted FROM reservations WHERE org_id = $1 AND request_id LIKE $2`,
       [org.id, `${prefix}-%`],
     );
+    // Per budget and window: a hold granted just before a reset is held in the next window too.
     const holds = await pg.query(
       `SELECT h.budget_id, SUM(h.amount::bigint)::text AS held
-       FROM reservations r, jsonb_to_recordset(r.holds) AS h(budget_id varchar, amount text)
-       WHERE r.org_id = $1 AND r.status = 'held' GROUP BY h.budget_id`,
+       FROM reservations r, jsonb_to_recordset(r.holds) AS h(budget_id varchar, window_start bigint, amount text)
+       WHERE r.org_id = $1 AND r.status = 'held' GROUP BY h.budget_id, h.window_start`,
       [org.id],
     );
     let overshoot = 0n;
