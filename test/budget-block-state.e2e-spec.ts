@@ -99,6 +99,37 @@ describe('block state: deleted or raised budgets stop blocking, also when Redis 
     }
   });
 
+  it('after Redis lost every state (FLUSHDB), a deleted budget stops blocking at once on every process', async () => {
+    const key = await org.make('member');
+    const budget = (await t.put(`/api/v1/llm/budgets/apikey/${key.id}`, blocking(10))).body;
+    await ingestOk(t, ingestKey, [record(key.id, { created_at: now(), input_tokens: 20, output_tokens: 0 })]);
+    // Both processes hold the blocked state in memory.
+    for (const app of [t, other]) expect((await checkOn(app, key.id)).body.allowed).toBe(false);
+    await redis.command('FLUSHDB');
+    expect((await t.delete(`/api/v1/llm/budgets/${budget.id}`)).status).toBe(200);
+    // No state is stored any more, and the new one blocks nothing: still a change for the copies.
+    for (const app of [t, other]) {
+      await waitFor(async () => (await checkOn(app, key.id)).body.allowed === true || null, `the deleted budget to stop blocking on ${app === t ? 'the changing' : 'the other'} process`, 5_000);
+    }
+  });
+
+  it('a revoke sends its message on every call, so a retry after a failed one reaches the other processes', async () => {
+    const key = await org.make('member');
+    const listener = new Redis(redis.url);
+    const revoked: string[] = [];
+    listener.on('message', (_channel, payload: string) => revoked.push(payload));
+    await listener.subscribe(`${t.config.redisPrefix}:apikeys:revoked`);
+    try {
+      expect((await t.delete(`/api/v1/api-keys/${key.id}`)).status).toBe(200);
+      // The client retries (say the first answer was a 503 after the row was stored): sent again.
+      expect((await t.delete(`/api/v1/api-keys/${key.id}`)).status).toBe(200);
+      await listener.ping();
+      await waitFor(() => revoked.filter((p) => p.includes(key.id)).length >= 2 || null, 'both revocations to be sent', 5_000);
+    } finally {
+      listener.disconnect();
+    }
+  });
+
   it('a revoked key is never allowed: allowed false, reason api_key_revoked, on every process', async () => {
     const key = await org.make('member');
     expect((await checkOn(other, key.id)).body).toEqual({ allowed: true, blocked_by: [] });

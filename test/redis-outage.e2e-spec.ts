@@ -121,6 +121,28 @@ describe('Redis outage: 503 at once, ingest goes on, the work it could not enque
     await receiver.close();
   });
 
+  it('a redelivery asked while Redis is down answers 503 redis_unavailable at once, and queues nothing when Redis is back', async () => {
+    const key = await org.make('member');
+    const thresholds = [
+      { pct: 50, action: 'alert' },
+      { pct: 80, action: 'alert' },
+    ];
+    const budget = (await t.put(`/api/v1/llm/budgets/apikey/${key.id}`, { period: 'daily', limit_kind: 'tokens', limit: 100, thresholds, webhook_url: hook.url })).body;
+    await ingest(t, ingestKey, [record(key.id, { created_at: Math.floor(Date.now() / 1000), input_tokens: 70, output_tokens: 0 })]);
+    const deliveries = async () => (await t.get(`/api/v1/llm/budgets/${budget.id}/deliveries`)).body.data as Array<{ id: string; trigger: string; status: string }>;
+    const delivered = await waitFor(async () => (await deliveries()).find((d) => d.trigger === 'alert' && d.status === 'succeeded'), 'the alert to be delivered');
+
+    await redis.stop();
+    const res = await t.post(`/api/v1/llm/budgets/deliveries/${delivered.id}/redeliver`);
+    expect(res.status).toBe(503);
+    expect(res.body.error).toMatchObject({ code: 'redis_unavailable', type: 'service_unavailable_error' });
+    // A crossing while Redis is down: its alert is delivered once Redis is back (the workers work again).
+    await ingest(t, ingestKey, [record(key.id, { created_at: Math.floor(Date.now() / 1000), input_tokens: 15, output_tokens: 0 })]);
+    await redis.start();
+    await waitFor(async () => (await deliveries()).some((d) => d.trigger === 'alert' && d.id !== delivered.id && d.status === 'succeeded'), 'the alert of the crossing during the outage');
+    expect((await deliveries()).filter((d) => d.trigger === 'redelivery')).toEqual([]);
+  });
+
   it('evaluate-all runs never overlap, across callers', async () => {
     const evaluator = t.app.get(AlertEvaluatorService);
     // The worker's scheduled runs (every 500 ms) take the same lock: at most one of these runs.

@@ -92,7 +92,7 @@ export class AlertQueuesService {
 
   /** The pending delivery row of the alert's redelivery that is queued, running or retrying; undefined when none is. */
   async redeliveryInFlight(alertId: string): Promise<string | undefined> {
-    const job = await this.deliver.getJob(redeliverJobId(alertId));
+    const job = await this.fast(() => this.deliver.getJob(redeliverJobId(alertId)));
     return (job?.data as RedeliverPayload | undefined)?.deliveryId;
   }
 
@@ -103,10 +103,8 @@ export class AlertQueuesService {
    * undefined when the job already ran and was removed.
    */
   async redeliver(payload: RedeliverPayload): Promise<string | undefined> {
-    await this.deliver.add(
-      DeliverJob.Redeliver,
-      payload,
-      redeliveryJobOptions(payload.alertId, this.config.webhookMaxAttempts, this.config.webhookRetryBaseMs),
+    await this.fast(() =>
+      this.deliver.add(DeliverJob.Redeliver, payload, redeliveryJobOptions(payload.alertId, this.config.webhookMaxAttempts, this.config.webhookRetryBaseMs)),
     );
     return this.redeliveryInFlight(payload.alertId);
   }

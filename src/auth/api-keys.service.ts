@@ -114,10 +114,10 @@ export class ApiKeysService {
   /** Revokes at once on every process (idempotent: revoking a revoked key returns it unchanged). */
   async revoke(principal: Principal, id: string): Promise<ApiKey> {
     const key = await this.getVisible(principal, id);
-    if (key.revokedAt === null) {
-      await this.keys.update({ id, revokedAt: IsNull() }, { revokedAt: () => 'now()' });
-      await this.cache.revoked(id);
-    }
+    if (key.revokedAt === null) await this.keys.update({ id, revokedAt: IsNull() }, { revokedAt: () => 'now()' });
+    // Told to every process on every call, revoked already or not: a first call whose message
+    // could not be sent (a 503) is retried by the client, and the retry must send it.
+    await this.cache.revoked(id);
     return this.keys.findOneByOrFail({ id });
   }
 

@@ -50,8 +50,10 @@ return string.format('%.0f', v)`;
 /**
  * Writes ARGV[1] (a StoredState of version ARGV[2]) unless the stored one is as new or newer;
  * keeps KEYS[2], the set of scopes whose state blocks, in step (the repair pass reads it).
- * Answers 0 when it did not write, 1 when the blocks changed, 2 when only the version did: the
- * blocks end the stored JSON (ARGV[6] is that ending), and no state at all reads as no blocks.
+ * Answers 0 when it did not write, 1 when the blocks changed or no state was stored, 2 when only
+ * the version did (the blocks end the stored JSON; ARGV[6] is that ending). No stored state may
+ * mean Redis lost it (FLUSHDB, a restart) while processes still hold copies that block: they
+ * must be dropped, so it counts as a change even when the new state blocks nothing.
  */
 const SET_IF_NEWER = `
 local current = redis.call('GET', KEYS[1])
@@ -61,11 +63,7 @@ if current then
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 if ARGV[4] == '1' then redis.call('SADD', KEYS[2], ARGV[5]) else redis.call('SREM', KEYS[2], ARGV[5]) end
-if current then
-  if string.sub(current, -string.len(ARGV[6])) == ARGV[6] then return 2 end
-elseif ARGV[4] == '0' then
-  return 2
-end
+if current and string.sub(current, -string.len(ARGV[6])) == ARGV[6] then return 2 end
 return 1`;
 
 /**
@@ -78,6 +76,8 @@ return 1`;
 @Injectable()
 export class BlockStateStore implements OnModuleInit, OnApplicationShutdown {
   private readonly states: CoherentCache<StoredState | null>;
+  /** State keys whose change this process wrote and could not yet tell the others. */
+  private readonly unpublished = new Set<string>();
 
   constructor(
     @Inject(REDIS) private readonly redis: Redis,
@@ -127,9 +127,14 @@ export class BlockStateStore implements OnModuleInit, OnApplicationShutdown {
     const failed = results.find(([err]) => err);
     if (failed) throw failed[0];
     const changed = states.filter((_state, i) => results[i]?.[1] === 1).map((state) => this.stateKey(state));
-    if (changed.length === 0) return;
     this.states.drop(changed);
-    await guardRedis(this.redis, () => this.states.publish(changed.join('\n')));
+    // Sent with this write: its own changes, and those of an earlier write whose message failed
+    // (its retry finds the state written already, an unchanged one, and would send nothing).
+    for (const key of changed) this.unpublished.add(key);
+    if (this.unpublished.size === 0) return;
+    const message = [...this.unpublished];
+    await guardRedis(this.redis, () => this.states.publish(message.join('\n')));
+    for (const key of message) this.unpublished.delete(key);
   }
 
   /**
