@@ -2,7 +2,9 @@ import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Cluster } from 'ioredis';
+import { Logger } from '@nestjs/common';
+import Redis, { Cluster } from 'ioredis';
+import { CoherentCache } from '../src/redis/coherent-cache';
 import { redisAnswers, targetAnswers } from '../src/redis/redis';
 import { REDIS } from '../src/redis/redis.module';
 import { guardRedis } from '../src/redis/redis-unavailable';
@@ -108,6 +110,38 @@ describe('Redis Cluster: ingest → alert → check against three masters', () =
       expect(keys.some((k) => k.includes(':bull:') || /\{tallyc\}:[a-z-]+:(meta|id|events|completed|wait|marker)/.test(k))).toBe(true);
     } finally {
       cluster.disconnect();
+    }
+  });
+
+  it('a subscription that moves to another node (its connection lost) empties the coherent cache until it is back', async () => {
+    const ports = nodes.split(',').map((n) => Number(n.split(':')[1]));
+    const client = new Cluster(ports.map((port) => ({ host: '127.0.0.1', port })));
+    const cache = new CoherentCache<string>(client, {
+      channel: '{tallyc}:test-cache',
+      onMessage: (payload) => cache.drop([payload]),
+      ttlMs: 60_000,
+      maxEntries: 10,
+      logger: new Logger('test'),
+      lostWarning: 'lost',
+    });
+    await cache.start();
+    try {
+      const fill = () => {
+        cache.set('k', 'cached', cache.snapshot());
+        return cache.get('k') === 'cached' || null;
+      };
+      await waitFor(fill, 'the cache to take entries');
+      // The node connection holding the subscription goes (ioredis picks another node and
+      // re-subscribes, telling the Cluster object nothing): what was published meanwhile is lost.
+      for (const port of ports) {
+        const node = new Redis({ host: '127.0.0.1', port });
+        await node.client('KILL', 'TYPE', 'pubsub').finally(() => node.disconnect());
+      }
+      await waitFor(() => cache.get('k') === undefined || null, 'the cache to be emptied', 5_000);
+      await waitFor(fill, 'the cache to take entries again');
+    } finally {
+      await cache.stop();
+      client.disconnect();
     }
   });
 

@@ -37,6 +37,8 @@ export class CoherentCache<V> {
   private beating = false;
   /** The last PING got no answer in time. */
   private silent = false;
+  /** The connection that held the subscription at the last beat (see connectionOf). */
+  private lastConnection: Redis | undefined;
 
   constructor(
     private readonly redis: Redis | Cluster,
@@ -69,6 +71,7 @@ export class CoherentCache<V> {
     });
     subscriber.on('message', (_channel: string, payload: string) => this.options.onMessage(payload));
     await subscriber.subscribe(this.options.channel);
+    this.lastConnection = connectionOf(subscriber);
     this.invalidate();
     this.subscribed = true;
     this.heartbeat = setInterval(() => this.beat(subscriber), HEARTBEAT_MS);
@@ -90,14 +93,24 @@ export class CoherentCache<V> {
    */
   private beat(subscriber: Redis | Cluster): void {
     if (this.beating || subscriber.status !== 'ready') return;
-    this.beating = true;
-    const late = lateTimer(HEARTBEAT_MS, () => {
+    const lost = () => {
       if (this.subscribed) this.options.logger.warn(this.options.lostWarning);
       this.subscribed = false;
       this.silent = true;
       this.invalidate();
-    });
-    subscriber.ping().then(
+    };
+    const connection = connectionOf(subscriber);
+    if (connection !== this.lastConnection) {
+      // On a Cluster the subscription moved to another node's connection, re-subscribed without a
+      // word to the Cluster object: what was published meanwhile is lost. Lost until the new
+      // connection answers a PING (its re-SUBSCRIBE went before it).
+      if (this.lastConnection !== undefined) lost();
+      this.lastConnection = connection;
+    }
+    if (!connection || connection.status !== 'ready') return;
+    this.beating = true;
+    const late = lateTimer(HEARTBEAT_MS, lost);
+    connection.ping().then(
       () => {
         late.cancel();
         this.beating = false;
@@ -116,6 +129,7 @@ export class CoherentCache<V> {
 
   async stop(): Promise<void> {
     clearInterval(this.heartbeat);
+    this.lastConnection = undefined;
     this.subscribed = false;
     await this.subscriber?.quit().catch(() => this.subscriber?.disconnect());
   }
@@ -158,4 +172,14 @@ export class CoherentCache<V> {
   async publish(payload: string): Promise<void> {
     await this.redis.publish(this.options.channel, payload);
   }
+}
+
+/**
+ * The connection that holds a subscriber's subscription, to PING: the client itself, or on a
+ * Cluster the one node connection ioredis's ClusterSubscriber keeps (it replaces it when that node
+ * goes away). A PING through the Cluster object would go to any node and prove nothing.
+ */
+function connectionOf(subscriber: Redis | Cluster): Redis | undefined {
+  if (!(subscriber instanceof Cluster)) return subscriber;
+  return (subscriber as unknown as { subscriber?: { getInstance(): Redis | null } }).subscriber?.getInstance() ?? undefined;
 }
