@@ -100,8 +100,10 @@ export async function measureReservations(options: {
   const heldNow = new Map<string, bigint>(
     (
       await pg.query(
-        `SELECT h.budget_id, SUM(h.amount::bigint)::text AS held FROM reservations r, jsonb_to_recordset(r.holds) AS h(budget_id varchar, amount text)
-         WHERE r.org_id = $1 AND r.status = 'held' GROUP BY h.budget_id`,
+        // The most any one window holds (a hold made just before a reset is held in two windows).
+        `SELECT budget_id, MAX(held)::text AS held FROM (
+           SELECT h.budget_id, SUM(h.amount::bigint) AS held FROM reservations r, jsonb_to_recordset(r.holds) AS h(budget_id varchar, window_start bigint, amount text)
+           WHERE r.org_id = $1 AND r.status = 'held' GROUP BY h.budget_id, h.window_start) w GROUP BY budget_id`,
         [org.id],
       )
     ).rows.map((r: { budget_id: string; held: string }) => [r.budget_id, BigInt(r.held)]),

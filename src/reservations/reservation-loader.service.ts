@@ -5,7 +5,7 @@ import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { budgetSpends } from '../budgets/budget-spend';
 import { UsageSpendService } from '../usage/usage-spend.service';
 import { ReservationCounters } from './reservation-counters';
-import { CounterWindow, HoldEntry } from './reservation-counter-types';
+import { CounterWindow, HoldEntry, windowId } from './reservation-counter-types';
 import { ReservationsRepository } from './reservations.repository';
 
 /** Records stored this recently may still be settling when a rebuild reads PostgreSQL (the settle follows the commit by milliseconds). */
@@ -56,7 +56,8 @@ export class ReservationLoader {
     // lost counters is in this read, or is not stored (its admission decides again on these).
     const { holds, generations } = await this.fencedHolds(orgId, windows);
     for (const [i, w] of windows.entries()) {
-      await this.counters.finishLoad(w.window, committed.get(w.budget.id) ?? 0n, holds.get(w.budget.id) ?? [], seen, generations.get(w.budget.id)!, tokens[i]);
+      const id = windowId(w.window);
+      await this.counters.finishLoad(w.window, committed.get(id) ?? 0n, holds.get(id) ?? [], seen, generations.get(w.budget.id)!, tokens[i]);
     }
   }
 
@@ -86,13 +87,16 @@ export class ReservationLoader {
     return { committed, seen: [...new Set([...recent, ...(await this.repository.recordsPresent(manager, orgId, pending))])] };
   }
 
-  /** Committed spend per budget in its window (in the budget's time zone), from the rollups and the journal's pending deltas. */
+  /**
+   * Committed spend per window (by windowId: a budget may be loaded in its current and next
+   * window at once), in the budget's time zone, from the rollups and the journal's pending deltas.
+   */
   private async committed(spend: UsageSpendService, windows: BudgetInWindow[]): Promise<Map<string, bigint>> {
     // The window exactly as the budget's time zone has it (any whole seconds: see UsageSpendService).
     const spans = windows.map(({ budget, window }) => ({ budget, start: new Date(window.start * 1000), end: new Date(window.end * 1000) }));
     // One connection (the snapshot's): one read at a time.
     const spends = await budgetSpends(spend, spans, 1);
-    return new Map(windows.map(({ budget }, i) => [budget.id, budget.limitKind === 'cost' ? spends[i].costNano : spends[i].tokens]));
+    return new Map(windows.map(({ budget, window }, i) => [windowId(window), budget.limitKind === 'cost' ? spends[i].costNano : spends[i].tokens]));
   }
 
   /**
@@ -122,14 +126,15 @@ export class ReservationLoader {
     });
   }
 
-  /** Live holds per budget in its window, from the reservations table. */
+  /** Live holds per window (by windowId), from the reservations table. */
   private async holds(manager: EntityManager, orgId: string, windows: BudgetInWindow[]): Promise<Map<string, HoldEntry[]>> {
     const holds = new Map<string, HoldEntry[]>();
     const stored = await this.repository.liveHolds(manager, orgId, windows.map((w) => ({ budgetId: w.budget.id, epoch: w.window.epoch, start: w.window.start })));
     for (const h of stored) {
       const window = windows.find((w) => w.budget.id === h.budgetId && w.window.start === h.windowStart);
       if (!window) continue;
-      holds.set(h.budgetId, [...(holds.get(h.budgetId) ?? []), { reservationId: h.reservationId, amount: h.amount, expiresAtMs: h.expiresAtMs }]);
+      const id = windowId(window.window);
+      holds.set(id, [...(holds.get(id) ?? []), { reservationId: h.reservationId, amount: h.amount, expiresAtMs: h.expiresAtMs }]);
     }
     return holds;
   }

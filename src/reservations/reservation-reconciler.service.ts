@@ -6,7 +6,8 @@ import { describeError } from '../common/error-mapping';
 import { forEachLimited } from '../common/for-each-limited';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { ReservationCounters } from './reservation-counters';
-import { counterWindow, lowestBlockPct, seconds } from './reservation-budgets';
+import { windowId } from './reservation-counter-types';
+import { counterWindow, lowestBlockPct } from './reservation-budgets';
 import { BudgetInWindow, ReservationLoader } from './reservation-loader.service';
 import { ReservationMetrics } from './reservation-metrics';
 
@@ -117,8 +118,8 @@ export class ReservationReconciler {
     const { committed, seen, holds: unfenced } = read;
     const differing: typeof begun = [];
     await forEachLimited(begun, REDIS_CALLS_IN_FLIGHT, async (w) => {
-      const id = w.budget.id;
-      const outcome = await attempt(1, id, () => this.counters.checkReconcile(w.window, committed.get(id) ?? 0n, unfenced.get(id) ?? [], seen, w.token));
+      const id = windowId(w.window);
+      const outcome = await attempt(1, w.budget.id, () => this.counters.checkReconcile(w.window, committed.get(id) ?? 0n, unfenced.get(id) ?? [], seen, w.token));
       if (outcome === 'differs') differing.push(w);
       else if (outcome === 'equal') result.compared++;
     });
@@ -126,11 +127,11 @@ export class ReservationReconciler {
     const fenced = await attempt(differing.length, undefined, () => this.loader.fencedHolds(orgId, differing));
     if (!fenced) return result;
     for (const w of differing) {
-      const id = w.budget.id;
-      const repair = await attempt(1, id, () => this.counters.finishReconcile(w.window, committed.get(id) ?? 0n, fenced.holds.get(id) ?? [], seen, fenced.generations.get(id)!, w.token));
+      const id = windowId(w.window);
+      const repair = await attempt(1, w.budget.id, () => this.counters.finishReconcile(w.window, committed.get(id) ?? 0n, fenced.holds.get(id) ?? [], seen, fenced.generations.get(w.budget.id)!, w.token));
       if (!repair) continue;
       result.compared++;
-      if (this.noteRepair(orgId, id, repair)) result.repaired++;
+      if (this.noteRepair(orgId, w.budget.id, repair)) result.repaired++;
     }
     return result;
   }

@@ -12,7 +12,8 @@ import { lowestBlockPct, seconds } from './reservation-budgets';
  * what the budget's counters count (period, time zone, limit kind, or whether a threshold blocks)
  * moves its `counter_epoch` (a trigger: migration BudgetCounterEpoch), so admissions use new
  * counters, loaded from PostgreSQL. The live holds of the budget must count there: each is moved
- * to the new epoch and the budget's current window, with its amount in the new unit (the
+ * to the new epoch and the budget's current window (and its next one, when the hold outlives the
+ * current: windowsToHold), with its amount in the new unit (the
  * reservation's reserved tokens or reserved cost, which is what every budget of an admission
  * holds; a hold of an unpriced model moves into a cost budget as 0, as its record will be priced).
  *
@@ -32,7 +33,7 @@ export class ReservationRedefinitions implements BudgetWriteHooks {
   async afterWrite(manager: EntityManager, budget: Budget, previousEpoch: string | null): Promise<void> {
     // A new budget has no holds; an unchanged epoch keeps its counters.
     if (previousEpoch === null || previousEpoch === budget.counterEpoch) return;
-    const start = seconds(currentWindow(budget, new Date()).start);
+    const window = currentWindow(budget, new Date());
     // The holds of a key's or an end user's budget are on that key's or user's reservations only.
     const narrow = budget.scope === 'apikey' ? 'AND r.api_key_id = $6' : budget.scope === 'user' ? 'AND r.user_id = $6' : 'AND $6::text IS NULL';
     const narrowTo = budget.scope === 'apikey' ? budget.scopeId : budget.scope === 'user' ? displayScopeId(budget) : null;
@@ -52,8 +53,11 @@ export class ReservationRedefinitions implements BudgetWriteHooks {
          FROM jsonb_array_elements(r.holds) WITH ORDINALITY AS e(h, n)
          -- A hold in two windows of the budget (its current and next: windowsToHold) becomes one.
          WHERE e.h->>'budget_id' <> $2 OR e.n = (SELECT min(f.n) FROM jsonb_array_elements(r.holds) WITH ORDINALITY AS f(h, n) WHERE f.h->>'budget_id' = $2))
+         -- One that outlives the new window is held in the next one too, as an admission would hold it (windowsToHold).
+         || CASE WHEN r.expires_at > to_timestamp($7) THEN jsonb_build_array(jsonb_build_object('budget_id', $2::text, 'epoch', $3::text, 'window_start', $7::bigint,
+              'amount', (CASE WHEN $5 = 'tokens' THEN r.reserved_tokens ELSE r.reserved_cost_nano END)::text)) ELSE '[]'::jsonb END
        FROM locked WHERE r.org_id = $1 AND r.id = locked.id`,
-      [budget.orgId, budget.id, budget.counterEpoch, start, budget.limitKind, narrowTo],
+      [budget.orgId, budget.id, budget.counterEpoch, seconds(window.start), budget.limitKind, narrowTo, seconds(window.end)],
     );
   }
 }

@@ -7,7 +7,7 @@ import { TokenPrices } from '../common/money';
 import { PriceBookService } from '../usage/price-book.service';
 import { CreateReservationDto } from './dto/reservation.dto';
 import { ReservationCounters } from './reservation-counters';
-import { AdmitOutcome, CounterWindow } from './reservation-counter-types';
+import { AdmitOutcome, CounterWindow, windowId } from './reservation-counter-types';
 import { BudgetFigures, DeniedBy, DenialReason, StoredDecision } from './reservation-decision';
 import { Reservation } from './reservation.entity';
 import { applicableBudgets, ApplicableBudget, costTerms, counterWindow, holdCostNano, Isolate, seconds, windowsToHold } from './reservation-budgets';
@@ -37,7 +37,7 @@ type Attempt =
   | { kind: 'stored'; row: Reservation }
   | { kind: 'replay' }
   | { kind: 'stale'; moved: string; generations: BudgetInWindow[] }
-  | { kind: 'unloaded'; windows: Array<{ budget: ApplicableBudget['budget']; window: CounterWindow }> };
+  | { kind: 'unloaded'; windows: BudgetInWindow[]; others: BudgetInWindow[] };
 
 /**
  * Reservations (SPEC §4.1): one atomic admission across every applicable budget in Redis, then
@@ -118,6 +118,9 @@ export class ReservationsService {
       }
       if (++loads > MAX_LOADS) throw countersRebuilding();
       await this.loader.load(orgId, attempt.windows);
+      // A budget held in two windows (near a reset) whose other window was loaded already: stamp the
+      // fence the load moved on it now, rather than through the stale retries (see restamp()).
+      if (attempt.others.length > 0) await this.loader.restamp(orgId, attempt.others);
     }
   }
 
@@ -185,7 +188,13 @@ export class ReservationsService {
     }
     if (outcome.kind === 'duplicate') return { kind: 'replay' };
     if (outcome.kind === 'unloaded') {
-      return { kind: 'unloaded', windows: outcome.windows.map((w) => ({ budget: budgets.find((b) => b.budget.id === w.budgetId)!.budget, window: w })) };
+      const windows = outcome.windows.map((w) => ({ budget: budgets.find((b) => b.budget.id === w.budgetId)!.budget, window: w }));
+      // The loaded windows of the same budgets: a load bumps the budget's fence, which leaves them behind.
+      const loading = new Set(windows.map((w) => windowId(w.window)));
+      const others = budgets
+        .filter((b) => windows.some((w) => w.budget.id === b.budget.id) && !loading.has(windowId(this.windowOf(b))))
+        .map((b) => ({ budget: b.budget, window: this.windowOf(b) }));
+      return { kind: 'unloaded', windows, others };
     }
 
     const deniedBy: DeniedBy[] = [];
@@ -195,8 +204,10 @@ export class ReservationsService {
       if (i > 0 && budgets[i - 1].budget.id === b.budget.id) return;
       const o = outcome.budgets[i];
       const resetsAt = seconds(b.window.end);
-      const reason = o.reason || (budgets[i + 1]?.budget.id === b.budget.id ? outcome.budgets[i + 1].reason : '');
-      if (reason) deniedBy.push({ budget_id: b.budget.id, scope: b.budget.scope, owner: b.budget.owner, reason: reason as DenialReason, resets_at: resetsAt });
+      // Denied by the next window only (the hold would outlive this one): it frees when that one resets.
+      const next = budgets[i + 1]?.budget.id === b.budget.id ? i + 1 : -1;
+      const [reason, deniedUntil] = o.reason ? [o.reason, resetsAt] : next >= 0 && outcome.budgets[next].reason ? [outcome.budgets[next].reason, seconds(budgets[next].window.end)] : ['', 0];
+      if (reason) deniedBy.push({ budget_id: b.budget.id, scope: b.budget.scope, owner: b.budget.owner, reason: reason as DenialReason, resets_at: deniedUntil });
       const remaining = b.blockLimit - o.committed - o.held;
       figures.push({
         budget_id: b.budget.id,
