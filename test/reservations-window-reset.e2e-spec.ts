@@ -74,6 +74,11 @@ describe('reservations across a window reset', () => {
     // Denied by the next window alone: it frees when that one resets.
     const denied = (await reserve(t, ingestKey, reservationBody(org.member.id, { input_tokens: 0, max_output_tokens: 10, ttl_seconds: 3600 }))).body;
     expect(denied.denied_by).toEqual([expect.objectContaining({ budget_id: budget.id, reason: 'budget_exhausted', resets_at: next.end.getTime() / 1000 })]);
+    // Denied by both windows: it frees when the later one resets.
+    await reserve(t, ingestKey, reservationBody(org.member.id, { input_tokens: 0, max_output_tokens: 400, min_output_tokens: 400, ttl_seconds: 30 }));
+    const both = (await reserve(t, ingestKey, reservationBody(org.member.id, { input_tokens: 0, max_output_tokens: 10, ttl_seconds: 3600 }))).body;
+    expect(both.budgets[0]).toMatchObject({ held: '1000', remaining: '0' });
+    expect(both.denied_by).toEqual([expect.objectContaining({ budget_id: budget.id, reason: 'budget_exhausted', resets_at: next.end.getTime() / 1000 })]);
   });
 
   it('loads both windows from PostgreSQL, each with its own spend and holds', async () => {

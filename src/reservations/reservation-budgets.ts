@@ -59,7 +59,7 @@ export function applicableBudgets(budgets: Budget[], now: Date, isolate: Isolate
 }
 
 /** How much sooner than Redis's clock (which sets expires_at) this process may run: a hold this close to the reset holds past it too. */
-const RESET_MARGIN_MS = 5_000;
+export const RESET_MARGIN_MS = 5_000;
 
 /**
  * The budget windows a reservation holds in: each budget's current window, and its next one as

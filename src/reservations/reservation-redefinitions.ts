@@ -5,7 +5,7 @@ import { currentWindow } from '../budgets/budget-evaluation';
 import { displayScopeId } from '../budgets/budget-scope';
 import { BudgetWriteHooks, CounterDefinition } from '../budgets/budgets.service';
 import { orgLockKey, RESERVATION_LOCK_CLASS } from './admission-sql';
-import { lowestBlockPct, seconds } from './reservation-budgets';
+import { lowestBlockPct, RESET_MARGIN_MS, seconds } from './reservation-budgets';
 
 /**
  * What a budget PUT does to reservations, inside its transaction (BudgetsService.set). A change of
@@ -54,10 +54,10 @@ export class ReservationRedefinitions implements BudgetWriteHooks {
          -- A hold in two windows of the budget (its current and next: windowsToHold) becomes one.
          WHERE e.h->>'budget_id' <> $2 OR e.n = (SELECT min(f.n) FROM jsonb_array_elements(r.holds) WITH ORDINALITY AS f(h, n) WHERE f.h->>'budget_id' = $2))
          -- One that outlives the new window is held in the next one too, as an admission would hold it (windowsToHold).
-         || CASE WHEN r.expires_at > to_timestamp($7) THEN jsonb_build_array(jsonb_build_object('budget_id', $2::text, 'epoch', $3::text, 'window_start', $7::bigint,
+         || CASE WHEN r.expires_at > to_timestamp($7) - make_interval(secs => $8) THEN jsonb_build_array(jsonb_build_object('budget_id', $2::text, 'epoch', $3::text, 'window_start', $7::bigint,
               'amount', (CASE WHEN $5 = 'tokens' THEN r.reserved_tokens ELSE r.reserved_cost_nano END)::text)) ELSE '[]'::jsonb END
        FROM locked WHERE r.org_id = $1 AND r.id = locked.id`,
-      [budget.orgId, budget.id, budget.counterEpoch, seconds(window.start), budget.limitKind, narrowTo, seconds(window.end)],
+      [budget.orgId, budget.id, budget.counterEpoch, seconds(window.start), budget.limitKind, narrowTo, seconds(window.end), RESET_MARGIN_MS / 1000],
     );
   }
 }

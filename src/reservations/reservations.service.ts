@@ -204,9 +204,10 @@ export class ReservationsService {
       if (i > 0 && budgets[i - 1].budget.id === b.budget.id) return;
       const o = outcome.budgets[i];
       const resetsAt = seconds(b.window.end);
-      // Denied by the next window only (the hold would outlive this one): it frees when that one resets.
+      // Denied by the next window (the hold would outlive this one): it frees when that one resets.
       const next = budgets[i + 1]?.budget.id === b.budget.id ? i + 1 : -1;
-      const [reason, deniedUntil] = o.reason ? [o.reason, resetsAt] : next >= 0 && outcome.budgets[next].reason ? [outcome.budgets[next].reason, seconds(budgets[next].window.end)] : ['', 0];
+      const [reason, deniedUntil] =
+        next >= 0 && outcome.budgets[next].reason ? [o.reason || outcome.budgets[next].reason, seconds(budgets[next].window.end)] : o.reason ? [o.reason, resetsAt] : ['', 0];
       if (reason) deniedBy.push({ budget_id: b.budget.id, scope: b.budget.scope, owner: b.budget.owner, reason: reason as DenialReason, resets_at: deniedUntil });
       const remaining = b.blockLimit - o.committed - o.held;
       figures.push({
