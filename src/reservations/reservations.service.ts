@@ -8,7 +8,8 @@ import { PriceBookService } from '../usage/price-book.service';
 import { CreateReservationDto } from './dto/reservation.dto';
 import { ReservationCounters } from './reservation-counters';
 import { AdmitOutcome, CounterWindow, windowId } from './reservation-counter-types';
-import { BudgetFigures, DeniedBy, DenialReason, StoredDecision } from './reservation-decision';
+import { StoredDecision } from './reservation-decision';
+import { decisionOf, fencesOf } from './admission-decision';
 import { Reservation } from './reservation.entity';
 import { applicableBudgets, ApplicableBudget, costTerms, counterWindow, holdCostNano, Isolate, seconds, windowsToHold } from './reservation-budgets';
 import { BudgetInWindow, ReservationLoader } from './reservation-loader.service';
@@ -197,32 +198,7 @@ export class ReservationsService {
       return { kind: 'unloaded', windows, others };
     }
 
-    const deniedBy: DeniedBy[] = [];
-    const figures: BudgetFigures[] = [];
-    budgets.forEach((b, i) => {
-      // A budget's current window is its first entry: the answer shows that one (a next window denies only through it).
-      if (i > 0 && budgets[i - 1].budget.id === b.budget.id) return;
-      const o = outcome.budgets[i];
-      const resetsAt = seconds(b.window.end);
-      // Denied by the next window (the hold would outlive this one): it frees when that one resets.
-      const next = budgets[i + 1]?.budget.id === b.budget.id ? i + 1 : -1;
-      const [reason, deniedUntil] =
-        next >= 0 && outcome.budgets[next].reason ? [o.reason || outcome.budgets[next].reason, seconds(budgets[next].window.end)] : o.reason ? [o.reason, resetsAt] : ['', 0];
-      if (reason) deniedBy.push({ budget_id: b.budget.id, scope: b.budget.scope, owner: b.budget.owner, reason: reason as DenialReason, resets_at: deniedUntil });
-      const remaining = b.blockLimit - o.committed - o.held;
-      figures.push({
-        budget_id: b.budget.id,
-        scope: b.budget.scope,
-        owner: b.budget.owner,
-        limit_kind: b.budget.limitKind,
-        block_limit: b.blockLimit.toString(),
-        committed: o.committed.toString(),
-        held: o.held.toString(),
-        remaining: (remaining > 0n ? remaining : 0n).toString(),
-        resets_at: resetsAt,
-      });
-    });
-    const decision: StoredDecision = { denied_by: deniedBy, budgets: figures };
+    const decision = decisionOf(budgets, outcome);
     Object.assign(row, {
       status: outcome.held ? 'held' : 'denied',
       grantedOutputTokens: String(outcome.granted),
@@ -235,15 +211,7 @@ export class ReservationsService {
       expiresAt: outcome.held ? new Date(outcome.expiresAtMs) : null,
       createdAt: new Date(outcome.nowMs),
     } satisfies Partial<Reservation>);
-    // The generation of each budget's counters this decided from: the row is stored only while each is its budget's fence.
-    // A budget held in two windows gives the lower of their two: the row is stored only once both
-    // carry the fence (loading one bumps it, so the other is restamped first; see admit()).
-    const fences: Record<string, string> = {};
-    budgets.forEach((b, i) => {
-      const generation = outcome.budgets[i].generation;
-      const other = fences[b.budget.id];
-      if (other === undefined || BigInt(generation) < BigInt(other)) fences[b.budget.id] = generation;
-    });
+    const fences = fencesOf(budgets, outcome);
     const stored = await store(row, fences);
     if (stored.outcome === 'inserted') return { kind: 'stored', row };
     // Not stored: undo this hold. Stale: decide again. Duplicate: the request id is stored already
