@@ -43,13 +43,14 @@ export class PartitionRecordsByMonth1795300100000 implements MigrationInterface 
   }
 
   async down(q: QueryRunner): Promise<void> {
-    await unpartition(q, 'completion_records', 'CONSTRAINT "PK_a2a9b9e79aa782a83c9faebfcf7" PRIMARY KEY ("org_id", "id")', {
+    await unpartition(q, 'completion_records', 'PK_47139bb6dc8f90cc3020bb96ad4', 'CONSTRAINT "PK_a2a9b9e79aa782a83c9faebfcf7" PRIMARY KEY ("org_id", "id")', {
       completion_records_time_idx: '("created_at")',
       completion_records_org_time_idx: '("org_id", "created_at")',
     });
     await unpartition(
       q,
       'usage_rollups_minute',
+      'PK_a1c8328174532528f8adcc6caeb',
       'CONSTRAINT "PK_a1c8328174532528f8adcc6caeb" PRIMARY KEY ("org_id", "bucket_start", "api_key_id", "team_id", "user_id", "model", "project_id", "batch", "service_tier")',
       { usage_rollups_minute_bucket_idx: '("bucket_start")', usage_rollups_minute_key_idx: '("org_id", "api_key_id", "bucket_start")' },
     );
@@ -114,12 +115,12 @@ async function partition(q: QueryRunner, plan: PartitionPlan): Promise<void> {
   await q.query(`DROP TABLE "${old}"`);
 }
 
-async function unpartition(q: QueryRunner, table: string, primaryKey: string, indexes: Record<string, string>): Promise<void> {
+/** `partitionedPk`: the name of the partitioned table's primary key (it moves aside for `primaryKey`'s). */
+async function unpartition(q: QueryRunner, table: string, partitionedPk: string, primaryKey: string, indexes: Record<string, string>): Promise<void> {
   const old = `${table}_partitioned`;
   await q.query(`ALTER TABLE "${table}" RENAME TO "${old}"`);
   for (const name of Object.keys(indexes)) await q.query(`DROP INDEX "${name}"`);
-  const pk = /CONSTRAINT "([^"]+)"/.exec(primaryKey)![1];
-  await q.query(`ALTER TABLE "${old}" RENAME CONSTRAINT "${pk}" TO "${old}_pkey"`);
+  await q.query(`ALTER TABLE "${old}" RENAME CONSTRAINT "${partitionedPk}" TO "${old}_pkey"`);
   await q.query(`CREATE TABLE "${table}" (LIKE "${old}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS, ${primaryKey})`);
   for (const [name, columns] of Object.entries(indexes)) await q.query(`CREATE INDEX "${name}" ON "${table}" ${columns}`);
   await q.query(`INSERT INTO "${table}" SELECT * FROM "${old}"`);

@@ -17,6 +17,13 @@ export class AlertKeyHasWindowEnd1796111000000 implements MigrationInterface {
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
+    // Two alerts that differ only in their window's end cannot both stay under the old key: say so
+    // rather than delete one (an alert is a record of what was sent).
+    const [{ n }] = await queryRunner.query(
+      `SELECT count(*)::int AS n FROM alerts a JOIN alerts b ON a.org_id = b.org_id AND a.budget_id = b.budget_id AND a.window_start = b.window_start
+         AND a.threshold_pct = b.threshold_pct AND a.event_type = b.event_type AND a.window_end < b.window_end`,
+    );
+    if (n > 0) throw new Error(`AlertKeyHasWindowEnd cannot be reverted: ${n} alert(s) share a window start with another of a later window end; delete one of each pair first`);
     await queryRunner.query(`DROP INDEX "public"."alerts_budget_window_pct_key"`);
     await queryRunner.query(`CREATE UNIQUE INDEX "alerts_budget_window_pct_key" ON "alerts" ("org_id", "budget_id", "window_start", "threshold_pct", "event_type") `);
   }

@@ -147,4 +147,25 @@ describe('migrations that move data', () => {
       await withAdminClient(server, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
     }
   });
+
+  it('every migration reverts (down) on a fresh database, and all apply again', async () => {
+    const server = process.env.TEST_PG_SERVER_URL!;
+    const name = `tally_migration_${randomBytes(4).toString('hex')}`;
+    await withAdminClient(server, (c) => c.query(`CREATE DATABASE ${name}`));
+    try {
+      const data = createDataSource(databaseUrl(server, name));
+      await data.initialize();
+      try {
+        expect(await runMigrations(data)).toHaveLength(MIGRATIONS.length);
+        for (let i = 0; i < MIGRATIONS.length; i++) await data.undoLastMigration({ transaction: 'each' });
+        expect(await data.query(`SELECT count(*)::int AS n FROM migrations`)).toEqual([{ n: 0 }]);
+        expect(await runMigrations(data)).toHaveLength(MIGRATIONS.length);
+        expect((await pendingSchemaChanges(data)).up).toEqual([]);
+      } finally {
+        await data.destroy();
+      }
+    } finally {
+      await withAdminClient(server, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+    }
+  });
 });
