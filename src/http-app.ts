@@ -15,7 +15,7 @@ import { createValidationPipe } from './common/validation';
 import { AppConfig } from './config/app-config';
 import { MetricsService } from './metrics/metrics.service';
 import { mountSwaggerUi } from './openapi';
-import { registerOtlpBodyParsing } from './usage/otlp/otlp-body';
+import { OTLP_TRACES_ROUTE, registerOtlpBodyParsing } from './usage/otlp/otlp-body';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -84,9 +84,12 @@ export async function createHttpApp(
   const fastify = app.getHttpAdapter().getInstance();
   // JSON objects only: any other body type is a 415, not a string handed to validation.
   fastify.removeContentTypeParser(['text/plain', 'application/json']);
-  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     try {
-      done(null, parseJsonObject(body as string));
+      // An OTLP export carries text Tally does not read (prompts an instrumentation may have cut
+      // inside a surrogate pair): refusing it would lose every span of the export (exporters do not
+      // retry a 400). The fields it reads are checked per span.
+      done(null, parseJsonObject(body as string, { refuseUnpairedSurrogates: request.routeOptions.url !== OTLP_TRACES_ROUTE }));
     } catch (err) {
       done(err as Error, undefined);
     }

@@ -24,7 +24,7 @@ describe('forward-auth budget gate (direct)', () => {
     expect((await t.get('/api/v1/llm/budgets/authorize', { key: ingest.key })).status).toBe(200);
   });
 
-  it('answers 401 for a missing or unknown key, 400 for bad parameters or X-On-Behalf-Of', async () => {
+  it('answers 401 for a missing or unknown key, 400 for bad parameters, 401 for a malformed X-On-Behalf-Of (a proxy passes only 2xx, 401 and 403 on)', async () => {
     const acme = await seedOrg(t, 'Gate Errors');
     const missing = await t.get('/api/v1/llm/budgets/authorize', { key: null });
     expect(missing.status).toBe(401);
@@ -36,7 +36,11 @@ describe('forward-auth budget gate (direct)', () => {
     const unknown = await t.get('/api/v1/llm/budgets/authorize?foo=1', { key: acme.member.key });
     expect([unknown.status, unknown.body.error.param]).toEqual([400, 'foo']);
     const obo = await t.get('/api/v1/llm/budgets/authorize', { key: acme.member.key, headers: { 'x-on-behalf-of': '*' } });
-    expect([obo.status, obo.body.error.code]).toEqual([400, 'invalid_on_behalf_of']);
+    expect([obo.status, obo.body.error.code]).toEqual([401, 'invalid_on_behalf_of']);
+    const long = await t.get('/api/v1/llm/budgets/authorize', { key: acme.member.key, headers: { 'x-on-behalf-of': 'u'.repeat(200) } });
+    expect([long.status, long.body.error.code]).toEqual([401, 'invalid_on_behalf_of']);
+    // Elsewhere it stays a 400 (a client error the client itself sees).
+    expect((await t.post('/api/v1/llm/budgets/check', { api_key_id: acme.member.id }, { key: acme.orgAdmin.key, headers: { 'x-on-behalf-of': '*' } })).status).toBe(400);
     expect((await t.get('/api/v1/llm/budgets/authorize', { key: acme.member.key, headers: { 'x-on-behalf-of': 'user_1' } })).status).toBe(200);
   });
 

@@ -233,6 +233,40 @@ describe('OTLP/HTTP traces ingest, fed by the OpenTelemetry JS SDK', () => {
     ]);
   });
 
+  it('rejects a span whose token count is set but unreadable (never counts it as 0); stores spans whose unread text is cut mid-emoji', async () => {
+    const acme = await seedOrg(t, 'Otel Values');
+    const end = (Math.floor(Date.now() / 1000) - 600).toString() + '000000000';
+    const spanOf = (id: string, input: unknown, extra: unknown[] = []) => ({
+      traceId: '6b8efff798038103d269b633813fc60c',
+      spanId: Buffer.from(id.padEnd(8, '_')).toString('hex').slice(0, 16),
+      name: 'chat',
+      startTimeUnixNano: end,
+      endTimeUnixNano: end,
+      attributes: [
+        { key: 'gen_ai.response.id', value: { stringValue: id } },
+        { key: 'gen_ai.response.model', value: { stringValue: 'gpt-4o-mini' } },
+        { key: 'gen_ai.usage.input_tokens', value: input },
+        { key: 'gen_ai.usage.output_tokens', value: { intValue: '5' } },
+        ...extra,
+      ],
+    });
+    const bad = [{ intValue: 10.5 }, { intValue: '123456789012345678901' }, { intValue: 12345678901234567 }, null, { arrayValue: { values: [] } }];
+    const spans = [
+      ...bad.map((value, i) => spanOf(`bad-${i}`, value)),
+      spanOf('double-string', { doubleValue: '12' }),
+      // Prompt text an instrumentation cut inside a surrogate pair: not read, not a reason to lose the export.
+      spanOf('cut-emoji', { intValue: '7' }, [{ key: 'gen_ai.prompt.0.content', value: { stringValue: 'hello 😀'.slice(0, 7) } }]),
+    ];
+    const body = JSON.stringify({ resourceSpans: [{ resource: { attributes: [{ key: 'tally.api_key_id', value: { stringValue: acme.member.id } }] }, scopeSpans: [{ spans }] }] });
+    const res = await fetch(t.baseUrl + PATH, { method: 'POST', body, headers: { authorization: `Bearer ${ingestKey}`, 'content-type': 'application/json' } });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { partialSuccess: { rejectedSpans: number } }).partialSuccess.rejectedSpans).toBe(bad.length);
+    expect(await t.dataSource.query('SELECT id, input_tokens::int AS i FROM completion_records WHERE org_id = $1 ORDER BY id', [acme.org.id])).toEqual([
+      { id: 'cut-emoji', i: 7 },
+      { id: 'double-string', i: 12 },
+    ]);
+  });
+
   it('refuses malformed bodies, other content types and encodings, and keys that may not ingest', async () => {
     const acme = await seedOrg(t, 'Otel Errors');
     const post = (body: BodyInit, headers: Record<string, string>, key = ingestKey) =>

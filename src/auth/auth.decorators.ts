@@ -61,14 +61,25 @@ export function Authenticated(...roles: Role[]) {
  * call is not counted against the key's API rate limit (it is the gateway's traffic, not use of
  * Tally's API). Documents the bearer requirement, X-On-Behalf-Of and the 401.
  */
+/**
+ * Set on a forward-auth route: a client's malformed X-On-Behalf-Of (its identity claim) is a 401,
+ * which a proxy passes on to the client as a refusal (nginx `auth_request` takes only 2xx, 401
+ * and 403 as answers: a 400 became its own 500; its 403 is the recipe's budget denial).
+ */
+export const GATEWAY_KEY = 'tally:gateway';
+
 export function GatewayAuthenticated() {
   return applyDecorators(
     SetMetadata(ROLES_KEY, ALL_ROLES),
     SetMetadata(UNMETERED_KEY, true),
+    SetMetadata(GATEWAY_KEY, true),
     ApiBearerAuth(BEARER_SCHEME),
     ApiSecurity({ [BEARER_SCHEME]: [], [ON_BEHALF_OF_SCHEME]: [] }),
     onBehalfOfHeader('The end user of the client request, forwarded by the proxy as the client sent it.'),
-    ApiErrorResponse(401, 'Missing, unknown or revoked API key: the proxy refuses the client request'),
+    ApiErrorResponse(
+      401,
+      'Missing, unknown or revoked API key, or a malformed `X-On-Behalf-Of` (`code: "invalid_on_behalf_of"`): the proxy refuses the client request',
+    ),
     RequestHeadTooLarge(),
   );
 }

@@ -2,7 +2,7 @@ import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { AppException, ErrorCode } from '../common/errors';
 import { ApiKeysService } from './api-keys.service';
-import { AuthenticatedRequest, PUBLIC_KEY, ROLES_KEY, UNMETERED_KEY } from './auth.decorators';
+import { AuthenticatedRequest, GATEWAY_KEY, PUBLIC_KEY, ROLES_KEY, UNMETERED_KEY } from './auth.decorators';
 import { parseOnBehalfOf } from './on-behalf-of';
 import { RateLimiter } from './rate-limiter';
 import { Role } from './role';
@@ -30,7 +30,7 @@ export class AuthGuard implements CanActivate {
     const key = await this.apiKeys.authenticate(secret);
     if (!key) throw AppException.unauthorized(ErrorCode.InvalidApiKey, 'Invalid or revoked API key');
 
-    const onBehalfOf = parseOnBehalfOf(request.headers['x-on-behalf-of'], secret);
+    const onBehalfOf = parseOnBehalfOf(request.headers['x-on-behalf-of'], secret, this.reflector.getAllAndOverride<boolean>(GATEWAY_KEY, targets) ? 401 : 400);
     if (!roles.includes(key.role)) throw AppException.forbidden();
     if (!this.reflector.getAllAndOverride<boolean>(UNMETERED_KEY, targets)) await this.rateLimiter.consume(key.id, key.role);
     request.principal = { apiKeyId: key.id, orgId: key.orgId, role: key.role, teamId: key.teamId, onBehalfOf };

@@ -5,13 +5,14 @@ export const ON_BEHALF_OF_PATTERN = /^(?!\*$)[\x20-\x7E]{1,150}$/;
 
 /**
  * Parses X-On-Behalf-Of: absent → null; 1-150 printable ASCII characters, not `*`; anything else
- * → 400. It names an end user, so repeating the caller's own API key is refused too: a client that
+ * → 400 (401 on a forward-auth route: see GATEWAY_KEY). It names an end user, so repeating the caller's own API key is refused too: a client that
  * sends its key for every security scheme of the document (as generated SDKs do with one `auth`
  * token) gets a clear 400 instead of its secret stored as a user id.
  */
-export function parseOnBehalfOf(header: string | string[] | undefined, apiKeySecret?: string): string | null {
+export function parseOnBehalfOf(header: string | string[] | undefined, apiKeySecret?: string, status: 400 | 401 = 400): string | null {
   if (header === undefined) return null;
-  const invalid = (message: string) => AppException.badRequest(ErrorCode.InvalidOnBehalfOf, message, 'X-On-Behalf-Of');
+  const invalid = (message: string) =>
+    status === 400 ? AppException.badRequest(ErrorCode.InvalidOnBehalfOf, message, 'X-On-Behalf-Of') : AppException.unauthorized(ErrorCode.InvalidOnBehalfOf, message);
   if (Array.isArray(header) || !ON_BEHALF_OF_PATTERN.test(header)) {
     throw invalid('X-On-Behalf-Of must be one value of 1-150 printable ASCII characters, and not "*"');
   }

@@ -54,7 +54,7 @@ export class BudgetGateController {
       'X-Tally-Org-Id': { description: 'Its org', schema: { type: 'string', example: 'org_3ZkQ9mW2pL8xYc4RtV7bN1sD' } },
     },
   })
-  @ApiErrorResponse(HttpStatus.BAD_REQUEST, 'Invalid `deny_status`, unknown query parameter, or malformed `X-On-Behalf-Of`')
+  @ApiErrorResponse(HttpStatus.BAD_REQUEST, 'Invalid `deny_status` or unknown query parameter (a proxy misconfiguration)')
   @ApiErrorResponse(HttpStatus.TOO_MANY_REQUESTS, 'A budget blocks the key', denialExample(429), DENIAL_HEADERS)
   @ApiErrorResponse(HttpStatus.FORBIDDEN, 'A budget blocks the key (with `deny_status=403`)', denialExample(403), DENIAL_HEADERS)
   @ApiErrorResponse(HttpStatus.SERVICE_UNAVAILABLE, 'Redis or the database is unavailable; retry after `Retry-After` seconds')

@@ -19,7 +19,8 @@ const MAX_JSON_DEPTH = 16;
  * Numbers are kept exactly (see exact-json.ts): the scan that counts the depth also notes whether
  * any number needs more than a double, and only then is the body read a second time, losslessly.
  */
-export function parseJsonObject(body: string): Record<string, unknown> {
+export function parseJsonObject(body: string, options: { refuseUnpairedSurrogates?: boolean } = {}): Record<string, unknown> {
+  const refuseUnpaired = options.refuseUnpairedSurrogates ?? true;
   let depth = 0;
   let exact = false;
   for (let i = 0; i < body.length; i++) {
@@ -56,7 +57,7 @@ export function parseJsonObject(body: string): Record<string, unknown> {
       ? JSON.parse(body, (key, v) => {
           // An escaped lone surrogate (\ud800) is valid JSON but no text: PostgreSQL would store it
           // as U+FFFD, a value other than the one sent. Refused, naming the field.
-          if (escapes && unpaired === undefined && ((typeof v === 'string' && UNPAIRED_SURROGATE.test(v)) || UNPAIRED_SURROGATE.test(key))) unpaired = key;
+          if (refuseUnpaired && escapes && unpaired === undefined && ((typeof v === 'string' && UNPAIRED_SURROGATE.test(v)) || UNPAIRED_SURROGATE.test(key))) unpaired = key;
           return FORBIDDEN_KEYS.has(key) ? undefined : v;
         })
       : JSON.parse(body);

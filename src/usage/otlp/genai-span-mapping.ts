@@ -85,8 +85,10 @@ export function mapGenAiSpan(span: OtlpSpan): SpanMapping {
 
 /** The first of `names` set on the span (then, with `orResource`, on its resource). */
 function first(span: OtlpSpan, names: readonly string[], orResource: boolean): AttributeValue {
-  for (const name of names) if (span.attributes.get(name) !== undefined) return span.attributes.get(name);
-  if (orResource) for (const name of names) if (span.resourceAttributes.get(name) !== undefined) return span.resourceAttributes.get(name);
+  // An empty string is no value: the next name, or the resource's, may have one.
+  const set = (v: AttributeValue) => v !== undefined && v !== '';
+  for (const name of names) if (set(span.attributes.get(name))) return span.attributes.get(name);
+  if (orResource) for (const name of names) if (set(span.resourceAttributes.get(name))) return span.resourceAttributes.get(name);
   return undefined;
 }
 

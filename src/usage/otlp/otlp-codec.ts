@@ -1,7 +1,14 @@
 import { AppException } from '../../common/errors';
 
 /** An attribute value as the mapping reads it; arrays, maps and bytes are `undefined` (not used). */
-export type AttributeValue = string | bigint | number | boolean | undefined;
+/**
+ * An attribute that is set but holds no value this service reads exactly (an integer beyond int64
+ * or 2^53 as a JSON number, a fraction as intValue, null, an array...): never read as absent, so a
+ * token count given so rejects its span instead of counting as 0.
+ */
+export const INVALID_VALUE = Object.freeze({ invalid: true as const });
+
+export type AttributeValue = string | bigint | number | boolean | typeof INVALID_VALUE | undefined;
 
 /** One span with what the GenAI mapping needs: ids in hex, times in nanoseconds, attributes by key. */
 export interface OtlpSpan {
@@ -107,13 +114,15 @@ function attributes(value: unknown, path: string): Map<string, AttributeValue> {
 }
 
 function anyValue(value: unknown): AttributeValue {
-  if (!isObject(value)) return undefined;
+  if (!isObject(value)) return value === undefined ? undefined : INVALID_VALUE;
   if (typeof value.stringValue === 'string') return value.stringValue;
   if (typeof value.boolValue === 'boolean') return value.boolValue;
   if (typeof value.intValue === 'string' && /^-?\d{1,20}$/.test(value.intValue)) return BigInt(value.intValue);
   if (typeof value.intValue === 'number' && Number.isSafeInteger(value.intValue)) return BigInt(value.intValue);
   if (typeof value.doubleValue === 'number') return value.doubleValue;
-  return undefined;
+  // proto3 JSON may write a double as a string.
+  if (typeof value.doubleValue === 'string' && /^-?\d+(\.\d+)?([eE][+-]?\d+)?$/.test(value.doubleValue)) return Number(value.doubleValue);
+  return Object.keys(value).length === 0 ? undefined : INVALID_VALUE;
 }
 
 function id(value: unknown, encoding: 'hex' | 'base64', path: string): string {
