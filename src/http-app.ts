@@ -7,6 +7,7 @@ import { parse as parseQuery } from 'qs';
 import { AppModule } from './app.module';
 import { AllExceptionsFilter } from './common/all-exceptions.filter';
 import { MAX_REQUEST_HEAD_BYTES } from './common/api-responses';
+import { GATE_ROUTES } from './budgets/budget-gate.controller';
 import { registerContentEncodings } from './common/content-encoding';
 import { clientErrorHandler, frameworkErrorHandler, parseJsonObject } from './common/http-guards';
 import { stringifyExact } from './common/json-decimal';
@@ -94,7 +95,7 @@ export async function createHttpApp(
       done(err as Error, undefined);
     }
   });
-  registerContentEncodings(instance);
+  registerContentEncodings(instance, { ignoreOn: GATE_ROUTES });
   registerOtlpBodyParsing(instance);
   // Replies as JSON.stringify would, except that exact numbers (a budget's limit) keep every digit.
   fastify.setReplySerializer((payload) => stringifyExact(payload));

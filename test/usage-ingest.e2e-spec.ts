@@ -150,6 +150,18 @@ describe('usage ingest (SPEC §3.1)', () => {
     expect(await count()).toBe(before + 2);
   });
 
+  it('ignores Content-Encoding where there is no body to undo (a GET, the forward-auth gate), and the process goes on', async () => {
+    const headers = { authorization: `Bearer ${ingestKey.key}`, 'content-encoding': 'gzip' };
+    // Each of these once ended the process: a gunzip of nothing failed with no one listening.
+    expect((await fetch(`${t.baseUrl}/health/live`, { headers })).status).toBe(200);
+    expect((await fetch(`${t.baseUrl}/api/v1/llm/budgets/authorize`, { headers })).status).toBe(200);
+    // The gate gets a client's headers, not its body: what it says of that body is no concern of the gate.
+    const forwarded = await fetch(`${t.baseUrl}/api/v1/llm/budgets/authorize`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: '{}' });
+    expect(forwarded.status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect((await fetch(`${t.baseUrl}/health/live`)).status).toBe(200);
+  });
+
   it('refuses a string with an unpaired surrogate (\\ud800), naming its field, and writes nothing; a pair (an emoji) is text', async () => {
     const before = await count();
     // JSON.stringify writes a lone surrogate as its escape, as a client's encoder would.

@@ -76,8 +76,9 @@ return 1`;
 @Injectable()
 export class BlockStateStore implements OnModuleInit, OnApplicationShutdown {
   private readonly states: CoherentCache<StoredState | null>;
-  /** State keys whose change this process wrote and could not yet tell the others. */
-  private readonly unpublished = new Set<string>();
+  /** State keys whose change this process wrote and could not yet tell the others, with the write that changed them last. */
+  private readonly unpublished = new Map<string, number>();
+  private writes = 0;
 
   constructor(
     @Inject(REDIS) private readonly redis: Redis,
@@ -129,12 +130,14 @@ export class BlockStateStore implements OnModuleInit, OnApplicationShutdown {
     const changed = states.filter((_state, i) => results[i]?.[1] === 1).map((state) => this.stateKey(state));
     this.states.drop(changed);
     // Sent with this write: its own changes, and those of an earlier write whose message failed
-    // (its retry finds the state written already, an unchanged one, and would send nothing).
-    for (const key of changed) this.unpublished.add(key);
+    // (its retry finds the state written already, an unchanged one, and would send nothing). A key
+    // leaves the set only if no later change of it came in while this message was on its way.
+    const sequence = ++this.writes;
+    for (const key of changed) this.unpublished.set(key, sequence);
     if (this.unpublished.size === 0) return;
-    const message = [...this.unpublished];
-    await guardRedis(this.redis, () => this.states.publish(message.join('\n')));
-    for (const key of message) this.unpublished.delete(key);
+    const message = new Map(this.unpublished);
+    await guardRedis(this.redis, () => this.states.publish([...message.keys()].join('\n')));
+    for (const [key, sent] of message) if (this.unpublished.get(key) === sent) this.unpublished.delete(key);
   }
 
   /**

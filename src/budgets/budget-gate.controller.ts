@@ -21,6 +21,9 @@ const DENIAL_HEADERS: ResponseHeaders = {
   'X-Tally-Budget-Id': { description: 'The first blocking budget', schema: { type: 'string', example: 'bud_4kQ9mW2pL8xYc4RtV7bN1sDa' } },
 };
 
+/** The forward-auth gate's routes as Fastify names them (the second is Envoy's form, path rest ignored). */
+export const GATE_ROUTES = ['/api/v1/llm/budgets/authorize', '/api/v1/llm/budgets/authorize/*'] as const;
+
 /**
  * The forward-auth budget gate for reverse proxies (nginx `auth_request`, Envoy `ext_authz`,
  * Traefik ForwardAuth): the proxy forwards its client's own key, for any method.

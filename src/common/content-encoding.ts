@@ -10,10 +10,15 @@ import { AppException, ErrorCode, ErrorType } from './errors';
  * encoding is a 415: read as if it were not there, a compressed body would be reported as bad
  * JSON, or a body in an encoding the client thinks it applied would be taken as plain.
  */
-export function registerContentEncodings(fastify: FastifyInstance): void {
+export function registerContentEncodings(fastify: FastifyInstance, options: { ignoreOn: readonly string[] }): void {
+  const ignored = new Set(options.ignoreOn);
   fastify.addHook('preParsing', async (request, _reply, payload) => {
     const encoding = String(request.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
     if (encoding === 'identity' || encoding === '') return payload;
+    // No body to undo (a GET, or no length): Fastify reads none, and a gunzip of nothing would fail
+    // with no one listening. Nor on a forward-auth route: it gets the client's headers, not its body.
+    const hasBody = request.headers['content-length'] !== undefined ? request.headers['content-length'] !== '0' : request.headers['transfer-encoding'] !== undefined;
+    if (!hasBody || ignored.has(request.routeOptions.url ?? '')) return payload;
     if (encoding !== 'gzip') {
       throw new AppException(415, ErrorType.InvalidRequest, ErrorCode.UnsupportedMediaType, `Unsupported Content-Encoding '${encoding}': send gzip or none`);
     }
@@ -26,6 +31,9 @@ export function registerContentEncodings(fastify: FastifyInstance): void {
       },
     });
     payload.on('error', (err) => gunzip.destroy(err));
+    // Fastify listens while it reads the body, not after it answered (a 413 for the decompressed
+    // size): an error of the rest of the stream must not be an unhandled one, which ends the process.
+    gunzip.on('error', () => undefined);
     payload.pipe(counter).pipe(gunzip);
     return gunzip;
   });
