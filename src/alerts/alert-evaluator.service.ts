@@ -182,6 +182,8 @@ export class AlertEvaluatorService {
     );
     const known = new Set(existing.map((row) => crossingKey(row.budget_id, { start: row.window_start, end: row.window_end }, Number(row.threshold_pct))));
     const rows: NewAlertRow[] = [];
+    // The budget each row was evaluated from (one budget may come from two reads: each row keeps its own).
+    const definitions: Budget[] = [];
     const now = new Date();
     for (const evaluation of reached) {
       const { budget, window } = evaluation;
@@ -200,14 +202,13 @@ export class AlertEvaluatorService {
           state: deliverable ? 'pending' : 'skipped',
           createdAt: now,
         });
+        definitions.push(budget);
       }
     }
     if (rows.length === 0) return 0;
     // Only while the budget is still the one evaluated: an evaluation that read it before a PUT
     // (a limit raised, a threshold removed) must not record a crossing the PUT has undone; the
     // PUT's own evaluation, enqueued after it, records what the budget reaches now.
-    const definitions = new Map(reached.map((e) => [e.budget.id, e.budget]));
-    const definition = (r: NewAlertRow) => definitions.get(r.budgetId)!;
     const inserted: Array<{ id: string; state: AlertState; threshold_action: string }> = await this.dataSource.query(
       `INSERT INTO alerts (org_id, id, budget_id, window_start, window_end, threshold_pct, threshold_action, body, state, created_at)
        SELECT b.org_id, c.id, c.budget_id, c.window_start, c.window_end, c.threshold_pct, c.threshold_action, c.body, c.state, c.created_at
@@ -228,11 +229,11 @@ export class AlertEvaluatorService {
         rows.map((r) => r.body),
         rows.map((r) => r.state),
         rows.map((r) => r.createdAt.toISOString()),
-        rows.map((r) => definition(r).limitValue),
-        rows.map((r) => JSON.stringify(definition(r).thresholds)),
-        rows.map((r) => definition(r).period),
-        rows.map((r) => definition(r).timezone),
-        rows.map((r) => definition(r).limitKind),
+        definitions.map((b) => b.limitValue),
+        definitions.map((b) => JSON.stringify(b.thresholds)),
+        definitions.map((b) => b.period),
+        definitions.map((b) => b.timezone),
+        definitions.map((b) => b.limitKind),
       ],
     );
     for (const row of inserted) this.created.inc({ action: row.threshold_action });

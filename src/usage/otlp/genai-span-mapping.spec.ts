@@ -1,5 +1,5 @@
 import { mapGenAiSpan } from './genai-span-mapping';
-import { AttributeValue, OtlpSpan } from './otlp-codec';
+import { AttributeValue, INVALID_VALUE, OtlpSpan } from './otlp-codec';
 
 const END = 1_763_316_001_250_000_000n; // 2025-11-16T18:00:01.25Z
 
@@ -81,6 +81,16 @@ describe('GenAI span → completion record mapping', () => {
     expect(reason({ 'gen_ai.request.model': 'm', 'gen_ai.usage.input_tokens': 1n })).toBe('no tally.api_key_id on the span or its resource');
     expect(reason({ ...ok, 'gen_ai.usage.input_tokens': 1n }, { endTimeUnixNano: 0n })).toBe('the span has no end time');
     expect(reason({ ...ok, 'gen_ai.usage.input_tokens': 1n }, { traceId: '', spanId: '' })).toBe('no gen_ai.response.id and no trace and span id');
+    // Set but unreadable (an empty string, a value the codec could not read exactly): rejected, never counted as 0.
+    expect(reason({ ...ok, 'gen_ai.usage.input_tokens': '', 'gen_ai.usage.output_tokens': '' })).toBe(
+      'gen_ai.usage.input_tokens must be a non-negative integer; gen_ai.usage.output_tokens must be a non-negative integer',
+    );
+    expect(reason({ ...ok, 'gen_ai.usage.input_tokens': INVALID_VALUE, 'gen_ai.usage.output_tokens': 2n })).toBe('gen_ai.usage.input_tokens must be a non-negative integer');
+  });
+
+  it("reads an empty name as unset: the resource's key applies", () => {
+    const mapped = mapGenAiSpan(span({ 'gen_ai.request.model': 'm', 'tally.api_key_id': '', 'gen_ai.usage.input_tokens': 1n }, { 'tally.api_key_id': 'k' }));
+    expect(mapped).toMatchObject({ kind: 'usage', usage: { apiKeyId: 'k' } });
   });
 
   it('accepts integral doubles (some SDKs send counts as doubles)', () => {

@@ -58,8 +58,8 @@ export function mapGenAiSpan(span: OtlpSpan): SpanMapping {
   const inputTokens = count(GENAI_ATTRIBUTES.inputTokens, input);
   const outputTokens = count(GENAI_ATTRIBUTES.outputTokens, output);
   const inputCachedTokens = count(GENAI_ATTRIBUTES.cachedInputTokens, first(span, GENAI_ATTRIBUTES.cachedInputTokens, false));
-  const model = text(first(span, GENAI_ATTRIBUTES.model, false));
-  const apiKeyId = text(first(span, GENAI_ATTRIBUTES.apiKeyId, true));
+  const model = text(first(span, GENAI_ATTRIBUTES.model, false, true));
+  const apiKeyId = text(first(span, GENAI_ATTRIBUTES.apiKeyId, true, true));
   if (!model) problems.push(`no ${GENAI_ATTRIBUTES.model.join(' or ')}`);
   if (!apiKeyId) problems.push(`no ${GENAI_ATTRIBUTES.apiKeyId[0]} on the span or its resource`);
   const createdAt = Number(span.endTimeUnixNano / 1_000_000_000n);
@@ -84,9 +84,9 @@ export function mapGenAiSpan(span: OtlpSpan): SpanMapping {
 }
 
 /** The first of `names` set on the span (then, with `orResource`, on its resource). */
-function first(span: OtlpSpan, names: readonly string[], orResource: boolean): AttributeValue {
-  // An empty string is no value: the next name, or the resource's, may have one.
-  const set = (v: AttributeValue) => v !== undefined && v !== '';
+function first(span: OtlpSpan, names: readonly string[], orResource: boolean, emptyIsUnset = false): AttributeValue {
+  // An empty name is no value (the next attribute, or the resource's, may have one); an empty count is a bad one.
+  const set = (v: AttributeValue) => v !== undefined && !(emptyIsUnset && v === '');
   for (const name of names) if (set(span.attributes.get(name))) return span.attributes.get(name);
   if (orResource) for (const name of names) if (set(span.resourceAttributes.get(name))) return span.resourceAttributes.get(name);
   return undefined;
