@@ -89,7 +89,7 @@ export async function createHttpApp(
     try {
       // An OTLP export carries text Tally does not read (prompts an instrumentation may have cut
       // inside a surrogate pair): refusing it would lose every span of the export (exporters do not
-      // retry a 400). The fields it reads are checked per span.
+      // retry a 400). Such a character in a field it stores is kept as U+FFFD.
       done(null, parseJsonObject(body as string, { refuseUnpairedSurrogates: request.routeOptions.url !== OTLP_TRACES_ROUTE }));
     } catch (err) {
       done(err as Error, undefined);

@@ -33,10 +33,6 @@ export function storedPct(pct: string): number {
 /** How long the previous webhook secret still signs after a change (SPEC §5). */
 export const SECRET_ROTATION_MS = 24 * 3_600_000;
 
-/**
- * Budgets: who may read and write which, and the webhook settings stored with them. Storage
- * only: what a change triggers (block state, evaluation) is in BudgetChangeWorkflow.
- */
 /** What a budget's reservation counters count (a change of any of it moves its counter_epoch). */
 export type CounterDefinition = Pick<Budget, 'period' | 'timezone' | 'limitKind' | 'thresholds'>;
 
@@ -51,6 +47,10 @@ export interface BudgetWriteHooks {
   afterWrite(manager: EntityManager, budget: Budget, previousEpoch: string | null): Promise<void>;
 }
 
+/**
+ * Budgets: who may read and write which, and the webhook settings stored with them. Storage
+ * only: what a change triggers (block state, evaluation) is in BudgetChangeWorkflow.
+ */
 @Injectable()
 export class BudgetsService {
   constructor(

@@ -61,9 +61,13 @@ export class ReservationCounters {
 
   /** The keys of one budget window: state hash, holds by expiry, hold amounts. */
   windowKeys(w: CounterWindow): [string, string, string] {
-    // Epoch 0 (a budget never redefined) keeps the names counters had before epochs.
-    const base = `${this.orgTag(w.orgId)}:${w.budgetId}${w.epoch === '0' ? '' : `.${w.epoch}`}:${w.start}`;
+    const base = this.windowBase(w);
     return [`${base}:s`, `${base}:z`, `${base}:a`];
+  }
+
+  /** What every key of a window's counters begins with. Epoch 0 (a budget never redefined) keeps the names counters had before epochs. */
+  private windowBase(w: CounterWindow): string {
+    return `${this.orgTag(w.orgId)}:${w.budgetId}${w.epoch === '0' ? '' : `.${w.epoch}`}:${w.start}`;
   }
 
   async admit(req: AdmitRequest): Promise<AdmitOutcome> {
@@ -106,13 +110,12 @@ export class ReservationCounters {
 
   /** Records settled into a window while it is being rebuilt, by id. */
   pendingKey(w: CounterWindow): string {
-    return `${this.orgTag(w.orgId)}:${w.budgetId}:${w.start}:p`;
+    return `${this.windowBase(w)}:p`;
   }
 
   /** Keys a rebuild uses besides the window's: removed-while-loading holds, records its read counted. */
   private rebuildKeys(w: CounterWindow): [string, string] {
-    // Epoch 0 (a budget never redefined) keeps the names counters had before epochs.
-    const base = `${this.orgTag(w.orgId)}:${w.budgetId}${w.epoch === '0' ? '' : `.${w.epoch}`}:${w.start}`;
+    const base = this.windowBase(w);
     return [`${base}:r`, `${base}:n`];
   }
 

@@ -205,7 +205,10 @@ export class ReservationsService {
       reservedTokens: outcome.held ? String(input + outcome.granted) : '0',
       reservedCostNano: outcome.held && prices ? holdCostNano(input, outcome.granted, prices).toString() : '0',
       holds: outcome.held
-        ? budgets.map((b, i) => ({ budget_id: b.budget.id, window_start: seconds(b.window.start), amount: outcome.budgets[i].amount.toString(), epoch: b.budget.counterEpoch ?? '0' }))
+        ? budgets.map((b, i) => {
+            const w = this.windowOf(b);
+            return { budget_id: b.budget.id, window_start: w.start, amount: outcome.budgets[i].amount.toString(), epoch: w.epoch };
+          })
         : [],
       decision: decision as unknown as Record<string, unknown>,
       expiresAt: outcome.held ? new Date(outcome.expiresAtMs) : null,

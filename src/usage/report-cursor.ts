@@ -52,10 +52,7 @@ export class ReportCursor implements RowStream<Record<string, unknown>> {
     await runner.connect();
     const cursor = new ReportCursor(runner, options);
     try {
-      // One round trip (simple protocol): the timeout is an integer from validated configuration.
-      // A declared cursor is planned for its first rows (cursor_tuple_fraction 0.1 by default);
-      // every row is read here, so it gets the plan a plain query would.
-      await runner.query(`BEGIN; SET LOCAL statement_timeout = ${Math.trunc(options.timeoutMs)}; SET LOCAL cursor_tuple_fraction = 1`);
+      await runner.query(beginReport(options, 'BEGIN'));
       cursor.inTransaction = true;
       await runner.query(`DECLARE report NO SCROLL CURSOR FOR ${sql}`, params);
       await cursor.fetch();
@@ -103,8 +100,7 @@ export class ReportCursor implements RowStream<Record<string, unknown>> {
   private async fetch(): Promise<void> {
     clearTimeout(this.stall);
     if (this.closing) throw new Error(`The report's reader asked for nothing for ${this.options.timeoutMs} ms; its cursor was closed`);
-    const rows: Array<Record<string, unknown>> = await this.runner.query(`FETCH ${Math.trunc(this.options.fetchRows)} FROM report`);
-    this.options.onFetch?.(rows.length);
+    const rows = await fetchReport(this.runner, this.options);
     if (this.closing) return; // closed by its reader meanwhile
     this.batch = rows;
     if (rows.length < this.options.fetchRows) {
@@ -135,17 +131,14 @@ export async function readInOneSnapshot(
   const runner = dataSource.createQueryRunner();
   await runner.connect();
   try {
-    // As in ReportCursor.open; the snapshot is taken by the first DECLARE (BEGIN and SET take none).
-    await runner.query(
-      `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = ${Math.trunc(options.timeoutMs)}; SET LOCAL cursor_tuple_fraction = 1`,
-    );
+    // The snapshot is taken by the first DECLARE (BEGIN and SET take none).
+    await runner.query(beginReport(options, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY'));
     const results: Array<Array<Record<string, unknown>>> = [];
     for (const { sql, params } of statements) {
       await runner.query(`DECLARE report NO SCROLL CURSOR FOR ${sql}`, params);
       const rows: Array<Record<string, unknown>> = [];
       for (;;) {
-        const batch: Array<Record<string, unknown>> = await runner.query(`FETCH ${Math.trunc(options.fetchRows)} FROM report`);
-        options.onFetch?.(batch.length);
+        const batch = await fetchReport(runner, options);
         for (const row of batch) rows.push(row);
         if (batch.length < options.fetchRows) break;
       }
@@ -160,6 +153,22 @@ export async function readInOneSnapshot(
     await runner.query('ROLLBACK').catch(() => undefined);
     await runner.release();
   }
+}
+
+/**
+ * A report's transaction start, in one round trip (simple protocol; the timeout is an integer from
+ * validated configuration). A declared cursor is planned for its first rows
+ * (cursor_tuple_fraction 0.1 by default); every row is read, so it gets the plan a plain query would.
+ */
+function beginReport(options: ReportCursorOptions, begin: string): string {
+  return `${begin}; SET LOCAL statement_timeout = ${Math.trunc(options.timeoutMs)}; SET LOCAL cursor_tuple_fraction = 1`;
+}
+
+/** The next `fetchRows` rows of the `report` cursor (counted through onFetch). */
+async function fetchReport(runner: QueryRunner, options: ReportCursorOptions): Promise<Array<Record<string, unknown>>> {
+  const rows: Array<Record<string, unknown>> = await runner.query(`FETCH ${Math.trunc(options.fetchRows)} FROM report`);
+  options.onFetch?.(rows.length);
+  return rows;
 }
 
 /** A statement cancelled by statement_timeout is a 503 `report_timeout`; anything else as it is. */

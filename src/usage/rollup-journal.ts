@@ -1,4 +1,5 @@
 import { DataSource, EntityManager } from 'typeorm';
+import { NUMERIC_OUT_OF_RANGE, pgErrorCode } from '../common/error-mapping';
 import { inHeldTransaction } from '../database/held-connection';
 import { SqlRunner } from '../database/sql-runner';
 import { ensurePartitions, isMissingPartition } from './partitions';
@@ -18,8 +19,6 @@ export const JOURNAL_TABLE = 'usage_rollup_deltas';
 /** Serialises folds (and rollup rebuilds, which take it too): first key of pg_advisory_xact_lock(int, int). */
 export const FOLD_LOCK_CLASS = 7_240_117;
 export const FOLD_LOCK_KEY = 1;
-
-const NUMERIC_OUT_OF_RANGE = '22003';
 
 const JOURNAL_KEY = ['org_id', 'bucket_start', ...DIMENSIONS.filter((d) => d !== 'org_id')] as const;
 
@@ -155,8 +154,7 @@ export async function foldOnce(manager: SqlRunner, limit: number, minuteFrom = n
  * overflow an hour's or a day's row together. Folding that org's deltas fails on every attempt.
  */
 export function isFoldOverflow(err: unknown): boolean {
-  const e = (err as { driverError?: { code?: string } }).driverError ?? (err as { code?: string });
-  return e?.code === NUMERIC_OUT_OF_RANGE;
+  return pgErrorCode(err) === NUMERIC_OUT_OF_RANGE;
 }
 
 /** The orgs with journal rows, but for those in `except`. */

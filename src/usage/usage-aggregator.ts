@@ -10,8 +10,6 @@ import { Dimension, Measure, narrowestRollup, NULLABLE_DIMENSIONS, RAW_MEASURE_S
 import { JOURNAL_TABLE } from './rollup-journal';
 import { BucketWidth, ceilTo, DAY, decomposeRange, MINUTE, Granularity, GRANULARITY_SECONDS, Segment, WIDTH_GRANULARITY, WIDTH_SECONDS } from './time-buckets';
 
-/** Which records a query counts. Every condition must hold. */
-
 /**
  * The first minute the per-minute rollup still holds (MINUTE_ROLLUP_RETENTION_DAYS before `now`,
  * Unix seconds): a read's minutes before it come from the raw records instead.
@@ -19,6 +17,8 @@ import { BucketWidth, ceilTo, DAY, decomposeRange, MINUTE, Granularity, GRANULAR
 export function minuteRollupFrom(config: Pick<AppConfig, 'minuteRollupRetentionDays'>, now = Date.now() / 1000): number {
   return ceilTo(now - config.minuteRollupRetentionDays * DAY, MINUTE);
 }
+
+/** Which records a query counts. Every condition must hold. */
 export interface UsageFilter {
   /** One org, or every org (cluster admins without `org_id`). */
   orgId?: string;

@@ -3,6 +3,7 @@ import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { PoolClient } from 'pg';
 import { DataSource, EntityManager } from 'typeorm';
+import { NUMERIC_OUT_OF_RANGE, pgErrorCode } from '../common/error-mapping';
 import { AppException, FieldProblem } from '../common/errors';
 import { MAX_BIGINT } from '../common/money';
 import { IngestRecordDto } from './dto/ingest.dto';
@@ -48,7 +49,6 @@ const INSERT_STATEMENT = 'tally_insert_records';
 export const ROLLUP_LOCK_CLASS = 7_240_116;
 
 const RETRYABLE = new Set(['40P01', '40001']); // deadlock, serialization failure
-const NUMERIC_OUT_OF_RANGE = '22003';
 
 @Injectable()
 export class UsageIngestService {
@@ -131,7 +131,7 @@ export class UsageIngestService {
           await ensurePartitions(this.dataSource, 'completion_records', records.map((r) => r.createdAt));
           continue;
         }
-        const code = (err as { driverError?: { code?: string } }).driverError?.code;
+        const code = pgErrorCode(err);
         if (code === NUMERIC_OUT_OF_RANGE) {
           throw AppException.validation([{ param: 'records', message: 'the stored sums would exceed 2^63 − 1' }]);
         }
