@@ -30,7 +30,9 @@ export class AuthGuard implements CanActivate {
     const key = await this.apiKeys.authenticate(secret);
     if (!key) throw AppException.unauthorized(ErrorCode.InvalidApiKey, 'Invalid or revoked API key');
 
-    const onBehalfOf = parseOnBehalfOf(request.headers['x-on-behalf-of'], secret, this.reflector.getAllAndOverride<boolean>(GATEWAY_KEY, targets) ? 401 : 400);
+    const header = request.headers['x-on-behalf-of'];
+    // The route's metadata is read only when the header is there (most requests go without it).
+    const onBehalfOf = header === undefined ? null : parseOnBehalfOf(header, secret, this.reflector.getAllAndOverride<boolean>(GATEWAY_KEY, targets) ? 401 : 400);
     if (!roles.includes(key.role)) throw AppException.forbidden();
     if (!this.reflector.getAllAndOverride<boolean>(UNMETERED_KEY, targets)) await this.rateLimiter.consume(key.id, key.role);
     request.principal = { apiKeyId: key.id, orgId: key.orgId, role: key.role, teamId: key.teamId, onBehalfOf };
