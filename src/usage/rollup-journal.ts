@@ -1,5 +1,5 @@
 import { DataSource, EntityManager } from 'typeorm';
-import { NUMERIC_OUT_OF_RANGE, pgErrorCode } from '../common/error-mapping';
+import { NUMERIC_OUT_OF_RANGE, pgErrorCode } from '../database/pg-errors';
 import { inHeldTransaction } from '../database/held-connection';
 import { SqlRunner } from '../database/sql-runner';
 import { ensurePartitions, isMissingPartition } from './partitions';

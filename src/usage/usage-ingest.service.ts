@@ -3,7 +3,7 @@ import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { PoolClient } from 'pg';
 import { DataSource, EntityManager } from 'typeorm';
-import { NUMERIC_OUT_OF_RANGE, pgErrorCode } from '../common/error-mapping';
+import { NUMERIC_OUT_OF_RANGE, pgErrorCode } from '../database/pg-errors';
 import { AppException, FieldProblem } from '../common/errors';
 import { MAX_BIGINT } from '../common/money';
 import { IngestRecordDto } from './dto/ingest.dto';
