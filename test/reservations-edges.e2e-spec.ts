@@ -6,6 +6,7 @@ import type Redis from 'ioredis';
 import { REDIS } from '../src/redis/redis.module';
 import { budgetWindow } from '../src/budgets/budget-window';
 import { ReservationCounters } from '../src/reservations/reservation-counters';
+import { ReservationReconciler } from '../src/reservations/reservation-reconciler.service';
 
 /** An OTLP/JSON export of one GenAI span of `apiKeyId` with `inputTokens` input tokens. */
 function otlpExport(apiKeyId: string, spanId: string, inputTokens: number) {
@@ -128,12 +129,20 @@ describe('reservations: revoked keys, OTLP settling, fault isolation', () => {
     expect((await t.get('/metrics', { key: null })).text).toMatch(/tally_budget_evaluation_failures_total [1-9]/);
   });
 
-  it("one org's unreadable budget does not stop settling another org's records in the same ingest batch", async () => {
+  // Rows stored around the API (another version, a hand edit): a time zone this runtime does not
+  // know (its window cannot be computed), or thresholds that are not a list of objects.
+  const damages = [
+    ['an unknown time zone', `timezone = 'Mars/Olympus_Mons'`],
+    ['thresholds null', `thresholds = 'null'::jsonb`],
+    ['thresholds [null]', `thresholds = '[null]'::jsonb`],
+    ['thresholds a string', `thresholds = '"block"'::jsonb`],
+  ];
+
+  it.each(damages)("one org's budget with %s does not stop settling another org's records in the same ingest batch", async (_name, damage) => {
     const broken = await seedOrg(t, 'BrokenZone');
     const capped = await seedOrg(t, 'SettledBeside');
     const zoned = (await t.put(`/api/v1/llm/budgets/org/${broken.org.id}`, blockingBudget('tokens', 50_000))).body;
-    // A stored time zone this runtime does not know (a row from another version): its window cannot be computed.
-    await t.dataSource.query(`UPDATE budgets SET timezone = 'Mars/Olympus_Mons' WHERE id = $1`, [zoned.id]);
+    await t.dataSource.query(`UPDATE budgets SET ${damage} WHERE id = $1`, [zoned.id]);
     const budget = (await t.put(`/api/v1/llm/budgets/apikey/${capped.member.id}`, blockingBudget('tokens', 1000))).body;
     const held = await reserve(t, ingestKey, reservationBody(capped.member.id, { input_tokens: 50, max_output_tokens: 50 }));
     expect(held.body.status).toBe('held');
@@ -151,7 +160,29 @@ describe('reservations: revoked keys, OTLP settling, fault isolation', () => {
     const tooMuch = await reserve(t, ingestKey, reservationBody(capped.member.id, { input_tokens: 50, max_output_tokens: 51, min_output_tokens: 51 }));
     expect(tooMuch.body.denied_by).toEqual([expect.objectContaining({ budget_id: budget.id, reason: 'insufficient_budget' })]);
     expect((await t.get('/metrics', { key: null })).text).toMatch(/tally_budget_evaluation_failures_total [1-9]/);
-    await t.dataSource.query(`UPDATE budgets SET timezone = 'UTC' WHERE id = $1`, [zoned.id]);
+    // A PUT of the same definition repairs the row.
+    expect((await t.put(`/api/v1/llm/budgets/org/${broken.org.id}`, blockingBudget('tokens', 50_000))).status).toBe(200);
+    expect((await t.get(`/api/v1/llm/budgets/${zoned.id}`)).body).toMatchObject({ timezone: 'UTC', thresholds: [{ pct: 100, action: 'block' }] });
+  });
+
+  it('the reconciler passes over a budget whose thresholds cannot be read and compares the others', async () => {
+    const broken = await seedOrg(t, 'BrokenThresholds');
+    const capped = await seedOrg(t, 'ReconciledBeside');
+    const damaged = (await t.put(`/api/v1/llm/budgets/org/${broken.org.id}`, blockingBudget('tokens', 50_000))).body;
+    await t.dataSource.query(`UPDATE budgets SET thresholds = '[null, {"pct": 100, "action": "block"}]'::jsonb WHERE id = $1`, [damaged.id]);
+    const budget = (await t.put(`/api/v1/llm/budgets/apikey/${capped.member.id}`, blockingBudget('tokens', 1000))).body;
+    const held = await reserve(t, ingestKey, reservationBody(capped.member.id));
+    expect(held.body.status).toBe('held');
+    // Drift on the readable budget: the pass repairs it, and counts the unreadable one as failed.
+    const resetsAt = held.body.budgets[0].resets_at;
+    const [state] = t.app.get(ReservationCounters).windowKeys({ orgId: capped.org.id, budgetId: budget.id, epoch: '0', start: resetsAt - 86400, end: resetsAt });
+    await t.app.get<Redis>(REDIS).hset(state, 'committed', '777');
+    expect(await counters(t, capped.org.id, budget.id)).toEqual({ committed: 777n, held: 100n });
+    const result = await t.app.get(ReservationReconciler).reconcileAll();
+    expect(result.failed).toBeGreaterThanOrEqual(1);
+    expect(result.repaired).toBeGreaterThanOrEqual(1);
+    expect(await counters(t, capped.org.id, budget.id)).toEqual({ committed: 0n, held: 100n });
+    await t.dataSource.query(`DELETE FROM budgets WHERE id = $1`, [damaged.id]);
   });
 
   it('an ingest sends no record to Redis for budget windows nobody has loaded; the first admission reads them from PostgreSQL', async () => {

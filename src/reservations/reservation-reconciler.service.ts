@@ -64,11 +64,18 @@ export class ReservationReconciler {
 
   async reconcileAll(now = new Date()): Promise<ReconcileResult> {
     const byOrg = new Map<string, Budget[]>();
+    let unreadable = 0;
     for (const budget of await this.budgets.findBlocking()) {
-      if (lowestBlockPct(budget) === undefined) continue;
+      try {
+        if (lowestBlockPct(budget) === undefined) continue;
+      } catch (err) {
+        // A row stored around the API (thresholds that are not a list of objects): it fails alone.
+        unreadable += this.failed(budget.orgId, 1, err, budget.id).failed;
+        continue;
+      }
       byOrg.set(budget.orgId, [...(byOrg.get(budget.orgId) ?? []), budget]);
     }
-    const total: ReconcileResult = { compared: 0, repaired: 0, failed: 0 };
+    const total: ReconcileResult = { compared: 0, repaired: 0, failed: unreadable };
     for (const [orgId, budgets] of byOrg) {
       // One org's failure never stops the others (reconcileOrg counts its own; this is for the unforeseen).
       const result = await this.reconcileOrg(orgId, budgets, now).catch((err) => this.failed(orgId, budgets.length, err));

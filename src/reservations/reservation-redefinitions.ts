@@ -65,5 +65,12 @@ export class ReservationRedefinitions implements BudgetWriteHooks {
 /** Whether `next` changes what the budget's counters count (the trigger budgets_counter_epoch's rule). */
 function redefines(existing: Budget, next: CounterDefinition): boolean {
   const blocks = (b: Pick<Budget, 'thresholds'>) => lowestBlockPct(b as Budget) !== undefined;
-  return existing.period !== next.period || existing.timezone !== next.timezone || existing.limitKind !== next.limitKind || blocks(existing) !== blocks(next);
+  let blocked: boolean;
+  try {
+    blocked = blocks(existing);
+  } catch {
+    // Thresholds stored around the API that cannot be read: the PUT that repairs them redefines the budget.
+    return true;
+  }
+  return existing.period !== next.period || existing.timezone !== next.timezone || existing.limitKind !== next.limitKind || blocked !== blocks(next);
 }

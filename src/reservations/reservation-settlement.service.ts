@@ -53,7 +53,9 @@ export class ReservationSettlementService {
 
   /** `loaded`: the budgets of the records' scopes, when the caller read them already (the ingest workflow). */
   private async settleOrThrow(records: SettledRecord[], loaded?: Budget[]): Promise<void> {
-    const budgets = (loaded ?? (await this.budgetsOf(records))).filter((b) => lowestBlockPct(b) !== undefined);
+    // A budget whose thresholds cannot be read (a row stored around the API) is skipped like one
+    // whose window cannot be computed (below): it never stops the settling of the others.
+    const budgets = (loaded ?? (await this.budgetsOf(records))).filter((b) => this.evaluator.isolate(b, () => lowestBlockPct(b) !== undefined) === true);
     const settled = await this.repository.settle(
       records.filter((r) => r.reservationId).map((r) => ({ orgId: r.orgId, apiKeyId: r.apiKeyId, reservationId: r.reservationId!, recordId: r.id })),
     );
