@@ -63,6 +63,19 @@ describe('budget time zones and forecasts (SPEC §4.2)', () => {
     expect(new Date(res.body.spend.window.split('/')[1]).getTime()).toBe(window.end.getTime());
   });
 
+  it('stores a time zone in the database\'s spelling when only its letter case differs (utc → UTC), and keeps an alias as sent', async () => {
+    const { org } = await seedOrg(t, `tz-case-${Math.random()}`);
+    const lower = await t.put(`/api/v1/llm/budgets/org/${org.id}`, costBudget(1, { timezone: 'utc' }));
+    expect(lower.status).toBe(200);
+    expect(lower.body.timezone).toBe('UTC');
+    expect(lower.body.spend.window).toMatch(/^\d{4}-\d\d-\d\dT00:00:00Z\//);
+    const amsterdam = await t.put(`/api/v1/llm/budgets/org/${org.id}`, costBudget(1, { timezone: 'europe/AMSTERDAM' }));
+    expect(amsterdam.body.timezone).toBe('Europe/Amsterdam');
+    const stored = await t.dataSource.query(`SELECT timezone FROM budgets WHERE id = $1`, [amsterdam.body.id]);
+    expect(stored).toEqual([{ timezone: 'Europe/Amsterdam' }]);
+    expect((await t.put(`/api/v1/llm/budgets/org/${org.id}`, costBudget(1, { timezone: 'US/Pacific' }))).body.timezone).toBe('US/Pacific');
+  });
+
   it('Europe/Amsterdam: windows across both 2026 daylight-saving days (23 h and 25 h), with exact spend and alerts per local day', async () => {
     const { org, member } = await seedOrg(t, `tz-ams-${Math.random()}`);
     // Limit 23 at one unit per hour: the 23-hour day reaches it exactly; a 24-hour day would be needed to pass it.

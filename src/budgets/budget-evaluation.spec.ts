@@ -87,4 +87,10 @@ describe('forecastExhaustion (SPEC §4.2)', () => {
     const tokens = budget({ limitKind: 'tokens', limitValue: '1000.000000000', thresholds: [{ pct: 50, action: 'alert' }] });
     expect(evaluateBudget(tokens, { costNano: 0n, tokens: 250n }, day, at('2026-11-21T01:00:00Z')).forecastExhaustionAt).toBe(Date.parse('2026-11-21T04:00:00Z') / 1000);
   });
+
+  it('is the time of the evaluation once the target is reached (never a time in the past)', () => {
+    // Limit 10: 12 spent by 06:00 (the average-rate line crossed 10 at 05:00).
+    expect(evaluateBudget(budget({}), { costNano: 12_000_000_000n, tokens: 0n }, day, at('2026-11-21T06:00:00Z')).forecastExhaustionAt).toBe(Date.parse('2026-11-21T06:00:00Z') / 1000);
+    expect(evaluateBudget(budget({}), { costNano: 10_000_000_000n, tokens: 0n }, day, at('2026-11-21T06:00:00Z')).forecastExhaustionAt).toBe(Date.parse('2026-11-21T06:00:00Z') / 1000);
+  });
 });

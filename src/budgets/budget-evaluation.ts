@@ -29,7 +29,8 @@ function spentNano(budget: Budget, spend: Spend): bigint {
 /**
  * SPEC §4.2 `forecast_exhaustion_at`, in integers: with `spent` over the `elapsed` whole seconds
  * since the window's start, the target (lowest block pct × limit, or the limit) is reached at
- * start + ⌈target × elapsed / spent⌉ (rounded up to the second). `at` is clamped into the window.
+ * start + ⌈target × elapsed / spent⌉ (rounded up to the second); once spent ≥ target, `at`
+ * itself. `at` is clamped into the window.
  */
 export function forecastExhaustion(budget: Budget, spent: bigint, limit: bigint, window: BudgetWindow, at: Date): number | null {
   if (spent <= 0n) return null;
@@ -44,6 +45,8 @@ export function forecastExhaustion(budget: Budget, spent: bigint, limit: bigint,
   if (now < start) now = start;
   if (now > end) now = end;
   const elapsed = now - start;
+  // Reached already: now (the average-rate line crossed it earlier, but that is no forecast).
+  if (spentScaled >= targetScaled) return Number(now);
   const eta = start + (targetScaled * elapsed + spentScaled - 1n) / spentScaled;
   return eta < end ? Number(eta) : null;
 }

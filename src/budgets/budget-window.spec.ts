@@ -1,4 +1,4 @@
-import { budgetWindow, formatWindow, isKnownTimeZone } from './budget-window';
+import { budgetWindow, canonicalTimeZoneCase, formatWindow, isKnownTimeZone } from './budget-window';
 
 const at = (iso: string) => new Date(iso);
 const window = (period: 'daily' | 'weekly' | 'monthly', iso: string) => formatWindow(budgetWindow(period, at(iso)));
@@ -55,5 +55,16 @@ describe('budgetWindow in a time zone', () => {
     expect(isKnownTimeZone('Europe/Amsterdam')).toBe(true);
     expect(isKnownTimeZone('UTC')).toBe(true);
     for (const bad of ['Mars/Olympus', '+01:00', 'UTC+1 ', '', '../etc']) expect(isKnownTimeZone(bad)).toBe(false);
+  });
+});
+
+describe('canonicalTimeZoneCase', () => {
+  it('spells a known zone as the database does when only its case differs; anything else as given', () => {
+    expect(canonicalTimeZoneCase('utc')).toBe('UTC');
+    expect(canonicalTimeZoneCase('UTC')).toBe('UTC');
+    expect(canonicalTimeZoneCase('europe/amsterdam')).toBe('Europe/Amsterdam');
+    expect(canonicalTimeZoneCase('PACIFIC/CHATHAM')).toBe('Pacific/Chatham');
+    expect(canonicalTimeZoneCase('Asia/Kolkata')).toBe('Asia/Kolkata');
+    expect(canonicalTimeZoneCase('US/Pacific')).toBe('US/Pacific');
   });
 });

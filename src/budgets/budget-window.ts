@@ -22,6 +22,18 @@ export function isKnownTimeZone(name: string): boolean {
   }
 }
 
+let zoneSpellings: Map<string, string> | undefined;
+
+/**
+ * A known time zone spelled as the time zone database spells it when only its letter case differs
+ * (`utc` → `UTC`, `europe/amsterdam` → `Europe/Amsterdam`): the runtime accepts any case, and a
+ * budget shows and compares the name it stores. Any other name, an alias included, is kept as given.
+ */
+export function canonicalTimeZoneCase(name: string): string {
+  zoneSpellings ??= new Map([...Intl.supportedValuesOf('timeZone'), DEFAULT_TIME_ZONE].map((zone) => [zone.toLowerCase(), zone]));
+  return zoneSpellings.get(name.toLowerCase()) ?? name;
+}
+
 const formatters = new Map<string, Intl.DateTimeFormat>();
 
 function formatter(timeZone: string): Intl.DateTimeFormat {

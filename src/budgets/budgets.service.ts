@@ -8,6 +8,7 @@ import { Principal } from '../auth/principal';
 import { Role } from '../auth/role';
 import { formatNano, numberToDecimalString, parseDecimalToNano } from '../common/money';
 import { currentWindow, evaluateBudget } from './budget-evaluation';
+import { canonicalTimeZoneCase, DEFAULT_TIME_ZONE } from './budget-window';
 import type { WebhookUrlView } from './budget.mapper';
 import { AppException } from '../common/errors';
 import { newId } from '../common/ids';
@@ -105,7 +106,7 @@ export class BudgetsService {
       const rotation = this.rotation(existing, sealed);
       const values = {
         period: dto.period,
-        timezone: dto.timezone ?? 'UTC',
+        timezone: canonicalTimeZoneCase(dto.timezone ?? DEFAULT_TIME_ZONE),
         limitKind: dto.limit_kind,
         limitValue: formatNano(limit),
         thresholds,

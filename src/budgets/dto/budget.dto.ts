@@ -164,7 +164,7 @@ export class SpendDto {
     type: 'integer',
     nullable: true,
     description:
-      'Unix seconds at which the block limit (100 % without a block threshold) is reached at the window\'s average rate so far (rounded up to the second, computed exactly); null with no spend or when it is not reached in this window',
+      'Unix seconds at which the block limit (100 % without a block threshold) is reached at the window\'s average rate so far (rounded up to the second, computed exactly); the time of the evaluation once it is reached; null with no spend or when it is not reached in this window',
     example: 1795370400,
   })
   forecast_exhaustion_at: number | null;
