@@ -79,7 +79,7 @@ interface OperationOptions {
   notFound?: NotFound;
   /** When the operation answers 409, and optionally an example body of that case. */
   conflict?: string | { description: string; example: ErrorBody };
-  /** A report: its 503 also covers a query over REPORT_STATEMENT_TIMEOUT_MS (`report_timeout`). */
+  /** A report: its 503 also covers a query over REPORT_STATEMENT_TIMEOUT_MS (`report_timeout`) and too many reports at once (`reports_busy`). */
   report?: boolean;
 }
 
@@ -104,7 +104,8 @@ export function Operation(options: OperationOptions) {
       HttpStatus.SERVICE_UNAVAILABLE,
       options.report
         ? 'A dependency (database or Redis) is unavailable; retry after `Retry-After` seconds. Or `report_timeout` (no `Retry-After`): ' +
-            'the report query ran longer than REPORT_STATEMENT_TIMEOUT_MS; ask for a shorter range, fewer groups or a smaller page'
+            'the report query ran longer than REPORT_STATEMENT_TIMEOUT_MS; ask for a shorter range, fewer groups or a smaller page. ' +
+            'Or `reports_busy` (with `Retry-After`): more reports were running at once than REPORT_CONCURRENCY, or than its share per org, for longer than the report could wait'
         : 'A dependency (database or Redis) is unavailable; retry after `Retry-After` seconds',
     ),
     ...(options.notFound ? [ApiErrorResponse(HttpStatus.NOT_FOUND, options.notFound.description, options.notFound.example)] : []),

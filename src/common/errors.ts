@@ -35,6 +35,8 @@ export enum ErrorCode {
   NotReady = 'not_ready',
   RedisUnavailable = 'redis_unavailable',
   ReportTimeout = 'report_timeout',
+  /** More usage or cost reports at once than REPORT_CONCURRENCY (or its share per org) let run. */
+  ReportsBusy = 'reports_busy',
   Internal = 'internal_error',
 }
 

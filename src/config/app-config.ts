@@ -67,6 +67,12 @@ export interface AppConfig {
    */
   reportFetchRows: number;
   /**
+   * Reports (each holding a pooled connection while it is read) a process runs at once, in all
+   * and per org; more wait, then get a 503 `reports_busy`. Default: half the pool, and half that.
+   */
+  reportConcurrency: number;
+  reportConcurrencyPerOrg: number;
+  /**
    * Port of the worker's own `/metrics` and `/health/live` (0: off). Default 9464 for
    * PROCESS_ROLE=worker; off for `all`, whose API port serves the same metrics, unless set.
    */
@@ -187,6 +193,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const workerMetricsPort = integer('WORKER_METRICS_PORT', role === 'worker' ? DEFAULT_WORKER_METRICS_PORT : 0, 0, 65535);
 
   const dataDirRaw = read('DATA_DIR') ?? '.data';
+  const databasePoolSize = integer('DATABASE_POOL_SIZE', 20, 2, 1000);
+  const reportConcurrency = integer('REPORT_CONCURRENCY', Math.max(1, Math.floor(databasePoolSize / 2)), 1, 1000);
   const config: AppConfig = {
     port,
     host,
@@ -216,10 +224,12 @@ export function loadConfig(env: Env = process.env): AppConfig {
     minuteRollupRetentionDays: integer('MINUTE_ROLLUP_RETENTION_DAYS', 35, 1, 36_500),
     partitionMaintenanceIntervalMs: integer('PARTITION_MAINTENANCE_INTERVAL_MS', 3_600_000, 1000, 86_400_000),
     redisCommandTimeoutMs: integer('REDIS_COMMAND_TIMEOUT_MS', 1000, 50, 60_000),
-    databasePoolSize: integer('DATABASE_POOL_SIZE', 20, 2, 1000),
+    databasePoolSize,
     workerDatabasePoolSize: integer('WORKER_DATABASE_POOL_SIZE', 10, 2, 1000),
     reportStatementTimeoutMs: integer('REPORT_STATEMENT_TIMEOUT_MS', 30_000, 1, 3_600_000),
     reportFetchRows: integer('REPORT_FETCH_ROWS', 2000, 1, 1_000_000),
+    reportConcurrency,
+    reportConcurrencyPerOrg: integer('REPORT_CONCURRENCY_PER_ORG', Math.ceil(reportConcurrency / 2), 1, 1000),
     workerMetricsPort,
     metricsBudgetGauges: boolean('METRICS_BUDGET_GAUGES', false),
     webhookOrgConcurrency: integer('WEBHOOK_ORG_CONCURRENCY', 4, 1, 1000),

@@ -41,7 +41,8 @@ async function* pageJson<R>(page: Page<R>): AsyncGenerator<string> {
  * and one buffer of that size, and its rows are fetched from the database as the body is written.
  */
 export function pageBody<R>(page: Page<R>): StreamableFile {
-  const stream = Readable.from(pageJson(page));
+  // One chunk ahead of the socket at most: a client that reads slowly holds little of its page in memory.
+  const stream = Readable.from(pageJson(page), { highWaterMark: 1 });
   // Ended, failed or cut by the client (even before its first read): the page's cursor is closed.
   stream.once('close', () => void page.close?.());
   return new StreamableFile(stream, { type: 'application/json; charset=utf-8' });

@@ -21,6 +21,8 @@ export interface ReportCursorOptions {
   fetchRows: number;
   /** Told the number of rows of every FETCH. */
   onFetch?: (rows: number) => void;
+  /** Told once the connection is back in the pool (a cursor's; readInOneSnapshot's callers wait for it anyway). */
+  onRelease?: () => void;
 }
 
 /**
@@ -93,6 +95,7 @@ export class ReportCursor implements RowStream<Record<string, unknown>> {
         if (this.inTransaction) await this.runner.query('ROLLBACK').catch(() => undefined);
       } finally {
         await this.runner.release();
+        this.options.onRelease?.();
       }
     })());
   }

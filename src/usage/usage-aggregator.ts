@@ -6,6 +6,7 @@ import { AppException } from '../common/errors';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
 import { readInOneSnapshot, ReportCursor, ReportCursorOptions, RowStream } from './report-cursor';
+import { ALL_ORGS, ReportSlots } from './report-slots';
 import { Dimension, Measure, narrowestRollup, NULLABLE_DIMENSIONS, RAW_MEASURE_SQL, rawDimensionSql } from './rollups';
 import { JOURNAL_TABLE } from './rollup-journal';
 import { BucketWidth, ceilTo, DAY, decomposeRange, MINUTE, Granularity, GRANULARITY_SECONDS, Segment, WIDTH_GRANULARITY, WIDTH_SECONDS } from './time-buckets';
@@ -168,6 +169,14 @@ function iso(unixSeconds: number): string {
   return new Date(unixSeconds * 1000).toISOString();
 }
 
+/** Longest a report waits for a slot (ReportSlots) before its 503; at most half of REPORT_STATEMENT_TIMEOUT_MS. */
+const SLOT_WAIT_MS = 10_000;
+
+/** Whose share of the report slots a query takes: its org's, or that of reports over every org. */
+function orgKey(query: AggregateQuery): string {
+  return query.filter.orgId ?? ALL_ORGS;
+}
+
 /**
  * Runs aggregate queries over the rollups (and raw records for sub-minute edges). Every query runs
  * under REPORT_STATEMENT_TIMEOUT_MS: a report too large to answer in time ends as a 503
@@ -178,6 +187,7 @@ function iso(unixSeconds: number): string {
 export class UsageAggregator {
   private readonly fetches: Counter<string>;
   private readonly fetchedRows: Counter<string>;
+  private readonly slots: ReportSlots;
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
@@ -186,6 +196,8 @@ export class UsageAggregator {
   ) {
     this.fetches = metrics.counter('tally_report_fetches_total', 'Round trips that read rows of a usage or cost report from its cursor');
     this.fetchedRows = metrics.counter('tally_report_rows_total', 'Rows of usage and cost reports read from PostgreSQL');
+    const busy = metrics.counter('tally_report_busy_total', 'Reports answered 503 reports_busy: they waited too long for one of REPORT_CONCURRENCY (per org: REPORT_CONCURRENCY_PER_ORG)');
+    this.slots = new ReportSlots(config.reportConcurrency, config.reportConcurrencyPerOrg, Math.min(SLOT_WAIT_MS, Math.ceil(config.reportStatementTimeoutMs / 2)), () => busy.inc());
   }
 
   /**
@@ -197,7 +209,15 @@ export class UsageAggregator {
     const now = Date.now() / 1000;
     const built = queries.map((query) => this.build(query, now));
     const statements = built.filter((b) => b !== null);
-    const read = statements.length === 0 ? [] : await readInOneSnapshot(this.dataSource, statements, this.cursorOptions());
+    let read: Array<Array<Record<string, unknown>>> = [];
+    if (statements.length > 0) {
+      const release = await this.slots.acquire(orgKey(queries[0]));
+      try {
+        read = await readInOneSnapshot(this.dataSource, statements, this.cursorOptions());
+      } finally {
+        release();
+      }
+    }
     let next = 0;
     return built.map((b, i) => (b === null ? [] : convertBatch(read[next++], queries[i])));
   }
@@ -210,7 +230,12 @@ export class UsageAggregator {
   async aggregateStream(query: AggregateQuery): Promise<RowStream<AggregateRow>> {
     const built = this.build(query, Date.now() / 1000);
     if (!built) return { [Symbol.asyncIterator]: async function* () {}, close: async () => undefined };
-    const cursor = await ReportCursor.open(this.dataSource, built.sql, built.params, this.cursorOptions());
+    const release = await this.slots.acquire(orgKey(query));
+    // The cursor frees its slot with its connection; one that never opened (no connection) frees it here.
+    const cursor = await ReportCursor.open(this.dataSource, built.sql, built.params, { ...this.cursorOptions(), onRelease: release }).catch((err: unknown) => {
+      release();
+      throw err;
+    });
     return { [Symbol.asyncIterator]: () => convertRows(cursor, query), close: () => cursor.close() };
   }
 
