@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
 
 describe('auth (SPEC §2)', () => {
@@ -183,6 +184,34 @@ describe('auth (SPEC §2)', () => {
       expect(res.body.error.message).toContain('must not repeat the API key');
       expect(res.text).not.toContain(acme.orgAdmin.key);
       expect(await t.dataSource.query('SELECT count(*)::int AS n FROM api_keys')).toEqual(before);
+    });
+
+    /** A request with X-On-Behalf-Of sent as separate header lines (fetch would join them itself). */
+    const withRepeatedHeader = (method: string, path: string, key: string, values: string[], body?: unknown) =>
+      new Promise<{ status: number; body: { error: Record<string, unknown> } }>((resolve, reject) => {
+        const req = request(t.baseUrl + path, { method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' } }, (res) => {
+          let text = '';
+          res.on('data', (chunk) => (text += chunk));
+          res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
+        });
+        req.setHeader('x-on-behalf-of', values);
+        req.on('error', reject);
+        req.end(body === undefined ? undefined : JSON.stringify(body));
+      });
+
+    it('refuses X-On-Behalf-Of sent twice (Node would join the values into one user "a, b"), and a value holding the API key, storing nothing', async () => {
+      const before = await t.dataSource.query('SELECT count(*)::int AS n FROM api_keys');
+      for (const values of [['alice', 'bob'], ['alice', acme.orgAdmin.key]]) {
+        const res = await withRepeatedHeader('POST', '/api/v1/api-keys', acme.orgAdmin.key, values, { name: 'twice', role: 'member' });
+        expect(res.status).toBe(400);
+        expect(res.body.error).toMatchObject({ code: 'invalid_on_behalf_of', param: 'X-On-Behalf-Of' });
+      }
+      const joined = await t.post('/api/v1/api-keys', { name: 'joined', role: 'member' }, { key: acme.orgAdmin.key, headers: { 'x-on-behalf-of': `alice, ${acme.orgAdmin.key}` } });
+      expect(joined.status).toBe(400);
+      expect(joined.text).not.toContain(acme.orgAdmin.key);
+      expect(await t.dataSource.query('SELECT count(*)::int AS n FROM api_keys')).toEqual(before);
+      // One value with a comma is one user.
+      expect((await t.get('/api/v1/api-keys', { key: acme.orgAdmin.key, headers: { 'x-on-behalf-of': 'smith, john' } })).status).toBe(200);
     });
   });
 

@@ -3,7 +3,7 @@ import { Reflector } from '@nestjs/core';
 import { AppException, ErrorCode } from '../common/errors';
 import { ApiKeysService } from './api-keys.service';
 import { AuthenticatedRequest, GATEWAY_KEY, PUBLIC_KEY, ROLES_KEY, UNMETERED_KEY } from './auth.decorators';
-import { parseOnBehalfOf } from './on-behalf-of';
+import { headerValues, parseOnBehalfOf } from './on-behalf-of';
 import { RateLimiter } from './rate-limiter';
 import { Role } from './role';
 
@@ -32,12 +32,18 @@ export class AuthGuard implements CanActivate {
 
     const header = request.headers['x-on-behalf-of'];
     // The route's metadata is read only when the header is there (most requests go without it).
-    const onBehalfOf = header === undefined ? null : parseOnBehalfOf(header, secret, this.reflector.getAllAndOverride<boolean>(GATEWAY_KEY, targets) ? 401 : 400);
+    const onBehalfOf = header === undefined ? null : parseOnBehalfOf(oneValue(request), secret, this.reflector.getAllAndOverride<boolean>(GATEWAY_KEY, targets) ? 401 : 400);
     if (!roles.includes(key.role)) throw AppException.forbidden();
     if (!this.reflector.getAllAndOverride<boolean>(UNMETERED_KEY, targets)) await this.rateLimiter.consume(key.id, key.role);
     request.principal = { apiKeyId: key.id, orgId: key.orgId, role: key.role, teamId: key.teamId, onBehalfOf };
     return true;
   }
+}
+
+/** X-On-Behalf-Of as sent: one value, or all of them when it was repeated (refused). */
+function oneValue(request: AuthenticatedRequest): string | string[] {
+  const values = headerValues(request.raw.rawHeaders, 'x-on-behalf-of');
+  return values.length === 1 ? values[0] : values;
 }
 
 function bearerToken(header: string | undefined): string {

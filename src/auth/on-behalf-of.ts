@@ -16,8 +16,18 @@ export function parseOnBehalfOf(header: string | string[] | undefined, apiKeySec
   if (Array.isArray(header) || !ON_BEHALF_OF_PATTERN.test(header)) {
     throw invalid('X-On-Behalf-Of must be one value of 1-150 printable ASCII characters, and not "*"');
   }
-  if (apiKeySecret !== undefined && header === apiKeySecret) {
+  if (apiKeySecret !== undefined && header.includes(apiKeySecret)) {
     throw invalid('X-On-Behalf-Of names an end user; it must not repeat the API key (give the key to the bearer scheme only)');
   }
   return header;
+}
+
+/**
+ * Every value of a header as sent, from the raw header list: Node joins repeated custom headers
+ * into one string ("a, b"), which would read as one end user named "a, b".
+ */
+export function headerValues(rawHeaders: string[], name: string): string[] {
+  const values: string[] = [];
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i].toLowerCase() === name) values.push(rawHeaders[i + 1]);
+  return values;
 }
