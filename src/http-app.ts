@@ -5,6 +5,8 @@ import { fastify as createFastify } from 'fastify';
 import type { Logger } from 'pino';
 import { parse as parseQuery } from 'qs';
 import { AppModule } from './app.module';
+import { ApiKeysService } from './auth/api-keys.service';
+import { authenticateBeforeBody } from './auth/body-authentication';
 import { AllExceptionsFilter } from './common/all-exceptions.filter';
 import { MAX_REQUEST_HEAD_BYTES } from './common/api-responses';
 import { GATE_ROUTES } from './budgets/budget-gate.controller';
@@ -95,6 +97,8 @@ export async function createHttpApp(
       done(err as Error, undefined);
     }
   });
+  // First: no body is decompressed or parsed for a caller without a valid key.
+  if (!options.preview) authenticateBeforeBody(instance, app.get(ApiKeysService, { strict: false }));
   registerContentEncodings(instance, { ignoreOn: GATE_ROUTES });
   registerOtlpBodyParsing(instance);
   // Replies as JSON.stringify would, except that exact numbers (a budget's limit) keep every digit.

@@ -3,6 +3,8 @@ import { Reflector } from '@nestjs/core';
 import { AppException, ErrorCode } from '../common/errors';
 import { ApiKeysService } from './api-keys.service';
 import { AuthenticatedRequest, GATEWAY_KEY, PUBLIC_KEY, ROLES_KEY, UNMETERED_KEY } from './auth.decorators';
+import { bearerToken } from './bearer-token';
+import { preauthenticatedKey } from './body-authentication';
 import { headerValues, parseOnBehalfOf } from './on-behalf-of';
 import { RateLimiter } from './rate-limiter';
 import { Role } from './role';
@@ -27,7 +29,7 @@ export class AuthGuard implements CanActivate {
 
     const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
     const secret = bearerToken(request.headers.authorization);
-    const key = await this.apiKeys.authenticate(secret);
+    const key = preauthenticatedKey(request, secret) ?? (await this.apiKeys.authenticate(secret));
     if (!key) throw AppException.unauthorized(ErrorCode.InvalidApiKey, 'Invalid or revoked API key');
 
     const header = request.headers['x-on-behalf-of'];
@@ -44,15 +46,4 @@ export class AuthGuard implements CanActivate {
 function oneValue(request: AuthenticatedRequest): string | string[] {
   const values = headerValues(request.raw.rawHeaders, 'x-on-behalf-of');
   return values.length === 1 ? values[0] : values;
-}
-
-function bearerToken(header: string | undefined): string {
-  if (!header) {
-    throw AppException.unauthorized(ErrorCode.MissingApiKey, 'Missing API key: send "Authorization: Bearer <api-key>"');
-  }
-  const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
-  if (!match) {
-    throw AppException.unauthorized(ErrorCode.InvalidApiKey, 'Malformed Authorization header: expected "Bearer <api-key>"');
-  }
-  return match[1];
 }

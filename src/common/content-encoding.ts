@@ -1,6 +1,6 @@
 import { Transform } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AppException, ErrorCode, ErrorType } from './errors';
 
 /**
@@ -10,6 +10,12 @@ import { AppException, ErrorCode, ErrorType } from './errors';
  * encoding is a 415: read as if it were not there, a compressed body would be reported as bad
  * JSON, or a body in an encoding the client thinks it applied would be taken as plain.
  */
+/** Whether a request carries a body Fastify will read (a length above 0, or a chunked one). */
+export function hasRequestBody(request: FastifyRequest): boolean {
+  const length = request.headers['content-length'];
+  return length !== undefined ? length !== '0' : request.headers['transfer-encoding'] !== undefined;
+}
+
 export function registerContentEncodings(fastify: FastifyInstance, options: { ignoreOn: readonly string[] }): void {
   const ignored = new Set(options.ignoreOn);
   fastify.addHook('preParsing', async (request, _reply, payload) => {
@@ -17,8 +23,7 @@ export function registerContentEncodings(fastify: FastifyInstance, options: { ig
     if (encoding === 'identity' || encoding === '') return payload;
     // No body to undo (a GET, or no length): Fastify reads none, and a gunzip of nothing would fail
     // with no one listening. Nor on a forward-auth route: it gets the client's headers, not its body.
-    const hasBody = request.headers['content-length'] !== undefined ? request.headers['content-length'] !== '0' : request.headers['transfer-encoding'] !== undefined;
-    if (!hasBody || ignored.has(request.routeOptions.url ?? '')) return payload;
+    if (!hasRequestBody(request) || ignored.has(request.routeOptions.url ?? '')) return payload;
     if (encoding !== 'gzip') {
       throw new AppException(415, ErrorType.InvalidRequest, ErrorCode.UnsupportedMediaType, `Unsupported Content-Encoding '${encoding}': send gzip or none`);
     }
