@@ -52,7 +52,7 @@ describe('abuse controls', () => {
     ] as Array<[Record<string, string>, Buffer | string]>) {
       const res = await post(headers, body);
       expect(res.status).toBe(401);
-      expect((await res.json()).error.type).toBe('authentication_error');
+      expect(((await res.json()) as { error: { type: string } }).error.type).toBe('authentication_error');
     }
     // With a valid key the same bodies are read (and refused as what they are).
     const ingest = await createSystemKey(t, 'ingest');

@@ -1,6 +1,6 @@
 import { alertRows, settle } from './helpers/alerts';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
-import { ingest, record, T0 } from './helpers/usage';
+import { ingest, ingestOk, record, T0 } from './helpers/usage';
 
 /**
  * SPEC §4 "Numbers are parsed exactly" and SPEC §3.1: every number a client sends for a limit, a
@@ -195,6 +195,21 @@ describe('exact numbers in request bodies', () => {
       const r = ingestText(fields);
       expect((await r.send()).status).toBe(200);
       expect((await storedCost(r.id)).cost_nano).toBe(expected);
+    });
+
+    it('writes token sums past 2^53 in usage reports with every digit (a double would round 9007199254740993 down)', async () => {
+      const org = await seedOrg(t, 'BigSums');
+      const at = Math.floor(Date.now() / 1000) - 60;
+      await ingestOk(t, ingestKey, [
+        record(org.member.id, { input_tokens: Number.MAX_SAFE_INTEGER, output_tokens: 0, created_at: at }),
+        record(org.member.id, { input_tokens: 2, output_tokens: 5, created_at: at }),
+      ]);
+      for (const path of ['/api/v1/llm/usage/completions', '/v1/organization/usage/completions']) {
+        const res = await t.get(`${path}?start_time=${at - 3600}&bucket_width=1d`, { key: org.orgAdmin.key });
+        expect(res.status).toBe(200);
+        expect(res.text).toContain('"input_tokens":9007199254740993,');
+        expect(res.text).toContain('"output_tokens":5,');
+      }
     });
 
     it('reads input_tokens 1e3 as 1000', async () => {

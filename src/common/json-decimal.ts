@@ -39,3 +39,14 @@ export function stringifyExact(value: unknown): string {
     writing = false;
   }
 }
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * An integer for a JSON number field: a plain number while a double holds it exactly, past 2^53 a
+ * JsonDecimal, which the reply serializer writes with every digit (a sum of tokens can pass 2^53;
+ * as a double it would be rounded silently).
+ */
+export function exactInteger(value: bigint): number {
+  return value <= MAX_SAFE && value >= -MAX_SAFE ? Number(value) : (new JsonDecimal(value.toString()) as unknown as number);
+}

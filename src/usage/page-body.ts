@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import { StreamableFile } from '@nestjs/common';
+import { stringifyExact } from '../common/json-decimal';
 
 export interface PageBucket<R> {
   object: 'bucket';
@@ -25,7 +26,8 @@ async function* pageJson<R>(page: Page<R>): AsyncGenerator<string> {
   let chunk = '{"object":"page","data":[';
   let first = true;
   for await (const bucket of page.data) {
-    chunk += (first ? '' : ',') + JSON.stringify(bucket);
+    // Exact: a token sum past 2^53 is written with every digit (exactInteger).
+    chunk += (first ? '' : ',') + stringifyExact(bucket);
     first = false;
     if (chunk.length >= CHUNK) {
       yield chunk;

@@ -3,6 +3,7 @@ import { Principal } from '../auth/principal';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { decodeCursor, encodeCursor, fingerprint, invalidCursor } from '../common/cursor';
 import { AppException } from '../common/errors';
+import { exactInteger } from '../common/json-decimal';
 import { nanoToNumber } from '../common/money';
 import { CompletionsGroupBy, CompletionsQueryDto, CompletionsResultDto, DEFAULT_LIMITS } from './dto/completions.dto';
 import { COSTS_DEFAULT_LIMIT, CostLineDto, CostsQueryDto, CostsReportDto } from './dto/costs.dto';
@@ -266,7 +267,7 @@ function toDimension(field: string): Dimension {
 
 function completionResult(row: AggregateRow, groupBy: CompletionsGroupBy[]): CompletionsResultDto {
   const grouped = <T>(field: CompletionsGroupBy): T | null => (groupBy.includes(field) ? (row.dimensions[field] as T) : null);
-  const count = (m: Measure) => Number(row.measures[m]);
+  const count = (m: Measure) => exactInteger(row.measures[m]!);
   return {
     object: 'organization.usage.completions.result',
     input_tokens: count('input_tokens'),
