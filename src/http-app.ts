@@ -22,7 +22,7 @@ import { OTLP_TRACES_ROUTE, registerOtlpBodyParsing } from './usage/otlp/otlp-bo
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** Query strings: repeated keys and `a[]=` both become arrays (comma lists are split per field). */
+/** Query strings: repeated keys and `a[]=` both become arrays (a single comma list is split per field). */
 export function parseQueryString(query: string): Record<string, unknown> {
   return parseQuery(query, { depth: 1, parameterLimit: 1000, arrayLimit: 1000, allowPrototypes: false, duplicates: 'combine' });
 }

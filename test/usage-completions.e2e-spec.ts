@@ -192,6 +192,27 @@ describe('GET /api/v1/llm/usage/completions (SPEC §3.2, seed)', () => {
     expect(single.body.data[0].results[0].num_model_requests).toBe(1);
   });
 
+  it('takes each value of repeated keys and of the bracket form whole: a model or user id that holds a comma can be selected', async () => {
+    const org = await seedOrg(t, 'Commas');
+    const ingestKey = await createSystemKey(t, 'ingest');
+    const at = Math.floor(Date.now() / 1000) - 120;
+    await ingestOk(t, ingestKey.key, [
+      record(org.member.id, { model: 'acme,v2', user_id: 'smith, john', input_tokens: 7, created_at: at }),
+      record(org.member.id, { model: 'acme', user_id: 'smith', input_tokens: 100, created_at: at }),
+    ]);
+    const base = `start_time=${at - 60}&end_time=${at + 60}&bucket_width=1d`;
+    const tokens = async (q: string) => {
+      const res = await t.get(`${PATH}?${base}&${q}`, { key: org.orgAdmin.key });
+      expect(res.status).toBe(200);
+      return res.body.data[0].results.map((r: { input_tokens: number }) => r.input_tokens);
+    };
+    expect(await tokens(`models[]=${encodeURIComponent('acme,v2')}`)).toEqual([7]);
+    expect(await tokens(`models=${encodeURIComponent('acme,v2')}&models=zzz`)).toEqual([7]);
+    expect(await tokens(`user_ids[]=${encodeURIComponent('smith, john')}`)).toEqual([7]);
+    // One plain value is a comma list: "acme" and "v2".
+    expect(await tokens(`models=acme,v2`)).toEqual([100]);
+  });
+
   it('counts exactly [start_time, end_time) for ragged ranges, clipping the edge buckets', async () => {
     const start = T0 + 2 * DAY + 60; // drops the record at +59
     const end = T0 + 2 * DAY + 2 * HOUR + 30; // keeps +29, drops +30

@@ -36,6 +36,14 @@ describe('query-array normalisation', () => {
     expect(splitQueryArray(input)).toEqual(output);
   });
 
+  it.each([
+    ['repeated keys, each value whole (it may hold a comma)', ['a,b', 'c'], ['a,b', 'c']],
+    ['the bracket form of one value, whole', ['acme,v2'], ['acme,v2']],
+    ['one plain value, split', 'a,b,a', ['a', 'b']],
+  ])('free-text values (splitEach false): %s', (_what, input, output) => {
+    expect(splitQueryArray(input, false)).toEqual(output);
+  });
+
   it('leaves anything else for validation to reject', () => {
     expect(splitQueryArray(undefined)).toBeUndefined();
     expect(splitQueryArray({ x: 'a' })).toEqual({ x: 'a' });

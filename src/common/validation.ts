@@ -169,24 +169,28 @@ export function toIntegerOrRaw(value: unknown): unknown {
 
 /**
  * Query-string arrays: repeated keys (`a=x&a=y`) and the bracket form (`a[]=x`, mapped by the qs
- * parser) arrive as arrays, a single value as a string; every value is also split on commas
- * (`a=x,y`). Duplicates are dropped (first one kept); empty values are kept so validation names them.
+ * parser) arrive as arrays, a single value as a string, which is split on commas (`a=x,y`). Values
+ * of repeated keys are split too with `splitEach` (enum values hold no comma); without it each is
+ * taken whole, so a free-text value that holds a comma (a model `acme,v2`, an end user `smith,
+ * john`) is sent as `a[]=acme,v2` or with the key repeated. Duplicates are dropped (first one
+ * kept); empty values are kept so validation names them.
  */
-export function splitQueryArray(value: unknown): unknown {
+export function splitQueryArray(value: unknown, splitEach = true): unknown {
   if (value === undefined || value === null) return value;
   const items = Array.isArray(value) ? value : [value];
   if (!items.every((item) => typeof item === 'string')) return value;
-  return [...new Set((items as string[]).flatMap((item) => item.split(',')))];
+  const split = splitEach || !Array.isArray(value);
+  return [...new Set(split ? (items as string[]).flatMap((item) => item.split(',')) : (items as string[]))];
 }
 
 interface ArrayFieldOptions extends FieldOptions {
   maxItems?: number;
 }
 
-function queryArray(options: ArrayFieldOptions, each: PropertyDecorator[], schema: ApiPropertyOptions) {
+function queryArray(options: ArrayFieldOptions, each: PropertyDecorator[], schema: ApiPropertyOptions, splitEach: boolean) {
   return applyDecorators(
     ...presence(options),
-    Transform(({ value }) => splitQueryArray(value)),
+    Transform(({ value }) => splitQueryArray(value, splitEach)),
     IsArray(),
     ArrayNotEmpty(),
     ArrayMaxSize(options.maxItems ?? 100),
@@ -195,7 +199,7 @@ function queryArray(options: ArrayFieldOptions, each: PropertyDecorator[], schem
   );
 }
 
-/** A query array of strings: repeated keys, `a[]=` and comma-separated values all accepted. */
+/** A query array of strings: repeated keys, `a[]=` and one comma-separated value all accepted. */
 export function StringArrayQueryField(options: ArrayFieldOptions & { maxLength: number }) {
   return queryArray(
     options,
@@ -206,6 +210,7 @@ export function StringArrayQueryField(options: ArrayFieldOptions & { maxLength: 
       Matches(NO_CONTROL_CHARACTERS, { each: true, message: 'values must not contain control characters' }),
     ],
     { type: 'array', items: { type: 'string', minLength: 1, maxLength: options.maxLength } } as ApiPropertyOptions,
+    false,
   );
 }
 
@@ -218,6 +223,7 @@ export function EnumArrayQueryField<T extends string>(values: readonly T[], opti
     { ...options, maxItems: options.maxItems ?? values.length },
     [IsIn(values as T[], { each: true, message: `each value must be one of: ${values.join(', ')}` })],
     { enum: values as T[], isArray: true } as ApiPropertyOptions,
+    true,
   );
 }
 

@@ -34,7 +34,7 @@ export const OrgIdFilterField = () =>
     optional: true,
   });
 
-const ARRAY_NOTE = ' Repeated keys, `key[]=` and comma-separated values are all accepted.';
+const ARRAY_NOTE = ' Repeated keys, `key[]=` and one comma-separated value are all accepted; a value that holds a comma is sent with `key[]=` or repeated keys, which take each value whole.';
 
 export const UserIdsField = () =>
   StringArrayQueryField({
