@@ -11,6 +11,7 @@ import { AllExceptionsFilter } from './common/all-exceptions.filter';
 import { MAX_REQUEST_HEAD_BYTES } from './common/api-responses';
 import { GATE_ROUTES } from './budgets/budget-gate.controller';
 import { registerContentEncodings } from './common/content-encoding';
+import { AppException, ErrorCode, ErrorType } from './common/errors';
 import { clientErrorHandler, frameworkErrorHandler, parseJsonObject } from './common/http-guards';
 import { stringifyExact } from './common/json-decimal';
 import { NestPinoLogger } from './common/logger';
@@ -92,6 +93,9 @@ export async function createHttpApp(
       // An OTLP export carries text Tally does not read (prompts an instrumentation may have cut
       // inside a surrogate pair): refusing it would lose every span of the export (exporters do not
       // retry a 400). Such a character in a field it stores is kept as U+FFFD.
+      // An empty body is no body (clients that send Content-Type on every request, a DELETE
+      // included): a route that takes one refuses its absence in validation, naming the fields.
+      if (body === '') return done(null, undefined);
       done(null, parseJsonObject(body as string, { refuseUnpairedSurrogates: request.routeOptions.url !== OTLP_TRACES_ROUTE }));
     } catch (err) {
       done(err as Error, undefined);
@@ -101,6 +105,11 @@ export async function createHttpApp(
   if (!options.preview) authenticateBeforeBody(instance, app.get(ApiKeysService, { strict: false }));
   registerContentEncodings(instance, { ignoreOn: GATE_ROUTES });
   registerOtlpBodyParsing(instance);
+  // Any other content type: an empty body is no body (`curl -d ''` sends a form type); anything else a 415.
+  fastify.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => {
+    if ((body as Buffer).length === 0) return done(null, undefined);
+    done(new AppException(415, ErrorType.InvalidRequest, ErrorCode.UnsupportedMediaType, 'Unsupported content type: send application/json'), undefined);
+  });
   // Replies as JSON.stringify would, except that exact numbers (a budget's limit) keep every digit.
   fastify.setReplySerializer((payload) => stringifyExact(payload));
   fastify.addHook('onRequest', async (request, reply) => {

@@ -121,6 +121,22 @@ describe('platform: health, metrics, docs, errors, request ids', () => {
       expect(res.body.error).toMatchObject({ code: 'unsupported_media_type' });
     });
 
+    it('an empty body with a content type is no body: operations without one run, operations with one name the missing fields', async () => {
+      const org = (await t.post('/api/v1/orgs', { name: 'EmptyBodies' })).body;
+      const key = (await t.post('/api/v1/api-keys', { name: 'doomed', role: 'member', org_id: org.id })).body;
+      // DELETE with Content-Type: application/json and no body (what many clients send on every request).
+      const deleted = await t.request('DELETE', `/api/v1/api-keys/${key.id}`, undefined, { raw: '', headers: { 'content-type': 'application/json' } });
+      expect(deleted.status).toBe(200);
+      // curl -d '' sends a form content type.
+      const form = await t.request('DELETE', `/api/v1/api-keys/${key.id}`, undefined, { raw: '', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      expect(form.status).toBe(200); // a revoke again: the same answer
+      const missing = await t.post('/api/v1/orgs', undefined, { raw: '', headers: { 'content-type': 'application/json' } });
+      expect(missing.status).toBe(400);
+      expect(missing.body.error).toMatchObject({ code: 'validation_failed', param: 'name' });
+      // A form body that is not empty is still a 415.
+      expect((await t.post('/api/v1/orgs', undefined, { raw: 'name=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } })).status).toBe(415);
+    });
+
     it('unknown query parameters', async () => {
       const res = await t.get('/api/v1/api-keys?colour=blue');
       expect(res.status).toBe(400);
