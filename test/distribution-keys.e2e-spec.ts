@@ -22,6 +22,8 @@ const TRAFFIC_TABLES = [
   'usage_rollups_hour_by_key',
   'usage_rollups_day_by_key',
   'usage_rollup_deltas',
+  'usage_rollup_deltas_held',
+  'usage_rollup_held_groups',
   'alerts',
   'webhook_deliveries',
   'reservations',

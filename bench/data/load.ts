@@ -1,7 +1,7 @@
 import { Client } from 'pg';
 import { createDataSource } from '../../src/database/data-source';
 import { rebuildRollupRange, ROLLUPS } from '../../src/usage/rollups';
-import { JOURNAL_TABLE } from '../../src/usage/rollup-journal';
+import { HELD_GROUPS_TABLE, PENDING_TABLES } from '../../src/usage/pending-deltas';
 import { inParallel } from '../harness/parallel';
 import { copyInto } from './copy';
 import { copyChunks, RECORD_COLUMNS } from './record-format';
@@ -42,7 +42,7 @@ export async function loadUsage(url: string, traffic: Traffic, count: number, fr
   const dataSource = createDataSource(url, { extra: { max: 2, options: LOAD_SETTINGS } });
   await dataSource.initialize();
   try {
-    await client.query(`TRUNCATE ${TABLES.join(', ')}, ${JOURNAL_TABLE}`);
+    await client.query(`TRUNCATE ${[...TABLES, ...PENDING_TABLES, HELD_GROUPS_TABLE].join(', ')}`);
     const indexes = await dropIndexes(client, TABLES);
     let started = Date.now();
     const records = await copyInto(client, 'completion_records', RECORD_COLUMNS, copyChunks(traffic.records(count, from, to, 'a')));

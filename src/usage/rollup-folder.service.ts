@@ -5,8 +5,8 @@ import { DataSource } from 'typeorm';
 import { describeError } from '../common/error-mapping';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
-import { RollupFoldIsolation } from './rollup-fold-isolation';
 import { FoldResult, vacuumJournal } from './rollup-journal';
+import { RollupOverflowHolds } from './rollup-overflow-holds';
 import { DAY } from './time-buckets';
 
 /** Journal rows folded between two vacuums of the journal under steady load. */
@@ -19,8 +19,8 @@ const VACUUM_DRAINED_MS = 60_000;
  * The worker's folder: moves the rollup journal into the rollups, a batch per transaction, as
  * long as a fold moves anything; once one finds the journal empty (or fails), it pauses
  * ROLLUP_FOLD_INTERVAL_MS. Several workers may run it: a non-blocking advisory lock lets one
- * fold at a time, the others skip that round (and pause). An org whose deltas overflow a rollup
- * sum is folded around (RollupFoldIsolation), so it cannot stop the folding of the others.
+ * fold at a time, the others skip that round (and pause). A group whose deltas overflow a rollup
+ * sum is held out of the folds (RollupOverflowHolds), so it cannot stop the folding of the others.
  */
 @Injectable()
 export class RollupFolderService implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -36,7 +36,7 @@ export class RollupFolderService implements OnApplicationBootstrap, BeforeApplic
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    private readonly isolation: RollupFoldIsolation,
+    private readonly holds: RollupOverflowHolds,
     metrics: MetricsService,
   ) {
     this.folded = metrics.counter('tally_rollup_folded_deltas_total', 'Journal rows moved into the rollups by this process');
@@ -58,7 +58,7 @@ export class RollupFolderService implements OnApplicationBootstrap, BeforeApplic
   async foldOnce(limit = this.config.rollupFoldBatch): Promise<FoldResult> {
     // A day's margin past the readers' cutoff: a reader whose clock is behind still finds its minutes.
     const minuteFrom = new Date((Date.now() / 1000 - (this.config.minuteRollupRetentionDays + 1) * DAY) * 1000);
-    const result = await this.isolation.fold(limit, minuteFrom);
+    const result = await this.holds.fold(limit, minuteFrom);
     this.folded.inc(result.deltas);
     return result;
   }
@@ -67,7 +67,9 @@ export class RollupFolderService implements OnApplicationBootstrap, BeforeApplic
     while (this.running) {
       let moved = 0;
       try {
-        moved = (await this.foldOnce()).deltas;
+        const result = await this.foldOnce();
+        // Rows diverted to a held group's rows left the journal too: the journal may hold more.
+        moved = result.deltas + result.held;
       } catch (err) {
         this.logger.error({ msg: 'A rollup fold failed; it is retried (the journal keeps the deltas, reports stay exact)', ...describeError(err) });
       }

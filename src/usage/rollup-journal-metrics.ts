@@ -3,11 +3,11 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { Gauge } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { MetricsService } from '../metrics/metrics.service';
-import { journalBacklog } from './rollup-journal';
+import { JournalBacklog, journalBacklog } from './rollup-journal';
 
 /**
- * Fold lag and pending journal rows as Prometheus gauges, read from the database at scrape time
- * (so every process reports the same, cluster-wide figures).
+ * Fold lag, pending journal rows and held groups as Prometheus gauges, read from the database at
+ * scrape time (so every process reports the same, cluster-wide figures).
  */
 @Injectable()
 export class RollupJournalMetrics implements OnModuleInit {
@@ -19,8 +19,8 @@ export class RollupJournalMetrics implements OnModuleInit {
   onModuleInit(): void {
     const registry = this.metrics.registry;
     if (registry.getSingleMetric('tally_rollup_pending_deltas')) return;
-    let backlog: Promise<{ rows: number; lagSeconds: number }> | undefined;
-    // One query per scrape for both gauges.
+    let backlog: Promise<JournalBacklog> | undefined;
+    // One query per scrape for the three gauges.
     const read = () => (backlog ??= journalBacklog(this.dataSource).finally(() => setImmediate(() => (backlog = undefined))));
     new Gauge({
       name: 'tally_rollup_pending_deltas',
@@ -36,6 +36,14 @@ export class RollupJournalMetrics implements OnModuleInit {
       registers: [registry],
       async collect() {
         this.set((await read()).lagSeconds);
+      },
+    });
+    new Gauge({
+      name: 'tally_rollup_fold_held_groups',
+      help: 'Rollup groups (org, UTC day, key, team, model, project, batch, tier) held out of the folds because their sums would overflow a bigint',
+      registers: [registry],
+      async collect() {
+        this.set((await read()).heldGroups);
       },
     });
   }

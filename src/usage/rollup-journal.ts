@@ -3,24 +3,28 @@ import { NUMERIC_OUT_OF_RANGE, pgErrorCode } from '../database/pg-errors';
 import { inHeldTransaction } from '../database/held-connection';
 import { SqlRunner } from '../database/sql-runner';
 import { ensurePartitions, isMissingPartition } from './partitions';
-import { Dimension, DIMENSIONS, MEASURES, RAW_MEASURE_SQL, rawDimensionSql, ROLLUPS, RollupTable } from './rollups';
-import { GRANULARITY_SECONDS, MINUTE } from './time-buckets';
+import { anyHeldGroups } from './rollup-held-groups';
+import { DELTA_COLUMNS, DELTA_KEY, HELD_DELTAS_TABLE, HELD_GROUPS_TABLE, inHeldGroupSql, JOURNAL_TABLE } from './pending-deltas';
+import { Dimension, MEASURES, RAW_MEASURE_SQL, rawDimensionSql, rollupBucketSql, ROLLUPS } from './rollups';
+import { MINUTE } from './time-buckets';
 
 /**
  * The journal of pending rollup deltas (issue 13, SPEC §8). Ingest appends, in the statement that
  * inserts the records, one row per minute and combination of every dimension of the new records
  * (no unique key: concurrent batches never wait on each other, whatever buckets they share). The
  * worker's folder moves journal rows into every rollup in one statement that deletes exactly what
- * it adds. Readers sum a rollup and the journal rows of the same range in one statement, so one
- * snapshot sees each record exactly once, folded or not.
+ * it adds (or, for a group held because its sums overflow, into the held rows: see
+ * pending-deltas.ts). Readers sum a rollup and the journal and held rows of the same range in one
+ * statement, so one snapshot sees each record exactly once, folded or not.
  */
-export const JOURNAL_TABLE = 'usage_rollup_deltas';
+export { JOURNAL_TABLE };
 
-/** Serialises folds (and rollup rebuilds, which take it too): first key of pg_advisory_xact_lock(int, int). */
+/**
+ * Serialises folds, rollup rebuilds and the holding and release of held groups (all take it):
+ * first key of pg_advisory_xact_lock(int, int).
+ */
 export const FOLD_LOCK_CLASS = 7_240_117;
 export const FOLD_LOCK_KEY = 1;
-
-const JOURNAL_KEY = ['org_id', 'bucket_start', ...DIMENSIONS.filter((d) => d !== 'org_id')] as const;
 
 /** Columns of completion_records, in the order of the unnest parameters of {@link insertRecordsSql}. */
 export const RECORD_COLUMNS = [
@@ -58,7 +62,7 @@ export type RecordColumn = (typeof RECORD_COLUMNS)[number][0];
 export function insertRecordsSql(): string {
   const columns = RECORD_COLUMNS.map(([c]) => c);
   const unnest = RECORD_COLUMNS.map(([, type], i) => `$${i + 1}::${type}[]`).join(', ');
-  const key = JOURNAL_KEY.map((c) => (c === 'bucket_start' ? `to_timestamp(floor(extract(epoch FROM created_at) / ${MINUTE}) * ${MINUTE})` : rawDimensionSql(c as Dimension)));
+  const key = DELTA_KEY.map((c) => (c === 'bucket_start' ? `to_timestamp(floor(extract(epoch FROM created_at) / ${MINUTE}) * ${MINUTE})` : rawDimensionSql(c as Dimension)));
   return `WITH inserted AS (
       INSERT INTO completion_records (${columns.join(', ')})
       SELECT * FROM unnest(${unnest}) AS u(${columns.join(', ')})
@@ -66,104 +70,114 @@ export function insertRecordsSql(): string {
       ON CONFLICT (org_id, id, created_at) DO NOTHING
       RETURNING *),
     journal AS (
-      INSERT INTO ${JOURNAL_TABLE} (${[...JOURNAL_KEY, ...MEASURES].join(', ')})
+      INSERT INTO ${JOURNAL_TABLE} (${[...DELTA_KEY, ...MEASURES].join(', ')})
       SELECT ${[...key, ...MEASURES.map((m) => `SUM(${RAW_MEASURE_SQL[m]})`)].join(', ')}
-      FROM inserted GROUP BY ${JOURNAL_KEY.map((_c, i) => i + 1).join(', ')}),
+      FROM inserted GROUP BY ${DELTA_KEY.map((_c, i) => i + 1).join(', ')}),
     counted AS (SELECT count(*)::int AS inserted FROM inserted)
     SELECT c.inserted, i.org_id, i.id FROM counted c LEFT JOIN inserted i ON c.inserted < $${RECORD_COLUMNS.length + 1}`;
 }
 
-function bucketOf(table: RollupTable): string {
-  const seconds = GRANULARITY_SECONDS[table.granularity];
-  return seconds === MINUTE ? 'bucket_start' : `to_timestamp(floor(extract(epoch FROM bucket_start) / ${seconds}) * ${seconds})`;
-}
-
 /**
- * Which orgs' journal rows a fold may move: all of them (the usual fold), all but the orgs in
- * `except` (while some org's deltas cannot be folded: see rollup-fold-isolation.ts), or only the
- * orgs in `only` (looking for that org).
- */
-export type FoldScope = { except: readonly string[] } | { only: readonly string[] };
-
-/**
- * Moves up to $1 journal rows into every rollup: a data-modifying CTE deletes them and each
+ * Moves up to $1 journal rows out of the journal: a data-modifying CTE deletes them and each
  * rollup's upsert sums exactly the deleted rows, all in one statement (one transaction). Rows
- * older than $2 (the minute rollup's retention) are not added to the per-minute rollup. With a
- * scope, $3 is its array of org ids; without one the statement has no org filter at all.
+ * older than $2 (the minute rollup's retention) are not added to the per-minute rollup.
+ * With `divert` (some group is held: see rollup-held-groups.ts), the deleted rows of held groups
+ * go into the held rows instead, in the same statement; the rest are folded. Without it the
+ * statement never reads the held groups: the usual fold costs what it did before there were any.
  * The groups are upserted in no particular order (a hash aggregate: a quarter faster than sorting
  * when deltas share a minute): no other transaction writes rollup rows meanwhile (one fold at a
  * time, and the rebuild holds the same lock), so there is no lock order to keep.
  */
-export function foldSql(scope?: 'except' | 'only'): string {
+export function foldSql(divert = false): string {
+  // What the rollups get: every deleted row, or those of groups that are not held.
+  const folded = divert ? 'kept' : 'moved';
   const parts = ROLLUPS.map((r) => {
     const key = ['bucket_start', ...r.dimensions];
     const positions = key.map((_c, i) => i + 1).join(', ');
     // The per-minute rollup is kept MINUTE_ROLLUP_RETENTION_DAYS: older deltas ($2) go to the hours and days only.
     return `fold_${r.name} AS (
       INSERT INTO ${r.table} AS r (${[...key, ...MEASURES].join(', ')})
-      SELECT ${[bucketOf(r), ...r.dimensions, ...MEASURES.map((m) => `SUM(${m})`)].join(', ')}
-      FROM moved${r.granularity === 'minute' ? ' WHERE bucket_start >= $2' : ''} GROUP BY ${positions}
+      SELECT ${[rollupBucketSql(r), ...r.dimensions, ...MEASURES.map((m) => `SUM(${m})`)].join(', ')}
+      FROM ${folded}${r.granularity === 'minute' ? ' WHERE bucket_start >= $2' : ''} GROUP BY ${positions}
       ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${MEASURES.map((m) => `${m} = r.${m} + EXCLUDED.${m}`).join(', ')})`;
   });
-  const orgFilter = scope === 'except' ? ' WHERE org_id <> ALL($3::varchar[])' : scope === 'only' ? ' WHERE org_id = ANY($3::varchar[])' : '';
+  const held = `EXISTS (SELECT 1 FROM ${HELD_GROUPS_TABLE} g WHERE ${inHeldGroupSql('m', 'g')})`;
+  const diverted = divert
+    ? [
+        `held AS (
+      INSERT INTO ${HELD_DELTAS_TABLE} (${DELTA_COLUMNS.join(', ')})
+      SELECT ${DELTA_COLUMNS.join(', ')} FROM moved m WHERE ${held} RETURNING 1)`,
+        `kept AS (SELECT * FROM moved m WHERE NOT ${held})`,
+      ]
+    : [];
   return `WITH moved AS (
-      DELETE FROM ${JOURNAL_TABLE} WHERE ctid = ANY(ARRAY(SELECT ctid FROM ${JOURNAL_TABLE}${orgFilter} LIMIT $1))
+      DELETE FROM ${JOURNAL_TABLE} WHERE ctid = ANY(ARRAY(SELECT ctid FROM ${JOURNAL_TABLE} LIMIT $1))
       RETURNING *),
-    ${parts.join(',\n    ')}
-    SELECT count(*)::int AS deltas, COALESCE(SUM(num_model_requests), 0)::text AS records,
+    ${[...diverted, ...parts].join(',\n    ')}
+    SELECT count(*)::int AS deltas, ${divert ? '(SELECT count(*) FROM held)::int' : '0'} AS held,
+      COALESCE(SUM(num_model_requests), 0)::text AS records,
       COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(ingested_at)), 0)::float8 AS lag_seconds
-    FROM moved`;
+    FROM ${folded}`;
 }
 
 export interface FoldResult {
-  /** Journal rows moved (0 when another folder holds the lock or nothing is pending). */
+  /** Journal rows moved into the rollups (0 when another folder holds the lock or nothing is pending). */
   deltas: number;
-  /** Records those rows stand for. */
+  /** Journal rows of held groups moved into the held rows instead. */
+  held: number;
+  /** Records the folded rows stand for. */
   records: bigint;
-  /** Age of the oldest row moved, seconds. */
+  /** Age of the oldest row folded, seconds. */
   lagSeconds: number;
   /** False when another folder held the lock. */
   locked: boolean;
 }
 
 /**
- * One fold, in the caller's transaction: takes the fold lock without waiting (one folder at a
- * time; a rebuild holds it too) and moves up to `limit` journal rows (of the orgs in `scope`, if
- * given). Deltas before `minuteFrom` skip the per-minute rollup.
+ * Called, in the fold's transaction and under the fold lock, when a fold failed because a sum
+ * overflows a rollup's bigint: holds the groups that overflow (rollup-held-groups.ts) and says
+ * how many it newly held. None: the fold's error is thrown.
  */
-export async function foldOnce(manager: SqlRunner, limit: number, minuteFrom = new Date(0), scope?: FoldScope): Promise<FoldResult> {
+export type OnFoldOverflow = (runner: SqlRunner) => Promise<number>;
+
+/** Rounds of holding and folding again after overflows in one fold (each holds at least one new group). */
+const MAX_HOLD_ROUNDS = 5;
+
+/**
+ * One fold, in the caller's transaction: takes the fold lock without waiting (one folder at a
+ * time; a rebuild and the holds' release hold it too) and moves up to `limit` journal rows,
+ * diverting those of held groups. Deltas before `minuteFrom` skip the per-minute rollup. With
+ * `onOverflow`, a fold that overflows is rolled back to a savepoint, the overflowing groups are
+ * held and the fold runs again, all under the one lock: no other folder sees the journal between.
+ */
+export async function foldOnce(manager: SqlRunner, limit: number, minuteFrom = new Date(0), onOverflow?: OnFoldOverflow): Promise<FoldResult> {
   const [lock] = await manager.query('SELECT pg_try_advisory_xact_lock($1, $2) AS locked', [FOLD_LOCK_CLASS, FOLD_LOCK_KEY]);
-  if (!lock.locked) return { deltas: 0, records: 0n, lagSeconds: 0, locked: false };
-  const params: unknown[] = [limit, minuteFrom.toISOString()];
-  let sql = foldSql();
-  // An empty exclusion list is the usual fold: the statement without an org filter, as cheap as ever.
-  if (scope && 'only' in scope) {
-    sql = foldSql('only');
-    params.push(scope.only);
-  } else if (scope && scope.except.length > 0) {
-    sql = foldSql('except');
-    params.push(scope.except);
+  if (!lock.locked) return { deltas: 0, held: 0, records: 0n, lagSeconds: 0, locked: false };
+  // Groups are held and released only under the fold lock: this answer holds for the whole fold.
+  let divert = await anyHeldGroups(manager);
+  const params = [limit, minuteFrom.toISOString()];
+  for (let round = 0; ; round++) {
+    if (onOverflow) await manager.query('SAVEPOINT fold');
+    try {
+      const [row] = await manager.query(foldSql(divert), params);
+      return { deltas: row.deltas, held: row.held, records: BigInt(row.records), lagSeconds: row.lag_seconds, locked: true };
+    } catch (err) {
+      if (!onOverflow || !isFoldOverflow(err) || round === MAX_HOLD_ROUNDS) throw err;
+      await manager.query('ROLLBACK TO SAVEPOINT fold');
+      if ((await onOverflow(manager)) === 0) throw err;
+      divert = true;
+    }
   }
-  const [row] = await manager.query(sql, params);
-  return { deltas: row.deltas, records: BigInt(row.records), lagSeconds: row.lag_seconds, locked: true };
 }
 
 /**
  * True when a fold failed because a sum does not fit a rollup's bigint (SQLSTATE 22003): ingest
  * refuses a batch whose own sums overflow, but records of several batches or minutes can
- * overflow an hour's or a day's row together. Folding that org's deltas fails on every attempt.
+ * overflow an hour's or a day's row together. Folding those deltas fails on every attempt until
+ * their group is held (rollup-held-groups.ts).
  */
 export function isFoldOverflow(err: unknown): boolean {
   return pgErrorCode(err) === NUMERIC_OUT_OF_RANGE;
-}
-
-/** The orgs with journal rows, but for those in `except`. */
-export async function journalOrgs(manager: SqlRunner, except: readonly string[]): Promise<string[]> {
-  const rows: Array<{ org_id: string }> = await manager.query(
-    `SELECT DISTINCT org_id FROM ${JOURNAL_TABLE} WHERE org_id <> ALL($1::varchar[]) ORDER BY org_id`,
-    [except],
-  );
-  return rows.map((r) => r.org_id);
 }
 
 /** Waits for the fold lock (the rebuild: no fold runs while it rewrites a day). */
@@ -171,13 +185,22 @@ export async function holdFoldLock(manager: EntityManager): Promise<void> {
   await manager.query('SELECT pg_advisory_xact_lock($1, $2)', [FOLD_LOCK_CLASS, FOLD_LOCK_KEY]);
 }
 
-/** Deletes one org's journal rows of [from, to): the rebuild recomputes their rollups from the records. */
-export async function dropJournalRange(manager: EntityManager, orgId: string, from: Date, to: Date): Promise<number> {
-  const rows = await manager.query(
-    `WITH d AS (DELETE FROM ${JOURNAL_TABLE} WHERE org_id = $1 AND bucket_start >= $2 AND bucket_start < $3 RETURNING 1) SELECT count(*)::int AS n FROM d`,
+/**
+ * Deletes one org's pending deltas of [from, to), journal and held rows, and its held groups of
+ * those days: the rebuild recomputes their rollups from the records (a rollup row it could write
+ * fits a bigint, so the group need not be held; should the day's records overflow, the rebuild
+ * fails and rolls this back). Call under the fold lock; [from, to) is whole UTC days.
+ */
+export async function dropPendingRange(manager: SqlRunner, orgId: string, from: Date, to: Date): Promise<number> {
+  const range = 'org_id = $1 AND bucket_start >= $2 AND bucket_start < $3';
+  const [row] = await manager.query(
+    `WITH j AS (DELETE FROM ${JOURNAL_TABLE} WHERE ${range} RETURNING 1),
+       h AS (DELETE FROM ${HELD_DELTAS_TABLE} WHERE ${range} RETURNING 1),
+       g AS (DELETE FROM ${HELD_GROUPS_TABLE} WHERE ${range} RETURNING 1)
+     SELECT (SELECT count(*) FROM j)::int + (SELECT count(*) FROM h)::int AS n`,
     [orgId, from.toISOString(), to.toISOString()],
   );
-  return rows[0].n;
+  return row.n;
 }
 
 /**
@@ -190,12 +213,22 @@ export async function vacuumJournal(dataSource: DataSource): Promise<void> {
   await dataSource.query(`VACUUM (SKIP_LOCKED, TRUNCATE false) ${JOURNAL_TABLE}`);
 }
 
-/** Pending rows and the age of the oldest, for the metrics. */
-export async function journalBacklog(manager: SqlRunner): Promise<{ rows: number; lagSeconds: number }> {
+export interface JournalBacklog {
+  /** Journal rows. */
+  rows: number;
+  /** Age of the oldest journal row, seconds (0 when none). */
+  lagSeconds: number;
+  /** Groups held out of the folds. */
+  heldGroups: number;
+}
+
+/** The journal's rows and the age of the oldest, and the held groups, for the metrics. */
+export async function journalBacklog(manager: SqlRunner): Promise<JournalBacklog> {
   const [row] = await manager.query(
-    `SELECT count(*)::int AS rows, COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(ingested_at)), 0)::float8 AS lag FROM ${JOURNAL_TABLE}`,
+    `SELECT count(*)::int AS rows, COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(ingested_at)), 0)::float8 AS lag,
+       (SELECT count(*) FROM ${HELD_GROUPS_TABLE})::int AS held FROM ${JOURNAL_TABLE}`,
   );
-  return { rows: row.rows, lagSeconds: row.lag };
+  return { rows: row.rows, lagSeconds: row.lag, heldGroups: row.held };
 }
 
 /** Unix seconds of the month starts of the journal rows at or after `from` (to make missing minute partitions). */
@@ -212,12 +245,12 @@ export async function journalMonths(manager: SqlRunner, from: Date): Promise<num
  * One fold in its own transaction, making a missing per-minute partition first when a
  * back-dated delta needs one (then folding again).
  */
-export async function foldBatch(dataSource: DataSource, limit: number, minuteFrom: Date, scope?: FoldScope): Promise<FoldResult> {
+export async function foldBatch(dataSource: DataSource, limit: number, minuteFrom: Date, onOverflow?: OnFoldOverflow): Promise<FoldResult> {
   try {
-    return await inHeldTransaction(dataSource, (runner) => foldOnce(runner, limit, minuteFrom, scope));
+    return await inHeldTransaction(dataSource, (runner) => foldOnce(runner, limit, minuteFrom, onOverflow));
   } catch (err) {
     if (!isMissingPartition(err)) throw err;
     await ensurePartitions(dataSource, 'usage_rollups_minute', await journalMonths(dataSource, minuteFrom));
-    return inHeldTransaction(dataSource, (runner) => foldOnce(runner, limit, minuteFrom, scope));
+    return inHeldTransaction(dataSource, (runner) => foldOnce(runner, limit, minuteFrom, onOverflow));
   }
 }

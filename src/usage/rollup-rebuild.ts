@@ -1,6 +1,7 @@
 import { DataSource } from 'typeorm';
 import { ensurePartitions } from './partitions';
-import { dropJournalRange, holdFoldLock, JOURNAL_TABLE } from './rollup-journal';
+import { PENDING_TABLES } from './pending-deltas';
+import { dropPendingRange, holdFoldLock } from './rollup-journal';
 import { rebuildRollupRange, RollupName, ROLLUPS, zeroRowCounts } from './rollups';
 import { DAY } from './time-buckets';
 import { ROLLUP_LOCK_CLASS } from './usage-ingest.service';
@@ -43,14 +44,15 @@ function daysSql(table: string, time: string): string {
 const SOURCES: Array<[string, string]> = [
   ['completion_records', 'created_at'],
   ...ROLLUPS.map((r): [string, string] => [r.table, 'bucket_start']),
-  [JOURNAL_TABLE, 'bucket_start'],
+  ...PENDING_TABLES.map((table): [string, string] => [table, 'bucket_start']),
 ];
 
 /**
  * Rebuilds every rollup row from the raw records, one transaction per org and UTC day: each
  * deletes that day's rollup rows and inserts them again from the records, so the command is
  * idempotent and can stop and resume anywhere. Days that only have (stale) rollup rows are
- * cleared, and the day's pending journal deltas dropped (the records already hold them). An
+ * cleared, and the day's pending deltas (journal and held rows) dropped with its held groups (the
+ * records already hold them; a group whose rebuilt rows fit a bigint need not be held). An
  * exclusive per-org advisory lock makes concurrent ingests of that org wait; the fold lock keeps
  * the folder out of the day being rewritten. Days past the record retention are left alone, and
  * days past the minute rollup's retention get no per-minute rows (their hours come from the records).
@@ -88,7 +90,7 @@ export async function rebuildRollups(
         await holdFoldLock(manager);
         const from = new Date(day * DAY * 1000);
         const to = new Date((day + 1) * DAY * 1000);
-        await dropJournalRange(manager, orgId, from, to);
+        await dropPendingRange(manager, orgId, from, to);
         return rebuildRollupRange(manager, orgId, from, to, day >= minuteFromDay);
       });
       totals.days += 1;

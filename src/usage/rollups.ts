@@ -51,6 +51,12 @@ export const ROLLUPS: readonly RollupTable[] = [
   { name: 'dayByKey', table: 'usage_rollups_day_by_key', granularity: 'day', dimensions: KEY_DIMENSIONS, source: 'day' },
 ];
 
+/** SQL of the start of `table`'s bucket holding the instant `column` (a journal row's minute). */
+export function rollupBucketSql(table: RollupTable, column = 'bucket_start'): string {
+  const seconds = GRANULARITY_SECONDS[table.granularity];
+  return seconds === GRANULARITY_SECONDS.minute ? column : `to_timestamp(floor(extract(epoch FROM ${column}) / ${seconds}) * ${seconds})`;
+}
+
 export function rollup(name: RollupName): RollupTable {
   return ROLLUPS.find((r) => r.name === name)!;
 }

@@ -5,7 +5,7 @@ const T0 = 1704067200;
 const filter = { orgId: 'org_a', anyOf: [{ dimension: 'model' as const, values: ['m'] }] };
 
 describe('buildAggregateSql', () => {
-  it('answers an aligned daily query from the daily per-key rollup plus the pending journal, in one statement', () => {
+  it('answers an aligned daily query from the daily per-key rollup plus the pending journal and held rows, in one statement', () => {
     const built = buildAggregateSql({ from: T0, to: T0 + 31 * DAY, width: '1d', dimensions: ['model'], measures: ['input_tokens'], filter })!;
     expect(built.sql).toBe(
       'SELECT bucket, model, SUM(input_tokens) AS input_tokens FROM (' +
@@ -14,6 +14,9 @@ describe('buildAggregateSql', () => {
         'GROUP BY 1, 2 UNION ALL ' +
         'SELECT (floor(extract(epoch FROM bucket_start) / 86400) * 86400)::bigint AS bucket, model AS model, SUM(input_tokens) AS input_tokens ' +
         'FROM usage_rollup_deltas WHERE ((bucket_start >= $5 AND bucket_start < $6)) AND org_id = $1 AND model = ANY($2) ' +
+        'GROUP BY 1, 2 UNION ALL ' +
+        'SELECT (floor(extract(epoch FROM bucket_start) / 86400) * 86400)::bigint AS bucket, model AS model, SUM(input_tokens) AS input_tokens ' +
+        'FROM usage_rollup_deltas_held WHERE ((bucket_start >= $5 AND bucket_start < $6)) AND org_id = $1 AND model = ANY($2) ' +
         'GROUP BY 1, 2) u GROUP BY 1, 2 ORDER BY 1, 2',
     );
     const [from, to] = ['2024-01-01T00:00:00.000Z', '2024-02-01T00:00:00.000Z'];
@@ -49,6 +52,7 @@ describe('buildAggregateSql', () => {
     expect(built.sql).toContain("COALESCE(user_id, '') AS user_id, SUM(1) AS num_model_requests FROM completion_records");
     // The journal covers the rollup-backed segments only (whole minutes), never the raw edges.
     expect(built.sql).toContain('FROM usage_rollup_deltas WHERE ((bucket_start >= $');
+    expect(built.sql).toContain('FROM usage_rollup_deltas_held WHERE ((bucket_start >= $');
     expect(built.params).toContain('2024-01-01T00:01:00.000Z');
     expect(built.sql).toMatch(/^SELECT bucket, user_id, SUM\(num_model_requests\) AS num_model_requests FROM \(.* UNION ALL .*\) u GROUP BY 1, 2 ORDER BY 1, 2$/);
   });
@@ -58,7 +62,8 @@ describe('buildAggregateSql', () => {
     expect(built.sql).toBe(
       'SELECT SUM(cost_nano) AS cost_nano FROM (' +
         'SELECT SUM(cost_nano) AS cost_nano FROM usage_rollups_day_by_key WHERE ((bucket_start >= $2 AND bucket_start < $3)) AND batch = $1 UNION ALL ' +
-        'SELECT SUM(cost_nano) AS cost_nano FROM usage_rollup_deltas WHERE ((bucket_start >= $4 AND bucket_start < $5)) AND batch = $1) u',
+        'SELECT SUM(cost_nano) AS cost_nano FROM usage_rollup_deltas WHERE ((bucket_start >= $4 AND bucket_start < $5)) AND batch = $1 UNION ALL ' +
+        'SELECT SUM(cost_nano) AS cost_nano FROM usage_rollup_deltas_held WHERE ((bucket_start >= $4 AND bucket_start < $5)) AND batch = $1) u',
     );
     expect(buildAggregateSql({ from: T0, to: T0, dimensions: [], measures: ['cost_nano'], filter: { anyOf: [] } })).toBeNull();
   });

@@ -8,7 +8,7 @@ import { MetricsService } from '../metrics/metrics.service';
 import { readInOneSnapshot, ReportCursor, ReportCursorOptions, RowStream } from './report-cursor';
 import { ALL_ORGS, ReportSlots } from './report-slots';
 import { Dimension, Measure, narrowestRollup, NULLABLE_DIMENSIONS, RAW_MEASURE_SQL, rawDimensionSql } from './rollups';
-import { JOURNAL_TABLE } from './rollup-journal';
+import { PENDING_TABLES } from './pending-deltas';
 import { BucketWidth, ceilTo, DAY, decomposeRange, MINUTE, Granularity, GRANULARITY_SECONDS, Segment, WIDTH_GRANULARITY, WIDTH_SECONDS } from './time-buckets';
 
 /**
@@ -78,8 +78,8 @@ function source(granularity: Granularity, query: AggregateQuery): { table: strin
  * Builds the SQL of an aggregate query. The range is split (see {@link decomposeRange}) so that
  * whole days come from a daily rollup, ragged hours and minutes from the finer ones, and only
  * sub-minute edges from raw records: the rows read depend on the range and the number of
- * distinct groups, not on the number of records stored. The journal's pending deltas of the
- * rollup-backed part are added in the same statement (see rollup-journal.ts).
+ * distinct groups, not on the number of records stored. The pending deltas of the rollup-backed
+ * part (journal and held rows) are added in the same statement (see pending-deltas.ts).
  */
 export function buildAggregateSql(query: AggregateQuery): { sql: string; params: unknown[] } | null {
   const segments = segmentsOf(query);
@@ -102,10 +102,10 @@ export function buildAggregateSql(query: AggregateQuery): { sql: string; params:
     ];
     return `SELECT ${columns.join(', ')} FROM ${table} WHERE (${ranges})${filter}${groupBy(keyCount)}`;
   });
-  // The journal's pending deltas of every rollup-backed segment, read by the same statement (one
-  // snapshot): a fold moves rows from the journal into the rollups atomically, so each record is
-  // counted once whether it is folded or not. Journal rows are per minute, so any aligned segment
-  // of a rollup covers whole journal rows.
+  // The pending deltas (journal and held rows) of every rollup-backed segment, read by the same
+  // statement (one snapshot): a fold moves rows from the journal into the rollups or the held rows
+  // atomically, so each record is counted once whether it is folded or not. Deltas are per
+  // minute, so any aligned segment of a rollup covers whole delta rows.
   const folded = segments.filter((s) => s.granularity !== 'raw');
   if (folded.length > 0) {
     const ranges = folded.map((s) => `(bucket_start >= ${param(iso(s.from))} AND bucket_start < ${param(iso(s.to))})`).join(' OR ');
@@ -114,7 +114,7 @@ export function buildAggregateSql(query: AggregateQuery): { sql: string; params:
       ...query.dimensions.map((d) => `${d} AS ${d}`),
       ...query.measures.map((m) => `SUM(${m}) AS ${m}`),
     ];
-    parts.push(`SELECT ${columns.join(', ')} FROM ${JOURNAL_TABLE} WHERE (${ranges})${filter}${groupBy(keyCount)}`);
+    for (const table of PENDING_TABLES) parts.push(`SELECT ${columns.join(', ')} FROM ${table} WHERE (${ranges})${filter}${groupBy(keyCount)}`);
   }
   const keys = [...(query.width ? ['bucket'] : []), ...query.dimensions];
   const sql =

@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { forEachLimited } from '../common/for-each-limited';
-import { JOURNAL_TABLE } from './rollup-journal';
+import { PENDING_TABLES } from './pending-deltas';
 import { buildAggregateSql, minuteRollupFrom } from './usage-aggregator';
 import { rollup } from './rollups';
 import { DAY } from './time-buckets';
@@ -37,8 +37,8 @@ export interface Spend {
 }
 
 /**
- * Spend of an org or key over a budget window, for budgets, always with the journal's pending
- * deltas. Windows of whole UTC days read the daily per-key rollup only; any other window (a local
+ * Spend of an org or key over a budget window, for budgets, always with the pending deltas
+ * (journal and held rows). Windows of whole UTC days read the daily per-key rollup only; any other window (a local
  * day in a time zone) is split by {@link buildAggregateSql}: whole UTC days from the daily rollup,
  * whole hours from the hourly per-key rollup, whole minutes from the minute rollup and only
  * sub-minute edges from raw records, so it is exact for every offset (+05:30 and +05:45 read
@@ -140,14 +140,14 @@ export const SPEND_BATCH = 500;
 
 /**
  * The spend statement of many (org, window) pairs of whole UTC days: the daily per-key rollup
- * plus the journal's pending deltas, in one statement (one snapshot), so a record counts once its
- * ingest returned, folded or not. Each row is one pair (`g`, its index in `queries`) and key.
+ * plus the pending deltas (journal and held rows), in one statement (one snapshot), so a record
+ * counts once its ingest returned, folded or not. Each row is one pair (`g`, its index in `queries`) and key.
  * Each read is a LATERAL subquery, so it runs once per pair (or key) on an index, as a statement
  * of its own would; a plain join could be planned as one scan of the whole rollup, hashed, which
  * grows with the table rather than with the pairs. The rollup is read per key of a pair with
  * `apiKeyIds` (its (org, key, day) index), or for every key of the org in the window (the (org,
- * day) prefix of its primary key); the journal, which has only an (org, time) index, once per
- * pair, its keys filtered after.
+ * day) prefix of its primary key); the journal and the held rows, which have only an (org, time)
+ * index, once per pair each, their keys filtered after.
  */
 export function spendByKeysSql(queries: KeyedSpendQuery[]): { sql: string; params: unknown[] } {
   const pairs = { g: [] as number[], org: [] as string[], from: [] as string[], to: [] as string[], every: [] as boolean[] };
@@ -166,6 +166,13 @@ export function spendByKeysSql(queries: KeyedSpendQuery[]): { sql: string; param
   const sum = 'SUM(cost_nano) AS cost_nano, SUM(input_tokens + output_tokens) AS tokens';
   const window = 'r.org_id = w.org_id AND r.bucket_start >= w.s AND r.bucket_start < w.e';
   const rollupTable = rollup('dayByKey').table;
+  const pending = PENDING_TABLES.map(
+    (table) => `
+       UNION ALL
+       SELECT w.g, x.* FROM w CROSS JOIN LATERAL (
+         SELECT api_key_id, ${sum} FROM ${table} r WHERE ${window} GROUP BY api_key_id) x
+       WHERE w.every OR (w.g, x.api_key_id) IN (SELECT g, api_key_id FROM k)`,
+  ).join('');
   const sql = `WITH w AS (SELECT * FROM unnest($1::int[], $2::varchar[], $3::timestamptz[], $4::timestamptz[], $5::boolean[]) AS w(g, org_id, s, e, every)),
        k AS (SELECT * FROM unnest($6::int[], $7::varchar[]) AS k(g, api_key_id))
      SELECT g, api_key_id, SUM(cost_nano)::text AS cost_nano, SUM(tokens)::text AS tokens FROM (
@@ -176,10 +183,7 @@ export function spendByKeysSql(queries: KeyedSpendQuery[]): { sql: string; param
        SELECT w.g, k.api_key_id, x.cost_nano, x.tokens FROM w JOIN k ON k.g = w.g CROSS JOIN LATERAL (
          SELECT ${sum} FROM ${rollupTable} r WHERE ${window} AND r.api_key_id = k.api_key_id) x
        WHERE x.cost_nano IS NOT NULL
-       UNION ALL
-       SELECT w.g, x.* FROM w CROSS JOIN LATERAL (
-         SELECT api_key_id, ${sum} FROM ${JOURNAL_TABLE} r WHERE ${window} GROUP BY api_key_id) x
-       WHERE w.every OR (w.g, x.api_key_id) IN (SELECT g, api_key_id FROM k)
+${pending}
      ) u GROUP BY g, api_key_id`;
   return { sql, params: [pairs.g, pairs.org, pairs.from, pairs.to, pairs.every, keys.g, keys.key] };
 }

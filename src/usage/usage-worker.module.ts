@@ -2,8 +2,8 @@ import { Module } from '@nestjs/common';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import { WORKER_DATA_SOURCE } from '../database/data-source';
 import { PartitionMaintenanceService } from './partition-maintenance.service';
-import { RollupFoldIsolation } from './rollup-fold-isolation';
 import { RollupFolderService } from './rollup-folder.service';
+import { RollupOverflowHolds } from './rollup-overflow-holds';
 import { UsageModule } from './usage.module';
 
 /**
@@ -12,7 +12,7 @@ import { UsageModule } from './usage.module';
  */
 @Module({
   imports: [UsageModule],
-  providers: [{ provide: getDataSourceToken(), useExisting: getDataSourceToken(WORKER_DATA_SOURCE) }, RollupFoldIsolation, RollupFolderService, PartitionMaintenanceService],
+  providers: [{ provide: getDataSourceToken(), useExisting: getDataSourceToken(WORKER_DATA_SOURCE) }, RollupOverflowHolds, RollupFolderService, PartitionMaintenanceService],
   exports: [RollupFolderService, PartitionMaintenanceService],
 })
 export class UsageWorkerModule {}
