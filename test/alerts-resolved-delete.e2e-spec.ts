@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
+import type { Repository } from 'typeorm';
+import { WebhookDeliveryService } from '../src/alerts/webhook-delivery.service';
+import { Budget } from '../src/budgets/budget.entity';
 import { budgetWindow, formatWindow } from '../src/budgets/budget-window';
 import { alertRows, monthlyBudget, settle, spend } from './helpers/alerts';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
@@ -94,6 +97,41 @@ describe('budget.threshold.resolved on deletion (SPEC §5)', () => {
       { status: 'succeeded', status_code: 200, attempt: 2 },
     ]);
     expect((await t.get(`/api/v1/llm/budgets/${budgetId}/deliveries`)).status).toBe(404);
+  });
+
+  it('a budget deleted while its crossing is being delivered (between the alert read and the budget read) still sends the crossing, then the resolution', async () => {
+    const hook = await receiver();
+    const { member } = await seedOrg(t, `resolved-delete-race-${Math.random()}`);
+    const put = await t.put(`/api/v1/llm/budgets/apikey/${member.id}`, monthlyBudget(1, { webhook_url: hook.url, thresholds: [{ pct: 100, action: 'block' }] }));
+    // The interleaving, forced: the delivery's budget read waits for a DELETE of the budget, which
+    // commits after the delivery read the alert (before the delete copied its target into it).
+    const budgets = (t.app.get(WebhookDeliveryService) as unknown as { budgets: Repository<Budget> }).budgets;
+    const original = budgets.createQueryBuilder.bind(budgets);
+    let deleted = false;
+    jest.spyOn(budgets, 'createQueryBuilder').mockImplementation((...args: Parameters<typeof original>) => {
+      const builder = original(...args);
+      const getOne = builder.getOne.bind(builder);
+      builder.getOne = async () => {
+        if (!deleted && builder.getParameters().id === put.body.id) {
+          deleted = true;
+          expect((await t.delete(`/api/v1/llm/budgets/${put.body.id}`)).status).toBe(200);
+        }
+        return getOne();
+      };
+      return builder;
+    });
+    try {
+      await spend(t, ingestKey, member.id, 1_200_000_000n);
+      await waitFor(() => events(hook).length === 2, 'the crossing and the resolution');
+    } finally {
+      jest.restoreAllMocks();
+    }
+    expect(deleted).toBe(true);
+    expect(events(hook).map((r) => r.payload.type).sort()).toEqual(['budget.threshold.crossed', 'budget.threshold.resolved']);
+    expect((await alertRows(t, put.body.id)).map((r: any) => [r.event_type, r.state]).sort()).toEqual([
+      ['budget.threshold.crossed', 'delivered'],
+      ['budget.threshold.resolved', 'delivered'],
+    ]);
   });
 
   it('deleting a budget that does not block sends nothing: only an alert threshold crossed, or a block already resolved', async () => {

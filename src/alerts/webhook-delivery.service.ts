@@ -91,13 +91,12 @@ export class WebhookDeliveryService {
     this.attempts = metrics.counter('tally_webhook_delivery_attempts_total', 'Webhook delivery attempts, by outcome', ['outcome']);
   }
 
+  private readAlert(id: string): Promise<Alert | null> {
+    return this.alerts.createQueryBuilder('a').addSelect('a.targetSecretSealed').addSelect('a.targetPreviousSecretSealed').where('a.id = :id', { id }).getOne();
+  }
+
   async attempt(job: DeliveryAttempt): Promise<AttemptOutcome> {
-    const alert = await this.alerts
-      .createQueryBuilder('a')
-      .addSelect('a.targetSecretSealed')
-      .addSelect('a.targetPreviousSecretSealed')
-      .where('a.id = :id', { id: job.alertId })
-      .getOne();
+    let alert = await this.readAlert(job.alertId);
     if (!alert) return 'done';
     // A crossing's own delivery stops once the alert is settled (e.g. re-enqueued after it finished).
     if (job.trigger === 'alert' && alert.state !== 'pending') return 'done';
@@ -107,6 +106,9 @@ export class WebhookDeliveryService {
       .addSelect('b.webhookPreviousSecretSealed')
       .where('b.id = :id', { id: alert.budgetId })
       .getOne();
+    // Deleted after the alert was read: the delete copied its target into the alert in the same
+    // transaction that removed the budget, so the alert is read again (the first read may predate it).
+    if (!budget) alert = (await this.readAlert(job.alertId)) ?? alert;
     const target = budget ? budgetTarget(budget) : deletedBudgetTarget(alert);
     if (!target) {
       // Deleted without a target copied (it had nothing to deliver then): nothing to send, ever.
