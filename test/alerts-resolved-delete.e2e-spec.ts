@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import type { Repository } from 'typeorm';
 import { WebhookDeliveryService } from '../src/alerts/webhook-delivery.service';
+import { maskUrl } from '../src/common/masked-url';
 import { Budget } from '../src/budgets/budget.entity';
 import { budgetWindow, formatWindow } from '../src/budgets/budget-window';
 import { alertRows, monthlyBudget, settle, spend } from './helpers/alerts';
@@ -69,7 +70,7 @@ describe('budget.threshold.resolved on deletion (SPEC §5)', () => {
       id: budgetId,
       limit: 1,
       thresholds,
-      alert_webhook_url: hook.url,
+      alert_webhook_url: maskUrl(hook.url), // a webhook body never carries the URL's path or token
       created_at: before.created_at,
       updated_at: before.updated_at,
       spend: { cost_spent_nano: '1200000000', pct: 120, window: before.spend.window, resets_at: before.spend.resets_at },

@@ -39,7 +39,7 @@ describe('alertBody', () => {
       '{"id":"alrt_9sD7pQ2mW9xL4kY8cR3tV6bN","type":"budget.threshold.crossed","created_at":1795163400,"data":{"budget":{' +
         '"id":"bud_4kQ9mW2pL8xYc4RtV7bN1sDa","object":"llm.budget","scope":"apikey","scope_id":"key_7pQ2mW9xL4kY8cR3tV6bN1sD",' +
         '"org_id":"org_2xY8cR3tV6bN1sD7pQ2mW9xL","owner":"org","period":"monthly","timezone":"UTC","limit_kind":"cost","limit":12.5,' +
-        '"thresholds":[{"pct":50,"action":"alert"},{"pct":100,"action":"block"}],"alert_webhook_url":"https://hooks.example.com/tally",' +
+        '"thresholds":[{"pct":50,"action":"alert"},{"pct":100,"action":"block"}],"alert_webhook_url":"https://hooks.example.com/…",' +
         '"spend":{"window":"2026-11-01T00:00:00Z/2026-12-01T00:00:00Z","cost_spent_nano":"7000000000","cost_spent":7,"tokens_spent":"1234","pct":56,' +
         '"resets_at":1796083200,"forecast_exhaustion_at":null},"created_at":1793613600,"updated_at":1793703600},"threshold":{"pct":50,"action":"alert"},' +
         '"window":"2026-11-01T00:00:00Z/2026-12-01T00:00:00Z"}}',

@@ -1,4 +1,5 @@
 import { unixSeconds } from '../common/unix-time';
+import { maskUrl } from '../common/masked-url';
 import { BudgetOwner, BudgetScope, LimitKind, Threshold, ThresholdAction } from '../budgets/budget.entity';
 import { costToNumber, Evaluation, limitAsNumber } from '../budgets/budget-evaluation';
 import { BudgetPeriod, BudgetWindow, formatWindow } from '../budgets/budget-window';
@@ -85,7 +86,10 @@ export function webhookBudget(e: Evaluation): WebhookBudget {
     limit_kind: b.limitKind,
     limit: limitAsNumber(b),
     thresholds: b.thresholds.map((t) => ({ pct: t.pct, action: t.action })),
-    alert_webhook_url: b.webhookUrl,
+    // Cut to scheme://host/… as for callers who may not change the budget (SPEC §4): the body is
+    // fixed when the alert is recorded, and a retry or a redelivery after the URL changed goes to
+    // the new receiver, which must not learn the old URL's token.
+    alert_webhook_url: b.webhookUrl === null ? null : maskUrl(b.webhookUrl),
     spend: {
       window: formatWindow(e.window, b.timezone),
       cost_spent_nano: e.spend.costNano.toString(),
