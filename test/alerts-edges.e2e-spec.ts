@@ -2,7 +2,7 @@ import { AlertEvaluatorService } from '../src/alerts/alert-evaluator.service';
 import { Budget } from '../src/budgets/budget.entity';
 import { BudgetEvaluator } from '../src/budgets/budget-evaluator';
 import { budgetWindow } from '../src/budgets/budget-window';
-import { alertRows, settle } from './helpers/alerts';
+import { alertRows, backdateBudget, settle } from './helpers/alerts';
 import { costBudget } from './helpers/budgets';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
 import { ingestOk, record } from './helpers/usage';
@@ -27,6 +27,7 @@ describe('alerts: redefined budgets, stale evaluations, unreadable rows', () => 
     const path = `/api/v1/llm/budgets/apikey/${member.id}`;
     const thresholds = [{ pct: 50, action: 'alert' }];
     const budget = (await t.put(path, costBudget(1, { thresholds }))).body;
+    await backdateBudget(t, budget.id); // it existed on the 1st
     const month = budgetWindow('monthly', new Date());
     // The 1st of this month: its day starts when the month does.
     await spendAt(member.id, month.start.getTime() / 1000 + 3600, 0.6 * NANO);

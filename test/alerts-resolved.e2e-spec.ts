@@ -1,6 +1,6 @@
 import { Webhook } from 'standardwebhooks';
 import { budgetWindow, formatWindow } from '../src/budgets/budget-window';
-import { alertRows, monthlyBudget, settle, spend } from './helpers/alerts';
+import { alertRows, backdateBudget, monthlyBudget, settle, spend } from './helpers/alerts';
 import { costBudget } from './helpers/budgets';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
 import { ingestOk, record } from './helpers/usage';
@@ -97,6 +97,7 @@ describe('budget.threshold.resolved (SPEC §5)', () => {
     const { member } = await seedOrg(t, `resolved-rollover-${Math.random()}`);
     const url = `/api/v1/llm/budgets/apikey/${member.id}`;
     const put = await t.put(url, costBudget(1, { webhook_url: hook.url }));
+    await backdateBudget(t, put.body.id); // it existed yesterday
     // Yesterday's window crossed (a late record), today nothing spent: today is not blocked.
     const yesterday = budgetWindow('daily', new Date(Date.now() - 86_400_000));
     await ingestOk(t, ingestKey, [record(member.id, { created_at: Math.floor(yesterday.start.getTime() / 1000) + 60, cost_nano: '2000000000' })]);

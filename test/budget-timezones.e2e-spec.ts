@@ -2,7 +2,7 @@ import { AlertEvaluatorService } from '../src/alerts/alert-evaluator.service';
 import { BudgetEvaluator } from '../src/budgets/budget-evaluator';
 import { Budget } from '../src/budgets/budget.entity';
 import { budgetWindow, BudgetWindow, formatWindow } from '../src/budgets/budget-window';
-import { alertRows } from './helpers/alerts';
+import { alertRows, backdateBudget } from './helpers/alerts';
 import { costBudget } from './helpers/budgets';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
 import { ingestOk, record } from './helpers/usage';
@@ -128,6 +128,7 @@ describe('budget time zones and forecasts (SPEC §4.2)', () => {
   it('a late record alerts for its local window, also when that is not the window of its UTC day', async () => {
     const { member } = await seedOrg(t, `tz-late-${Math.random()}`);
     const put = await t.put(`/api/v1/llm/budgets/apikey/${member.id}`, costBudget(1, { timezone: 'Europe/Amsterdam' }));
+    await backdateBudget(t, put.body.id); // it existed in the window of the late record
     expect(put.status).toBe(200);
     // 00:30 local on the previous local day is 23:30 (or 22:30) UTC on the UTC day before it.
     const yesterday = budgetWindow('daily', new Date(Date.now() - 86_400_000), 'Europe/Amsterdam');

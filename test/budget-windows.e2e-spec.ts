@@ -2,7 +2,7 @@ import { AlertEvaluatorService } from '../src/alerts/alert-evaluator.service';
 import { budgetWindow, formatWindow } from '../src/budgets/budget-window';
 import { IngestRecordDto } from '../src/usage/dto/ingest.dto';
 import { UsageIngestService } from '../src/usage/usage-ingest.service';
-import { alertRows } from './helpers/alerts';
+import { alertRows, backdateBudget } from './helpers/alerts';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
 import { ingestOk, record } from './helpers/usage';
 import { waitFor } from './helpers/wait-for';
@@ -38,6 +38,7 @@ describe('alerts: every window counts', () => {
   it('a crossing in the last second of yesterday evaluated after midnight alerts for yesterday', async () => {
     const key = await org.make('member');
     const budget = (await t.put(`/api/v1/llm/budgets/apikey/${key.id}`, daily(hook.url))).body;
+    await backdateBudget(t, budget.id); // it existed yesterday
     const lastSecond = Math.floor(yesterday().end.getTime() / 1000) - 1;
     // Stored, but its evaluation never ran (a worker outage across the boundary): only the first
     // evaluate-all after midnight, which evaluates every previous window once more, sees it.
@@ -54,6 +55,7 @@ describe('alerts: every window counts', () => {
   it('a late record for yesterday alerts for yesterday\'s daily window, once', async () => {
     const key = await org.make('member');
     const budget = (await t.put(`/api/v1/llm/budgets/apikey/${key.id}`, daily(hook.url))).body;
+    await backdateBudget(t, budget.id); // it existed yesterday
     const noon = Math.floor((yesterday().start.getTime() + DAY_MS / 2) / 1000);
     await ingestOk(t, ingestKey, [record(key.id, { created_at: noon, input_tokens: 60, output_tokens: 0 })]);
 
@@ -72,9 +74,25 @@ describe('alerts: every window counts', () => {
     expect(rows.map((a) => [a.threshold_pct, new Date(a.window_start).getTime()])).toEqual([['50.000000', yesterday().start.getTime()]]);
   });
 
+  it('late records never alert for a window that ended before the budget was created (no such budget applied then)', async () => {
+    const key = await org.make('member');
+    const noon = Math.floor((yesterday().start.getTime() + DAY_MS / 2) / 1000);
+    // Spend of yesterday, before the budget existed: 99 tokens, 99 % of the limit set today.
+    await ingestOk(t, ingestKey, [record(key.id, { created_at: noon, input_tokens: 99, output_tokens: 0 })]);
+    const budget = (await t.put(`/api/v1/llm/budgets/apikey/${key.id}`, daily(hook.url))).body;
+    await ingestOk(t, ingestKey, [record(key.id, { created_at: noon + 60, input_tokens: 1, output_tokens: 0 })]);
+    await t.app.get(AlertEvaluatorService).evaluateAll();
+    await t.app.get(AlertEvaluatorService).evaluateAll();
+    expect(await alertRows(t, budget.id)).toEqual([]);
+    // The budget's own windows still alert: today's.
+    await ingestOk(t, ingestKey, [record(key.id, { created_at: Math.floor(Date.now() / 1000) - 1, input_tokens: 60, output_tokens: 0 })]);
+    await waitFor(async () => (await alertRows(t, budget.id)).length === 1, "today's crossing");
+  });
+
   it('records older than the 40-day horizon do not alert', async () => {
     const key = await org.make('member');
     const budget = (await t.put(`/api/v1/llm/budgets/apikey/${key.id}`, daily(hook.url))).body;
+    await backdateBudget(t, budget.id); // it existed yesterday
     await ingestOk(t, ingestKey, [record(key.id, { created_at: Math.floor((Date.now() - 41 * DAY_MS) / 1000), input_tokens: 99, output_tokens: 0 })]);
     await t.app.get(AlertEvaluatorService).evaluateAll();
     expect(await alertRows(t, budget.id)).toEqual([]);

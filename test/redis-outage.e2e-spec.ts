@@ -1,4 +1,5 @@
 import { getQueueToken } from '@nestjs/bullmq';
+import { backdateBudget } from './helpers/alerts';
 import { Queue } from 'bullmq';
 import { AlertEvaluatorService } from '../src/alerts/alert-evaluator.service';
 import { AlertQueue, EVALUATE_ALL_SCHEDULER_ID } from '../src/alerts/alert-jobs';
@@ -45,6 +46,7 @@ describe('Redis outage: 503 at once, ingest goes on, the work it could not enque
     const stderr = jest.spyOn(console, 'error');
     const key = await org.make('member');
     const daily = await t.put(`/api/v1/llm/budgets/apikey/${key.id}`, { period: 'daily', limit_kind: 'tokens', limit: 100, thresholds: [{ pct: 50, action: 'alert' }], webhook_url: hook.url });
+    await backdateBudget(t, daily.body.id); // it existed yesterday (the late record's window)
     expect(daily.status).toBe(200);
     expect((await check(key.id)).body.allowed).toBe(true);
 

@@ -5,7 +5,7 @@ import { Counter } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { ScopeRef } from '../budgets/budget-block-store';
 import { Budget } from '../budgets/budget.entity';
-import { Evaluation, previousWindow, windowsHolding } from '../budgets/budget-evaluation';
+import { Evaluation, existedDuring, previousWindow, windowsHolding } from '../budgets/budget-evaluation';
 import { BudgetEvaluator, EvaluationTarget } from '../budgets/budget-evaluator';
 import { BudgetStateRefresher } from '../budgets/budget-state-refresher';
 import { BudgetRepository } from '../budgets/budget.repository';
@@ -125,7 +125,7 @@ export class AlertEvaluatorService {
     const targets: Array<EvaluationTarget & { mark: string }> = [];
     for (const budget of budgets) {
       const window = this.evaluator.isolate(budget, () => previousWindow(budget, now));
-      if (window) targets.push({ budget, window, mark: this.keys.key('evaluated-window', budget.period, String(window.start.getTime())) });
+      if (window && existedDuring(budget, window)) targets.push({ budget, window, mark: this.keys.key('evaluated-window', budget.period, String(window.start.getTime())) });
     }
     if (targets.length === 0) return [];
     const distinct = [...new Set(targets.map((t) => t.mark))];

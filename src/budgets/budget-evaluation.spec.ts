@@ -1,4 +1,4 @@
-import { evaluateBudget, previousWindow, windowsHolding } from './budget-evaluation';
+import { evaluateBudget, existedDuring, previousWindow, windowsHolding } from './budget-evaluation';
 import { Budget } from './budget.entity';
 import { budgetWindow } from './budget-window';
 
@@ -62,6 +62,16 @@ describe('windows to evaluate (SPEC §5: every window counts)', () => {
     const instants = [at('2026-11-20T23:59:59Z'), at('2026-11-20T01:00:00Z'), at('2026-11-21T00:00:01Z'), at('2026-10-12T00:00:00Z'), at('2026-10-11T23:00:00Z'), at('2026-11-22T00:00:00Z')];
     expect(starts(windowsHolding(daily, instants, now))).toEqual(['2026-10-12T00:00:00.000Z', '2026-11-20T00:00:00.000Z', '2026-11-21T00:00:00.000Z']);
     expect(starts(windowsHolding(budget({ period: 'monthly' }), instants, now))).toEqual(['2026-10-01T00:00:00.000Z', '2026-11-01T00:00:00.000Z']);
+  });
+
+  it('leaves out the windows that ended before the budget was created (no such budget applied then)', () => {
+    const created = budget({ period: 'daily', createdAt: at('2026-11-20T10:00:00Z') });
+    const instants = [at('2026-11-19T12:00:00Z'), at('2026-11-20T01:00:00Z'), at('2026-11-21T00:00:01Z')];
+    expect(starts(windowsHolding(created, instants, now))).toEqual(['2026-11-20T00:00:00.000Z', '2026-11-21T00:00:00.000Z']);
+    const today = budget({ period: 'daily', createdAt: at('2026-11-21T00:00:02Z') });
+    expect(starts(windowsHolding(today, instants, now))).toEqual(['2026-11-21T00:00:00.000Z']);
+    expect(existedDuring(today, previousWindow(today, now))).toBe(false);
+    expect(existedDuring(created, previousWindow(created, now))).toBe(true);
   });
 });
 

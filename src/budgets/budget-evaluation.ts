@@ -94,15 +94,24 @@ export function previousWindow(budget: Budget, now: Date): BudgetWindow {
 }
 
 /**
+ * Whether the budget existed during the window (it ended after the budget was created): late
+ * records of a window that ended before never alert for it, whatever they add up to, since no
+ * such budget applied then.
+ */
+export function existedDuring(budget: Budget, window: BudgetWindow): boolean {
+  return !(budget.createdAt instanceof Date) || window.end.getTime() > budget.createdAt.getTime();
+}
+
+/**
  * The distinct windows of the budget that hold the given instants (an ingest's records), within
- * the late-record horizon and not in the future.
+ * the late-record horizon, not in the future, and not over before the budget existed.
  */
 export function windowsHolding(budget: Budget, instants: Date[], now: Date): BudgetWindow[] {
   const windows = new Map<number, BudgetWindow>();
   const oldest = now.getTime() - LATE_RECORD_HORIZON_MS;
   for (const at of instants) {
     const window = budgetWindow(budget.period, at, budget.timezone);
-    if (window.end.getTime() <= oldest || window.start.getTime() > now.getTime()) continue;
+    if (window.end.getTime() <= oldest || window.start.getTime() > now.getTime() || !existedDuring(budget, window)) continue;
     windows.set(window.start.getTime(), window);
   }
   return [...windows.values()].sort((a, b) => a.start.getTime() - b.start.getTime());

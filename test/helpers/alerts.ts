@@ -49,3 +49,12 @@ export async function settle(apps: INestApplicationContext[], rounds = 2): Promi
     return Object.values(e).every((n) => n === 0) && Object.values(d).every((n) => n === 0);
   }, 'the alert queues to drain');
 }
+
+/**
+ * Moves a budget's created_at back (default 60 days): late records alert only for windows that
+ * ended after the budget was created, so a test that sends records into past windows of a budget
+ * it has just made dates the budget as if it had existed then.
+ */
+export async function backdateBudget(t: TestApp, budgetId: string, days = 60): Promise<void> {
+  await t.dataSource.query(`UPDATE budgets SET created_at = created_at - make_interval(days => $2) WHERE id = $1`, [budgetId, days]);
+}
