@@ -74,5 +74,17 @@ describe('webhook delivery fairness between orgs (SPEC §5)', () => {
     expect(finishedA[0].n).toBe(0);
     expect(pendingA[0].n).toBe(50);
     expect(sentToA).toBeLessThan(50);
+
+    // The operator's budget on org A (owner cluster, set by the cluster admin) has slots of its
+    // own: its alert goes out while org A's own deliveries still hang (a review saw it wait ~120 s).
+    const operator = (await t.put(`/api/v1/llm/budgets/apikey/${keyA1.id}`, monthlyBudget(10, { owner: 'cluster', webhook_url: hookB.url, thresholds: alertsAt([60]) }))).body;
+    expect(operator.owner).toBe('cluster');
+    await spend(t, ingestKey, keyA1.id, 1_000_000_000n); // key 1 at 60 %
+    await waitFor(() => hookB.requests.some((r) => JSON.parse(r.body).data.budget.id === operator.id), "the operator's alert on org A", 60_000);
+    const finishedNow: Array<{ n: number }> = await t.dataSource.query(
+      `SELECT count(*)::int AS n FROM webhook_deliveries WHERE budget_id = ANY($1)`,
+      [budgetsA.map((x) => x.id)],
+    );
+    expect(finishedNow[0].n).toBe(0);
   }, 120_000);
 });

@@ -36,7 +36,8 @@ return 0`;
  * Redis sorted set shared by every worker; a job that finds its org's slots taken is put back as
  * delayed for a moment (BullMQ `moveToDelayed`, which does not use up an attempt), and the worker
  * slot goes to the next job, another org's. One slow org then holds at most that many of a
- * worker's delivery slots, and the others' alerts go out at once.
+ * worker's delivery slots, and the others' alerts go out at once. The operator's budgets on an org
+ * (`owner: cluster`) have slots of their own beside the org's: the org's receivers never delay them.
  */
 @Injectable()
 export class DeliverySlots {
@@ -46,15 +47,15 @@ export class DeliverySlots {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  /** True when the job may deliver now (release the slot afterwards); false when its org's slots are taken. */
-  async acquire(orgId: string, jobId: string): Promise<boolean> {
+  /** True when the job may deliver now (release the slot afterwards); false when its group's slots are taken. `group`: the org and the budget's owner. */
+  async acquire(group: string, jobId: string): Promise<boolean> {
     const lease = this.config.webhookTimeoutMs + LEASE_MARGIN_MS;
-    const taken = await this.redis.eval(ACQUIRE, 1, this.key(orgId), jobId, this.config.webhookOrgConcurrency, lease);
+    const taken = await this.redis.eval(ACQUIRE, 1, this.key(group), jobId, this.config.webhookOrgConcurrency, lease);
     return taken === 1;
   }
 
-  async release(orgId: string, jobId: string): Promise<void> {
-    await this.redis.zrem(this.key(orgId), jobId);
+  async release(group: string, jobId: string): Promise<void> {
+    await this.redis.zrem(this.key(group), jobId);
   }
 
   /** How long a job that found no slot waits before it asks again (jittered, so deferred jobs spread out). */
@@ -63,7 +64,7 @@ export class DeliverySlots {
     return Math.round(base / 2 + Math.random() * (base / 2));
   }
 
-  private key(orgId: string): string {
-    return this.keys.key('deliver-slots', orgId);
+  private key(group: string): string {
+    return this.keys.key('deliver-slots', group);
   }
 }

@@ -47,6 +47,23 @@ function deletedBudgetTarget(a: Alert): WebhookTarget | null {
   };
 }
 
+/**
+ * Whose delivery slots an alert takes: its org's, kept apart by the budget's owner, so the org's
+ * own receivers (hanging, say) never delay the operator's alerts on its `owner: cluster` budgets.
+ * A deleted budget's owner is read from the alert's body, which holds the budget as it was.
+ */
+function slotGroup(alert: Alert, budget: Budget | null): string {
+  let owner: string | undefined = budget?.owner;
+  if (owner === undefined) {
+    try {
+      owner = (JSON.parse(alert.body) as { data?: { budget?: { owner?: string } } }).data?.budget?.owner;
+    } catch {
+      owner = undefined;
+    }
+  }
+  return `${alert.orgId}:${owner ?? 'org'}`;
+}
+
 /** One attempt of a delivery job, as BullMQ runs it. */
 export interface DeliveryAttempt {
   trigger: DeliveryTrigger;
@@ -123,14 +140,16 @@ export class WebhookDeliveryService {
       }
       return 'done';
     }
-    // Per-org fairness (see DeliverySlots): at most WEBHOOK_ORG_CONCURRENCY of one org's deliveries at once.
+    // Per-org fairness (see DeliverySlots): at most WEBHOOK_ORG_CONCURRENCY of one org's deliveries
+    // at once, apart for the org's own budgets and the operator's (owner cluster) on it.
     const url = target.url;
-    if (!(await this.slots.acquire(alert.orgId, job.jobId))) return 'deferred';
+    const group = slotGroup(alert, budget);
+    if (!(await this.slots.acquire(group, job.jobId))) return 'deferred';
     let result: SendResult;
     try {
       result = await this.send(alert, url, this.secrets(target), job);
     } finally {
-      await this.slots.release(alert.orgId, job.jobId).catch(() => undefined); // the lease ends by itself
+      await this.slots.release(group, job.jobId).catch(() => undefined); // the lease ends by itself
     }
 
     if (result.outcome === 'success') {
