@@ -51,7 +51,26 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
   const document = SwaggerModule.createDocument(app, config, {
     operationIdFactory: operationId,
   });
-  return addSdkRetries(collapseAnyMethodOperations(document));
+  return addInt64Formats(addSdkRetries(collapseAnyMethodOperations(document)));
+}
+
+const INT32_MAX = 2 ** 31 - 1;
+
+/**
+ * `format: int64` on every integer that may not fit 32 bits (no maximum, or one above 2^31 − 1:
+ * Unix times, token counts, sums): generators that map a bare `integer` to int32 (openapi-generator
+ * for Java, Go, C#) would overflow on them.
+ */
+function addInt64Formats<T>(node: T): T {
+  if (Array.isArray(node)) node.forEach(addInt64Formats);
+  else if (node !== null && typeof node === 'object') {
+    const schema = node as Record<string, unknown>;
+    if (schema.type === 'integer' && schema.format === undefined && !(typeof schema.maximum === 'number' && schema.maximum <= INT32_MAX && typeof schema.minimum === 'number' && schema.minimum >= -INT32_MAX - 1)) {
+      schema.format = 'int64';
+    }
+    Object.values(schema).forEach(addInt64Formats);
+  }
+  return node;
 }
 
 /** Stable YAML: keys sorted at every level, so the checked-in file only changes when the API does. */
