@@ -50,11 +50,12 @@ describe('rollup rebuild command (npm run rollups:rebuild)', () => {
        VALUES ($1, $2, 'key_ghost', '', '', 'ghost', '', false, '', 5)`,
       [acme.org.id, new Date((T0 + 30 * DAY) * 1000)],
     );
-    await ensurePartitions(t.dataSource, 'usage_rollups_minute', [T0 - 40 * DAY + HOUR]);
+    // A day without records, in a month the records table still holds: its rows are stale.
+    await ensurePartitions(t.dataSource, 'usage_rollups_minute', [T0 + 29 * DAY + HOUR]);
     await t.dataSource.query(
       `INSERT INTO usage_rollups_minute (org_id, bucket_start, api_key_id, team_id, user_id, model, project_id, batch, service_tier, num_model_requests)
        VALUES ($1, $2, 'key_ghost', '', '', 'ghost', '', false, '', 5)`,
-      [globex.org.id, new Date((T0 - 40 * DAY + HOUR) * 1000)],
+      [globex.org.id, new Date((T0 + 29 * DAY + HOUR) * 1000)],
     );
     expect(await snapshot()).not.toEqual(kept);
 
@@ -62,7 +63,7 @@ describe('rollup rebuild command (npm run rollups:rebuild)', () => {
     expect(await snapshot()).toEqual(kept);
     // 4 days of records per org, plus one ghost day each.
     const rows = Object.fromEntries(ROLLUPS.map((r, i) => [r.name, kept[i].length]));
-    expect(totals).toEqual({ orgs: 2, days: 5 + 5, records: 1500, rows });
+    expect(totals).toEqual({ orgs: 2, days: 5 + 5, skipped: 0, records: 1500, rows });
     expect(output).toContain('[------------------------------]   0% 0/10 org-days');
     expect(output).toContain('[##############################] 100% 10/10 org-days');
     expect(output).toMatch(new RegExp(`Rebuilt rollups of 1500 records: 2 orgs, 10 org-days; rows: ${kept[0].length} per-minute`));
@@ -101,6 +102,26 @@ describe('rollup rebuild command (npm run rollups:rebuild)', () => {
       '\r[########----------------------]  25% 1/4 org-days  org_a\x1b[K',
       '\r[##############################] 100% 4/4 org-days  org_a\x1b[K\n',
     ]);
+  });
+
+  it("leaves a day whose records' partition is gone as it was: its hourly and daily rows are the only copy left", async () => {
+    const ingestKey = await createSystemKey(t, 'ingest');
+    const june = Date.UTC(2023, 5, 15, 12) / 1000;
+    await ingestOk(t, ingestKey.key, [
+      { id: `rebuild-gone-${Date.now()}`, api_key_id: globex.member.id, model: 'model-b', input_tokens: 1000, output_tokens: 10, created_at: june },
+    ]);
+    const dayRows = async () => (await tableRows(t, 'usage_rollups_day')).filter((r) => r.bucket_start === new Date(Date.UTC(2023, 5, 15) * 1).toISOString());
+    const before = await dayRows();
+    expect(before).toHaveLength(1);
+    expect(before[0].input_tokens).toBe('1000');
+    // What the worker does past RECORDS_RETENTION_DAYS (here the command is not told of that retention).
+    await t.dataSource.query('ALTER TABLE completion_records DETACH PARTITION completion_records_p202306');
+    await t.dataSource.query('DROP TABLE completion_records_p202306');
+    const { totals, output } = await run();
+    expect(totals.skipped).toBe(1);
+    expect(output).toContain("1 org-days left as they were: their records' partition is gone");
+    expect(await dayRows()).toEqual(before);
+    expect((await tableRows(t, 'usage_rollups_hour')).filter((r) => String(r.bucket_start).startsWith('2023-06-15'))).toHaveLength(1);
   });
 
   it('needs DATABASE_URL', async () => {

@@ -1,4 +1,4 @@
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { ensurePartitions } from './partitions';
 import { PENDING_TABLES } from './pending-deltas';
 import { dropPendingRange, holdFoldLock } from './rollup-journal';
@@ -26,8 +26,39 @@ function monthStart(unixSeconds: number): number {
 export interface RebuildTotals {
   orgs: number;
   days: number;
+  /** Org-days left as they were: their records' partition was gone (dropped past retention) when their turn came. */
+  skipped: number;
   records: number;
   rows: Record<RollupName, number>;
+}
+
+/**
+ * In the day's transaction: whether the day may be rebuilt from the records. Its month's records
+ * partition, when it exists, is locked so that a drop (DETACH … CONCURRENTLY waits for this
+ * transaction) cannot take it away meanwhile; one being detached is not read. A month with no
+ * partition is one past what the table still holds when it lies before the oldest attached month
+ * (dropped past retention, before or during this run, or past a retention this command was not
+ * told of): its hourly and daily rows are the only copy left, and rebuilding them from no records
+ * would erase them. After the oldest month it never had records, so its stale rows are cleared.
+ */
+async function mayRebuildDay(manager: EntityManager, day: number): Promise<boolean> {
+  const d = new Date(day * DAY * 1000);
+  const month = `${d.getUTCFullYear()}${String(d.getUTCMonth() + 1).padStart(2, '0')}`;
+  const name = `completion_records_p${month}`;
+  const [exists] = await manager.query('SELECT to_regclass($1) IS NOT NULL AS present', [name]);
+  if (exists.present) {
+    await manager.query(`LOCK TABLE ${name} IN ACCESS SHARE MODE`);
+    const attached = await manager.query(
+      `SELECT 1 FROM pg_inherits WHERE inhrelid = $1::regclass AND inhparent = 'completion_records'::regclass AND NOT inhdetachpending`,
+      [name],
+    );
+    return attached.length > 0;
+  }
+  const [oldest] = await manager.query(
+    `SELECT min(c.relname) AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+     WHERE i.inhparent = 'completion_records'::regclass AND NOT i.inhdetachpending AND c.relname ~ '^completion_records_p[0-9]{6}$'`,
+  );
+  return oldest.name !== null && name > oldest.name;
 }
 
 /** Days (Unix day numbers) on which an org has rows in a table: a loose index scan, one probe per day. */
@@ -54,7 +85,8 @@ const SOURCES: Array<[string, string]> = [
  * cleared, and the day's pending deltas (journal and held rows) dropped with its held groups (the
  * records already hold them; a group whose rebuilt rows fit a bigint need not be held). An
  * exclusive per-org advisory lock makes concurrent ingests of that org wait; the fold lock keeps
- * the folder out of the day being rewritten. Days past the record retention are left alone, and
+ * the folder out of the day being rewritten. Days past the record retention, or whose records'
+ * partition is gone when their turn comes (see mayRebuildDay), are left alone, and
  * days past the minute rollup's retention get no per-minute rows (their hours come from the records).
  */
 export async function rebuildRollups(
@@ -78,13 +110,16 @@ export async function rebuildRollups(
     const kept = [...days].filter((day) => day >= recordsFromDay).sort((a, b) => a - b);
     if (kept.length > 0) plan.push({ orgId: id, days: kept });
   }
-  const totals: RebuildTotals = { orgs: plan.length, days: 0, records: 0, rows: zeroRowCounts() };
+  const totals: RebuildTotals = { orgs: plan.length, days: 0, skipped: 0, records: 0, rows: zeroRowCounts() };
   const total = plan.reduce((n, p) => n + p.days.length, 0);
   onProgress({ done: 0, total, orgId: plan[0]?.orgId ?? '' });
   for (const { orgId, days } of plan) {
     for (const day of days) {
       if (day >= minuteFromDay) await ensurePartitions(dataSource, 'usage_rollups_minute', [day * DAY]);
       const counts = await dataSource.transaction(async (manager) => {
+        // The records first: a day whose partition was dropped (before or during the run, or past a
+        // retention this command was not told of) is left alone.
+        if (!(await mayRebuildDay(manager, day))) return null;
         await manager.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [ROLLUP_LOCK_CLASS, orgId]);
         // No fold runs meanwhile: the day's pending deltas are dropped and its rollups recomputed from the records.
         await holdFoldLock(manager);
@@ -93,10 +128,13 @@ export async function rebuildRollups(
         await dropPendingRange(manager, orgId, from, to);
         return rebuildRollupRange(manager, orgId, from, to, day >= minuteFromDay);
       });
-      totals.days += 1;
-      totals.records += counts.records;
-      for (const r of ROLLUPS) totals.rows[r.name] += counts.rows[r.name];
-      onProgress({ done: totals.days, total, orgId });
+      if (counts === null) totals.skipped += 1;
+      else {
+        totals.days += 1;
+        totals.records += counts.records;
+        for (const r of ROLLUPS) totals.rows[r.name] += counts.rows[r.name];
+      }
+      onProgress({ done: totals.days + totals.skipped, total, orgId });
     }
   }
   return totals;
