@@ -142,7 +142,8 @@ describe('retention of records and per-minute rollups (monthly partitions)', () 
     const minuteCutoff = now - MINUTE_DAYS * DAY;
     const expectedDrops = (table: string, cutoff: number) =>
       listPartitions(t.dataSource, table as never).then((ps) => ps.filter((p) => p.end <= cutoff).map((p) => p.name));
-    const doomed = [...(await expectedDrops('completion_records', recordsCutoff)), ...(await expectedDrops('usage_rollups_minute', minuteCutoff))];
+    // The per-minute rollup keeps a day more than its retention (the folder still writes that far back).
+    const doomed = [...(await expectedDrops('completion_records', recordsCutoff)), ...(await expectedDrops('usage_rollups_minute', minuteCutoff - DAY))];
     expect(doomed.length).toBeGreaterThanOrEqual(3);
 
     // 4 clients ingest records spread over the whole retention (the oldest months included) while partitions are dropped.

@@ -39,6 +39,9 @@ export class PartitionMaintenanceService implements OnApplicationBootstrap, Befo
   async runOnce(now = Date.now() / 1000): Promise<MaintenanceResult> {
     const result = await maintainPartitions(this.dataSource, { records: this.config.recordsRetentionDays, minute: this.config.minuteRollupRetentionDays }, now);
     if (result.dropped.length > 0) this.logger.log({ msg: 'Dropped partitions past retention', dropped: result.dropped });
+    for (const { step, error } of result.failed) {
+      this.logger.warn({ msg: 'A partition maintenance step failed; the others ran, and the next run tries it again', step, ...describeError(error) });
+    }
     return result;
   }
 }

@@ -82,6 +82,8 @@ export async function listPartitions(db: SqlRunner, table: PartitionedTable): Pr
 export interface MaintenanceResult {
   created: Record<PartitionedTable, number>;
   dropped: string[];
+  /** What failed (a table's creation ahead, or one partition's drop), each with its error: the rest went on. */
+  failed: Array<{ step: string; error: unknown }>;
 }
 
 export interface RetentionDays {
@@ -96,13 +98,37 @@ export const MAINTENANCE_LOCK_KEY = 2;
 const BACKFILL_DAYS = 400;
 
 /**
+ * How long a DETACH CONCURRENTLY may wait for the transactions that still see the partition (a
+ * report's cursor may stay open for REPORT_STATEMENT_TIMEOUT_MS twice over). The wait holds no
+ * lock that anyone else waits for (ingest, reads and the creation of new months go on), so it can
+ * be long; with the 5 s of the other steps, steady long reports kept retention from ever running.
+ */
+const DETACH_LOCK_TIMEOUT_MS = 15 * 60_000;
+
+/**
+ * The per-minute rollup keeps a day more than MINUTE_ROLLUP_RETENTION_DAYS: the folder still
+ * writes minutes that far back (a reader whose clock is behind still finds them), so a partition
+ * dropped without that day would make its folds fail on the late deltas of that day.
+ */
+const EXTRA_DAYS: Record<PartitionedTable, number> = { completion_records: 0, usage_rollups_minute: 1 };
+
+/**
  * Creates the partitions of the current and the next two months (and any missing month inside
  * retention), then detaches and drops every partition whose whole range is older than the
  * retention. Each DETACH CONCURRENTLY runs outside a transaction and waits for running
- * statements on the table instead of blocking new ones; `lockTimeoutMs` bounds every lock wait.
+ * statements on the table instead of blocking new ones; `lockTimeoutMs` bounds the other lock
+ * waits. A step that fails (a table's creation ahead, one partition's drop) is reported in
+ * `failed` and the others still run.
  */
 export async function maintainPartitions(dataSource: DataSource, retention: RetentionDays, now = Date.now() / 1000, lockTimeoutMs = 5000): Promise<MaintenanceResult> {
-  const result: MaintenanceResult = { created: { completion_records: 0, usage_rollups_minute: 0 }, dropped: [] };
+  const result: MaintenanceResult = { created: { completion_records: 0, usage_rollups_minute: 0 }, dropped: [], failed: [] };
+  const step = async (name: string, run: () => Promise<void>) => {
+    try {
+      await run();
+    } catch (error) {
+      result.failed.push({ step: name, error });
+    }
+  };
   await withHeldConnection(dataSource, async (runner) => {
     let locked = false;
     try {
@@ -111,17 +137,30 @@ export async function maintainPartitions(dataSource: DataSource, retention: Rete
       if (!locked) return;
       await runner.query(`SET lock_timeout = ${Math.floor(lockTimeoutMs)}`);
       for (const table of PARTITIONED_TABLES) {
-        const days = retention[RETENTION_OF[table]];
+        const days = retention[RETENTION_OF[table]] + EXTRA_DAYS[table];
         const cutoff = now - days * DAY;
-        result.created[table] = await ensurePartitions(runner, table, monthsBetween(Math.max(cutoff, now - BACKFILL_DAYS * DAY), now + 62 * DAY));
-        for (const partition of await listPartitions(runner, table)) {
+        await step(`create ${table}`, async () => {
+          result.created[table] = await ensurePartitions(runner, table, monthsBetween(Math.max(cutoff, now - BACKFILL_DAYS * DAY), now + 62 * DAY));
+        });
+        let partitions: MonthPartition[] = [];
+        await step(`list ${table}`, async () => {
+          partitions = await listPartitions(runner, table);
+        });
+        for (const partition of partitions) {
           if (partition.end > cutoff) continue;
-          const attached = await runner.query('SELECT 1 FROM pg_inherits WHERE inhrelid = $1::regclass', [partition.name]);
-          if (attached.length > 0) {
-            await runner.query(`ALTER TABLE ${table} DETACH PARTITION ${partition.name} ${partition.detachPending ? 'FINALIZE' : 'CONCURRENTLY'}`);
-          }
-          await runner.query(`DROP TABLE ${partition.name}`);
-          result.dropped.push(partition.name);
+          await step(`drop ${partition.name}`, async () => {
+            const attached = await runner.query('SELECT 1 FROM pg_inherits WHERE inhrelid = $1::regclass', [partition.name]);
+            if (attached.length > 0) {
+              await runner.query(`SET lock_timeout = ${DETACH_LOCK_TIMEOUT_MS}`);
+              try {
+                await runner.query(`ALTER TABLE ${table} DETACH PARTITION ${partition.name} ${partition.detachPending ? 'FINALIZE' : 'CONCURRENTLY'}`);
+              } finally {
+                await runner.query(`SET lock_timeout = ${Math.floor(lockTimeoutMs)}`);
+              }
+            }
+            await runner.query(`DROP TABLE ${partition.name}`);
+            result.dropped.push(partition.name);
+          });
         }
       }
     } finally {
