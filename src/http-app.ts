@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { parse as parseQuery } from 'qs';
 import { AppModule } from './app.module';
 import { ApiKeysService } from './auth/api-keys.service';
-import { authenticateBeforeBody } from './auth/body-authentication';
+import { authenticateBeforeBody, limitSmallBodies } from './auth/body-authentication';
 import { AllExceptionsFilter } from './common/all-exceptions.filter';
 import { MAX_REQUEST_HEAD_BYTES } from './common/api-responses';
 import { GATE_ROUTES } from './budgets/budget-gate.controller';
@@ -22,6 +22,10 @@ import { mountSwaggerUi } from './openapi';
 import { OTLP_TRACES_ROUTE, registerOtlpBodyParsing } from './usage/otlp/otlp-body';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Routes that take batches (records, OTLP exports): up to BODY_LIMIT_BYTES. Every other body is at most SMALL_BODY_LIMIT_BYTES. */
+const BULK_ROUTES = ['/api/v1/llm/usage/records', OTLP_TRACES_ROUTE];
+const SMALL_BODY_LIMIT_BYTES = 256 * 1024;
 
 /** Query strings: repeated keys and `a[]=` both become arrays (a single comma list is split per field). */
 export function parseQueryString(query: string): Record<string, unknown> {
@@ -104,6 +108,8 @@ export async function createHttpApp(
   // First: no body is decompressed or parsed for a caller without a valid key.
   if (!options.preview) authenticateBeforeBody(instance, app.get(ApiKeysService, { strict: false }));
   registerContentEncodings(instance, { ignoreOn: GATE_ROUTES });
+  // After the gzip hook (decompressed bytes): only bulk ingest takes BODY_LIMIT_BYTES.
+  limitSmallBodies(instance, BULK_ROUTES, Math.min(SMALL_BODY_LIMIT_BYTES, config.bodyLimitBytes));
   registerOtlpBodyParsing(instance);
   // Any other content type: an empty body is no body (`curl -d ''` sends a form type); anything else a 415.
   fastify.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => {

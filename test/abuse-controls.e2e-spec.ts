@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { gzipSync } from 'node:zlib';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
 
@@ -60,9 +61,26 @@ describe('abuse controls', () => {
     expect((await post(auth, badJson)).status).toBe(400);
     expect((await post({ ...auth, 'content-encoding': 'gzip' }, notGzip)).status).toBe(400);
     expect((await post(auth, JSON.stringify({ api_key_id: acme.member.id }))).status).toBe(200);
-    // A route that does not exist is still a 404, and a public one still answers without a key.
+    // A route that does not exist is still a 404, and a public one still answers without a key, body or not.
     expect((await fetch(`${t.baseUrl}/api/v1/nowhere`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: badJson })).status).toBe(404);
     expect((await t.get('/health/live', { key: null })).status).toBe(200);
+    const probe = await new Promise<number>((resolve, reject) => {
+      const req = request(`${t.baseUrl}/health/live`, { method: 'GET', headers: { 'content-type': 'application/json', 'content-length': '2' } }, (res) => (res.resume(), resolve(res.statusCode!)));
+      req.on('error', reject);
+      req.end('{}');
+    });
+    expect(probe).toBe(200);
+    // Any valid key, even one the route refuses: a route that is not bulk ingest reads at most 256 KiB (once decompressed).
+    const member = acme.member.key;
+    const bomb = gzipSync(`{"x":[${Array(1_000_000).fill('0').join(',')}]}`);
+    expect(bomb.length).toBeLessThan(10_000);
+    const refused = await post({ authorization: `Bearer ${member}`, 'content-encoding': 'gzip' }, bomb);
+    expect(refused.status).toBe(413);
+    // Bulk ingest still takes BODY_LIMIT_BYTES.
+    const batch = JSON.stringify({ records: Array.from({ length: 1000 }, (_v, i) => ({ id: `big-${Date.now()}-${i}`, api_key_id: acme.member.id, model: 'm'.repeat(200), input_tokens: 1, output_tokens: 1, created_at: Math.floor(Date.now() / 1000) })) });
+    expect(batch.length).toBeGreaterThan(256 * 1024);
+    const ingested = await fetch(`${t.baseUrl}/api/v1/llm/usage/records`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${ingest.key}` }, body: batch });
+    expect(ingested.status).toBe(200);
   });
 
   it('sends security headers on API and docs responses', async () => {

@@ -215,6 +215,24 @@ describe('auth (SPEC §2)', () => {
     });
   });
 
+  describe('a slow body', () => {
+    it('a key revoked while its request body was still arriving is refused once the body is in', async () => {
+      const acme = await seedOrg(t, 'SlowBody');
+      const doomed = await acme.make('org_admin');
+      const body = JSON.stringify({ name: 'backdoor', role: 'org_admin' });
+      const answer = new Promise<number>((resolve, reject) => {
+        const req = request(`${t.baseUrl}/api/v1/api-keys`, { method: 'POST', headers: { authorization: `Bearer ${doomed.key}`, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } }, (res) => (res.resume(), resolve(res.statusCode!)));
+        req.on('error', reject);
+        req.write(body.slice(0, 1));
+        setTimeout(async () => {
+          expect((await t.delete(`/api/v1/api-keys/${doomed.id}`)).status).toBe(200);
+          req.end(body.slice(1));
+        }, 300);
+      });
+      expect(await answer).toBe(401);
+    });
+  });
+
   describe('management endpoints', () => {
     it('creates an org (cluster admin) and lists and reads it', async () => {
       const created = await t.post('/api/v1/orgs', { name: 'Initech' });

@@ -4,7 +4,6 @@ import { AppException, ErrorCode } from '../common/errors';
 import { ApiKeysService } from './api-keys.service';
 import { AuthenticatedRequest, GATEWAY_KEY, PUBLIC_KEY, ROLES_KEY, UNMETERED_KEY } from './auth.decorators';
 import { bearerToken } from './bearer-token';
-import { preauthenticatedKey } from './body-authentication';
 import { headerValues, parseOnBehalfOf } from './on-behalf-of';
 import { RateLimiter } from './rate-limiter';
 import { Role } from './role';
@@ -29,7 +28,9 @@ export class AuthGuard implements CanActivate {
 
     const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
     const secret = bearerToken(request.headers.authorization);
-    const key = preauthenticatedKey(request, secret) ?? (await this.apiKeys.authenticate(secret));
+    // Looked up again, not taken from the check before the body was read: a key revoked while a
+    // slow body arrived must not get through (a cache hit: one hash and one map lookup).
+    const key = await this.apiKeys.authenticate(secret);
     if (!key) throw AppException.unauthorized(ErrorCode.InvalidApiKey, 'Invalid or revoked API key');
 
     const header = request.headers['x-on-behalf-of'];

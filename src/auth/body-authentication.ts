@@ -1,38 +1,55 @@
+import { Transform } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { hasRequestBody } from '../common/content-encoding';
 import { AppException, ErrorCode, ErrorType } from '../common/errors';
-import type { CachedKey } from './api-key-cache';
 import type { ApiKeysService } from './api-keys.service';
 import { bearerToken } from './bearer-token';
-
-const PREAUTHENTICATED = Symbol('preauthenticated');
-
-type PreauthenticatedRequest = FastifyRequest & { [PREAUTHENTICATED]?: { secret: string; key: CachedKey } };
 
 /**
  * A request body is read only for a caller with a valid API key. Nest's guard runs after Fastify
  * has decompressed and parsed the body, so without this any client, with no key at all, could make
  * the process parse up to BODY_LIMIT_BYTES per request (a 10 KB gzip body of numbers took ~0.5 s
  * of the event loop, and every tenant's requests waited: found by a review). Every route that
- * takes a body needs a key (the public ones, /health and /metrics, take none), so the key is
- * checked here, before the body is read; the guard still decides roles and rate limits, and reuses
- * this lookup (see {@link preauthenticatedKey}). A body sent to no route is a 404 before it is read.
+ * takes a body needs a key (the public ones, /health and /metrics, are GETs: a GET or HEAD is left
+ * alone, body or not), so the key is checked here, before the body is read; the guard checks it
+ * again afterwards (it may have been revoked meanwhile) and decides roles and rate limits. A body
+ * sent to no route is a 404 before it is read. See also {@link limitSmallBodies}.
  */
 export function authenticateBeforeBody(fastify: FastifyInstance, apiKeys: ApiKeysService): void {
-  fastify.addHook('preParsing', async (request: PreauthenticatedRequest, _reply, payload) => {
-    if (!hasRequestBody(request)) return payload;
+  fastify.addHook('preParsing', async (request: FastifyRequest, _reply, payload) => {
+    if (request.method === 'GET' || request.method === 'HEAD' || !hasRequestBody(request)) return payload;
     // No route to read it for: a 404 at once (the not-found handler would parse it too).
     if (request.is404) throw new AppException(404, ErrorType.NotFound, ErrorCode.RouteNotFound, 'No such route');
-    const secret = bearerToken(request.headers.authorization);
-    const key = await apiKeys.authenticate(secret);
-    if (!key) throw AppException.unauthorized(ErrorCode.InvalidApiKey, 'Invalid or revoked API key');
-    request[PREAUTHENTICATED] = { secret, key };
+    if (!(await apiKeys.authenticate(bearerToken(request.headers.authorization)))) {
+      throw AppException.unauthorized(ErrorCode.InvalidApiKey, 'Invalid or revoked API key');
+    }
     return payload;
   });
 }
 
-/** The key {@link authenticateBeforeBody} found for this request's secret, if it looked one up. */
-export function preauthenticatedKey(request: FastifyRequest, secret: string): CachedKey | undefined {
-  const found = (request as PreauthenticatedRequest)[PREAUTHENTICATED];
-  return found?.secret === secret ? found.key : undefined;
+/**
+ * Bodies of routes that are not bulk ingest are at most `limit` bytes once decompressed (a
+ * budget, a reservation, a check: a few KB). BODY_LIMIT_BYTES is for batches of records and OTLP
+ * exports; with it on every route, any valid key, even one the route refuses (its 403 comes after
+ * the body is parsed), could make the process parse 4 MiB per request. Registered after the gzip
+ * hook, so it counts decompressed bytes.
+ */
+export function limitSmallBodies(fastify: FastifyInstance, bulkRoutes: readonly string[], limit: number): void {
+  const bulk = new Set(bulkRoutes);
+  fastify.addHook('preParsing', async (request: FastifyRequest, _reply, payload) => {
+    if (!hasRequestBody(request) || bulk.has(request.routeOptions.url ?? '')) return payload;
+    let read = 0;
+    const counter = new Transform({
+      transform(chunk: Buffer, _enc, callback) {
+        read += chunk.length;
+        if (read > limit) callback(Object.assign(new Error(`The body is over ${limit} bytes, the most this route takes`), { statusCode: 413 }));
+        else callback(null, chunk);
+      },
+    });
+    // Fastify compares what it read with Content-Length: the bytes sent, as the gzip hook counts
+    // them (its stream's receivedEncodedLength), or, without one, the bytes read here.
+    Object.defineProperty(counter, 'receivedEncodedLength', { get: () => (payload as { receivedEncodedLength?: number }).receivedEncodedLength ?? read });
+    payload.on('error', (err) => counter.destroy(err));
+    return payload.pipe(counter);
+  });
 }

@@ -123,7 +123,7 @@ function BodyErrors(): MethodDecorator {
   return (target, key, descriptor) => {
     const args: Record<string, unknown> = Reflect.getMetadata(ROUTE_ARGS_METADATA, target.constructor, key) ?? {};
     if (!Object.keys(args).some((arg) => arg.startsWith(`${RouteParamtypes.BODY}:`))) return;
-    ApiErrorResponse(HttpStatus.PAYLOAD_TOO_LARGE, 'The body is larger than the server accepts (`BODY_LIMIT_BYTES`)')(target, key, descriptor);
+    ApiErrorResponse(HttpStatus.PAYLOAD_TOO_LARGE, 'The body is larger than the server accepts once decompressed (`BODY_LIMIT_BYTES` for batches of records and OTLP exports, 256 KiB for any other body)')(target, key, descriptor);
     ApiErrorResponse(HttpStatus.UNSUPPORTED_MEDIA_TYPE, 'The body is not `application/json`, or its `Content-Encoding` is not gzip (or none)')(target, key, descriptor);
   };
 }
