@@ -63,7 +63,7 @@ describe('budget time zones and forecasts (SPEC §4.2)', () => {
     expect(new Date(res.body.spend.window.split('/')[1]).getTime()).toBe(window.end.getTime());
   });
 
-  it('stores a time zone in the database\'s spelling when only its letter case differs (utc → UTC), and keeps an alias as sent', async () => {
+  it('stores a time zone in the database\'s spelling when only its letter case differs (utc → UTC), and keeps an alias as it names it', async () => {
     const { org } = await seedOrg(t, `tz-case-${Math.random()}`);
     const lower = await t.put(`/api/v1/llm/budgets/org/${org.id}`, costBudget(1, { timezone: 'utc' }));
     expect(lower.status).toBe(200);
@@ -74,6 +74,10 @@ describe('budget time zones and forecasts (SPEC §4.2)', () => {
     const stored = await t.dataSource.query(`SELECT timezone FROM budgets WHERE id = $1`, [amsterdam.body.id]);
     expect(stored).toEqual([{ timezone: 'Europe/Amsterdam' }]);
     expect((await t.put(`/api/v1/llm/budgets/org/${org.id}`, costBudget(1, { timezone: 'US/Pacific' }))).body.timezone).toBe('US/Pacific');
+    // Current tz database names that this runtime's ICU lists under older ones (Asia/Calcutta, Europe/Kiev).
+    for (const [sent, stored] of [['asia/kolkata', 'Asia/Kolkata'], ['europe/kyiv', 'Europe/Kyiv'], ['etc/utc', 'Etc/UTC']]) {
+      expect((await t.put(`/api/v1/llm/budgets/org/${org.id}`, costBudget(1, { timezone: sent }))).body.timezone).toBe(stored);
+    }
   });
 
   it('Europe/Amsterdam: windows across both 2026 daylight-saving days (23 h and 25 h), with exact spend and alerts per local day', async () => {

@@ -61,6 +61,24 @@ export class BudgetsService {
     private readonly apiKeys: ApiKeysService,
   ) {}
 
+  private zoneSpellings?: Promise<Map<string, string>>;
+
+  /**
+   * A time zone as the time zone database spells it when only its letter case differs (`utc` →
+   * `UTC`, `asia/kolkata` → `Asia/Kolkata`): the names PostgreSQL's own tz database knows, links
+   * included (this runtime's ICU lists only its older canonical names), read once per process.
+   */
+  private async spellTimeZone(name: string): Promise<string> {
+    this.zoneSpellings ??= this.budgets.manager
+      .query('SELECT name FROM pg_timezone_names')
+      .then((rows: Array<{ name: string }>) => new Map(rows.map((r) => [r.name.toLowerCase(), r.name])));
+    const spellings = await this.zoneSpellings.catch(() => {
+      this.zoneSpellings = undefined; // tried again on the next PUT
+      return new Map<string, string>();
+    });
+    return spellings.get(name.toLowerCase()) ?? canonicalTimeZoneCase(name);
+  }
+
   /** Creates or replaces the (scope, scope_id, owner) budget. Returns a generated webhook secret once. */
   async set(principal: Principal, scope: BudgetScope, scopeId: string, dto: SetBudgetDto, hooks: BudgetWriteHooks): Promise<{ budget: Budget; generatedSecret?: string }> {
     const owner: BudgetOwner = dto.owner ?? 'org';
@@ -83,6 +101,7 @@ export class BudgetsService {
     // Validated exactly (ExactDecimalField): canonical decimal strings within SPEC §4's rules.
     const limit = parseDecimalToNano(dto.limit);
     const thresholds = dto.thresholds.map((t) => ({ pct: storedPct(t.pct), action: t.action ?? 'alert' }));
+    const timezone = await this.spellTimeZone(dto.timezone ?? DEFAULT_TIME_ZONE);
 
     return this.budgets.manager.transaction(async (manager) => {
       const repo = manager.getRepository(Budget);
@@ -106,7 +125,7 @@ export class BudgetsService {
       const rotation = this.rotation(existing, sealed);
       const values = {
         period: dto.period,
-        timezone: canonicalTimeZoneCase(dto.timezone ?? DEFAULT_TIME_ZONE),
+        timezone,
         limitKind: dto.limit_kind,
         limitValue: formatNano(limit),
         thresholds,
