@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
-import { fastify as createFastify } from 'fastify';
+import { fastify as createFastify, FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { parse as parseQuery } from 'qs';
 import { AppModule } from './app.module';
@@ -54,6 +54,27 @@ export function securityHeaders(url: string): Record<string, string> {
   return headers;
 }
 
+/**
+ * Shutting down with keep-alive connections (a gateway's pool, nginx's `keepalive`): Fastify
+ * closes only the connections idle when it starts to close, so one busy then stayed open and the
+ * process waited for its forced exit (30 s, exit code 1). While closing, every response says
+ * `Connection: close` (the socket ends with it), and a request that still arrives gets a 503
+ * `not_ready` with Retry-After in the one error shape.
+ */
+function drainOnClose(fastify: FastifyInstance): void {
+  let closing = false;
+  fastify.addHook('preClose', async () => {
+    closing = true;
+  });
+  fastify.addHook('onRequest', async () => {
+    if (closing) throw AppException.unavailable(ErrorCode.NotReady, 'This instance is shutting down; retry (on another instance)', 1);
+  });
+  fastify.addHook('onSend', async (_request, reply, payload) => {
+    if (closing) reply.header('connection', 'close');
+    return payload;
+  });
+}
+
 /** Builds the HTTP application (not listening yet): the same for `npm start`, tests and the OpenAPI CLI. */
 export async function createHttpApp(
   config: AppConfig,
@@ -74,7 +95,8 @@ export async function createHttpApp(
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
     routerOptions: { querystringParser: parseQueryString, ignoreTrailingSlash: true, maxParamLength: 256 },
-    return503OnClosing: true,
+    // Ours instead (see drainOnClose): the same 503, in the one error shape, with X-Request-ID and Retry-After.
+    return503OnClosing: false,
     frameworkErrors: (error: Error, request: { id: string }, reply: unknown) => frameworkErrorHandler(error, request, reply as never),
     clientErrorHandler,
     forceCloseConnections: 'idle',
@@ -122,6 +144,7 @@ export async function createHttpApp(
     reply.header('x-request-id', request.id);
     reply.headers(securityHeaders(request.url));
   });
+  drainOnClose(instance);
   if (!options.preview) {
     const metrics = app.get(MetricsService);
     fastify.addHook('onResponse', async (request, reply) => {

@@ -25,7 +25,10 @@ export async function main(forcedRole?: ProcessRole): Promise<void> {
   }
   const shutdown = (signal: string) => {
     logger.info({ context: 'Tally', signal }, 'Shutting down: finishing in-flight requests and jobs');
-    const force = setTimeout(() => process.exit(1), 30_000);
+    const force = setTimeout(() => {
+      logger.error({ context: 'Tally' }, 'Shutdown did not finish within 30 s (a request, a job or a connection still open); exiting');
+      process.exit(1);
+    }, 30_000);
     force.unref();
     running.stop().then(
       () => process.exit(0),
