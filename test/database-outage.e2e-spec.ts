@@ -46,6 +46,11 @@ describe('database outage during ingest', () => {
     }
     expect((await t.get('/health/live', { key: null })).status).toBe(200);
     expect((await t.get('/health/ready', { key: null })).status).toBe(503);
+    // Monitoring still answers, with every series (the journal's gauges keep their last figures).
+    const metrics = await t.get('/metrics', { key: null });
+    expect(metrics.status).toBe(200);
+    expect(metrics.text).toMatch(/tally_rollup_pending_deltas \d+/);
+    expect(metrics.text).toMatch(/tally_http_requests_total\{[^}]*status="503"/);
 
     await proxy.restore();
     // Clients retry every batch (they cannot know which of the in-flight ones committed).
