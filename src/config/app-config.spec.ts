@@ -70,6 +70,8 @@ describe('loadConfig', () => {
     });
     expect(() => loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1' })).toThrow('REDIS_CLUSTER_NODES must be host:port pairs');
     expect(() => loadConfig({ RECORDS_RETENTION_DAYS: '0' })).toThrow('RECORDS_RETENTION_DAYS must be an integer');
+    expect(() => loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379/abc' })).toThrow('REDIS_URL: its path must be a database index');
+    expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379/3' }).redisUrl).toBe('redis://127.0.0.1:6379/3');
   });
 
   it('names every bad variable in one error, without echoing secrets', () => {

@@ -138,6 +138,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const host = read('HOST') ?? '0.0.0.0';
   const databaseUrl = url('DATABASE_URL', ['postgres:', 'postgresql:']);
   const redisUrl = url('REDIS_URL', ['redis:', 'rediss:']) ?? 'redis://127.0.0.1:6379';
+  // The path, if any, is a database index (ioredis would SELECT NaN, or another database silently).
+  if (!/^\/?(\d{1,4})?$/.test(new URL(redisUrl).pathname)) problems.push('REDIS_URL: its path must be a database index, e.g. redis://127.0.0.1:6379/0');
 
   let redisClusterNodes: AppConfig['redisClusterNodes'];
   const rawClusterNodes = read('REDIS_CLUSTER_NODES');

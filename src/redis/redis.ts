@@ -78,15 +78,28 @@ export async function targetAnswers(target: RedisTarget, timeoutMs = 1500): Prom
 }
 
 export async function redisAnswers(url: string, timeoutMs = 1500): Promise<boolean> {
+  return (await redisProblem(url, timeoutMs)) === null;
+}
+
+/**
+ * Why Redis at `url` does not answer a PING: null when it does; `refused` when nothing listens (or
+ * nothing answers in time); otherwise Redis' own error (a wrong password, a database index it
+ * does not have), which means a Redis is there.
+ */
+async function redisProblem(url: string, timeoutMs: number): Promise<null | 'refused' | string> {
   const client = new Redis(
     redisOptions(url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: timeoutMs, retryStrategy: () => null }),
   );
   client.on('error', () => undefined);
   try {
     await client.connect();
-    return (await client.ping()) === 'PONG';
-  } catch {
-    return false;
+    // ioredis selects the URL's database after connecting and only reports a failure as an event:
+    // select it here, so an index this Redis does not have is an error, not database 0.
+    const db = redisOptions(url).db ?? 0;
+    if (db !== 0) await client.select(db);
+    return (await client.ping()) === 'PONG' ? null : 'refused';
+  } catch (err) {
+    return err instanceof Error && err.name === 'ReplyError' ? err.message : 'refused';
   } finally {
     client.disconnect();
   }
@@ -98,13 +111,18 @@ function isLoopback(host: string): boolean {
 
 /**
  * SPEC §1: when nothing answers at REDIS_URL and `redis-server` is on PATH, start a local one for
- * development (no persistence; stopped with this process). Otherwise exit with a message.
+ * development (no persistence; stopped with this process), if `startLocal` (the quick start, with
+ * embedded PostgreSQL: DATABASE_URL unset). Otherwise exit with a message: a production process
+ * must not run on a throw-away Redis of its own (other processes would join it, and lose it with
+ * this one), nor start one where a Redis answered with an error (a wrong password).
  */
-export async function ensureRedis(url: string, logger: Logger): Promise<{ stop(): void } | undefined> {
-  if (await redisAnswers(url)) return undefined;
+export async function ensureRedis(url: string, logger: Logger, startLocal = true): Promise<{ stop(): void } | undefined> {
+  const problem = await redisProblem(url, 1500);
+  if (problem === null) return undefined;
   const { hostname, port } = new URL(url);
+  if (problem !== 'refused') throw new Error(`Redis at ${new URL(url).host} refused: ${problem} (check REDIS_URL)`);
   const onPath = spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
-  if (!isLoopback(hostname) || !onPath) {
+  if (!startLocal || !isLoopback(hostname) || !onPath) {
     throw new Error(
       `Redis does not answer at ${new URL(url).host}. Start one (e.g. "apt-get install redis-server" then ` +
         '"redis-server --daemonize yes"), or set REDIS_URL to a Redis that runs.',
