@@ -79,4 +79,19 @@ describe('spend of many (org, window) pairs in one read', () => {
     // Most pairs have spend: the comparison is not between empty answers.
     expect(nonEmpty).toBeGreaterThan(queries.length / 2);
   });
+
+  it("one row whose input and output tokens each come near 2^63 reads exactly, and fails no other org's read", async () => {
+    const ingestKey = (await createSystemKey(t, 'ingest')).key;
+    const big = await seedOrg(t, `spend-big-${Math.random()}`);
+    const at = Math.floor(Date.now() / 1000) - 30;
+    // 1,000 records of 2^53 − 1 each way in one minute: one journal row near 9.007e18 per measure.
+    const max = Number.MAX_SAFE_INTEGER;
+    await ingestOk(t, ingestKey, Array.from({ length: 1000 }, () => record(big.member.id, { created_at: at, input_tokens: max, output_tokens: max })));
+    const reads = await t.app.get(UsageSpendService).spendByKeys([
+      { orgId: big.org.id, from: new Date((today - DAY) * 1000), to: new Date((today + DAY) * 1000) },
+      { orgId: orgs[0].id, from: new Date((today - DAY) * 1000), to: new Date((today + DAY) * 1000) },
+    ]);
+    expect(reads[0].total.tokens).toBe(BigInt(max) * 2000n);
+    expect(reads[1].total.tokens).toBeGreaterThan(0n);
+  });
 });

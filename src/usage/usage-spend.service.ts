@@ -163,7 +163,9 @@ export function spendByKeysSql(queries: KeyedSpendQuery[]): { sql: string; param
       keys.key.push(key);
     }
   });
-  const sum = 'SUM(cost_nano) AS cost_nano, SUM(input_tokens + output_tokens) AS tokens';
+  // Each SUM is numeric; input_tokens + output_tokens of one row is bigint and overflows when each
+  // is near 2^63 (one such row failed the read for every org of the statement).
+  const sum = 'SUM(cost_nano) AS cost_nano, SUM(input_tokens) + SUM(output_tokens) AS tokens';
   const window = 'r.org_id = w.org_id AND r.bucket_start >= w.s AND r.bucket_start < w.e';
   const rollupTable = rollup('dayByKey').table;
   const pending = PENDING_TABLES.map(
