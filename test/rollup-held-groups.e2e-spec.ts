@@ -1,4 +1,6 @@
-import { foldOnce, JOURNAL_TABLE } from '../src/usage/rollup-journal';
+import { foldBatch, foldOnce, JOURNAL_TABLE } from '../src/usage/rollup-journal';
+import { holdOverflowingGroups } from '../src/usage/rollup-held-groups';
+import { ensurePartitions } from '../src/usage/partitions';
 import { HELD_DELTAS_TABLE, HELD_GROUPS_TABLE } from '../src/usage/pending-deltas';
 import { HELD_RELEASE_INTERVAL_MS, RollupOverflowHolds } from '../src/usage/rollup-overflow-holds';
 import { rebuildRollups } from '../src/usage/rollup-rebuild';
@@ -219,6 +221,10 @@ describe('held rollup groups: a group whose sums overflow a bigint is held, not 
       expect(await folds.fold(1000, new Date(0))).toMatchObject({ deltas: 0, held: 0 });
       expect(await heldGroups(t)).toHaveLength(1);
       jest.spyOn(Date, 'now').mockImplementation(() => now() + HELD_RELEASE_INTERVAL_MS);
+      // A fold starts the release beside it (not awaited); it takes the fold lock when no fold holds it.
+      await folds.fold(1000, new Date(0));
+      await folds.settled();
+      if ((await heldGroups(t)).length > 0) expect(await folds.releaseFitting(new Date(0))).toHaveLength(1);
       expect(await folds.fold(1000, new Date(0))).toMatchObject({ deltas: 1, held: 0 });
       expect(await heldGroups(t)).toEqual([]);
       expect(await countBy(t, HELD_DELTAS_TABLE)).toEqual({});
@@ -226,6 +232,36 @@ describe('held rollup groups: a group whose sums overflow a bigint is held, not 
       expect(await dayCost(t, big.org.id, big.member.id, M)).toBe(MAX_BIGINT);
     } finally {
       jest.restoreAllMocks();
+      await t.close();
+    }
+  });
+
+  it('an overflowing pair that arrives while a fold holds groups does not fail that fold: it folds the rows it chose', async () => {
+    const t = await startTestApp({ PROCESS_ROLE: 'api' });
+    try {
+      const big = await seedOrg(t, 'Big');
+      const calm = await seedOrg(t, 'Calm');
+      const ingestKey = (await createSystemKey(t, 'ingest')).key;
+      const overflowingPair = async (model: string) => {
+        for (const at of [T0 + 60, T0 + 120]) await ingestOk(t, ingestKey, [record(big.member.id, { model, cost_nano: MAX_BIGINT, created_at: at })]);
+      };
+      await overflowingPair('first');
+      await ingestOk(t, ingestKey, [record(calm.member.id, { created_at: T0 + 90 })]);
+      // The minute partition is there already: a fold that makes one starts over (another test's matter).
+      await ensurePartitions(t.dataSource, 'usage_rollups_minute', [T0]);
+      let arrivals = 0;
+      // Every hold, a new overflowing pair arrives before the fold runs again (another connection, committed).
+      const result = await foldBatch(t.dataSource, 1000, new Date(0), async (runner, ctids) => {
+        const held = await holdOverflowingGroups(runner, new Date(0), ctids);
+        arrivals += 1;
+        await overflowingPair(`later-${arrivals}`);
+        return held.length;
+      });
+      expect(arrivals).toBe(1);
+      expect(result).toMatchObject({ deltas: 1, held: 2, locked: true });
+      expect(await foldedByOrg(t)).toEqual({ [calm.org.id]: 1 });
+      expect(await countBy(t, JOURNAL_TABLE)).toEqual({ [big.org.id]: 2 }); // the later pair, for the next fold
+    } finally {
       await t.close();
     }
   });
@@ -249,6 +285,17 @@ describe('held rollup groups: a group whose sums overflow a bigint is held, not 
       expect(await heldGroups(t)).toEqual([]);
       expect(await countBy(t, HELD_DELTAS_TABLE)).toEqual({});
       expect(await dayCost(t, big.org.id, big.member.id, M)).toBe(MAX_BIGINT);
+      await expectReadsExact(t, big);
+
+      // A day whose records themselves overflow is left as it was (its group stays held) and
+      // counted, and the rebuild goes on to the next days.
+      await ingestOk(t, ingestKey, [record(big.member.id, { cost_nano: MAX_BIGINT, created_at: T0 + 180 })]);
+      await folds.fold(1000, new Date(0));
+      expect(await heldGroups(t)).toHaveLength(1);
+      const totals = await rebuildRollups(t.dataSource);
+      expect(totals.skipped).toBe(1);
+      expect(totals.days).toBeGreaterThanOrEqual(1); // T0 + DAY, after it
+      expect(await heldGroups(t)).toHaveLength(1);
       await expectReadsExact(t, big);
     } finally {
       await t.close();

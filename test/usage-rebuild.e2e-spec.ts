@@ -119,7 +119,7 @@ describe('rollup rebuild command (npm run rollups:rebuild)', () => {
     await t.dataSource.query('DROP TABLE completion_records_p202306');
     const { totals, output } = await run();
     expect(totals.skipped).toBe(1);
-    expect(output).toContain("1 org-days left as they were: their records' partition is gone");
+    expect(output).toContain("1 org-days left as they were: their records' partition is gone, or their sums overflow a bigint");
     expect(await dayRows()).toEqual(before);
     expect((await tableRows(t, 'usage_rollups_hour')).filter((r) => String(r.bucket_start).startsWith('2023-06-15'))).toHaveLength(1);
   });

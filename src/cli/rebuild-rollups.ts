@@ -14,7 +14,7 @@ export function progressBar(out: Output): (progress: RebuildProgress) => void {
 export function summary(totals: RebuildTotals, seconds: number): string {
   return (
     `Rebuilt rollups of ${totals.records} records: ${totals.orgs} orgs, ${totals.days} org-days` +
-    (totals.skipped > 0 ? ` (${totals.skipped} org-days left as they were: their records' partition is gone)` : '') +
+    (totals.skipped > 0 ? ` (${totals.skipped} org-days left as they were: their records' partition is gone, or their sums overflow a bigint)` : '') +
     '; ' +
     `rows: ${totals.rows.minute} per-minute, ${totals.rows.hour} per-hour, ${totals.rows.day} per-day, ` +
     `${totals.rows.hourByKey} per-hour by key, ${totals.rows.dayByKey} per-day by key (${seconds.toFixed(1)} s)\n`

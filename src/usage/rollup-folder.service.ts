@@ -52,6 +52,7 @@ export class RollupFolderService implements OnApplicationBootstrap, BeforeApplic
     this.running = false;
     this.wake?.();
     await this.loop;
+    await this.holds.settled();
   }
 
   /** One fold transaction (exported for tests and the CLI). */

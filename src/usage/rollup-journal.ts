@@ -78,7 +78,7 @@ export function insertRecordsSql(): string {
 }
 
 /**
- * Moves up to $1 journal rows out of the journal: a data-modifying CTE deletes them and each
+ * Moves the journal rows at the ctids $1 (chosen by {@link foldOnce}) out of the journal: a data-modifying CTE deletes them and each
  * rollup's upsert sums exactly the deleted rows, all in one statement (one transaction). Rows
  * older than $2 (the minute rollup's retention) are not added to the per-minute rollup.
  * With `divert` (some group is held: see rollup-held-groups.ts), the deleted rows of held groups
@@ -111,7 +111,7 @@ export function foldSql(divert = false): string {
       ]
     : [];
   return `WITH moved AS (
-      DELETE FROM ${JOURNAL_TABLE} WHERE ctid = ANY(ARRAY(SELECT ctid FROM ${JOURNAL_TABLE} LIMIT $1))
+      DELETE FROM ${JOURNAL_TABLE} WHERE ctid = ANY($1::tid[])
       RETURNING *),
     ${[...diverted, ...parts].join(',\n    ')}
     SELECT count(*)::int AS deltas, ${divert ? '(SELECT count(*) FROM held)::int' : '0'} AS held,
@@ -138,7 +138,7 @@ export interface FoldResult {
  * overflows a rollup's bigint: holds the groups that overflow (rollup-held-groups.ts) and says
  * how many it newly held. None: the fold's error is thrown.
  */
-export type OnFoldOverflow = (runner: SqlRunner) => Promise<number>;
+export type OnFoldOverflow = (runner: SqlRunner, ctids: string) => Promise<number>;
 
 /** Rounds of holding and folding again after overflows in one fold (each holds at least one new group). */
 const MAX_HOLD_ROUNDS = 5;
@@ -155,7 +155,12 @@ export async function foldOnce(manager: SqlRunner, limit: number, minuteFrom = n
   if (!lock.locked) return { deltas: 0, held: 0, records: 0n, lagSeconds: 0, locked: false };
   // Groups are held and released only under the fold lock: this answer holds for the whole fold.
   let divert = await anyHeldGroups(manager);
-  const params = [limit, minuteFrom.toISOString()];
+  // The rows of this fold, chosen once: a hold after an overflow looks at these rows and the fold
+  // runs again over the same ones, so deltas that arrive meanwhile (another overflowing pair, say)
+  // never make the next round fail too. Only a fold deletes journal rows (under this lock).
+  const [chosen] = await manager.query(`SELECT array_agg(ctid)::text AS ctids FROM (SELECT ctid FROM ${JOURNAL_TABLE} LIMIT $1) j`, [limit]);
+  if (chosen.ctids === null) return { deltas: 0, held: 0, records: 0n, lagSeconds: 0, locked: true };
+  const params = [chosen.ctids, minuteFrom.toISOString()];
   for (let round = 0; ; round++) {
     if (onOverflow) await manager.query('SAVEPOINT fold');
     try {
@@ -164,7 +169,7 @@ export async function foldOnce(manager: SqlRunner, limit: number, minuteFrom = n
     } catch (err) {
       if (!onOverflow || !isFoldOverflow(err) || round === MAX_HOLD_ROUNDS) throw err;
       await manager.query('ROLLBACK TO SAVEPOINT fold');
-      if ((await onOverflow(manager)) === 0) throw err;
+      if ((await onOverflow(manager, chosen.ctids)) === 0) throw err;
       divert = true;
     }
   }

@@ -8,6 +8,8 @@ import { HeldGroup, heldGroupsThatFit, holdOverflowingGroups, releaseFittingGrou
 
 /** How often a folder tries to release held groups whose sums fit again. */
 export const HELD_RELEASE_INTERVAL_MS = 5 * 60_000;
+/** When the fold lock was busy at a release: how soon it is tried again. */
+const HELD_RELEASE_RETRY_MS = 10_000;
 
 const groupKey = (g: HeldGroup) => JSON.stringify([g.orgId, g.day, g.apiKeyId, g.model]);
 
@@ -21,22 +23,32 @@ const groupKey = (g: HeldGroup) => JSON.stringify([g.orgId, g.day, g.apiKeyId, g
  * other (the held groups are a table), moves their deltas into the held rows, where readers still
  * count them exactly, and folds everything else as usual. Each newly held group is logged once,
  * as an error. Every HELD_RELEASE_INTERVAL_MS the groups whose sums fit again (a rollup row
- * fixed, rows removed) are released: their held rows go back into the journal and fold.
+ * fixed, rows removed) are released, beside the folds (not awaited by them): their held rows go
+ * back into the journal and fold.
  */
 @Injectable()
 export class RollupOverflowHolds {
   private readonly logger = new Logger(RollupOverflowHolds.name);
   private nextRelease = 0;
+  private releasing: Promise<unknown> | undefined;
+
+  /** The release under way, if any (for tests, and a clean shutdown). */
+  async settled(): Promise<void> {
+    await this.releasing;
+  }
 
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
   /** A fold of up to `limit` journal rows in one transaction, holding the groups that overflow. */
   async fold(limit: number, minuteFrom: Date): Promise<FoldResult> {
-    if (Date.now() >= this.nextRelease) await this.releaseFitting(minuteFrom);
+    // Beside the folds, not before them: its read may take a while, and folds go on meanwhile.
+    if (Date.now() >= this.nextRelease && !this.releasing) {
+      this.releasing = this.releaseFitting(minuteFrom).finally(() => (this.releasing = undefined));
+    }
     // Logged once the fold commits: a fold that fails after holding rolls the holds back.
     const held = new Map<string, HeldGroup>();
-    const result = await foldBatch(this.dataSource, limit, minuteFrom, async (runner) => {
-      const found = await holdOverflowingGroups(runner, minuteFrom);
+    const result = await foldBatch(this.dataSource, limit, minuteFrom, async (runner, ctids) => {
+      const found = await holdOverflowingGroups(runner, minuteFrom, ctids);
       if (found.length === 0) {
         this.logger.error({ msg: 'A rollup fold overflows a bigint sum, but no rollup group overflows: nothing is held and the fold fails until this is fixed' });
       }
@@ -67,7 +79,8 @@ export class RollupOverflowHolds {
       const released = await inHeldTransaction(this.dataSource, async (runner) => {
         const [lock] = await runner.query('SELECT pg_try_advisory_xact_lock($1, $2) AS locked', [FOLD_LOCK_CLASS, FOLD_LOCK_KEY]);
         if (lock.locked) return releaseFittingGroups(runner, minuteFrom, candidates);
-        this.nextRelease = 0;
+        // Another folder holds the lock: tried again a little later, not at once (the read is the costly part).
+        this.nextRelease = Date.now() + HELD_RELEASE_RETRY_MS;
         return { groups: [], deltas: 0 };
       });
       for (const group of released.groups) this.logger.log({ msg: "A held rollup group's sums fit again: its held deltas are back in the journal", ...group });

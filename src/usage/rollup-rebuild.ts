@@ -1,7 +1,7 @@
 import { DataSource, EntityManager } from 'typeorm';
 import { ensurePartitions } from './partitions';
 import { PENDING_TABLES } from './pending-deltas';
-import { dropPendingRange, holdFoldLock } from './rollup-journal';
+import { dropPendingRange, holdFoldLock, isFoldOverflow } from './rollup-journal';
 import { rebuildRollupRange, RollupName, ROLLUPS, zeroRowCounts } from './rollups';
 import { DAY } from './time-buckets';
 import { ROLLUP_LOCK_CLASS } from './usage-ingest.service';
@@ -26,7 +26,7 @@ function monthStart(unixSeconds: number): number {
 export interface RebuildTotals {
   orgs: number;
   days: number;
-  /** Org-days left as they were: their records' partition was gone (dropped past retention) when their turn came. */
+  /** Org-days left as they were: their records' partition was gone (dropped past retention) when their turn came, or their sums overflow a bigint. */
   skipped: number;
   records: number;
   rows: Record<RollupName, number>;
@@ -89,6 +89,21 @@ const SOURCES: Array<[string, string]> = [
  * partition is gone when their turn comes (see mayRebuildDay), are left alone, and
  * days past the minute rollup's retention get no per-minute rows (their hours come from the records).
  */
+/**
+ * One day's transaction; null when it left the day as it was: its records' partition is gone, or
+ * its records' sums overflow a rollup's bigint (a group held for that reason stays held: the
+ * transaction, its drop of the held rows included, is rolled back), so one such day does not end
+ * the run.
+ */
+async function rebuildDay<T>(dataSource: DataSource, run: (manager: EntityManager) => Promise<T | null>): Promise<T | null> {
+  try {
+    return await dataSource.transaction(run);
+  } catch (err) {
+    if (isFoldOverflow(err)) return null;
+    throw err;
+  }
+}
+
 export async function rebuildRollups(
   dataSource: DataSource,
   onProgress: (progress: RebuildProgress) => void = () => undefined,
@@ -116,7 +131,7 @@ export async function rebuildRollups(
   for (const { orgId, days } of plan) {
     for (const day of days) {
       if (day >= minuteFromDay) await ensurePartitions(dataSource, 'usage_rollups_minute', [day * DAY]);
-      const counts = await dataSource.transaction(async (manager) => {
+      const counts = await rebuildDay(dataSource, async (manager) => {
         // The records first: a day whose partition was dropped (before or during the run, or past a
         // retention this command was not told of) is left alone.
         if (!(await mayRebuildDay(manager, day))) return null;
