@@ -71,6 +71,8 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1' })).toThrow('REDIS_CLUSTER_NODES must be host:port pairs');
     expect(() => loadConfig({ RECORDS_RETENTION_DAYS: '0' })).toThrow('RECORDS_RETENTION_DAYS must be an integer');
     expect(() => loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379/abc' })).toThrow('REDIS_URL: its path must be a database index');
+    expect(() => loadConfig({ RECORDS_RETENTION_DAYS: '30', MINUTE_ROLLUP_RETENTION_DAYS: '7' })).toThrow('RECORDS_RETENTION_DAYS or MINUTE_ROLLUP_RETENTION_DAYS must be at least 32');
+    expect(loadConfig({ RECORDS_RETENTION_DAYS: '2', MINUTE_ROLLUP_RETENTION_DAYS: '32' }).recordsRetentionDays).toBe(2);
     expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379/3' }).redisUrl).toBe('redis://127.0.0.1:6379/3');
   });
 

@@ -236,9 +236,18 @@ export function loadConfig(env: Env = process.env): AppConfig {
     metricsBudgetGauges: boolean('METRICS_BUDGET_GAUGES', false),
     webhookOrgConcurrency: integer('WEBHOOK_ORG_CONCURRENCY', 4, 1, 1000),
   };
+  // A budget window's ragged edge (a monthly window in a +05:30 zone starts at 18:30 UTC on the
+  // month's last day) is read from the minute rollup or the raw records: one of them must reach
+  // back over the longest window, or that edge's spend would silently count as nothing.
+  if (Math.max(config.recordsRetentionDays, config.minuteRollupRetentionDays) < LONGEST_WINDOW_DAYS) {
+    problems.push(`RECORDS_RETENTION_DAYS or MINUTE_ROLLUP_RETENTION_DAYS must be at least ${LONGEST_WINDOW_DAYS}: budget windows (a month) read the edges of their first day from one of them`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }
+
+/** A month and the day a window's local start may lie before it in UTC. */
+const LONGEST_WINDOW_DAYS = 32;
 
 export function parseSecretsKey(raw: string): Buffer | undefined {
   if (/^[0-9a-fA-F]{64}$/.test(raw)) return Buffer.from(raw, 'hex');
