@@ -78,7 +78,7 @@ export function insertRecordsSql(): string {
 }
 
 /**
- * Moves the journal rows at the ctids $1 (chosen by {@link foldOnce}) out of the journal: a data-modifying CTE deletes them and each
+ * Moves up to $1 journal rows (or, `byCtids`, those at the ctids $1) out of the journal: a data-modifying CTE deletes them and each
  * rollup's upsert sums exactly the deleted rows, all in one statement (one transaction). Rows
  * older than $2 (the minute rollup's retention) are not added to the per-minute rollup.
  * With `divert` (some group is held: see rollup-held-groups.ts), the deleted rows of held groups
@@ -88,7 +88,7 @@ export function insertRecordsSql(): string {
  * when deltas share a minute): no other transaction writes rollup rows meanwhile (one fold at a
  * time, and the rebuild holds the same lock), so there is no lock order to keep.
  */
-export function foldSql(divert = false): string {
+export function foldSql(divert = false, byCtids = false): string {
   // What the rollups get: every deleted row, or those of groups that are not held.
   const folded = divert ? 'kept' : 'moved';
   const parts = ROLLUPS.map((r) => {
@@ -110,8 +110,10 @@ export function foldSql(divert = false): string {
         `kept AS (SELECT * FROM moved m WHERE NOT ${held})`,
       ]
     : [];
+  // $1: how many rows (the usual fold: the first ones of the journal), or which (their ctids: a fold again after a hold).
+  const rows = byCtids ? '$1::tid[]' : `ARRAY(SELECT ctid FROM ${JOURNAL_TABLE} LIMIT $1)`;
   return `WITH moved AS (
-      DELETE FROM ${JOURNAL_TABLE} WHERE ctid = ANY($1::tid[])
+      DELETE FROM ${JOURNAL_TABLE} WHERE ctid = ANY(${rows})
       RETURNING *),
     ${[...diverted, ...parts].join(',\n    ')}
     SELECT count(*)::int AS deltas, ${divert ? '(SELECT count(*) FROM held)::int' : '0'} AS held,
@@ -155,21 +157,25 @@ export async function foldOnce(manager: SqlRunner, limit: number, minuteFrom = n
   if (!lock.locked) return { deltas: 0, held: 0, records: 0n, lagSeconds: 0, locked: false };
   // Groups are held and released only under the fold lock: this answer holds for the whole fold.
   let divert = await anyHeldGroups(manager);
-  // The rows of this fold, chosen once: a hold after an overflow looks at these rows and the fold
-  // runs again over the same ones, so deltas that arrive meanwhile (another overflowing pair, say)
-  // never make the next round fail too. Only a fold deletes journal rows (under this lock).
-  const [chosen] = await manager.query(`SELECT array_agg(ctid)::text AS ctids FROM (SELECT ctid FROM ${JOURNAL_TABLE} LIMIT $1) j`, [limit]);
-  if (chosen.ctids === null) return { deltas: 0, held: 0, records: 0n, lagSeconds: 0, locked: true };
-  const params = [chosen.ctids, minuteFrom.toISOString()];
+  // The usual fold takes the first `limit` rows in its own statement. After an overflow, the rows
+  // are chosen once (their ctids): the hold looks at those rows and the fold runs again over the
+  // same ones, so deltas that arrive meanwhile (another overflowing pair, say) never make the next
+  // round fail too. Only a fold deletes journal rows (under this lock), so the ctids stay its rows.
+  let ctids: string | undefined;
   for (let round = 0; ; round++) {
     if (onOverflow) await manager.query('SAVEPOINT fold');
     try {
-      const [row] = await manager.query(foldSql(divert), params);
+      const [row] = await manager.query(foldSql(divert, ctids !== undefined), [ctids ?? limit, minuteFrom.toISOString()]);
       return { deltas: row.deltas, held: row.held, records: BigInt(row.records), lagSeconds: row.lag_seconds, locked: true };
     } catch (err) {
       if (!onOverflow || !isFoldOverflow(err) || round === MAX_HOLD_ROUNDS) throw err;
       await manager.query('ROLLBACK TO SAVEPOINT fold');
-      if ((await onOverflow(manager, chosen.ctids)) === 0) throw err;
+      if (ctids === undefined) {
+        const [chosen] = await manager.query(`SELECT array_agg(ctid)::text AS ctids FROM (SELECT ctid FROM ${JOURNAL_TABLE} LIMIT $1) j`, [limit]);
+        if (chosen.ctids === null) throw err;
+        ctids = chosen.ctids as string;
+      }
+      if ((await onOverflow(manager, ctids)) === 0) throw err;
       divert = true;
     }
   }
