@@ -1,3 +1,5 @@
+import { connect } from 'node:net';
+import { waitFor } from './helpers/wait-for';
 import { gzipSync } from 'node:zlib';
 import { request } from 'node:http';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
@@ -217,6 +219,27 @@ describe('auth (SPEC §2)', () => {
   });
 
   describe('request bodies: read only for a valid key', () => {
+    it.each([
+      ['no key (401)', '/api/v1/orgs', {}],
+      ['no route (404)', '/api/v1/nowhere', {}],
+      ['a small route over 256 KiB (413)', '/api/v1/orgs', { auth: true }],
+    ])('refused unread with %s, the connection is closed: the rest of a huge declared body is never read', async (_name, path, opts) => {
+      const url = new URL(t.baseUrl);
+      const socket = connect(Number(url.port), url.hostname);
+      let text = '';
+      let closed = false;
+      socket.on('data', (chunk) => (text += chunk));
+      socket.on('close', () => (closed = true));
+      socket.on('error', () => undefined);
+      const auth = (opts as { auth?: boolean }).auth ? `Authorization: Bearer ${t.adminKey}\r\n` : '';
+      socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: 100000000000\r\n\r\n`);
+      socket.write(Buffer.alloc(64 * 1024, 0x30));
+      await waitFor(() => closed, 'the server to close the connection', 5000);
+      expect(text).toMatch(/^HTTP\/1\.1 (401|404|413) /);
+      expect(text.toLowerCase()).toContain('connection: close');
+      socket.destroy();
+    });
+
     it('reads no request body for a caller without a valid key: 401 before any decompression or parsing', async () => {
       const acme = await seedOrg(t, 'Bodyless');
       const post = (headers: Record<string, string>, body: Buffer | string) =>

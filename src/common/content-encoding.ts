@@ -18,13 +18,14 @@ export function hasRequestBody(request: FastifyRequest): boolean {
 
 export function registerContentEncodings(fastify: FastifyInstance, options: { ignoreOn: readonly string[] }): void {
   const ignored = new Set(options.ignoreOn);
-  fastify.addHook('preParsing', async (request, _reply, payload) => {
+  fastify.addHook('preParsing', async (request, reply, payload) => {
     const encoding = String(request.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
     if (encoding === 'identity' || encoding === '') return payload;
     // No body to undo (a GET, or no length): Fastify reads none, and a gunzip of nothing would fail
     // with no one listening. Nor on a forward-auth route: it gets the client's headers, not its body.
     if (!hasRequestBody(request) || ignored.has(request.routeOptions.url ?? '')) return payload;
     if (encoding !== 'gzip') {
+      reply.header('connection', 'close'); // refused unread: kept alive, Node would read the rest of the body
       throw new AppException(415, ErrorType.InvalidRequest, ErrorCode.UnsupportedMediaType, `Unsupported Content-Encoding '${encoding}': send gzip or none`);
     }
     // Fastify compares what it read with Content-Length: tell it the compressed length.
