@@ -1,6 +1,9 @@
+import { Client } from 'pg';
 import { main, progressBar } from '../src/cli/rebuild-rollups';
+import { FOLD_LOCK_CLASS, FOLD_LOCK_KEY, JOURNAL_TABLE } from '../src/usage/rollup-journal';
+import { waitFor } from './helpers/wait-for';
 import { ensurePartitions } from '../src/usage/partitions';
-import { JOURNAL_TABLE } from '../src/usage/rollup-journal';
+
 import { ROLLUPS } from '../src/usage/rollups';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
 import { DAY, HOUR, ingestOk, T0, tableRows } from './helpers/usage';
@@ -122,6 +125,35 @@ describe('rollup rebuild command (npm run rollups:rebuild)', () => {
     expect(output).toContain("1 org-days left as they were: their records' partition is gone, or their sums overflow a bigint");
     expect(await dayRows()).toEqual(before);
     expect((await tableRows(t, 'usage_rollups_hour')).filter((r) => String(r.bucket_start).startsWith('2023-06-15'))).toHaveLength(1);
+  });
+
+  it("a partition drop waits for the day being rebuilt: the rebuild's lock stops DETACH … CONCURRENTLY", async () => {
+    const ingestKey = await createSystemKey(t, 'ingest');
+    const july = Date.UTC(2023, 6, 15, 12) / 1000;
+    await ingestOk(t, ingestKey.key, [{ id: `rebuild-lock-${Date.now()}`, api_key_id: globex.member.id, model: 'model-b', input_tokens: 700, output_tokens: 1, created_at: july }]);
+    await tableRows(t, 'usage_rollups_day'); // folded
+    // The fold lock, held elsewhere: every day of the rebuild waits for it, its partition locked.
+    const holder = new Client({ connectionString: t.db.url });
+    const detacher = new Client({ connectionString: t.db.url });
+    await holder.connect();
+    await detacher.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT pg_advisory_xact_lock($1, $2)', [FOLD_LOCK_CLASS, FOLD_LOCK_KEY]);
+      const rebuilt = run();
+      // Once some day of the rebuild waits for the fold lock, holding its month's partition.
+      await waitFor(async () => (await t.dataSource.query(`SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname ~ '^completion_records_p' AND l.mode = 'ShareUpdateExclusiveLock' AND l.granted`)).length > 0, 'the rebuild to lock a partition');
+      const [locked] = await t.dataSource.query(`SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname ~ '^completion_records_p' AND l.mode = 'ShareUpdateExclusiveLock' AND l.granted`);
+      await detacher.query("SET lock_timeout = '300ms'");
+      await expect(detacher.query(`ALTER TABLE completion_records DETACH PARTITION ${locked.relname} CONCURRENTLY`)).rejects.toThrow(/lock timeout/);
+      await holder.query('COMMIT');
+      await rebuilt;
+      const [attached] = await t.dataSource.query(`SELECT count(*)::int AS n FROM pg_inherits WHERE inhrelid = $1::regclass AND NOT inhdetachpending`, [locked.relname]);
+      expect(attached.n).toBe(1);
+    } finally {
+      await holder.end();
+      await detacher.end();
+    }
   });
 
   it('needs DATABASE_URL', async () => {

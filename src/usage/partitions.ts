@@ -148,6 +148,9 @@ export async function maintainPartitions(dataSource: DataSource, retention: Rete
         });
         for (const partition of partitions) {
           if (partition.end > cutoff) continue;
+          // Drops stay contiguous from the oldest month: after a failed one, the newer wait for the
+          // next run (the rebuild reads a missing month after the oldest left as one that never had records).
+          if (result.failed.some((f) => f.step.startsWith(`drop ${table}_`))) break;
           await step(`drop ${partition.name}`, async () => {
             const attached = await runner.query('SELECT 1 FROM pg_inherits WHERE inhrelid = $1::regclass', [partition.name]);
             if (attached.length > 0) {

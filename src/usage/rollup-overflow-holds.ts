@@ -8,8 +8,6 @@ import { HeldGroup, heldGroupsThatFit, holdOverflowingGroups, releaseFittingGrou
 
 /** How often a folder tries to release held groups whose sums fit again. */
 export const HELD_RELEASE_INTERVAL_MS = 5 * 60_000;
-/** When the fold lock was busy at a release: how soon it is tried again. */
-const HELD_RELEASE_RETRY_MS = 10_000;
 
 const groupKey = (g: HeldGroup) => JSON.stringify([g.orgId, g.day, g.apiKeyId, g.model]);
 
@@ -67,9 +65,8 @@ export class RollupOverflowHolds {
   /**
    * Releases the held groups whose sums fit again. Which may fit is read first, without the fold
    * lock (a sum over each held group's rows, which may be many: folds go on meanwhile); only when
-   * some may, they are checked and released in one transaction under the lock. When another
-   * folder holds the lock, it is tried again at the next fold. A failure is logged and tried
-   * again at the next interval: it does not stop the fold.
+   * some may, they are checked and released in one transaction under the lock, which it waits
+   * for. A failure is logged and tried again at the next interval: it does not stop the folds.
    */
   async releaseFitting(minuteFrom: Date): Promise<HeldGroup[]> {
     this.nextRelease = Date.now() + HELD_RELEASE_INTERVAL_MS;
@@ -77,11 +74,10 @@ export class RollupOverflowHolds {
       const candidates = await heldGroupsThatFit(this.dataSource);
       if (candidates.length === 0) return [];
       const released = await inHeldTransaction(this.dataSource, async (runner) => {
-        const [lock] = await runner.query('SELECT pg_try_advisory_xact_lock($1, $2) AS locked', [FOLD_LOCK_CLASS, FOLD_LOCK_KEY]);
-        if (lock.locked) return releaseFittingGroups(runner, minuteFrom, candidates);
-        // Another folder holds the lock: tried again a little later, not at once (the read is the costly part).
-        this.nextRelease = Date.now() + HELD_RELEASE_RETRY_MS;
-        return { groups: [], deltas: 0 };
+        // Waits for the fold under way (folds are short, and the release runs beside them): a
+        // try-lock would rarely win while folds run back to back under a backlog.
+        await runner.query('SELECT pg_advisory_xact_lock($1, $2)', [FOLD_LOCK_CLASS, FOLD_LOCK_KEY]);
+        return releaseFittingGroups(runner, minuteFrom, candidates);
       });
       for (const group of released.groups) this.logger.log({ msg: "A held rollup group's sums fit again: its held deltas are back in the journal", ...group });
       return released.groups;

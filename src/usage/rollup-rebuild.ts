@@ -34,8 +34,8 @@ export interface RebuildTotals {
 
 /**
  * In the day's transaction: whether the day may be rebuilt from the records. Its month's records
- * partition, when it exists, is locked so that a drop (DETACH … CONCURRENTLY waits for this
- * transaction) cannot take it away meanwhile; one being detached is not read. A month with no
+ * partition, when it exists, is locked so that a drop (DETACH … CONCURRENTLY) waits for this
+ * transaction and cannot take it away meanwhile; one being detached is not read. A month with no
  * partition is one past what the table still holds when it lies before the oldest attached month
  * (dropped past retention, before or during this run, or past a retention this command was not
  * told of): its hourly and daily rows are the only copy left, and rebuilding them from no records
@@ -47,7 +47,9 @@ async function mayRebuildDay(manager: EntityManager, day: number): Promise<boole
   const name = `completion_records_p${month}`;
   const [exists] = await manager.query('SELECT to_regclass($1) IS NOT NULL AS present', [name]);
   if (exists.present) {
-    await manager.query(`LOCK TABLE ${name} IN ACCESS SHARE MODE`);
+    // SHARE UPDATE EXCLUSIVE: the first phase of DETACH … CONCURRENTLY takes it too, so a detach
+    // waits for this day (ACCESS SHARE did not stop it; ingest's ROW EXCLUSIVE does not conflict).
+    await manager.query(`LOCK TABLE ${name} IN SHARE UPDATE EXCLUSIVE MODE`);
     const attached = await manager.query(
       `SELECT 1 FROM pg_inherits WHERE inhrelid = $1::regclass AND inhparent = 'completion_records'::regclass AND NOT inhdetachpending`,
       [name],
