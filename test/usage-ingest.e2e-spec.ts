@@ -146,7 +146,13 @@ describe('usage ingest (SPEC §3.1)', () => {
     const brotli = await post(JSON.stringify({ records: [record(acme.member.id, { id: 'chatcmpl-br' })] }), 'br');
     expect(brotli.status).toBe(415);
     expect(((await brotli.json()) as { error: unknown }).error).toMatchObject({ type: 'invalid_request_error', code: 'unsupported_media_type' });
-    expect((await post(Buffer.from(body), 'gzip')).status).toBe(400);
+    const broken = await post(Buffer.from(body), 'gzip');
+    expect(broken.status).toBe(400);
+    // Named like any other bad input (the documented 400 names every bad field in `details`).
+    expect(((await broken.json()) as { error: unknown }).error).toMatchObject({
+      code: 'validation_failed',
+      details: [{ param: 'Content-Encoding', message: 'the body is not valid gzip data' }],
+    });
     expect(await count()).toBe(before + 2);
   });
 

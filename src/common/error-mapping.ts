@@ -49,6 +49,15 @@ export function toAppException(err: unknown): { exception: AppException; unexpec
     return { exception: new AppException(status, type, code, message), unexpected: status >= 500 };
   }
 
+  // A body sent with Content-Encoding: gzip that is not gzip (zlib's Z_DATA_ERROR, Z_BUF_ERROR…).
+  const zlibCode = (err as { code?: unknown } | null)?.code;
+  if (typeof zlibCode === 'string' && zlibCode.startsWith('Z_')) {
+    return {
+      exception: AppException.validation([{ param: 'Content-Encoding', message: 'the body is not valid gzip data' }]),
+      unexpected: false,
+    };
+  }
+
   // Errors raised by Fastify itself (body parsing, size limits, content types).
   const e = err as { statusCode?: unknown; code?: unknown; message?: unknown } | null;
   if (e && typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
