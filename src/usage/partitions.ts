@@ -122,11 +122,14 @@ const EXTRA_DAYS: Record<PartitionedTable, number> = { completion_records: 0, us
  */
 export async function maintainPartitions(dataSource: DataSource, retention: RetentionDays, now = Date.now() / 1000, lockTimeoutMs = 5000): Promise<MaintenanceResult> {
   const result: MaintenanceResult = { created: { completion_records: 0, usage_rollups_minute: 0 }, dropped: [], failed: [] };
-  const step = async (name: string, run: () => Promise<void>) => {
+  /** Runs one step; false when it failed (reported in `failed`). */
+  const step = async (name: string, run: () => Promise<void>): Promise<boolean> => {
     try {
       await run();
+      return true;
     } catch (error) {
       result.failed.push({ step: name, error });
+      return false;
     }
   };
   await withHeldConnection(dataSource, async (runner) => {
@@ -150,8 +153,7 @@ export async function maintainPartitions(dataSource: DataSource, retention: Rete
           if (partition.end > cutoff) continue;
           // Drops stay contiguous from the oldest month: after a failed one, the newer wait for the
           // next run (the rebuild reads a missing month after the oldest left as one that never had records).
-          if (result.failed.some((f) => f.step.startsWith(`drop ${table}_`))) break;
-          await step(`drop ${partition.name}`, async () => {
+          const dropped = await step(`drop ${partition.name}`, async () => {
             const attached = await runner.query('SELECT 1 FROM pg_inherits WHERE inhrelid = $1::regclass', [partition.name]);
             if (attached.length > 0) {
               await runner.query(`SET lock_timeout = ${DETACH_LOCK_TIMEOUT_MS}`);
@@ -164,6 +166,7 @@ export async function maintainPartitions(dataSource: DataSource, retention: Rete
             await runner.query(`DROP TABLE ${partition.name}`);
             result.dropped.push(partition.name);
           });
+          if (!dropped) break;
         }
       }
     } finally {

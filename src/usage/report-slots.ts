@@ -1,5 +1,4 @@
-import { HttpStatus } from '@nestjs/common';
-import { AppException, ErrorCode, ErrorType } from '../common/errors';
+import { AppException, ErrorCode } from '../common/errors';
 
 /** The key of reports over every org (a cluster admin without `org_id`): they share one org's share. */
 export const ALL_ORGS = '*';
@@ -47,14 +46,10 @@ export class ReportSlots {
           this.waiting.splice(this.waiting.indexOf(waiter), 1);
           this.onBusy();
           reject(
-            new AppException(
-              HttpStatus.SERVICE_UNAVAILABLE,
-              ErrorType.Unavailable,
+            AppException.unavailable(
               ErrorCode.ReportsBusy,
               'Too many usage or cost reports are running (REPORT_CONCURRENCY, REPORT_CONCURRENCY_PER_ORG); retry after `Retry-After` seconds',
-              null,
-              undefined,
-              { 'retry-after': '1' },
+              1,
             ),
           );
         }, this.waitMs),
