@@ -252,8 +252,9 @@ describe('budgets (SPEC §4)', () => {
       await t.put(`/api/v1/llm/budgets/apikey/${key.id}`, costBudget(1));
       expect((await check(key.id)).body.allowed).toBe(false);
       const state = t.app.get(BlockStateStore);
-      expect(await state.blocksFor(org.org.id, key.id, resetsAt * 1000 - 1)).toHaveLength(1);
-      expect(await state.blocksFor(org.org.id, key.id, resetsAt * 1000)).toEqual([]);
+      const scopes = [{ scope: 'apikey' as const, scopeId: key.id }, { scope: 'org' as const, scopeId: org.org.id }];
+      expect((await state.blocksOf(scopes, resetsAt * 1000 - 1)).blocks).toHaveLength(1);
+      expect((await state.blocksOf(scopes, resetsAt * 1000)).blocks).toEqual([]);
 
       // Deleting the budget lifts its block.
       await t.delete(`/api/v1/llm/budgets/${keyBudget.body.id}`);

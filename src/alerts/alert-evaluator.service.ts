@@ -96,6 +96,7 @@ export class AlertEvaluatorService {
     let budgets = 0;
     let alerts = 0;
     const marks = new Set<string>();
+    const rebuild = await this.refresher.beginRebuild();
     let after: ScopeRef | null = null;
     for (;;) {
       const scopes = await this.repository.scopePage(after, SCOPE_PAGE);
@@ -111,6 +112,8 @@ export class AlertEvaluatorService {
       after = scopes[scopes.length - 1];
     }
     await this.refresher.repairOrphans();
+    // Every scope's state is rewritten: the check may take a missing state for "no budget" again.
+    await this.refresher.endRebuild(rebuild);
     alerts += await this.backlog.drain((request) => this.evaluateUsage(request.orgId, request.apiKeyIds, request.days));
     if (marks.size > 0) {
       const pipeline = this.redis.pipeline();

@@ -1,10 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import Redis from 'ioredis';
 import { CoherentCache } from '../redis/coherent-cache';
 import { REDIS, RedisKeys } from '../redis/redis.module';
 import { guardRedis } from '../redis/redis-unavailable';
 import { BudgetOwner, BudgetScope } from './budget.entity';
-import { scopeKey } from './budget-scope';
 
 /** One blocking budget as the check reports it. */
 export interface BlockEntry {
@@ -65,6 +65,26 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 if ARGV[4] == '1' then redis.call('SADD', KEYS[2], ARGV[5]) else redis.call('SREM', KEYS[2], ARGV[5]) end
 if current and string.sub(current, -string.len(ARGV[6])) == ARGV[6] then return 2 end
 return 1`;
+
+/**
+ * Sets the mark of a complete rebuild (KEYS[2]) if the rebuild that began with token ARGV[1]
+ * (KEYS[1]) is still the one Redis knows: data lost since it began took its token with it.
+ */
+const END_REBUILD = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[1])
+return 1`;
+
+/** What a read of scope states found. */
+export interface ScopeBlocks {
+  /** The blocks of the scopes whose state is known, in windows not yet over. */
+  blocks: BlockEntry[];
+  /**
+   * Scopes with no stored state while Redis has not had every state rebuilt since it last lost
+   * its data: no state may then mean a lost one, so only PostgreSQL can tell.
+   */
+  unknown: ScopeRef[];
+}
 
 /**
  * The block state of every budgeted scope, in Redis: per scope, the list of its blocking budgets.
@@ -140,25 +160,44 @@ export class BlockStateStore implements OnModuleInit, OnApplicationShutdown {
     for (const [key, sent] of message) if (this.unpublished.get(key) === sent) this.unpublished.delete(key);
   }
 
-  /**
-   * The blocking budgets of a key, its org, the key's team and the end user (when given); blocks of
-   * a past window have lifted.
-   */
-  async blocksFor(orgId: string, apiKeyId: string, now = Date.now(), teamId: string | null = null, userId: string | null = null): Promise<BlockEntry[]> {
+  /** The blocking budgets of the scopes (blocks of a past window have lifted), and the scopes whose state is unknown. */
+  async blocksOf(scopes: ScopeRef[], now = Date.now()): Promise<ScopeBlocks> {
     const nowSeconds = Math.floor(now / 1000);
-    const blocks: BlockEntry[] = [];
-    const refs: ScopeRef[] = [
-      { scope: 'apikey', scopeId: apiKeyId },
-      { scope: 'org', scopeId: orgId },
-      ...(teamId ? [{ scope: 'team' as const, scopeId: scopeKey('team', orgId, teamId) }] : []),
-      ...(userId ? [{ scope: 'user' as const, scopeId: scopeKey('user', orgId, userId) }] : []),
-    ];
-    for (const state of await this.read(refs.map((ref) => this.stateKey(ref)))) {
+    const found: ScopeBlocks = { blocks: [], unknown: [] };
+    const states = await this.read(scopes.map((ref) => this.stateKey(ref)));
+    scopes.forEach((scope, i) => {
+      const state = states[i];
+      if (state === undefined) found.unknown.push(scope);
       for (const block of state?.blocks ?? []) {
-        if (block.resets_at > nowSeconds) blocks.push(block);
+        if (block.resets_at > nowSeconds) found.blocks.push(block);
       }
-    }
-    return blocks;
+    });
+    return found;
+  }
+
+  /**
+   * Marks the start of a pass that rewrites every scope's state; {@link endRebuild} with the
+   * token it returns marks every state as rebuilt, unless Redis lost its data in between.
+   */
+  async beginRebuild(): Promise<string> {
+    const token = randomUUID();
+    await guardRedis(this.redis, () => this.redis.set(this.rebuildKey(), token));
+    return token;
+  }
+
+  /** True when the mark was set (the pass begun with `token` ran on data Redis still holds). */
+  async endRebuild(token: string): Promise<boolean> {
+    return (await guardRedis(this.redis, () => this.redis.eval(END_REBUILD, 2, this.rebuildKey(), this.rebuiltKey(), token))) === 1;
+  }
+
+  /** Keeps in memory that these scopes have no state (they have no budget): read before `snapshot` was taken. */
+  remember(scopes: ScopeRef[], snapshot: number): void {
+    for (const scope of scopes) this.states.set(this.stateKey(scope), null, snapshot);
+  }
+
+  /** Take before reading budgets for {@link remember}. */
+  snapshot(): number {
+    return this.states.snapshot();
   }
 
   /** Scopes whose stored state blocks (for the repair pass), a page at a time. */
@@ -167,20 +206,26 @@ export class BlockStateStore implements OnModuleInit, OnApplicationShutdown {
     return { cursor: next, scopes: members.map(parseMember).filter((s): s is ScopeRef => s !== null) };
   }
 
-  /** Scope states from memory, else from Redis (null: the scope has none). */
-  private async read(keys: string[]): Promise<Array<StoredState | null>> {
+  /**
+   * Scope states from memory, else from Redis (null: the scope has none; undefined: it has none
+   * stored, and Redis lost its data since the last complete rebuild, so it may have had one).
+   */
+  private async read(keys: string[]): Promise<Array<StoredState | null | undefined>> {
     const states = keys.map((key) => this.states.get(key));
     const missing = keys.filter((_key, i) => states[i] === undefined);
     if (missing.length > 0) {
       const snapshot = this.states.snapshot();
-      const raw = await guardRedis(this.redis, () => this.redis.mget(...missing));
+      // The rebuild mark in the same read: a state written after the loss is known either way.
+      const raw = await guardRedis(this.redis, () => this.redis.mget(...missing, this.rebuiltKey()));
+      const rebuilt = raw[missing.length] !== null;
       missing.forEach((key, i) => {
         const state = raw[i] ? (JSON.parse(raw[i]!) as StoredState) : null;
+        if (state === null && !rebuilt) return;
         this.states.set(key, state, snapshot);
         states[keys.indexOf(key)] = state;
       });
     }
-    return states as Array<StoredState | null>;
+    return states;
   }
 
   private stateKey(ref: ScopeRef): string {
@@ -189,6 +234,16 @@ export class BlockStateStore implements OnModuleInit, OnApplicationShutdown {
 
   private indexKey(): string {
     return this.keys.key('budget-blocks', 'blocking');
+  }
+
+  /** The token of the rebuild pass under way (or last begun). */
+  private rebuildKey(): string {
+    return this.keys.key('budget-blocks', 'rebuilding');
+  }
+
+  /** Set once a rebuild pass ended on data Redis still holds: gone when Redis loses its data. */
+  private rebuiltKey(): string {
+    return this.keys.key('budget-blocks', 'rebuilt');
   }
 }
 

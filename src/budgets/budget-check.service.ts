@@ -43,7 +43,9 @@ export class BudgetCheckService {
     ];
     // A budget change here whose state write failed: never answer from the state it left behind.
     if (this.refresher.hasPending(scopes)) await this.refresher.retryPending();
-    const blocked_by = await this.store.blocksFor(key.orgId, apiKeyId, Date.now(), key.teamId, userId);
+    const { blocks: blocked_by, unknown } = await this.store.blocksOf(scopes);
+    // Redis lost states that no rebuild has restored yet: PostgreSQL answers for those scopes.
+    if (unknown.length > 0) blocked_by.push(...(await this.refresher.recoverScopes(unknown)));
     const allowed = blocked_by.length === 0;
     this.decisions.inc({ outcome: allowed ? 'allowed' : 'blocked' });
     return { allowed, blocked_by };

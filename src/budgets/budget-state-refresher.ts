@@ -48,6 +48,23 @@ export class BudgetStateRefresher implements OnApplicationShutdown {
   }
 
   /**
+   * The blocks of scopes whose state Redis lost and no rebuild has restored yet (see
+   * {@link BlockStateStore.blocksOf}), from their budgets and spend in PostgreSQL. The states of
+   * scopes with a budget are written for every process; a scope without one is remembered in
+   * this process' memory only (any key or end user may be asked about: none gets a Redis key).
+   */
+  async recoverScopes(scopes: ScopeRef[]): Promise<BlockEntry[]> {
+    const snapshot = this.store.snapshot();
+    const version = await this.store.nextVersion();
+    const budgets = await this.repository.findByScopes(scopes);
+    const states = statesOf(scopes, await this.evaluator.evaluateCurrent(budgets, new Date()));
+    const budgeted = new Set(budgets.map(refKey));
+    await this.store.write(states.filter((s) => budgeted.has(refKey(s))), version);
+    this.store.remember(states.filter((s) => !budgeted.has(refKey(s))), snapshot);
+    return states.flatMap((s) => s.blocks);
+  }
+
+  /**
    * After ingest, with the touched budgets already read by the caller *after* it took `version`
    * ({@link BlockStateStore.nextVersion}): re-evaluates them and rewrites their scopes' states.
    */
@@ -62,6 +79,16 @@ export class BudgetStateRefresher implements OnApplicationShutdown {
   /** The version a refresh takes before it reads budgets or spend. */
   nextVersion(): Promise<number> {
     return this.store.nextVersion();
+  }
+
+  /** Marks the start of a pass that rewrites every scope's state (evaluate-all's). */
+  beginRebuild(): Promise<string> {
+    return this.store.beginRebuild();
+  }
+
+  /** Marks every state as rebuilt by the pass begun with `token`, unless Redis lost its data since. */
+  endRebuild(token: string): Promise<boolean> {
+    return this.store.endRebuild(token);
   }
 
   /** Rewrites the state of blocking scopes that no longer have a budget (a delete whose refresh was lost). */
