@@ -19,7 +19,7 @@ import { createValidationPipe } from './common/validation';
 import { AppConfig } from './config/app-config';
 import { MetricsService } from './metrics/metrics.service';
 import { mountSwaggerUi } from './openapi';
-import { OTLP_TRACES_ROUTE, registerOtlpBodyParsing } from './usage/otlp/otlp-body';
+import { OTLP_MAX_JSON_DEPTH, OTLP_TRACES_ROUTE, registerOtlpBodyParsing } from './usage/otlp/otlp-body';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -122,7 +122,10 @@ export async function createHttpApp(
       // An empty body is no body (clients that send Content-Type on every request, a DELETE
       // included): a route that takes one refuses its absence in validation, naming the fields.
       if (body === '') return done(null, undefined);
-      done(null, parseJsonObject(body as string, { refuseUnpairedSurrogates: request.routeOptions.url !== OTLP_TRACES_ROUTE }));
+      // Its envelope alone is 9 to 12 levels deep before an attribute value (a structured message
+      // list nests further): OTLP bodies may nest up to OTLP_MAX_JSON_DEPTH.
+      const otlp = request.routeOptions.url === OTLP_TRACES_ROUTE;
+      done(null, parseJsonObject(body as string, otlp ? { refuseUnpairedSurrogates: false, maxDepth: OTLP_MAX_JSON_DEPTH } : {}));
     } catch (err) {
       done(err as Error, undefined);
     }

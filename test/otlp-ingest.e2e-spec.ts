@@ -4,6 +4,8 @@ import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 // The same official definitions the service decodes with: here to encode a request by hand.
 import otlpRoot = require('@opentelemetry/otlp-transformer/build/src/generated/root');
+import { decodeTraceRequest } from '../src/usage/otlp/otlp-codec';
+import { OtlpIngestService } from '../src/usage/otlp/otlp-ingest.service';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
 
 /**
@@ -265,6 +267,55 @@ describe('OTLP/HTTP traces ingest, fed by the OpenTelemetry JS SDK', () => {
       { id: 'cut-emoji', i: 7 },
       { id: 'double-string', i: 12 },
     ]);
+  });
+
+  it('reads OTLP/JSON as proto3 JSON allows: 64-bit integers as JSON numbers, attribute values nested deeper than other bodies may, an integer end user', async () => {
+    const acme = await seedOrg(t, 'Otel Json Forms');
+    const seconds = Math.floor(Date.now() / 1000) - 900;
+    // A nested kvlist of arrays (a structured message list): 17+ levels with the envelope.
+    let nested: unknown = { stringValue: 'deep' };
+    for (let i = 0; i < 6; i++) nested = { kvlistValue: { values: [{ key: `k${i}`, value: { arrayValue: { values: [nested] } } }] } };
+    // Written by hand: the number's 19 digits must reach the service as sent.
+    const body = `{"resourceSpans":[{"resource":{"attributes":[{"key":"tally.api_key_id","value":{"stringValue":"${acme.member.id}"}}]},"scopeSpans":[{"spans":[{
+      "traceId":"7b8efff798038103d269b633813fc60c","spanId":"00f067aa0ba902b7","name":"chat",
+      "startTimeUnixNano":${seconds}000000000,"endTimeUnixNano":${seconds}999999999,
+      "attributes":[
+        {"key":"gen_ai.response.id","value":{"stringValue":"json-forms-1"}},
+        {"key":"gen_ai.response.model","value":{"stringValue":"gpt-4o-mini"}},
+        {"key":"gen_ai.usage.input_tokens","value":{"intValue":40}},
+        {"key":"gen_ai.usage.output_tokens","value":{"intValue":"2"}},
+        {"key":"user.id","value":{"intValue":4242}},
+        {"key":"enduser.id","value":{"stringValue":"bob"}},
+        {"key":"gen_ai.input.messages","value":${JSON.stringify(nested)}}]}]}]}]}`;
+    const res = await fetch(t.baseUrl + PATH, { method: 'POST', body, headers: { authorization: `Bearer ${ingestKey}`, 'content-type': 'application/json' } });
+    expect([res.status, await res.json()]).toEqual([200, {}]);
+    expect(await t.dataSource.query('SELECT id, user_id, extract(epoch FROM created_at)::bigint::text AS at FROM completion_records WHERE org_id = $1', [acme.org.id])).toEqual([
+      { id: 'json-forms-1', user_id: '4242', at: String(seconds) },
+    ]);
+  });
+
+  it('lets other requests run while it maps and validates a large export', async () => {
+    // Spans with usage that cannot be stored (no model): mapped and rejected without a database
+    // round trip, so any turn of the event loop before the answer is one the service gave away.
+    const spans = Array.from({ length: 1_000 }, (_v, i) => ({
+      traceId: '8b8efff798038103d269b633813fc60c',
+      spanId: i.toString(16).padStart(16, '0'),
+      name: 'chat',
+      endTimeUnixNano: '1796327322000000000',
+      attributes: [{ key: 'gen_ai.usage.input_tokens', value: { intValue: '1' } }],
+    }));
+    const service = t.app.get(OtlpIngestService);
+    let turns = 0;
+    let done = false;
+    const tick = (): void => {
+      turns++;
+      if (!done) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const result = await service.exportSpans(await decodeTraceRequest({ resourceSpans: [{ scopeSpans: [{ spans }] }] }, 'json'));
+    done = true;
+    expect(result.rejectedSpans).toBe(1_000);
+    expect(turns).toBeGreaterThanOrEqual(3);
   });
 
   it('refuses malformed bodies, other content types and encodings, and keys that may not ingest', async () => {

@@ -10,7 +10,7 @@ import { FORBIDDEN_KEYS, parseKeepingNumbers } from './exact-json';
 /** A UTF-16 surrogate without its pair: what JSON's \u escapes can make and no text holds. */
 const UNPAIRED_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
-/** Deepest JSON nesting a request body may have; ours need 3 levels. */
+/** Deepest JSON nesting a request body may have, unless told otherwise; ours need 3 levels. */
 const MAX_JSON_DEPTH = 16;
 
 /**
@@ -19,8 +19,9 @@ const MAX_JSON_DEPTH = 16;
  * Numbers are kept exactly (see exact-json.ts): the scan that counts the depth also notes whether
  * any number needs more than a double, and only then is the body read a second time, losslessly.
  */
-export function parseJsonObject(body: string, options: { refuseUnpairedSurrogates?: boolean } = {}): Record<string, unknown> {
+export function parseJsonObject(body: string, options: { refuseUnpairedSurrogates?: boolean; maxDepth?: number } = {}): Record<string, unknown> {
   const refuseUnpaired = options.refuseUnpairedSurrogates ?? true;
+  const maxDepth = options.maxDepth ?? MAX_JSON_DEPTH;
   let depth = 0;
   let exact = false;
   for (let i = 0; i < body.length; i++) {
@@ -32,7 +33,7 @@ export function parseJsonObject(body: string, options: { refuseUnpairedSurrogate
       if (end === -1) break; // unterminated: JSON.parse refuses it
       i = end;
     } else if (c === 123 || c === 91) {
-      if (++depth > MAX_JSON_DEPTH) throw AppException.badRequest(ErrorCode.InvalidJson, `The request body nests deeper than ${MAX_JSON_DEPTH} levels`);
+      if (++depth > maxDepth) throw AppException.badRequest(ErrorCode.InvalidJson, `The request body nests deeper than ${maxDepth} levels`);
     } else if (c === 125 || c === 93) depth--;
     else if (c === 45 || (c >= 48 && c <= 57)) {
       // A number (outside strings, only numbers hold '-' or digits): read to its end, in place.

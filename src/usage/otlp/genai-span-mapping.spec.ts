@@ -97,4 +97,16 @@ describe('GenAI span → completion record mapping', () => {
     const mapped = mapGenAiSpan(span({ 'gen_ai.request.model': 'm', 'tally.api_key_id': 'k', 'gen_ai.usage.input_tokens': 12.0, 'gen_ai.usage.output_tokens': 3 }));
     expect(mapped.kind === 'usage' && [mapped.usage.inputTokens, mapped.usage.outputTokens]).toEqual([12, 3]);
   });
+
+  it('reads an integer end-user id as its digits, skips an empty one, and rejects any other kind instead of dropping the user', () => {
+    const base = { 'gen_ai.request.model': 'm', 'tally.api_key_id': 'k', 'gen_ai.usage.input_tokens': 1n };
+    const userOf = (attributes: Record<string, AttributeValue>, resource: Record<string, AttributeValue> = {}) => mapGenAiSpan(span({ ...base, ...attributes }, resource));
+    expect(userOf({ 'user.id': 4242n, 'enduser.id': 'bob' })).toMatchObject({ kind: 'usage', usage: { userId: '4242' } });
+    expect(userOf({ 'user.id': '', 'enduser.id': 'bob' })).toMatchObject({ kind: 'usage', usage: { userId: 'bob' } });
+    expect(userOf({}, { 'enduser.id': 7n })).toMatchObject({ kind: 'usage', usage: { userId: '7' } });
+    expect(userOf({})).toMatchObject({ kind: 'usage', usage: { userId: null } });
+    for (const value of [true, 1.5, INVALID_VALUE]) {
+      expect(userOf({ 'user.id': value, 'enduser.id': 'bob' })).toEqual({ kind: 'rejected', reason: 'user.id or enduser.id must be a string or an integer' });
+    }
+  });
 });

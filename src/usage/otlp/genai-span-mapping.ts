@@ -29,7 +29,7 @@ export interface GenAiSpanUsage {
   outputTokens: number;
   /** `gen_ai.usage.cache_read.input_tokens`, default 0. */
   inputCachedTokens: number;
-  /** `user.id`, else `enduser.id` (of the span, else of its resource). */
+  /** `user.id`, else `enduser.id` (of the span, else of its resource); an integer as its digits. */
   userId: string | null;
   /** The span's end, in Unix seconds. */
   createdAt: number;
@@ -66,6 +66,10 @@ export function mapGenAiSpan(span: OtlpSpan): SpanMapping {
   if (createdAt === 0) problems.push('the span has no end time');
   const id = text(first(span, GENAI_ATTRIBUTES.id, false)) ?? (span.traceId && span.spanId ? span.traceId + span.spanId : null);
   if (!id) problems.push(`no ${GENAI_ATTRIBUTES.id[0]} and no trace and span id`);
+  // A numeric end-user id is common; any other kind is refused, not dropped (user budgets count it).
+  const user = first(span, GENAI_ATTRIBUTES.userId, true, true);
+  const userId = typeof user === 'bigint' ? user.toString() : text(user);
+  if (user !== undefined && userId === null) problems.push(`${GENAI_ATTRIBUTES.userId.join(' or ')} must be a string or an integer`);
   if (problems.length > 0) return { kind: 'rejected', reason: problems.join('; ') };
 
   return {
@@ -77,7 +81,7 @@ export function mapGenAiSpan(span: OtlpSpan): SpanMapping {
       inputTokens,
       outputTokens,
       inputCachedTokens,
-      userId: text(first(span, GENAI_ATTRIBUTES.userId, true)),
+      userId,
       createdAt,
     },
   };

@@ -4,6 +4,8 @@ import { AppException, ErrorCode, ErrorType } from '../../common/errors';
 /** The OTLP/HTTP traces path (the signal path under Tally's ingest prefix). */
 export const OTLP_TRACES_ROUTE = '/api/v1/llm/usage/otlp/v1/traces';
 export const PROTOBUF = 'application/x-protobuf';
+/** Deepest nesting of an OTLP/JSON body: the envelope takes 9 to 12 levels, attribute values (kvlists of arrays) more. */
+export const OTLP_MAX_JSON_DEPTH = 64;
 
 const unsupported = (message: string) => new AppException(415, ErrorType.InvalidRequest, ErrorCode.UnsupportedMediaType, message);
 

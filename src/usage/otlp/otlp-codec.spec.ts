@@ -1,5 +1,89 @@
 import { resolve } from 'node:path';
 import { inFreshProcess } from '../../../test/helpers/fresh-process';
+import { decodeTraceRequest, OtlpSpan } from './otlp-codec';
+
+interface ProtoType {
+  fromObject(object: object): object;
+  encode(message: object): { finish(): Uint8Array };
+}
+
+/** protobufjs' own encoder of the official definitions, the reference the codec's partial decoder must agree with. */
+function encodeRequest(object: object): Buffer {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const root = require('@opentelemetry/otlp-transformer/build/src/generated/root');
+  const type = root.opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest as ProtoType;
+  return Buffer.from(type.encode(type.fromObject(object)).finish());
+}
+
+const hex = (bytes: number, fill: number) => Buffer.alloc(bytes, fill).toString('hex');
+const kv = (key: string, value: object) => ({ key, value });
+
+/** A request in OTLP/JSON form (ids in hex); `asProtobufObject` turns its ids into bytes for protobufjs. */
+function request(spansPerScope: number) {
+  const span = (n: number) => ({
+    traceId: hex(16, n % 256),
+    spanId: hex(8, (n + 1) % 256),
+    name: `chat ${n}`,
+    startTimeUnixNano: '1796327321000000000',
+    endTimeUnixNano: String(1796327322000000000n + BigInt(n)),
+    attributes: [kv('gen_ai.usage.input_tokens', { intValue: String(n) }), kv('gen_ai.request.model', { stringValue: 'm' }), kv('ratio', { doubleValue: 0.5 }), kv('flag', { boolValue: true })],
+    events: [{ name: 'e', timeUnixNano: '1' }],
+  });
+  let n = 0;
+  const scope = () => ({ scope: { name: 'lib', version: '1' }, spans: Array.from({ length: spansPerScope }, () => span(n++)), schemaUrl: 'u' });
+  return {
+    resourceSpans: [
+      { resource: { attributes: [kv('service.name', { stringValue: 'a' }), kv('tally.api_key_id', { stringValue: 'key_a' })] }, scopeSpans: [scope(), scope()], schemaUrl: 's' },
+      { resource: { attributes: [kv('service.name', { stringValue: 'b' })] }, scopeSpans: [scope()] },
+    ],
+  };
+}
+
+function asProtobufObject(json: ReturnType<typeof request>): object {
+  return {
+    resourceSpans: json.resourceSpans.map((rs) => ({
+      ...rs,
+      scopeSpans: rs.scopeSpans.map((ss) => ({ ...ss, spans: ss.spans.map((sp) => ({ ...sp, traceId: Buffer.from(sp.traceId, 'hex'), spanId: Buffer.from(sp.spanId, 'hex') })) })),
+    })),
+  };
+}
+
+const decode = async (body: unknown, encoding: 'json' | 'protobuf'): Promise<OtlpSpan[]> => [...(await decodeTraceRequest(body, encoding))];
+
+describe('OTLP codec', () => {
+  it('decodes protobuf a span at a time into what the same request in OTLP/JSON gives', async () => {
+    const json = request(300);
+    const fromProtobuf = await decode(encodeRequest(asProtobufObject(json)), 'protobuf');
+    expect(fromProtobuf).toHaveLength(900);
+    expect(fromProtobuf).toEqual(await decode(json, 'json'));
+    expect(fromProtobuf[899]).toMatchObject({ traceId: hex(16, 899 % 256), endTimeUnixNano: 1796327322000000899n, name: 'chat 899' });
+    expect(fromProtobuf[899].resourceAttributes.get('service.name')).toBe('b');
+    expect(fromProtobuf[0].attributes.get('gen_ai.usage.input_tokens')).toBe(0n);
+  });
+
+  it('lets other work run while it decodes a large export (it was one piece of seconds at 25,000 spans)', async () => {
+    const bytes = encodeRequest(asProtobufObject(request(400)));
+    let turns = 0;
+    const tick = (): void => {
+      turns++;
+      if (!done) setImmediate(tick);
+    };
+    let done = false;
+    setImmediate(tick);
+    const spans = await decode(bytes, 'protobuf');
+    done = true;
+    expect(spans).toHaveLength(1200);
+    // One turn at least per 256 spans decoded.
+    expect(turns).toBeGreaterThanOrEqual(4);
+  });
+
+  it('refuses a truncated or malformed protobuf body with a 400', async () => {
+    const bytes = encodeRequest(asProtobufObject(request(2)));
+    for (const body of [bytes.subarray(0, bytes.length - 3), Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]), Buffer.from([0x0b])]) {
+      await expect(decode(body, 'protobuf')).rejects.toMatchObject({ status: 400 });
+    }
+  });
+});
 
 describe('OTLP codec loading', () => {
   it('loads the protobuf definitions on the first protobuf use, not with the module (nor for OTLP/JSON)', () => {

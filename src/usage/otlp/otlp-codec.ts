@@ -1,4 +1,7 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { AppException } from '../../common/errors';
+import { numberSource } from '../../common/exact-json';
+import { lengthDelimitedFields } from './protobuf-fields';
 
 /** An attribute value as the mapping reads it; arrays, maps and bytes are `undefined` (not used). */
 /**
@@ -34,8 +37,12 @@ interface MessageType {
   toObject(message: object, options: object): Record<string, unknown>;
 }
 
-type TraceMessages = Record<'ExportTraceServiceRequest' | 'ExportTraceServiceResponse', MessageType>;
+type TraceMessages = Record<'ExportTraceServiceResponse' | 'Resource' | 'Span', MessageType>;
 let traceMessages: TraceMessages | undefined;
+
+interface Root {
+  opentelemetry: { proto: { collector: { trace: { v1: { ExportTraceServiceResponse: MessageType } } }; resource: { v1: { Resource: MessageType } }; trace: { v1: { Span: MessageType } } } };
+}
 
 /**
  * The official OTLP definitions, compiled by OpenTelemetry into a protobufjs root (decoders
@@ -46,27 +53,63 @@ let traceMessages: TraceMessages | undefined;
 function messages(): TraceMessages {
   if (!traceMessages) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const root = require('@opentelemetry/otlp-transformer/build/src/generated/root') as { opentelemetry: { proto: { collector: { trace: { v1: TraceMessages } } } } };
-    traceMessages = root.opentelemetry.proto.collector.trace.v1;
+    const { proto } = (require('@opentelemetry/otlp-transformer/build/src/generated/root') as Root).opentelemetry;
+    traceMessages = { ExportTraceServiceResponse: proto.collector.trace.v1.ExportTraceServiceResponse, Resource: proto.resource.v1.Resource, Span: proto.trace.v1.Span };
   }
   return traceMessages;
 }
 
-/** Decodes an ExportTraceServiceRequest (protobuf bytes or OTLP/JSON) into its spans. A malformed body is a 400. */
-export function decodeTraceRequest(body: Buffer | unknown, encoding: OtlpEncoding): OtlpSpan[] {
+/**
+ * Spans decoded between two turns of the event loop. Decoding costs ~50 µs a span and an export
+ * may hold tens of thousands (a collector's default batch is 8,192): in one piece it held every
+ * other request, the gate's and the check's included, for seconds.
+ */
+const SPANS_PER_TURN = 256;
+
+/**
+ * Decodes an ExportTraceServiceRequest (protobuf bytes or OTLP/JSON) into its spans, read as they
+ * are iterated (a malformed part then throws). A malformed body is a 400.
+ */
+export async function decodeTraceRequest(body: Buffer | unknown, encoding: OtlpEncoding): Promise<Iterable<OtlpSpan>> {
   if (encoding === 'protobuf') {
     // Outside the try: definitions that cannot be loaded are the server's failure, not a bad body.
-    const { ExportTraceServiceRequest } = messages();
+    const types = messages();
     let object: Record<string, unknown>;
     try {
-      const message = ExportTraceServiceRequest.decode(body as Buffer);
-      object = ExportTraceServiceRequest.toObject(message, { longs: String, bytes: String, defaults: false, arrays: true });
+      object = await protobufRequest(body as Buffer, types);
     } catch (err) {
       throw invalid(`the body is not a protobuf ExportTraceServiceRequest (${(err as Error).message})`);
     }
     return spansOf(object, 'base64');
   }
   return spansOf(body, 'hex');
+}
+
+/**
+ * An ExportTraceServiceRequest as the plain object protobufjs' toObject makes, decoded a span at a
+ * time (field numbers from trace_service.proto and trace.proto; other fields are not read).
+ */
+async function protobufRequest(bytes: Uint8Array, types: TraceMessages): Promise<Record<string, unknown>> {
+  const plain = (type: MessageType, part: Uint8Array) => type.toObject(type.decode(part), { longs: String, bytes: String, defaults: false, arrays: true });
+  const resourceSpans: Array<{ resource?: unknown; scopeSpans: Array<{ spans: unknown[] }> }> = [];
+  let decoded = 0;
+  for (const [field, resourceBytes] of lengthDelimitedFields(bytes)) {
+    if (field !== 1) continue; // ExportTraceServiceRequest.resource_spans
+    const entry: (typeof resourceSpans)[number] = { scopeSpans: [] };
+    for (const [part, partBytes] of lengthDelimitedFields(resourceBytes)) {
+      if (part === 1) entry.resource = plain(types.Resource, partBytes); // ResourceSpans.resource
+      if (part !== 2) continue; // ResourceSpans.scope_spans
+      const spans: unknown[] = [];
+      for (const [spanField, spanBytes] of lengthDelimitedFields(partBytes)) {
+        if (spanField !== 2) continue; // ScopeSpans.spans
+        spans.push(plain(types.Span, spanBytes));
+        if (++decoded % SPANS_PER_TURN === 0) await nextTurn();
+      }
+      entry.scopeSpans.push({ spans });
+    }
+    resourceSpans.push(entry);
+  }
+  return { resourceSpans };
 }
 
 /** An ExportTraceServiceResponse in the request's encoding: empty when everything was accepted. */
@@ -77,31 +120,32 @@ export function encodeTraceResponse(result: OtlpExportResult, encoding: OtlpEnco
   return Buffer.from(ExportTraceServiceResponse.encode(ExportTraceServiceResponse.fromObject(object)).finish());
 }
 
-function spansOf(request: unknown, idEncoding: 'hex' | 'base64'): OtlpSpan[] {
+/** The spans of a request object, read one at a time as they are iterated. */
+function spansOf(request: unknown, idEncoding: 'hex' | 'base64'): Iterable<OtlpSpan> {
   if (!isObject(request)) throw invalid('the body must be an ExportTraceServiceRequest object');
-  const spans: OtlpSpan[] = [];
-  list(request.resourceSpans, 'resourceSpans').forEach((resourceSpans, r) => {
-    const path = `resourceSpans[${r}]`;
-    if (!isObject(resourceSpans)) throw invalid(`${path} must be an object`);
-    const resource = resourceSpans.resource;
-    const resourceAttributes = attributes(isObject(resource) ? resource.attributes : undefined, `${path}.resource.attributes`);
-    list(resourceSpans.scopeSpans, `${path}.scopeSpans`).forEach((scopeSpans, s) => {
-      if (!isObject(scopeSpans)) throw invalid(`${path}.scopeSpans[${s}] must be an object`);
-      list(scopeSpans.spans, `${path}.scopeSpans[${s}].spans`).forEach((span, i) => {
-        const spanPath = `${path}.scopeSpans[${s}].spans[${i}]`;
-        if (!isObject(span)) throw invalid(`${spanPath} must be an object`);
-        spans.push({
-          traceId: id(span.traceId, idEncoding, `${spanPath}.traceId`),
-          spanId: id(span.spanId, idEncoding, `${spanPath}.spanId`),
-          name: typeof span.name === 'string' ? span.name : '',
-          endTimeUnixNano: unsigned(span.endTimeUnixNano, `${spanPath}.endTimeUnixNano`),
-          attributes: attributes(span.attributes, `${spanPath}.attributes`),
-          resourceAttributes,
-        });
-      });
-    });
-  });
-  return spans;
+  return (function* () {
+    for (const [r, resourceSpans] of list(request.resourceSpans, 'resourceSpans').entries()) {
+      const path = `resourceSpans[${r}]`;
+      if (!isObject(resourceSpans)) throw invalid(`${path} must be an object`);
+      const resource = resourceSpans.resource;
+      const resourceAttributes = attributes(isObject(resource) ? resource.attributes : undefined, `${path}.resource.attributes`);
+      for (const [s, scopeSpans] of list(resourceSpans.scopeSpans, `${path}.scopeSpans`).entries()) {
+        if (!isObject(scopeSpans)) throw invalid(`${path}.scopeSpans[${s}] must be an object`);
+        for (const [i, span] of list(scopeSpans.spans, `${path}.scopeSpans[${s}].spans`).entries()) {
+          const spanPath = `${path}.scopeSpans[${s}].spans[${i}]`;
+          if (!isObject(span)) throw invalid(`${spanPath} must be an object`);
+          yield {
+            traceId: id(span.traceId, idEncoding, `${spanPath}.traceId`),
+            spanId: id(span.spanId, idEncoding, `${spanPath}.spanId`),
+            name: typeof span.name === 'string' ? span.name : '',
+            endTimeUnixNano: unsigned(span, 'endTimeUnixNano', `${spanPath}.endTimeUnixNano`),
+            attributes: attributes(span.attributes, `${spanPath}.attributes`),
+            resourceAttributes,
+          };
+        }
+      }
+    }
+  })();
 }
 
 function attributes(value: unknown, path: string): Map<string, AttributeValue> {
@@ -118,7 +162,11 @@ function anyValue(value: unknown): AttributeValue {
   if (typeof value.stringValue === 'string') return value.stringValue;
   if (typeof value.boolValue === 'boolean') return value.boolValue;
   if (typeof value.intValue === 'string' && /^-?\d{1,20}$/.test(value.intValue)) return BigInt(value.intValue);
-  if (typeof value.intValue === 'number' && Number.isSafeInteger(value.intValue)) return BigInt(value.intValue);
+  // A JSON number past 2^53 (proto3 JSON accepts numbers for 64-bit integers): its text, as sent.
+  if (typeof value.intValue === 'number') {
+    const text = Number.isSafeInteger(value.intValue) ? String(value.intValue) : numberSource(value, 'intValue');
+    if (text !== undefined && /^-?\d{1,20}$/.test(text)) return BigInt(text);
+  }
   if (typeof value.doubleValue === 'number') return value.doubleValue;
   // proto3 JSON may write a double as a string.
   if (typeof value.doubleValue === 'string' && /^-?\d+(\.\d+)?([eE][+-]?\d+)?$/.test(value.doubleValue)) return Number(value.doubleValue);
@@ -133,11 +181,13 @@ function id(value: unknown, encoding: 'hex' | 'base64', path: string): string {
   return value.toLowerCase();
 }
 
-function unsigned(value: unknown, path: string): bigint {
+/** `object[key]`, an unsigned 64-bit integer: a decimal string, or a JSON number read from its text (proto3 JSON accepts both). */
+function unsigned(object: Record<string, unknown>, key: string, path: string): bigint {
+  const value = object[key];
   if (value === undefined || value === null) return 0n;
-  if (typeof value === 'string' && /^\d{1,20}$/.test(value)) return BigInt(value);
-  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return BigInt(value);
-  throw invalid(`${path} must be an unsigned 64-bit integer (a decimal string in OTLP/JSON)`);
+  const text = typeof value === 'number' ? (Number.isSafeInteger(value) ? String(value) : numberSource(object, key)) : value;
+  if (typeof text === 'string' && /^\d{1,20}$/.test(text)) return BigInt(text);
+  throw invalid(`${path} must be an unsigned 64-bit integer`);
 }
 
 function list(value: unknown, path: string): unknown[] {

@@ -106,7 +106,7 @@ export class OtlpController {
   @ApiErrorResponse(HttpStatus.SERVICE_UNAVAILABLE, 'A dependency (database or Redis) is unavailable; retry after `Retry-After` seconds')
   async exportTraces(@Req() request: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply): Promise<Buffer | Record<string, unknown>> {
     const encoding: OtlpEncoding = Buffer.isBuffer(request.body) ? 'protobuf' : 'json';
-    const result = await this.otlp.exportSpans(decodeTraceRequest(request.body, encoding));
+    const result = await this.otlp.exportSpans(await decodeTraceRequest(request.body, encoding));
     reply.type(encoding === 'protobuf' ? PROTOBUF : 'application/json; charset=utf-8');
     return encodeTraceResponse(result, encoding);
   }
