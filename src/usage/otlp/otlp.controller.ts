@@ -20,7 +20,7 @@ const REQUEST_SCHEMA = {
     type: 'object',
     additionalProperties: true,
     description:
-      'An `ExportTraceServiceRequest` in OTLP/JSON (`resourceSpans[].scopeSpans[].spans[]`, ids in hex, 64-bit integers as strings; optionally gzip). ' +
+      'An `ExportTraceServiceRequest` in OTLP/JSON (`resourceSpans[].scopeSpans[].spans[]`, ids in hex, 64-bit integers as strings or numbers, at most 64 levels deep; optionally gzip). ' +
       'Unknown fields are ignored, as OTLP requires of receivers.',
     example: {
       resourceSpans: [
