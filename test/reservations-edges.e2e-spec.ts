@@ -185,6 +185,44 @@ describe('reservations: revoked keys, OTLP settling, fault isolation', () => {
     await t.dataSource.query(`DELETE FROM budgets WHERE id = $1`, [damaged.id]);
   });
 
+  it('a hold of 0 (a model priced at 0 under a cost budget) is released, expires, settles and is reconciled without an error', async () => {
+    // Redis refuses HINCRBY by "-0": every script that took such a hold away failed half-way.
+    const org = await seedOrg(t, 'FreeModel');
+    const budget = (await t.put(`/api/v1/llm/budgets/apikey/${org.member.id}`, blockingBudget('cost', 1))).body;
+    const at = nowSeconds() - 60;
+    await t.put('/api/v1/llm/prices/free-model', { input_per_mtok: '0', cached_input_per_mtok: '0', output_per_mtok: '0', effective_from: at });
+    await t.put('/api/v1/llm/prices/paid-model', { input_per_mtok: '0', cached_input_per_mtok: '0', output_per_mtok: '1000', effective_from: at });
+    const free = (overrides: Record<string, unknown> = {}) => reserve(t, ingestKey, reservationBody(org.member.id, { model: 'free-model', ...overrides }));
+
+    const released = (await free()).body;
+    expect(released).toMatchObject({ status: 'held', reserved: { cost_nano: '0' } });
+    const release = await t.post(`${RESERVATIONS}/${released.id}/release`, {}, { key: ingestKey });
+    expect([release.status, release.body.status]).toEqual([200, 'released']);
+
+    // An expired hold of 0 is dropped by the next admission, of any key under the budget.
+    await free({ ttl_seconds: 1 });
+    const settled = (await free()).body;
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const paid = await reserve(t, ingestKey, reservationBody(org.member.id, { model: 'paid-model', input_tokens: 0, max_output_tokens: 2000 }));
+    expect(paid.body).toMatchObject({ status: 'held', granted_output_tokens: 1000, reserved: { cost_nano: '1000000000' } });
+
+    // Settled in one batch with a paid record: both count, and the cap holds afterwards.
+    await ingestOk(t, ingestKey, [
+      record(org.member.id, { model: 'free-model', created_at: nowSeconds(), input_tokens: 10, output_tokens: 10, reservation_id: settled.id }),
+      record(org.member.id, { model: 'paid-model', created_at: nowSeconds(), input_tokens: 0, output_tokens: 1000, reservation_id: paid.body.id }),
+    ]);
+    expect(await counters(t, org.org.id, budget.id)).toEqual({ committed: 1_000_000_000n, held: 0n });
+    const after = await reserve(t, ingestKey, reservationBody(org.member.id, { model: 'paid-model', input_tokens: 0, max_output_tokens: 2000 }));
+    expect(after.body).toMatchObject({ status: 'denied', denied_by: [{ budget_id: budget.id, reason: 'budget_exhausted' }] });
+
+    // The reconciler drops an expired hold of 0 as well.
+    await free({ ttl_seconds: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const result = await t.app.get(ReservationReconciler).reconcileAll();
+    expect(result.failed).toBe(0);
+    expect(await counters(t, org.org.id, budget.id)).toEqual({ committed: 1_000_000_000n, held: 0n });
+  });
+
   it('an ingest sends no record to Redis for budget windows nobody has loaded; the first admission reads them from PostgreSQL', async () => {
     const org = await seedOrg(t, 'Unloaded');
     const budget = (await t.put(`/api/v1/llm/budgets/apikey/${org.member.id}`, blockingBudget('tokens', 100_000))).body;

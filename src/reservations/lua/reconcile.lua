@@ -63,7 +63,7 @@ for _, member in ipairs(expired) do
   local amount = redis.call('HGET', a, member)
   if amount then
     redis.call('HDEL', a, member)
-    redis.call('HINCRBY', s, 'held', '-' .. amount)
+    if amount ~= '0' then redis.call('HINCRBY', s, 'held', '-' .. amount) end
   end
 end
 if #expired > 0 then redis.call('ZREMRANGEBYSCORE', z, '-inf', now) end

@@ -26,7 +26,7 @@ for i = 1, removals do
   if amount then
     redis.call('HDEL', a, member)
     redis.call('ZREM', z, member)
-    redis.call('HINCRBY', s, 'held', '-' .. amount)
+    if amount ~= '0' then redis.call('HINCRBY', s, 'held', '-' .. amount) end
     removed = removed + 1
   elseif redis.call('HEXISTS', s, 'loading') == 1 then
     redis.call('SADD', r, member)
