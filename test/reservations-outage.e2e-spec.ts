@@ -81,4 +81,31 @@ describe('reservations while Redis is hung or down', () => {
     expect(released.body.status).toBe('released');
     expect(await counters(t, org.org.id, budget.id)).toEqual({ committed: 0n, held: 400n });
   });
+
+  it('an admission whose script ran after its 503 (Redis hung, then back) leaves its request id free for the retry; a retried release takes the hold away', async () => {
+    const org = await seedOrg(t, 'ResHungThenBack');
+    const budget = (await t.put(`/api/v1/llm/budgets/apikey/${org.member.id}`, blockingBudget('tokens', 1000))).body;
+    const held = await reserve(t, ingestKey, reservationBody(org.member.id, { input_tokens: 100, max_output_tokens: 100 }));
+    const body = reservationBody(org.member.id, { input_tokens: 100, max_output_tokens: 300 });
+
+    redis.pause();
+    expectRedisUnavailable(await t.post(RESERVATIONS, body, { key: ingestKey }));
+    redis.resume(); // the admission's script runs now: its request id and its hold, no row
+    await waitFor(async () => (await redis.command('PING')) === 'PONG', 'Redis to answer');
+    // The gateway's retry of that request: decided afresh, not a 409 for a row that never comes.
+    const retried = await waitFor(async () => {
+      const res = await t.post(RESERVATIONS, body, { key: ingestKey });
+      return res.status === 503 ? undefined : res;
+    }, 'reservations to answer again');
+    expect([retried.status, retried.body.status]).toEqual([200, 'held']);
+    expect(await t.dataSource.query('SELECT count(*)::int AS n FROM reservations WHERE request_id = $1', [body.request_id])).toEqual([{ n: 1 }]);
+    expect((await t.post(RESERVATIONS, body, { key: ingestKey })).body.id).toBe(retried.body.id);
+
+    // A release whose row was stored but whose Redis step failed: the retry takes the hold away.
+    const before = await counters(t, org.org.id, budget.id);
+    await t.dataSource.query(`UPDATE reservations SET status = 'released', released_at = now() WHERE id = $1`, [held.body.id]);
+    const released = await t.post(`${RESERVATIONS}/${held.body.id}/release`, undefined, { key: ingestKey });
+    expect([released.status, released.body.status]).toEqual([200, 'released']);
+    expect(await counters(t, org.org.id, budget.id)).toEqual({ committed: 0n, held: before!.held - 200n });
+  });
 });

@@ -29,6 +29,11 @@ const PRICE_CACHE_MAX = 10_000;
 /** How long a repeated request id waits for the first request's row to be stored. */
 const DUPLICATE_WAIT_MS = 3000;
 
+/** The 409 of a request id whose first reservation is not stored yet. */
+function stillBeingMade(): AppException {
+  return AppException.conflict('A reservation with this request_id is still being made; retry', 'request_id');
+}
+
 /** The 503 of an admission that gave up waiting for its counters (rebuilt, repaired, or fenced off again and again). */
 function countersRebuilding(): AppException {
   return AppException.unavailable(ErrorCode.RedisUnavailable, 'Budget counters are being rebuilt; retry shortly', 1);
@@ -36,7 +41,8 @@ function countersRebuilding(): AppException {
 
 type Attempt =
   | { kind: 'stored'; row: Reservation }
-  | { kind: 'replay' }
+  /** The request id is taken: stored, or (from Redis, with `reservationId`) maybe being stored. */
+  | { kind: 'replay'; reservationId?: string }
   | { kind: 'stale'; moved: string; generations: BudgetInWindow[] }
   | { kind: 'unloaded'; windows: BudgetInWindow[]; others: BudgetInWindow[] };
 
@@ -85,6 +91,7 @@ export class ReservationsService {
   private async admit(orgId: string, id: string, teamId: string | null, dto: CreateReservationDto): Promise<Reservation> {
     let lastMoved = '';
     let repeats = 0;
+    let forgotten = false;
     for (let loads = 0, stale = 0; ; ) {
       // Read before the locked section: a second connection taken inside it could starve the pool.
       const prices = await this.priceOf(dto.model, new Date());
@@ -99,8 +106,19 @@ export class ReservationsService {
         return attempt.row;
       }
       if (attempt.kind === 'replay') {
-        this.metrics.replayed();
-        return this.storedRequest(orgId, dto);
+        const row = await this.storedRequest(orgId, dto);
+        if (row) {
+          this.metrics.replayed();
+          return row;
+        }
+        // Redis names a reservation for this request id that was never stored: an admission whose
+        // script ran after its command had timed out (its 503 sent, its cleanup refused while Redis
+        // looked hung). Let go of the id once and decide afresh; were that admission still storing,
+        // the request id's unique key stops the second row, and this one answers the first.
+        if (forgotten || attempt.reservationId === undefined) throw stillBeingMade();
+        forgotten = true;
+        await this.counters.forgetRequest(orgId, dto.api_key_id, dto.request_id, attempt.reservationId);
+        continue;
       }
       if (attempt.kind === 'stale') {
         this.metrics.staled();
@@ -134,6 +152,9 @@ export class ReservationsService {
   /** Frees a live hold; a settled, denied, released or expired reservation stays as it is. */
   async release(id: string): Promise<Reservation> {
     const row = await this.get(id);
+    // Released already: its holds are taken away again (nothing to do unless the first release
+    // stored its row and then could not reach Redis; the client's retry finishes it).
+    if (row.status === 'released') await this.counters.settle(row.orgId, this.holdWindows(row), []);
     if (row.status !== 'held') return row;
     // Redis down: answer 503 before PostgreSQL changes, so a retry releases for real.
     await this.counters.ensureAvailable();
@@ -187,7 +208,7 @@ export class ReservationsService {
         }),
       });
     }
-    if (outcome.kind === 'duplicate') return { kind: 'replay' };
+    if (outcome.kind === 'duplicate') return { kind: 'replay', reservationId: outcome.reservationId };
     if (outcome.kind === 'unloaded') {
       const windows = outcome.windows.map((w) => ({ budget: budgets.find((b) => b.budget.id === w.budgetId)!.budget, window: w }));
       // The loaded windows of the same budgets: a load bumps the budget's fence, which leaves them behind.
@@ -246,17 +267,18 @@ export class ReservationsService {
       this.metrics.decided(row);
       return row;
     }
+    const stored = await this.storedRequest(orgId, dto);
+    if (!stored) throw stillBeingMade();
     this.metrics.replayed();
-    return this.storedRequest(orgId, dto);
+    return stored;
   }
 
-  /** The reservation of a request id seen before; the first request may still be storing it. */
-  private async storedRequest(orgId: string, dto: CreateReservationDto): Promise<Reservation> {
+  /** The reservation of a request id seen before; the first request may still be storing it (null: none after DUPLICATE_WAIT_MS). */
+  private async storedRequest(orgId: string, dto: CreateReservationDto): Promise<Reservation | null> {
     const giveUpAt = Date.now() + DUPLICATE_WAIT_MS;
     for (;;) {
       const row = await this.repository.findByRequest(orgId, dto.api_key_id, dto.request_id);
-      if (row) return row;
-      if (Date.now() > giveUpAt) throw AppException.conflict('A reservation with this request_id is still being made; retry', 'request_id');
+      if (row || Date.now() > giveUpAt) return row;
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
