@@ -92,6 +92,18 @@ describe('budgets (SPEC §4)', () => {
       expect(list.body.data).toEqual([]); // nothing written
     });
 
+    it('refuses thresholds that hold a list instead of an object (a 500 before), on every budget route', async () => {
+      const key = await acme.make('member');
+      const routes = [`org/${acme.org.id}`, `apikey/${key.id}`, `org/${acme.org.id}/teams/blue`, `org/${acme.org.id}/users/ann`];
+      for (const thresholds of [[[]], [[{ pct: 50, action: 'block' }]], [{ pct: 50, action: 'block' }, []]]) {
+        for (const route of routes) {
+          const res = await t.put(`/api/v1/llm/budgets/${route}`, { period: 'weekly', limit_kind: 'tokens', limit: 3281.35, thresholds });
+          expect([route, res.status, res.body.error.param]).toEqual([route, 400, 'thresholds']);
+        }
+      }
+      expect((await t.get(`/api/v1/llm/budgets/apikey/${key.id}`)).body.data).toEqual([]);
+    });
+
     it('names every bad field at once', async () => {
       const res = await t.put(`/api/v1/llm/budgets/org/${acme.org.id}`, { period: 'x', limit_kind: 'y', limit: 0, thresholds: [] });
       expect(res.body.error.details.map((d: { param: string }) => d.param).sort()).toEqual(['limit', 'limit_kind', 'period', 'thresholds']);

@@ -26,7 +26,7 @@ function hostileValues(schema: Schema): unknown[] {
     case 'boolean':
       return [...common, 'yes', 2, null];
     case 'array':
-      return ['scalar', { not: 'an array' }, Array.from({ length: 20_000 }, () => 'z'), [null], [{ bad: true }]];
+      return ['scalar', { not: 'an array' }, Array.from({ length: 20_000 }, () => 'z'), [null], [{ bad: true }], [[]], [[{ bad: true }]]];
     default:
       return [...common, 'a string', 7, []];
   }

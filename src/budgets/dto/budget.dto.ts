@@ -10,6 +10,7 @@ import {
   ArrayUnique,
   IsArray,
   IsIn,
+  IsObject,
   IsOptional,
   IsString,
   IsUrl,
@@ -91,6 +92,8 @@ export class SetBudgetDto {
   @ArrayMinSize(1)
   @ArrayMaxSize(20)
   @ArrayUnique((t: ThresholdDto) => (typeof t?.pct === 'string' ? t.pct : t), { message: 'must not repeat a pct' })
+  // ValidateNested walks an array inside the array as more elements: [[]] passed it.
+  @IsObject({ each: true, message: 'must be a list of threshold objects' })
   @ValidateNested({ each: true })
   @Type(() => ThresholdDto)
   @ApiProperty({ type: [ThresholdDto], minItems: 1, maxItems: 20, example: [{ pct: 80, action: 'alert' }, { pct: 100, action: 'block' }] })
