@@ -85,6 +85,8 @@ describe('the OpenAPI document against the running service', () => {
     for (let i = 0; i < 100; i++) query.append('models', `${i}`.padEnd(200, 'é'));
     const res = await t.get(`/api/v1/llm/usage/completions?start_time=1704067200&${query}`);
     expect([res.status, res.body.error.message]).toEqual([431, 'The request line or headers are too large']);
+    // Written before any header was read, it still carries an X-Request-ID, as every answer does.
+    expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
     expect(doc.paths['/api/v1/llm/usage/completions'].get.responses['431']).toBeDefined();
   });
 
