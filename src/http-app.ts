@@ -132,9 +132,10 @@ export async function createHttpApp(
   });
   // First: no body is decompressed or parsed for a caller without a valid key.
   if (!options.preview) authenticateBeforeBody(instance, app.get(ApiKeysService, { strict: false }));
-  registerContentEncodings(instance, { ignoreOn: GATE_ROUTES });
-  // After the gzip hook (decompressed bytes): only bulk ingest takes BODY_LIMIT_BYTES.
-  limitSmallBodies(instance, BULK_ROUTES, Math.min(SMALL_BODY_LIMIT_BYTES, config.bodyLimitBytes));
+  registerContentEncodings(instance, { discardOn: GATE_ROUTES, bodyLimit: config.bodyLimitBytes });
+  // After the gzip hook (decompressed bytes): only bulk ingest takes BODY_LIMIT_BYTES (and the gate
+  // drops whatever body a proxy forwards, an LLM request's included).
+  limitSmallBodies(instance, [...BULK_ROUTES, ...GATE_ROUTES], Math.min(SMALL_BODY_LIMIT_BYTES, config.bodyLimitBytes));
   registerOtlpBodyParsing(instance);
   // Any other content type: an empty body is no body (`curl -d ''` sends a form type); anything else a 415.
   fastify.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => {

@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
 
 /** The forward-auth gate called directly, as Envoy's ext_authz and Traefik's ForwardAuth do. */
@@ -99,5 +100,35 @@ describe('forward-auth budget gate (direct)', () => {
   it('does not shadow GET /budgets/{budgetId}', async () => {
     const missing = await t.get('/api/v1/llm/budgets/bud_doesnotexist000000000000');
     expect(missing.status).toBe(404);
+  });
+
+  it('reads and drops a body a proxy forwards with the request (any type, encoding or size): the decision is the same as without one', async () => {
+    const acme = await seedOrg(t, 'Gate Bodies');
+    const gzipped = gzipSync(JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] }));
+    const bodies: Array<[string, Record<string, string>, Buffer | string]> = [
+      ['json', { 'content-type': 'application/json' }, JSON.stringify({ model: 'gpt-4o', stream: true })],
+      ['gzip json', { 'content-type': 'application/json', 'content-encoding': 'gzip' }, gzipped],
+      ['brotli', { 'content-type': 'application/json', 'content-encoding': 'br' }, Buffer.from([1, 2, 3])],
+      ['not json', { 'content-type': 'application/json' }, 'not json at all'],
+      ['multipart', { 'content-type': 'multipart/form-data; boundary=x' }, '--x\r\nContent-Disposition: form-data; name="file"\r\n\r\nabc\r\n--x--\r\n'],
+      ['protobuf', { 'content-type': 'application/x-protobuf' }, Buffer.from([0x0a, 0x02, 0x08, 0x01])],
+      ['300 KiB', { 'content-type': 'application/json' }, JSON.stringify({ prompt: 'p'.repeat(300 * 1024) })],
+    ];
+    const send = (path: string, headers: Record<string, string>, body: Buffer | string) =>
+      fetch(`${t.baseUrl}${path}`, { method: 'POST', headers: { authorization: `Bearer ${acme.member.key}`, ...headers }, body });
+    for (const [name, headers, body] of bodies) {
+      for (const path of ['/api/v1/llm/budgets/authorize', '/api/v1/llm/budgets/authorize/v1/chat/completions']) {
+        const res = await send(path, headers, body);
+        expect([name, path, res.status, ((await res.json()) as { allowed?: boolean }).allowed]).toEqual([name, path, 200, true]);
+      }
+    }
+    await t.put(`/api/v1/llm/budgets/apikey/${acme.member.id}`, { period: 'monthly', limit_kind: 'tokens', limit: 1, thresholds: [{ pct: 100, action: 'block' }] });
+    const ingestKey = (await createSystemKey(t, 'ingest')).key;
+    const ingest = await t.post('/api/v1/llm/usage/records', { records: [{ id: 'gate-body-1', api_key_id: acme.member.id, model: 'm', input_tokens: 5, output_tokens: 0, created_at: Math.floor(Date.now() / 1000) }] }, { key: ingestKey });
+    expect(ingest.status).toBe(200);
+    for (const [name, headers, body] of bodies) expect([name, (await send('/api/v1/llm/budgets/authorize/v1/chat/completions', headers, body)).status]).toEqual([name, 429]);
+    // Bounded all the same: past BODY_LIMIT_BYTES, the documented 413.
+    const huge = await send('/api/v1/llm/budgets/authorize', { 'content-type': 'application/json' }, 'x'.repeat(t.config.bodyLimitBytes + 1));
+    expect([huge.status, ((await huge.json()) as { error: { code: string } }).error.code]).toEqual([413, 'payload_too_large']);
   });
 });

@@ -142,6 +142,28 @@ describe('platform: health, metrics, docs, errors, request ids', () => {
       expect(res.status).toBe(400);
       expect(res.body.error).toMatchObject({ code: 'validation_failed', param: 'colour' });
     });
+
+    it('body fields sent to an operation that takes no body: refused, nothing done (owner in a DELETE body deleted the org-owned budget)', async () => {
+      const org = (await t.post('/api/v1/orgs', { name: 'NoBodyRoutes' })).body;
+      const key = (await t.post('/api/v1/api-keys', { name: 'kept', role: 'member', org_id: org.id })).body;
+      const budget = (owner: string) => ({ period: 'monthly', limit_kind: 'tokens', limit: 10, thresholds: [{ pct: 100, action: 'block' }], owner });
+      const team = `/api/v1/llm/budgets/org/${org.id}/teams/blue`;
+      expect((await t.put(team, budget('org'))).status).toBe(200);
+      expect((await t.put(team, budget('cluster'))).status).toBe(200);
+
+      const wrongOwner = await t.request('DELETE', team, { owner: 'cluster' });
+      expect([wrongOwner.status, wrongOwner.body.error.code, wrongOwner.body.error.param]).toEqual([400, 'validation_failed', 'owner']);
+      const revoke = await t.request('DELETE', `/api/v1/api-keys/${key.id}`, { foo: 1 });
+      expect([revoke.status, revoke.body.error.param]).toEqual([400, 'foo']);
+      const release = await t.post('/api/v1/llm/budgets/reservations/res_nope/release', { foo: 1 });
+      expect([release.status, release.body.error.param]).toEqual([400, 'foo']);
+      // Nothing was done: both budgets and the key are there.
+      expect((await t.get(`${team}?owner=org`)).status).toBe(200);
+      expect((await t.get(`${team}?owner=cluster`)).status).toBe(200);
+      expect((await t.get(`/api/v1/api-keys/${key.id}`)).body.revoked_at).toBeNull();
+      // An empty object is no field: the operation runs.
+      expect((await t.request('DELETE', `${team}?owner=cluster`, {})).status).toBe(200);
+    });
   });
 });
 

@@ -6,6 +6,7 @@ import { Principal } from '../auth/principal';
 import { ApiErrorResponse, ResponseHeaders } from '../common/api-responses';
 import { SdkNamespace } from '../common/sdk-namespace';
 import { ANY_METHOD_EXTENSION } from '../common/any-method';
+import { IgnoresBody } from '../common/http-guards';
 import { budgetDenial, BudgetGateService, GATE_HEADERS } from './budget-gate.service';
 import { AuthorizeQueryDto, BudgetAuthorizationDto } from './dto/authorize.dto';
 
@@ -36,6 +37,7 @@ export class BudgetGateController {
 
   @All('authorize')
   @GatewayAuthenticated()
+  @IgnoresBody()
   @HttpCode(HttpStatus.OK)
   @ApiExtension(ANY_METHOD_EXTENSION, true)
   @ApiOperation({
@@ -71,6 +73,7 @@ export class BudgetGateController {
    */
   @All('authorize/*')
   @GatewayAuthenticated()
+  @IgnoresBody()
   @HttpCode(HttpStatus.OK)
   @ApiExcludeEndpoint()
   async authorizePrefixed(

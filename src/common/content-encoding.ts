@@ -1,4 +1,4 @@
-import { Transform } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppException, ErrorCode, ErrorType } from './errors';
@@ -31,14 +31,17 @@ export function refuseUnread(reply: FastifyReply, error: Error): never {
  * encoding is a 415: read as if it were not there, a compressed body would be reported as bad
  * JSON, or a body in an encoding the client thinks it applied would be taken as plain.
  */
-export function registerContentEncodings(fastify: FastifyInstance, options: { ignoreOn: readonly string[] }): void {
-  const ignored = new Set(options.ignoreOn);
+export function registerContentEncodings(fastify: FastifyInstance, options: { discardOn: readonly string[]; bodyLimit: number }): void {
+  const discarded = new Set(options.discardOn);
   fastify.addHook('preParsing', async (request, reply, payload) => {
+    // No body to undo (a GET, or no length): Fastify reads none, and a gunzip of nothing would fail
+    // with no one listening.
+    if (!hasRequestBody(request)) return payload;
+    // A forward-auth route decides on the client's headers: a body a proxy forwards with them
+    // (Envoy's with_request_body, Traefik's forwardBody), of any type or encoding, is read and dropped.
+    if (discarded.has(request.routeOptions.url ?? '')) return discarding(payload, options.bodyLimit);
     const encoding = requestEncoding(request);
     if (encoding === 'identity') return payload;
-    // No body to undo (a GET, or no length): Fastify reads none, and a gunzip of nothing would fail
-    // with no one listening. Nor on a forward-auth route: it gets the client's headers, not its body.
-    if (!hasRequestBody(request) || ignored.has(request.routeOptions.url ?? '')) return payload;
     if (encoding !== 'gzip') {
       refuseUnread(reply, new AppException(415, ErrorType.InvalidRequest, ErrorCode.UnsupportedMediaType, `Unsupported Content-Encoding '${encoding}': send gzip or none`));
     }
@@ -57,4 +60,20 @@ export function registerContentEncodings(fastify: FastifyInstance, options: { ig
     payload.pipe(counter).pipe(gunzip);
     return gunzip;
   });
+}
+
+/** The payload read to its end and dropped (a 413 past `limit` bytes): parsers see an empty body (no body). */
+function discarding(payload: Readable, limit: number): Readable {
+  let read = 0;
+  const sink = new Transform({
+    transform(chunk: Buffer, _enc, callback) {
+      read += chunk.length;
+      if (read > limit) callback(Object.assign(new Error(`The body is over ${limit} bytes`), { statusCode: 413 }));
+      else callback();
+    },
+  });
+  // Fastify compares what it read with Content-Length: the bytes sent.
+  Object.defineProperty(sink, 'receivedEncodedLength', { get: () => read });
+  payload.on('error', (err) => sink.destroy(err));
+  return payload.pipe(sink);
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
+import { CanActivate, ExecutionContext, Injectable, SetMetadata } from '@nestjs/common';
 import { ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
 import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum';
 import type { FastifyRequest } from 'fastify';
@@ -121,23 +121,36 @@ export function clientErrorHandler(error: Error & { code?: string }, socket: Soc
   );
 }
 
-/** SPEC §6 "unknown query fields: 400" also for routes that take no query at all. */
+/** Marks a handler that ignores any request body (the forward-auth gate: a proxy may forward its client's). */
+export const IGNORES_BODY = 'tally:ignores-body';
+export const IgnoresBody = (): MethodDecorator => SetMetadata(IGNORES_BODY, true);
+
+/**
+ * SPEC §6 "unknown query or body fields: 400", also for routes that take no query or no body at
+ * all: a DELETE sent `{"owner":"cluster"}` must not delete the org's budget (the default owner)
+ * as if the body were read. A handler that reads the raw request takes whatever it reads.
+ */
 @Injectable()
-export class NoUnexpectedQueryGuard implements CanActivate {
-  private readonly takesQuery = new WeakMap<object, boolean>();
+export class NoUnexpectedInputGuard implements CanActivate {
+  private readonly takes = new WeakMap<object, { query: boolean; body: boolean }>();
 
   canActivate(context: ExecutionContext): boolean {
     if (context.getType() !== 'http') return true;
     const handler = context.getHandler();
-    let takes = this.takesQuery.get(handler);
+    let takes = this.takes.get(handler);
     if (takes === undefined) {
       const args = (Reflect.getMetadata(ROUTE_ARGS_METADATA, context.getClass(), handler.name) ?? {}) as Record<string, unknown>;
-      takes = Object.keys(args).some((key) => key.split(':')[0] === String(RouteParamtypes.QUERY));
-      this.takesQuery.set(handler, takes);
+      const kinds = new Set(Object.keys(args).map((key) => key.split(':')[0]));
+      const raw = kinds.has(String(RouteParamtypes.REQUEST));
+      takes = { query: raw || kinds.has(String(RouteParamtypes.QUERY)), body: raw || kinds.has(String(RouteParamtypes.BODY)) || Reflect.getMetadata(IGNORES_BODY, handler) === true };
+      this.takes.set(handler, takes);
     }
-    if (takes) return true;
-    const query = context.switchToHttp().getRequest<FastifyRequest>().query as Record<string, unknown> | undefined;
-    const unknown = Object.keys(query ?? {});
+    if (takes.query && takes.body) return true;
+    const request = context.switchToHttp().getRequest<FastifyRequest>();
+    const unknown = [
+      ...(takes.query ? [] : Object.keys((request.query as Record<string, unknown> | undefined) ?? {})),
+      ...(takes.body || request.body === null || typeof request.body !== 'object' ? [] : Object.keys(request.body)),
+    ];
     if (unknown.length > 0) throw AppException.validation(unknown.map((param) => ({ param, message: 'is not a known field' })));
     return true;
   }
