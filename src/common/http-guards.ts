@@ -128,7 +128,7 @@ export const IgnoresBody = (): MethodDecorator => SetMetadata(IGNORES_BODY, true
 /**
  * SPEC §6 "unknown query or body fields: 400", also for routes that take no query or no body at
  * all: a DELETE sent `{"owner":"cluster"}` must not delete the org's budget (the default owner)
- * as if the body were read. A handler that reads the raw request takes whatever it reads.
+ * as if the body were read. A handler that reads the raw request takes whatever body it reads.
  */
 @Injectable()
 export class NoUnexpectedInputGuard implements CanActivate {
@@ -141,8 +141,9 @@ export class NoUnexpectedInputGuard implements CanActivate {
     if (takes === undefined) {
       const args = (Reflect.getMetadata(ROUTE_ARGS_METADATA, context.getClass(), handler.name) ?? {}) as Record<string, unknown>;
       const kinds = new Set(Object.keys(args).map((key) => key.split(':')[0]));
+      // A handler that reads the raw request reads its body itself (OTLP's protobuf or JSON); its query is still checked here.
       const raw = kinds.has(String(RouteParamtypes.REQUEST));
-      takes = { query: raw || kinds.has(String(RouteParamtypes.QUERY)), body: raw || kinds.has(String(RouteParamtypes.BODY)) || Reflect.getMetadata(IGNORES_BODY, handler) === true };
+      takes = { query: kinds.has(String(RouteParamtypes.QUERY)), body: raw || kinds.has(String(RouteParamtypes.BODY)) || Reflect.getMetadata(IGNORES_BODY, handler) === true };
       this.takes.set(handler, takes);
     }
     if (takes.query && takes.body) return true;
