@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { parse as parseQuery } from 'qs';
 import { AppModule } from './app.module';
 import { ApiKeysService } from './auth/api-keys.service';
-import { authenticateBeforeBody, limitSmallBodies } from './auth/body-authentication';
+import { authenticateBeforeBody, limitBodies } from './auth/body-authentication';
 import { AllExceptionsFilter } from './common/all-exceptions.filter';
 import { MAX_REQUEST_HEAD_BYTES } from './common/api-responses';
 import { GATE_ROUTES } from './budgets/budget-gate.controller';
@@ -135,7 +135,7 @@ export async function createHttpApp(
   registerContentEncodings(instance, { discardOn: GATE_ROUTES, bodyLimit: config.bodyLimitBytes });
   // After the gzip hook (decompressed bytes): only bulk ingest takes BODY_LIMIT_BYTES (and the gate
   // drops whatever body a proxy forwards, an LLM request's included).
-  limitSmallBodies(instance, [...BULK_ROUTES, ...GATE_ROUTES], Math.min(SMALL_BODY_LIMIT_BYTES, config.bodyLimitBytes));
+  limitBodies(instance, { bulkRoutes: [...BULK_ROUTES, ...GATE_ROUTES], bulkLimit: config.bodyLimitBytes, smallLimit: Math.min(SMALL_BODY_LIMIT_BYTES, config.bodyLimitBytes) });
   registerOtlpBodyParsing(instance);
   // Any other content type: an empty body is no body (`curl -d ''` sends a form type); anything else a 415.
   fastify.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => {

@@ -240,6 +240,52 @@ describe('auth (SPEC §2)', () => {
       socket.destroy();
     });
 
+    it.each([
+      ['no key (401)', '/api/v1/orgs', {}, 401],
+      ['a small route over 256 KiB (413)', '/api/v1/orgs', { auth: true }, 413],
+      ['a batch over BODY_LIMIT_BYTES (413)', '/api/v1/llm/usage/records', { auth: true }, 413],
+    ])('refused unread with %s, a declared body up to 16 MiB is read and dropped: a client that sends it all gets the answer, on a connection that stays usable', async (_name, path, opts, status) => {
+      const url = new URL(t.baseUrl);
+      const socket = connect(Number(url.port), url.hostname);
+      let text = '';
+      let failed: Error | undefined;
+      socket.on('data', (chunk) => (text += chunk));
+      socket.on('error', (err) => (failed = err));
+      const auth = (opts as { auth?: boolean }).auth ? `Authorization: Bearer ${t.adminKey}\r\n` : '';
+      const size = t.config.bodyLimitBytes + 1024 * 1024;
+      socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: ${size}\r\n\r\n`);
+      // The whole body, as a client that does not wait for 100 Continue sends it.
+      const chunk = Buffer.alloc(64 * 1024, 0x30);
+      for (let sent = 0; sent < size; sent += chunk.length) {
+        if (failed || socket.destroyed) break;
+        const part = chunk.subarray(0, Math.min(chunk.length, size - sent));
+        if (!socket.write(part)) await new Promise((resolve) => socket.once('drain', resolve).once('close', resolve));
+      }
+      expect(failed).toBeUndefined();
+      await waitFor(() => /\r\n\r\n\{.*\}$/s.test(text), 'the answer', 10_000);
+      expect(text).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+      expect(text.toLowerCase()).not.toContain('connection: close');
+      // The same connection serves the next request.
+      text = '';
+      socket.write('GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n');
+      await waitFor(() => text.startsWith('HTTP/1.1 200 '), 'the next answer on the same connection', 10_000);
+      socket.destroy();
+    });
+
+    it('a refused body that stops arriving is not waited for past a few seconds: the connection is closed', async () => {
+      const url = new URL(t.baseUrl);
+      const socket = connect(Number(url.port), url.hostname);
+      let text = '';
+      let closed = false;
+      socket.on('data', (chunk) => (text += chunk));
+      socket.on('close', () => (closed = true));
+      socket.on('error', () => undefined);
+      socket.write(`POST /api/v1/orgs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n`);
+      socket.write(Buffer.alloc(64 * 1024, 0x30));
+      await waitFor(() => closed, 'the server to close the connection', 15_000);
+      expect(text).toMatch(/^HTTP\/1\.1 401 /);
+    });
+
     it('reads no request body for a caller without a valid key: 401 before any decompression or parsing', async () => {
       const acme = await seedOrg(t, 'Bodyless');
       const post = (headers: Record<string, string>, body: Buffer | string) =>

@@ -13,7 +13,7 @@ import { bearerToken } from './bearer-token';
  * takes a body needs a key (the public ones, /health and /metrics, are GETs: a GET or HEAD is left
  * alone, body or not), so the key is checked here, before the body is read; the guard checks it
  * again afterwards (it may have been revoked meanwhile) and decides roles and rate limits. A body
- * sent to no route is a 404 before it is read. See also {@link limitSmallBodies}.
+ * sent to no route is a 404 before it is read. See also {@link limitBodies}.
  */
 export function authenticateBeforeBody(fastify: FastifyInstance, apiKeys: ApiKeysService): void {
   fastify.addHook('preParsing', async (request: FastifyRequest, reply, payload) => {
@@ -44,23 +44,28 @@ async function refusingUnread<T>(reply: FastifyReply, check: () => Promise<T>): 
 }
 
 /**
- * Bodies of routes that are not bulk ingest are at most `limit` bytes once decompressed (a
- * budget, a reservation, a check: a few KB). BODY_LIMIT_BYTES is for batches of records and OTLP
- * exports; with it on every route, any valid key, even one the route refuses (its 403 comes after
- * the body is parsed), could make the process parse 4 MiB per request. Registered after the gzip
- * hook, so it counts decompressed bytes.
+ * Bodies of routes that are not bulk ingest are at most `smallLimit` bytes once decompressed (a
+ * budget, a reservation, a check: a few KB). `bulkLimit` (BODY_LIMIT_BYTES) is for batches of
+ * records and OTLP exports; with it on every route, any valid key, even one the route refuses
+ * (its 403 comes after the body is parsed), could make the process parse 4 MiB per request.
+ * Registered after the gzip hook, so it counts decompressed bytes.
  */
-export function limitSmallBodies(fastify: FastifyInstance, bulkRoutes: readonly string[], limit: number): void {
-  const bulk = new Set(bulkRoutes);
+export function limitBodies(fastify: FastifyInstance, options: { bulkRoutes: readonly string[]; bulkLimit: number; smallLimit: number }): void {
+  const bulk = new Set(options.bulkRoutes);
   fastify.addHook('preParsing', async (request: FastifyRequest, reply, payload) => {
-    if (!readsBody(request) || bulk.has(request.routeOptions.url ?? '')) return payload;
+    if (!readsBody(request)) return payload;
+    const isBulk = bulk.has(request.routeOptions.url ?? '');
+    const limit = isBulk ? options.bulkLimit : options.smallLimit;
     // A plain body of a stated length (the usual request, the check's included): Fastify reads
-    // exactly that many bytes, so the length decides without a stream in between.
+    // exactly that many bytes, so the length decides without a stream in between. Refused here, not
+    // by Fastify's own limit, whose 413 closes the connection while the client is still sending.
     const length = request.headers['content-length'];
     if (length !== undefined && requestEncoding(request) === 'identity') {
       if (Number(length) > limit) refuseUnread(reply, tooLarge(limit));
       return payload;
     }
+    // Fastify counts the decompressed bytes of a bulk body against BODY_LIMIT_BYTES itself.
+    if (isBulk) return payload;
     let read = 0;
     const counter = new Transform({
       transform(chunk: Buffer, _enc, callback) {
