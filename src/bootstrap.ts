@@ -9,7 +9,7 @@ import { createDataSource, runMigrations } from './database/data-source';
 import { startEmbeddedPostgres } from './database/embedded-postgres';
 import { createHttpApp } from './http-app';
 import { ensureRedis, targetAnswers } from './redis/redis';
-import { resolveSecretsKey } from './secrets-key';
+import { checkSecretsKey, resolveSecretsKey } from './secrets-key';
 
 export interface RunningProcess {
   config: AppConfig;
@@ -25,8 +25,8 @@ export async function prepareDependencies(
 ): Promise<{ config: AppConfig; cleanups: Array<() => Promise<void> | void> }> {
   const config = { ...input };
   const cleanups: Array<() => Promise<void> | void> = [];
-  // Development (the quick start): embedded PostgreSQL, and a local redis-server if none answers.
-  const development = !config.databaseUrl;
+  // The quick start: embedded PostgreSQL without DATABASE_URL, and a local redis-server when none
+  // answers at a loopback REDIS_URL (SPEC §1, whatever the database).
   if (!config.databaseUrl) {
     const embedded = await startEmbeddedPostgres(config.dataDir, logger);
     // Shut down by us, after the app, not by embedded-postgres' own signal hooks.
@@ -37,7 +37,7 @@ export async function prepareDependencies(
   if (config.redisClusterNodes) {
     if (!(await targetAnswers(config, 5000))) throw new Error('The Redis Cluster at REDIS_CLUSTER_NODES does not answer, or its state is not ok');
   } else {
-    const localRedis = await ensureRedis(config.redisUrl, logger, development);
+    const localRedis = await ensureRedis(config.redisUrl, logger);
     if (localRedis) cleanups.push(() => localRedis.stop());
   }
   config.secretsKey = await resolveSecretsKey(config.secretsKey, config.dataDir, logger);
@@ -47,6 +47,7 @@ export async function prepareDependencies(
   try {
     const applied = await runMigrations(dataSource);
     if (applied.length > 0) logger.info({ context: 'Migrations', applied }, 'Applied migrations');
+    await checkSecretsKey(dataSource, config.secretsKey);
     const outcome = await bootstrapAdminKey(dataSource, config.adminApiKey);
     if (outcome.kind === 'generated') printGeneratedAdminKey(outcome.secret);
     if (outcome.kind === 'configured-revoked') {

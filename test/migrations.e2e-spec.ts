@@ -1,3 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { MIGRATIONS } from '../migrations';
 import { UsageRollupsByKey1795298831442 } from '../migrations/1795298831442-UsageRollupsByKey';
@@ -166,6 +170,22 @@ describe('migrations that move data', () => {
       }
     } finally {
       await withAdminClient(server, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+    }
+  });
+
+  it('npm run migration:run without DATABASE_URL applies the migrations to the embedded database under DATA_DIR (SPEC §1), then finds none pending', () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tally-migrate-'));
+    const root = resolve(__dirname, '..');
+    const run = () => {
+      const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir };
+      delete env.DATABASE_URL;
+      return execFileSync(process.execPath, ['-r', join(root, 'test/helpers/swc-register.js'), join(root, 'src/cli/migrate.ts'), 'run'], { cwd: root, env, encoding: 'utf8' });
+    };
+    try {
+      expect(run()).toMatch(new RegExp(`^Applied: .*${MIGRATIONS.map((m) => m.name).pop()}`, 'm'));
+      expect(run()).toContain('No pending migrations');
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });

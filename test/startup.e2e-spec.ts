@@ -1,10 +1,14 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pino from 'pino';
+import { sealSecret } from '../src/common/secret-box';
+import { waitFor } from './helpers/wait-for';
 import { bootstrapAdminKey } from '../src/auth/admin-bootstrap';
 import { startProcess } from '../src/bootstrap';
 import { loadConfig } from '../src/config/app-config';
 import { createDataSource } from '../src/database/data-source';
 import { hashApiKeySecret } from '../src/auth/secrets';
-import { main } from '../src/main';
 import { redisAnswers } from '../src/redis/redis';
 import { createTestDatabase } from './helpers/test-database';
 import { freePort } from './helpers/webhook-receiver';
@@ -98,13 +102,16 @@ describe('start-up (SPEC §1)', () => {
     }
   });
 
-  it('with DATABASE_URL set, a Redis that does not answer stops start-up: no throw-away redis-server of its own', async () => {
+  it('with DATABASE_URL set, a Redis that does not answer at a loopback REDIS_URL is started for development (SPEC §1), and stops with the process', async () => {
     const db = await createTestDatabase();
     const port = await freePort();
+    const url = `redis://127.0.0.1:${port}`;
     try {
-      const config = loadConfig({ DATABASE_URL: db.url, REDIS_URL: `redis://127.0.0.1:${port}`, SECRETS_KEY: 'ab'.repeat(32), PROCESS_ROLE: 'api', PORT: '0', HOST: '127.0.0.1' });
-      await expect(startProcess(config, pino({ level: 'silent' }))).rejects.toThrow(`Redis does not answer at 127.0.0.1:${port}`);
-      expect(await redisAnswers(`redis://127.0.0.1:${port}`)).toBe(false);
+      const config = loadConfig({ DATABASE_URL: db.url, REDIS_URL: url, SECRETS_KEY: 'ab'.repeat(32), PROCESS_ROLE: 'api', PORT: '0', HOST: '127.0.0.1' });
+      const running = await startProcess(config, pino({ level: 'silent' }));
+      expect(await redisAnswers(url)).toBe(true);
+      await running.stop();
+      await waitFor(async () => !(await redisAnswers(url)), 'the local redis-server to stop with the process');
     } finally {
       await db.drop();
     }
@@ -122,25 +129,37 @@ describe('start-up (SPEC §1)', () => {
     }
   });
 
-  it('with DATABASE_URL set and SECRETS_KEY unset, refuses to start and says why', async () => {
-    const saved = { DATABASE_URL: process.env.DATABASE_URL, SECRETS_KEY: process.env.SECRETS_KEY };
-    process.env.DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
-    delete process.env.SECRETS_KEY;
-    const exit = jest.spyOn(process, 'exit').mockImplementation(((code: number) => {
-      throw new Error(`exit ${code}`);
-    }) as never);
-    const stderr = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  it('with DATABASE_URL set and SECRETS_KEY unset, generates a key into DATA_DIR (SPEC §1); a key that cannot open the stored webhook secrets stops start-up, saying why', async () => {
+    const db = await createTestDatabase();
+    const dataDir = mkdtempSync(join(tmpdir(), 'tally-secrets-'));
+    const prefix = `test-secrets-${Date.now()}`;
+    const configOf = (env: Record<string, string>) =>
+      loadConfig({ DATABASE_URL: db.url, REDIS_URL: process.env.TEST_REDIS_URL!, REDIS_PREFIX: prefix, DATA_DIR: dataDir, PROCESS_ROLE: 'api', PORT: '0', HOST: '127.0.0.1', WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true', ...env });
     try {
-      await expect(main()).rejects.toThrow('exit 2');
-      const written = stderr.mock.calls.map((call) => String(call[0])).join('');
-      expect(written).toMatch(/SECRETS_KEY must be set when DATABASE_URL is set: every instance sharing a database must encrypt and read webhook secrets with the same key/);
+      const generated = await startProcess(configOf({}), pino({ level: 'silent' }));
+      const key = readFileSync(join(dataDir, 'secrets.key'), 'utf8').trim();
+      expect(key).toMatch(/^[0-9a-f]{64}$/);
+      // A webhook secret sealed with it.
+      const ds = createDataSource(db.url);
+      await ds.initialize();
+      await ds.query(`INSERT INTO orgs (id, name) VALUES ('org_secrets', 'Secrets')`);
+      await ds.query(
+        `INSERT INTO budgets (id, org_id, scope, scope_id, owner, period, limit_kind, limit_value, thresholds, webhook_url, webhook_secret_sealed)
+         VALUES ('bud_secrets', 'org_secrets', 'org', 'org_secrets', 'org', 'monthly', 'tokens', 10, '[{"pct":100,"action":"alert"}]', 'http://127.0.0.1:9/hook', $1)`,
+        [sealSecret(Buffer.from(key, 'hex'), 'whsec_test')],
+      );
+      await ds.destroy();
+      await generated.stop();
+      // The same key (from the file, or given): starts. Another: refused, saying why.
+      await (await startProcess(configOf({}), pino({ level: 'silent' }))).stop();
+      await (await startProcess(configOf({ SECRETS_KEY: key }), pino({ level: 'silent' }))).stop();
+      await expect(startProcess(configOf({ SECRETS_KEY: 'cd'.repeat(32) }), pino({ level: 'silent' }))).rejects.toThrow(
+        /SECRETS_KEY does not open the webhook secrets stored in this database: they were sealed with another key/,
+      );
     } finally {
-      exit.mockRestore();
-      stderr.mockRestore();
-      for (const [name, value] of Object.entries(saved)) {
-        if (value === undefined) delete process.env[name];
-        else process.env[name] = value;
-      }
+      rmSync(dataDir, { recursive: true, force: true });
+      await deleteRedisPrefix(process.env.TEST_REDIS_URL!, prefix);
+      await db.drop();
     }
   });
 });

@@ -3,10 +3,13 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Client } from 'pg';
+import { createRootLogger } from '../common/logger';
+import { loadConfig } from '../config/app-config';
 import { createDataSource, pendingSchemaChanges, runMigrations } from '../database/data-source';
+import { startEmbeddedPostgres } from '../database/embedded-postgres';
 
 /**
- * `migrate run`: applies migrations to DATABASE_URL.
+ * `migrate run`: applies migrations to DATABASE_URL (unset: to the embedded database under DATA_DIR).
  * `migrate check`: fails when the entities need SQL the migrations do not have (CI's drift check).
  * `migrate generate Name`: writes migrations/<epoch>-<Name>.ts with that SQL.
  * check and generate work in a scratch database on the server of DATABASE_URL (default: local).
@@ -68,12 +71,17 @@ function writeIndex(): void {
 async function main(): Promise<void> {
   const [command, name] = process.argv.slice(2);
   if (command === 'run') {
-    const url = process.env.DATABASE_URL;
-    if (!url) throw new Error('Set DATABASE_URL (npm start applies migrations to the embedded database by itself)');
-    const dataSource = createDataSource(url);
-    await dataSource.initialize();
-    const applied = await runMigrations(dataSource).finally(() => dataSource.destroy());
-    console.log(applied.length ? `Applied: ${applied.join(', ')}` : 'No pending migrations');
+    // DATABASE_URL unset: the embedded database of `npm start` (SPEC §1), started for the run.
+    const config = loadConfig(process.env);
+    const embedded = config.databaseUrl ? undefined : await startEmbeddedPostgres(config.dataDir, createRootLogger('warn'));
+    try {
+      const dataSource = createDataSource(config.databaseUrl ?? embedded!.url);
+      await dataSource.initialize();
+      const applied = await runMigrations(dataSource).finally(() => dataSource.destroy());
+      console.log(applied.length ? `Applied: ${applied.join(', ')}` : 'No pending migrations');
+    } finally {
+      await embedded?.stop();
+    }
   } else if (command === 'check') {
     const { up } = await withScratchDatabase(pending);
     if (up.length > 0) {

@@ -111,18 +111,9 @@ describe('loadConfig', () => {
     expect(error!.message).not.toContain('short');
   });
 
-  it('refuses DATABASE_URL without SECRETS_KEY, saying why; the embedded database generates its own key', () => {
-    let error: ConfigError | undefined;
-    try {
-      loadConfig({ DATABASE_URL: 'postgres://u:p@db:5432/tally' });
-    } catch (err) {
-      error = err as ConfigError;
-    }
-    expect(error).toBeInstanceOf(ConfigError);
-    expect(error!.problems).toHaveLength(1);
-    expect(error!.problems[0]).toMatch(/^SECRETS_KEY must be set when DATABASE_URL is set: every instance sharing a database/);
-    expect(error!.message).not.toContain('u:p@db');
+  it('SECRETS_KEY is optional, with DATABASE_URL too (a key is then generated into DATA_DIR: SPEC §1)', () => {
     expect(loadConfig({}).secretsKey).toBeUndefined();
+    expect(loadConfig({ DATABASE_URL: 'postgres://u:p@db:5432/tally' }).secretsKey).toBeUndefined();
     expect(loadConfig({ DATABASE_URL: 'postgres://u:p@db:5432/tally', SECRETS_KEY: 'ab'.repeat(32) }).secretsKey?.length).toBe(32);
   });
 

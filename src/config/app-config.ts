@@ -182,16 +182,6 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const currency = (read('CURRENCY') ?? 'usd').toLowerCase();
   if (!/^[a-z]{3}$/.test(currency)) problems.push(`CURRENCY must be a three-letter ISO 4217 code (got "${currency}")`);
 
-  // Several instances with their own generated keys could not read each other's webhook secrets:
-  // with a shared (external) database, the key must be shared too, so it must be given.
-  if (databaseUrl !== undefined && rawSecretsKey === undefined) {
-    problems.push(
-      'SECRETS_KEY must be set when DATABASE_URL is set: every instance sharing a database must encrypt and read webhook secrets ' +
-        'with the same key, and a key generated per instance would make the others unable to deliver (generate one with ' +
-        '`openssl rand -hex 32`; only the embedded database, DATABASE_URL unset, generates and keeps its own)',
-    );
-  }
-
   const workerMetricsPort = integer('WORKER_METRICS_PORT', role === 'worker' ? DEFAULT_WORKER_METRICS_PORT : 0, 0, 65535);
 
   const dataDirRaw = read('DATA_DIR') ?? '.data';

@@ -110,26 +110,29 @@ function isLoopback(host: string): boolean {
 }
 
 /**
- * SPEC §1: when nothing answers at REDIS_URL and `redis-server` is on PATH, start a local one for
- * development (no persistence; stopped with this process), if `startLocal` (the quick start, with
- * embedded PostgreSQL: DATABASE_URL unset). Otherwise exit with a message: a production process
- * must not run on a throw-away Redis of its own (other processes would join it, and lose it with
- * this one), nor start one where a Redis answered with an error (a wrong password).
+ * SPEC §1: when nothing answers at a loopback REDIS_URL and `redis-server` is on PATH, start a
+ * local one for development (no persistence; stopped with this process), with a warning that
+ * processes sharing a database must share a Redis that outlives them. Otherwise exit with a
+ * message; never where a Redis answered with an error (a wrong password, a missing database index).
  */
-export async function ensureRedis(url: string, logger: Logger, startLocal = true): Promise<{ stop(): void } | undefined> {
+export async function ensureRedis(url: string, logger: Logger): Promise<{ stop(): void } | undefined> {
   const problem = await redisProblem(url, 1500);
   if (problem === null) return undefined;
   const { hostname, port } = new URL(url);
   if (problem !== 'refused') throw new Error(`Redis at ${new URL(url).host} refused: ${problem} (check REDIS_URL)`);
   const onPath = spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
-  if (!startLocal || !isLoopback(hostname) || !onPath) {
+  if (!isLoopback(hostname) || !onPath) {
     throw new Error(
       `Redis does not answer at ${new URL(url).host}. Start one (e.g. "apt-get install redis-server" then ` +
         '"redis-server --daemonize yes"), or set REDIS_URL to a Redis that runs.',
     );
   }
   const redisPort = port || '6379';
-  logger.warn({ context: 'Redis', port: redisPort }, 'No Redis answered; starting a local redis-server for development');
+  logger.warn(
+    { context: 'Redis', port: redisPort },
+    'No Redis answered; starting a local redis-server for development. It keeps nothing on disk and stops with this process: ' +
+      'processes that share the database must share a Redis that outlives them (set REDIS_URL to it).',
+  );
   const child = spawn(
     'redis-server',
     ['--port', redisPort, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
