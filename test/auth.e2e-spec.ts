@@ -272,6 +272,29 @@ describe('auth (SPEC §2)', () => {
       socket.destroy();
     });
 
+    it('what a connection drains of refused bodies adds up: repeating them on one kept-alive connection ends with a close, not gigabytes read', async () => {
+      const url = new URL(t.baseUrl);
+      const socket = connect(Number(url.port), url.hostname);
+      let text = '';
+      let closed = false;
+      socket.on('data', (chunk) => (text += chunk));
+      socket.on('close', () => (closed = true));
+      socket.on('error', () => undefined);
+      const size = 6 * 1024 * 1024;
+      const body = Buffer.alloc(size, 0x30);
+      const answers: string[] = [];
+      for (let i = 0; i < 5 && !closed; i++) {
+        text = '';
+        socket.write(`POST /api/v1/orgs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer mk-${'n'.repeat(40)}\r\nContent-Type: application/json\r\nContent-Length: ${size}\r\n\r\n`);
+        if (!socket.write(body)) await new Promise((resolve) => socket.once('drain', resolve).once('close', resolve));
+        await waitFor(() => /\r\n\r\n\{.*\}$/s.test(text) || closed || null, 'an answer or a close', 10_000);
+        answers.push(text.toLowerCase().includes('connection: close') ? 'close' : text.slice(9, 12));
+      }
+      await waitFor(() => closed, 'the server to close the connection', 10_000);
+      // 6 MiB twice (12 MiB) are drained; the third would pass 16 MiB: answered with a close.
+      expect(answers).toEqual(['401', '401', 'close']);
+    });
+
     it('a refused body that stops arriving is not waited for past a few seconds: the connection is closed', async () => {
       const url = new URL(t.baseUrl);
       const socket = connect(Number(url.port), url.hostname);

@@ -153,8 +153,9 @@ export class ReservationsService {
   async release(id: string): Promise<Reservation> {
     const row = await this.get(id);
     // Released already: its holds are taken away again (nothing to do unless the first release
-    // stored its row and then could not reach Redis; the client's retry finishes it).
-    if (row.status === 'released') await this.counters.settle(row.orgId, this.holdWindows(row), []);
+    // stored its row and then could not reach Redis; the client's retry finishes it). Best effort:
+    // the stored row is the answer, Redis up or down (the hold expires in any case).
+    if (row.status === 'released') await this.counters.settle(row.orgId, this.holdWindows(row), []).catch(() => undefined);
     if (row.status !== 'held') return row;
     // Redis down: answer 503 before PostgreSQL changes, so a retry releases for real.
     await this.counters.ensureAvailable();

@@ -1,6 +1,15 @@
 import { resolve } from 'node:path';
 import { inFreshProcess } from '../../../test/helpers/fresh-process';
-import { decodeTraceRequest, OtlpSpan } from './otlp-codec';
+import { parseJsonObject } from '../../common/http-guards';
+import { decodeTraceRequest, INVALID_VALUE, OtlpSpan } from './otlp-codec';
+
+/** A protobuf varint. */
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  for (; n >= 0x80; n = Math.floor(n / 128)) out.push((n % 128) | 0x80);
+  out.push(n);
+  return Buffer.from(out);
+}
 
 interface ProtoType {
   fromObject(object: object): object;
@@ -75,6 +84,35 @@ describe('OTLP codec', () => {
     expect(spans).toHaveLength(1200);
     // One turn at least per 256 spans decoded.
     expect(turns).toBeGreaterThanOrEqual(4);
+  });
+
+  it('yields on messages without spans too: a tiny gzip body can hold millions of empty ones', async () => {
+    // Two ResourceSpans of 100,000 empty ScopeSpans each (field 2, length 0).
+    const scopes = Buffer.from('1200'.repeat(100_000), 'hex');
+    const resource = Buffer.concat([Buffer.from([0x0a]), varint(scopes.length), scopes]);
+    const bytes = Buffer.concat([resource, resource]);
+    let turns = 0;
+    let done = false;
+    const tick = (): void => {
+      turns++;
+      if (!done) setImmediate(tick);
+    };
+    setImmediate(tick);
+    expect(await decode(bytes, 'protobuf')).toEqual([]);
+    done = true;
+    expect(turns).toBeGreaterThanOrEqual(4);
+  });
+
+  it('reads 64-bit integers sent as JSON numbers in any exact form, exponents included', async () => {
+    const body = parseJsonObject(`{"resourceSpans":[{"scopeSpans":[{"spans":[
+      {"traceId":"aa","spanId":"bb","endTimeUnixNano":1.7e18,"attributes":[{"key":"a","value":{"intValue":1.5e3}},{"key":"b","value":{"intValue":12345678901234567890123}},{"key":"c","value":{"intValue":1.5}}]},
+      {"traceId":"aa","spanId":"cc","endTimeUnixNano":1796327322000000001,"attributes":[{"key":"a","value":{"intValue":-9007199254740993}}]}]}]}]}`);
+    const [first, second] = await decode(body, 'json');
+    expect(first.endTimeUnixNano).toBe(1_700_000_000_000_000_000n);
+    expect([...first.attributes.values()]).toEqual([1500n, INVALID_VALUE, INVALID_VALUE]);
+    expect(second.endTimeUnixNano).toBe(1_796_327_322_000_000_001n);
+    expect(second.attributes.get('a')).toBe(-9_007_199_254_740_993n);
+    await expect(decode(parseJsonObject(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"endTimeUnixNano":1.5e0}]}]}]}`), 'json')).rejects.toMatchObject({ status: 400 });
   });
 
   it('refuses a truncated or malformed protobuf body with a 400', async () => {

@@ -1,9 +1,10 @@
 /**
- * The length-delimited fields (sub-messages, strings, bytes) of one protobuf message, in order,
- * as views of its bytes: lets a large message be decoded a part at a time. Fields of other wire
- * types are skipped; a truncated or malformed message throws.
+ * The fields of one protobuf message, in order: a length-delimited one (sub-message, string,
+ * bytes) as a view of its bytes, one of another wire type with `undefined` (skipped, but yielded:
+ * the caller counts its work). Lets a large message be decoded a part at a time; a truncated or
+ * malformed message throws.
  */
-export function* lengthDelimitedFields(bytes: Uint8Array): Generator<[field: number, value: Uint8Array]> {
+export function* lengthDelimitedFields(bytes: Uint8Array): Generator<[field: number, value: Uint8Array | undefined]> {
   let pos = 0;
   while (pos < bytes.length) {
     const [tag, afterTag] = varint(bytes, pos);
@@ -12,9 +13,11 @@ export function* lengthDelimitedFields(bytes: Uint8Array): Generator<[field: num
     switch (tag % 8) {
       case 0:
         pos = varint(bytes, pos)[1];
+        yield [field, undefined];
         break;
       case 1:
         pos += 8;
+        yield [field, undefined];
         break;
       case 2: {
         const [length, start] = varint(bytes, pos);
@@ -25,6 +28,7 @@ export function* lengthDelimitedFields(bytes: Uint8Array): Generator<[field: num
       }
       case 5:
         pos += 4;
+        yield [field, undefined];
         break;
       default:
         throw new Error(`field ${field} has wire type ${tag % 8}, which this message cannot hold`);
