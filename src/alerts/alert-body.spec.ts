@@ -50,4 +50,11 @@ describe('alertBody', () => {
     const body = alertBody('alrt_x', new Date(), evaluation, { pct: 50, action: 'alert' });
     expect(body).not.toMatch(/secret|sealed|updated_by|on_behalf|disabled/i);
   });
+
+  it('writes the limit with every digit it was set with, as the API answers it', () => {
+    const exact = Object.assign(new Budget(), budget, { limitValue: '123456789012345.123456789' });
+    const body = alertBody('alrt_x', new Date(), evaluateBudget(exact, { costNano: 1n, tokens: 0n }, window, new Date('2026-11-20T08:30:00Z')), { pct: 50, action: 'alert' });
+    expect(body).toContain('"limit":123456789012345.123456789,');
+    expect(JSON.parse(body).data.budget.limit).toBe(123456789012345.123456789);
+  });
 });

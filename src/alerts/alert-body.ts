@@ -1,7 +1,8 @@
 import { unixSeconds } from '../common/unix-time';
 import { maskUrl } from '../common/masked-url';
 import { BudgetOwner, BudgetScope, LimitKind, Threshold, ThresholdAction } from '../budgets/budget.entity';
-import { costToNumber, Evaluation, limitAsNumber } from '../budgets/budget-evaluation';
+import { costToNumber, Evaluation, exactLimit } from '../budgets/budget-evaluation';
+import { stringifyExact } from '../common/json-decimal';
 import { BudgetPeriod, BudgetWindow, formatWindow } from '../budgets/budget-window';
 import { displayScopeId } from '../budgets/budget-scope';
 
@@ -84,7 +85,8 @@ export function webhookBudget(e: Evaluation): WebhookBudget {
     period: b.period,
     timezone: b.timezone,
     limit_kind: b.limitKind,
-    limit: limitAsNumber(b),
+    // Every digit it was set with, as the API answers it (a double kept 17 significant digits).
+    limit: exactLimit(b) as unknown as number,
     thresholds: b.thresholds.map((t) => ({ pct: t.pct, action: t.action })),
     // Cut to scheme://host/… as for callers who may not change the budget (SPEC §4): the body is
     // fixed when the alert is recorded, and a retry or a redelivery after the URL changed goes to
@@ -126,5 +128,5 @@ export function alertBody(
       window: formatWindow(window, evaluation.budget.timezone),
     },
   };
-  return JSON.stringify(event);
+  return stringifyExact(event);
 }

@@ -102,5 +102,7 @@ describe('forecastExhaustion (SPEC §4.2)', () => {
     // Limit 10: 12 spent by 06:00 (the average-rate line crossed 10 at 05:00).
     expect(evaluateBudget(budget({}), { costNano: 12_000_000_000n, tokens: 0n }, day, at('2026-11-21T06:00:00Z')).forecastExhaustionAt).toBe(Date.parse('2026-11-21T06:00:00Z') / 1000);
     expect(evaluateBudget(budget({}), { costNano: 10_000_000_000n, tokens: 0n }, day, at('2026-11-21T06:00:00Z')).forecastExhaustionAt).toBe(Date.parse('2026-11-21T06:00:00Z') / 1000);
+    // A window already over (a late record's, evaluated days later): the evaluation's time, not the window's end.
+    expect(evaluateBudget(budget({}), { costNano: 12_000_000_000n, tokens: 0n }, day, at('2026-12-03T10:00:00Z')).forecastExhaustionAt).toBe(Date.parse('2026-12-03T10:00:00Z') / 1000);
   });
 });

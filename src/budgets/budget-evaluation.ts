@@ -1,4 +1,5 @@
-import { nanoToNumber, NANO_PER_UNIT, numberToDecimalString, parseDecimalToNano } from '../common/money';
+import { JsonDecimal } from '../common/json-decimal';
+import { formatNano, nanoToNumber, NANO_PER_UNIT, numberToDecimalString, parseDecimalToNano } from '../common/money';
 import type { Spend } from '../usage/usage-spend.service';
 import { Budget, Threshold } from './budget.entity';
 import { budgetWindow, BudgetWindow } from './budget-window';
@@ -30,7 +31,7 @@ function spentNano(budget: Budget, spend: Spend): bigint {
  * SPEC §4.2 `forecast_exhaustion_at`, in integers: with `spent` over the `elapsed` whole seconds
  * since the window's start, the target (lowest block pct × limit, or the limit) is reached at
  * start + ⌈target × elapsed / spent⌉ (rounded up to the second); once spent ≥ target, `at`
- * itself. `at` is clamped into the window.
+ * itself (not before the window starts); otherwise `at` is clamped into the window.
  */
 export function forecastExhaustion(budget: Budget, spent: bigint, limit: bigint, window: BudgetWindow, at: Date): number | null {
   if (spent <= 0n) return null;
@@ -41,12 +42,13 @@ export function forecastExhaustion(budget: Budget, spent: bigint, limit: bigint,
   const spentScaled = spent * 100n * NANO_PER_UNIT;
   const start = BigInt(Math.floor(window.start.getTime() / 1000));
   const end = BigInt(Math.floor(window.end.getTime() / 1000));
-  let now = BigInt(Math.floor(at.getTime() / 1000));
-  if (now < start) now = start;
+  const atSeconds = BigInt(Math.floor(at.getTime() / 1000));
+  let now = atSeconds < start ? start : atSeconds;
+  // Reached already: the evaluation's time, never in the past, also for a window already over (a
+  // late record's): the average-rate line crossed it earlier, but that is no forecast.
+  if (spentScaled >= targetScaled) return Number(now);
   if (now > end) now = end;
   const elapsed = now - start;
-  // Reached already: now (the average-rate line crossed it earlier, but that is no forecast).
-  if (spentScaled >= targetScaled) return Number(now);
   const eta = start + (targetScaled * elapsed + spentScaled - 1n) / spentScaled;
   return eta < end ? Number(eta) : null;
 }
@@ -79,8 +81,9 @@ export function currentWindow(budget: Budget, now: Date): BudgetWindow {
   return budgetWindow(budget.period, now, budget.timezone);
 }
 
-export function limitAsNumber(budget: Budget): number {
-  return Number(budget.limitValue);
+/** The limit exactly as stored (numeric, 9 decimals): a JSON number written with every digit by stringifyExact. */
+export function exactLimit(budget: Budget): JsonDecimal {
+  return new JsonDecimal(formatNano(parseDecimalToNano(budget.limitValue)));
 }
 
 export const costToNumber = nanoToNumber;

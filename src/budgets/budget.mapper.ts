@@ -1,8 +1,6 @@
 import { unixSeconds } from '../common/unix-time';
-import { JsonDecimal } from '../common/json-decimal';
 import { maskUrl } from '../common/masked-url';
-import { formatNano, parseDecimalToNano } from '../common/money';
-import { costToNumber, Evaluation } from './budget-evaluation';
+import { costToNumber, Evaluation, exactLimit } from './budget-evaluation';
 import { formatWindow } from './budget-window';
 import { displayScopeId } from './budget-scope';
 import { BudgetDto } from './dto/budget.dto';
@@ -27,7 +25,7 @@ export function toBudgetDto(e: Evaluation, urlView: WebhookUrlView): BudgetDto {
     timezone: b.timezone,
     limit_kind: b.limitKind,
     // Exactly as stored (numeric, 9 decimals), written as a JSON number with every digit.
-    limit: new JsonDecimal(formatNano(parseDecimalToNano(b.limitValue))),
+    limit: exactLimit(b),
     thresholds: b.thresholds.map((t) => ({ pct: t.pct, action: t.action })),
     alert_webhook_url: b.webhookUrl === null || urlView === 'full' ? b.webhookUrl : maskUrl(b.webhookUrl),
     spend: {

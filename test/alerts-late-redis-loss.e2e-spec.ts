@@ -1,0 +1,51 @@
+import { AlertEvaluatorService } from '../src/alerts/alert-evaluator.service';
+import { alertRows, backdateBudget } from './helpers/alerts';
+import { startPrivateRedis, PrivateRedis } from './helpers/private-redis';
+import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
+import { ingestOk, record } from './helpers/usage';
+
+/**
+ * A late record's crossing (a window before yesterday: no budget's current or previous window,
+ * which are all evaluate-all looks at) was evaluated only by its BullMQ job: Redis losing its data
+ * before a worker ran the job lost the alert for good (review finding). Such days go to the
+ * PostgreSQL backlog as well, which evaluate-all drains.
+ */
+describe('late crossings survive Redis losing its data before a worker evaluates them', () => {
+  let redis: PrivateRedis;
+  let api: TestApp;
+  let worker: TestApp | undefined;
+  beforeAll(async () => {
+    redis = await startPrivateRedis();
+    // The API alone: its evaluation jobs wait in Redis, no worker takes them.
+    api = await startTestApp({ REDIS_URL: redis.url, PROCESS_ROLE: 'api', LOG_LEVEL: 'warn' });
+  });
+  afterAll(async () => {
+    await worker?.close();
+    await api.close();
+    await redis.close();
+  });
+
+  it('alerts a crossing five days back after a FLUSHDB that took its job', async () => {
+    const ingestKey = (await createSystemKey(api, 'ingest')).key;
+    const org = await seedOrg(api, 'LateLoss');
+    const budget = (await api.put(`/api/v1/llm/budgets/apikey/${org.member.id}`, { period: 'daily', limit_kind: 'tokens', limit: 100, thresholds: [{ pct: 100, action: 'alert' }] })).body;
+    await backdateBudget(api, budget.id);
+    const fiveDaysAgo = Math.floor(Date.now() / 1000) - 5 * 86_400;
+    await ingestOk(api, ingestKey, [record(org.member.id, { created_at: fiveDaysAgo, input_tokens: 120, output_tokens: 0 })]);
+    // Today's records are in every budget's current window: not kept twice.
+    await ingestOk(api, ingestKey, [record(org.member.id, { created_at: Math.floor(Date.now() / 1000), input_tokens: 1, output_tokens: 0 })]);
+    expect(await api.dataSource.query('SELECT days FROM budget_evaluation_requests')).toEqual([{ days: [new Date(fiveDaysAgo * 1000).toISOString().slice(0, 10)] }]);
+    await redis.command('FLUSHDB');
+
+    worker = await startTestApp(
+      { REDIS_URL: redis.url, REDIS_PREFIX: api.config.redisPrefix, SECRETS_KEY: api.config.secretsKey!.toString('hex'), ALERT_EVALUATION_INTERVAL_MS: '3600000', LOG_LEVEL: 'warn' },
+      { database: api.db },
+    );
+    await worker.app.get(AlertEvaluatorService).evaluateAll();
+    const rows = await alertRows(worker, budget.id);
+    expect(rows.map((r) => [(r as unknown as { event_type: string }).event_type, Number(r.threshold_pct), new Date(r.window_start).toISOString().slice(0, 10)])).toEqual([
+      ['budget.threshold.crossed', 100, new Date(fiveDaysAgo * 1000).toISOString().slice(0, 10)],
+    ]);
+    expect(await api.dataSource.query('SELECT count(*)::int AS n FROM budget_evaluation_requests')).toEqual([{ n: 0 }]);
+  });
+});
