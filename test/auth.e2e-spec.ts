@@ -1,4 +1,4 @@
-import { connect } from 'node:net';
+import { RawConnection } from './helpers/raw-connection';
 import { waitFor } from './helpers/wait-for';
 import { gzipSync } from 'node:zlib';
 import { request } from 'node:http';
@@ -224,20 +224,13 @@ describe('auth (SPEC §2)', () => {
       ['no route (404)', '/api/v1/nowhere', {}],
       ['a small route over 256 KiB (413)', '/api/v1/orgs', { auth: true }],
     ])('refused unread with %s, the connection is closed: the rest of a huge declared body is never read', async (_name, path, opts) => {
-      const url = new URL(t.baseUrl);
-      const socket = connect(Number(url.port), url.hostname);
-      let text = '';
-      let closed = false;
-      socket.on('data', (chunk) => (text += chunk));
-      socket.on('close', () => (closed = true));
-      socket.on('error', () => undefined);
+      const conn = new RawConnection(t.baseUrl);
       const auth = (opts as { auth?: boolean }).auth ? `Authorization: Bearer ${t.adminKey}\r\n` : '';
-      socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: 100000000000\r\n\r\n`);
-      socket.write(Buffer.alloc(64 * 1024, 0x30));
-      await waitFor(() => closed, 'the server to close the connection', 5000);
-      expect(text).toMatch(/^HTTP\/1\.1 (401|404|413) /);
-      expect(text.toLowerCase()).toContain('connection: close');
-      socket.destroy();
+      await conn.send(`POST ${path} HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: 100000000000\r\n\r\n`);
+      await conn.send(Buffer.alloc(64 * 1024, 0x30));
+      await waitFor(() => conn.closed, 'the server to close the connection', 5000);
+      expect(conn.text).toMatch(/^HTTP\/1\.1 (401|404|413) /);
+      expect(conn.text.toLowerCase()).toContain('connection: close');
     });
 
     it.each([
@@ -245,68 +238,47 @@ describe('auth (SPEC §2)', () => {
       ['a small route over 256 KiB (413)', '/api/v1/orgs', { auth: true }, 413],
       ['a batch over BODY_LIMIT_BYTES (413)', '/api/v1/llm/usage/records', { auth: true }, 413],
     ])('refused unread with %s, a declared body up to 16 MiB is read and dropped: a client that sends it all gets the answer, on a connection that stays usable', async (_name, path, opts, status) => {
-      const url = new URL(t.baseUrl);
-      const socket = connect(Number(url.port), url.hostname);
-      let text = '';
-      let failed: Error | undefined;
-      socket.on('data', (chunk) => (text += chunk));
-      socket.on('error', (err) => (failed = err));
+      const conn = new RawConnection(t.baseUrl);
       const auth = (opts as { auth?: boolean }).auth ? `Authorization: Bearer ${t.adminKey}\r\n` : '';
       const size = t.config.bodyLimitBytes + 1024 * 1024;
-      socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: ${size}\r\n\r\n`);
+      await conn.send(`POST ${path} HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: ${size}\r\n\r\n`);
       // The whole body, as a client that does not wait for 100 Continue sends it.
       const chunk = Buffer.alloc(64 * 1024, 0x30);
-      for (let sent = 0; sent < size; sent += chunk.length) {
-        if (failed || socket.destroyed) break;
-        const part = chunk.subarray(0, Math.min(chunk.length, size - sent));
-        if (!socket.write(part)) await new Promise((resolve) => socket.once('drain', resolve).once('close', resolve));
-      }
-      expect(failed).toBeUndefined();
-      await waitFor(() => /\r\n\r\n\{.*\}$/s.test(text), 'the answer', 10_000);
-      expect(text).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
-      expect(text.toLowerCase()).not.toContain('connection: close');
+      for (let sent = 0; sent < size && !conn.error && !conn.closed; sent += chunk.length) await conn.send(chunk.subarray(0, Math.min(chunk.length, size - sent)));
+      expect(conn.error).toBeUndefined();
+      await waitFor(() => conn.answered(), 'the answer', 10_000);
+      expect(conn.text).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+      expect(conn.text.toLowerCase()).not.toContain('connection: close');
       // The same connection serves the next request.
-      text = '';
-      socket.write('GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n');
-      await waitFor(() => text.startsWith('HTTP/1.1 200 '), 'the next answer on the same connection', 10_000);
-      socket.destroy();
+      conn.text = '';
+      await conn.send('GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n');
+      await waitFor(() => conn.text.startsWith('HTTP/1.1 200 '), 'the next answer on the same connection', 10_000);
+      conn.socket.destroy();
     });
 
     it('what a connection drains of refused bodies adds up: repeating them on one kept-alive connection ends with a close, not gigabytes read', async () => {
-      const url = new URL(t.baseUrl);
-      const socket = connect(Number(url.port), url.hostname);
-      let text = '';
-      let closed = false;
-      socket.on('data', (chunk) => (text += chunk));
-      socket.on('close', () => (closed = true));
-      socket.on('error', () => undefined);
+      const conn = new RawConnection(t.baseUrl);
       const size = 6 * 1024 * 1024;
       const body = Buffer.alloc(size, 0x30);
       const answers: string[] = [];
-      for (let i = 0; i < 5 && !closed; i++) {
-        text = '';
-        socket.write(`POST /api/v1/orgs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer mk-${'n'.repeat(40)}\r\nContent-Type: application/json\r\nContent-Length: ${size}\r\n\r\n`);
-        if (!socket.write(body)) await new Promise((resolve) => socket.once('drain', resolve).once('close', resolve));
-        await waitFor(() => /\r\n\r\n\{.*\}$/s.test(text) || closed || null, 'an answer or a close', 10_000);
-        answers.push(text.toLowerCase().includes('connection: close') ? 'close' : text.slice(9, 12));
+      for (let i = 0; i < 5 && !conn.closed; i++) {
+        conn.text = '';
+        await conn.send(`POST /api/v1/orgs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer mk-${'n'.repeat(40)}\r\nContent-Type: application/json\r\nContent-Length: ${size}\r\n\r\n`);
+        await conn.send(body);
+        await waitFor(() => conn.answered() || conn.closed || null, 'an answer or a close', 10_000);
+        answers.push(conn.text.toLowerCase().includes('connection: close') ? 'close' : conn.text.slice(9, 12));
       }
-      await waitFor(() => closed, 'the server to close the connection', 10_000);
+      await waitFor(() => conn.closed, 'the server to close the connection', 10_000);
       // 6 MiB twice (12 MiB) are drained; the third would pass 16 MiB: answered with a close.
       expect(answers).toEqual(['401', '401', 'close']);
     });
 
     it('a refused body that stops arriving is not waited for past a few seconds: the connection is closed', async () => {
-      const url = new URL(t.baseUrl);
-      const socket = connect(Number(url.port), url.hostname);
-      let text = '';
-      let closed = false;
-      socket.on('data', (chunk) => (text += chunk));
-      socket.on('close', () => (closed = true));
-      socket.on('error', () => undefined);
-      socket.write(`POST /api/v1/orgs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n`);
-      socket.write(Buffer.alloc(64 * 1024, 0x30));
-      await waitFor(() => closed, 'the server to close the connection', 15_000);
-      expect(text).toMatch(/^HTTP\/1\.1 401 /);
+      const conn = new RawConnection(t.baseUrl);
+      await conn.send(`POST /api/v1/orgs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n`);
+      await conn.send(Buffer.alloc(64 * 1024, 0x30));
+      await waitFor(() => conn.closed, 'the server to close the connection', 15_000);
+      expect(conn.text).toMatch(/^HTTP\/1\.1 401 /);
     });
 
     it('reads no request body for a caller without a valid key: 401 before any decompression or parsing', async () => {

@@ -6,6 +6,7 @@ import { gzipSync } from 'node:zlib';
 import otlpRoot = require('@opentelemetry/otlp-transformer/build/src/generated/root');
 import { decodeTraceRequest } from '../src/usage/otlp/otlp-codec';
 import { OtlpIngestService } from '../src/usage/otlp/otlp-ingest.service';
+import { countingTurns } from './helpers/event-loop-turns';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
 
 /**
@@ -305,15 +306,7 @@ describe('OTLP/HTTP traces ingest, fed by the OpenTelemetry JS SDK', () => {
       attributes: [{ key: 'gen_ai.usage.input_tokens', value: { intValue: '1' } }],
     }));
     const service = t.app.get(OtlpIngestService);
-    let turns = 0;
-    let done = false;
-    const tick = (): void => {
-      turns++;
-      if (!done) setImmediate(tick);
-    };
-    setImmediate(tick);
-    const result = await service.exportSpans(await decodeTraceRequest({ resourceSpans: [{ scopeSpans: [{ spans }] }] }, 'json'));
-    done = true;
+    const { result, turns } = await countingTurns(async () => service.exportSpans(await decodeTraceRequest({ resourceSpans: [{ scopeSpans: [{ spans }] }] }, 'json')));
     expect(result.rejectedSpans).toBe(1_000);
     expect(turns).toBeGreaterThanOrEqual(3);
   });

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { countingTurns } from '../../../test/helpers/event-loop-turns';
 import { inFreshProcess } from '../../../test/helpers/fresh-process';
 import { parseJsonObject } from '../../common/http-guards';
 import { decodeTraceRequest, INVALID_VALUE, OtlpSpan } from './otlp-codec';
@@ -72,15 +73,7 @@ describe('OTLP codec', () => {
 
   it('lets other work run while it decodes a large export (it was one piece of seconds at 25,000 spans)', async () => {
     const bytes = encodeRequest(asProtobufObject(request(400)));
-    let turns = 0;
-    const tick = (): void => {
-      turns++;
-      if (!done) setImmediate(tick);
-    };
-    let done = false;
-    setImmediate(tick);
-    const spans = await decode(bytes, 'protobuf');
-    done = true;
+    const { result: spans, turns } = await countingTurns(() => decode(bytes, 'protobuf'));
     expect(spans).toHaveLength(1200);
     // One turn at least per 256 spans decoded.
     expect(turns).toBeGreaterThanOrEqual(4);
@@ -91,15 +84,8 @@ describe('OTLP codec', () => {
     const scopes = Buffer.from('1200'.repeat(100_000), 'hex');
     const resource = Buffer.concat([Buffer.from([0x0a]), varint(scopes.length), scopes]);
     const bytes = Buffer.concat([resource, resource]);
-    let turns = 0;
-    let done = false;
-    const tick = (): void => {
-      turns++;
-      if (!done) setImmediate(tick);
-    };
-    setImmediate(tick);
-    expect(await decode(bytes, 'protobuf')).toEqual([]);
-    done = true;
+    const { result, turns } = await countingTurns(() => decode(bytes, 'protobuf'));
+    expect(result).toEqual([]);
     expect(turns).toBeGreaterThanOrEqual(4);
   });
 
