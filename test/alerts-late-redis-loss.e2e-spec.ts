@@ -25,13 +25,16 @@ describe('late crossings survive Redis losing its data before a worker evaluates
     await redis.close();
   });
 
-  it('alerts a crossing five days back after a FLUSHDB that took its job', async () => {
+  it('alerts a crossing five days back, of a key budget and an end user\'s, after a FLUSHDB that took its job', async () => {
     const ingestKey = (await createSystemKey(api, 'ingest')).key;
     const org = await seedOrg(api, 'LateLoss');
     const budget = (await api.put(`/api/v1/llm/budgets/apikey/${org.member.id}`, { period: 'daily', limit_kind: 'tokens', limit: 100, thresholds: [{ pct: 100, action: 'alert' }] })).body;
     await backdateBudget(api, budget.id);
+    // An end user's budget, which only the record's user_id reaches.
+    const userBudget = (await api.put(`/api/v1/llm/budgets/org/${org.org.id}/users/ann`, { period: 'daily', limit_kind: 'tokens', limit: 100, thresholds: [{ pct: 100, action: 'alert' }] })).body;
+    await backdateBudget(api, userBudget.id);
     const fiveDaysAgo = Math.floor(Date.now() / 1000) - 5 * 86_400;
-    await ingestOk(api, ingestKey, [record(org.member.id, { created_at: fiveDaysAgo, input_tokens: 120, output_tokens: 0 })]);
+    await ingestOk(api, ingestKey, [record(org.member.id, { created_at: fiveDaysAgo, input_tokens: 120, output_tokens: 0, user_id: 'ann' })]);
     // Today's records are in every budget's current window: not kept twice.
     await ingestOk(api, ingestKey, [record(org.member.id, { created_at: Math.floor(Date.now() / 1000), input_tokens: 1, output_tokens: 0 })]);
     expect(await api.dataSource.query('SELECT days FROM budget_evaluation_requests')).toEqual([{ days: [new Date(fiveDaysAgo * 1000).toISOString().slice(0, 10)] }]);
@@ -42,10 +45,12 @@ describe('late crossings survive Redis losing its data before a worker evaluates
       { database: api.db },
     );
     await worker.app.get(AlertEvaluatorService).evaluateAll();
-    const rows = await alertRows(worker, budget.id);
-    expect(rows.map((r) => [(r as unknown as { event_type: string }).event_type, Number(r.threshold_pct), new Date(r.window_start).toISOString().slice(0, 10)])).toEqual([
-      ['budget.threshold.crossed', 100, new Date(fiveDaysAgo * 1000).toISOString().slice(0, 10)],
-    ]);
+    for (const id of [budget.id, userBudget.id]) {
+      const rows = await alertRows(worker, id);
+      expect(rows.map((r) => [(r as unknown as { event_type: string }).event_type, Number(r.threshold_pct), new Date(r.window_start).toISOString().slice(0, 10)])).toEqual([
+        ['budget.threshold.crossed', 100, new Date(fiveDaysAgo * 1000).toISOString().slice(0, 10)],
+      ]);
+    }
     expect(await api.dataSource.query('SELECT count(*)::int AS n FROM budget_evaluation_requests')).toEqual([{ n: 0 }]);
   });
 });

@@ -8,7 +8,7 @@ import { Budget } from '../budgets/budget.entity';
 import { Evaluation, existedDuring, previousWindow, windowsHolding } from '../budgets/budget-evaluation';
 import { BudgetEvaluator, EvaluationTarget } from '../budgets/budget-evaluator';
 import { BudgetStateRefresher } from '../budgets/budget-state-refresher';
-import { BudgetRepository } from '../budgets/budget.repository';
+import { BudgetRepository, UsageScopes } from '../budgets/budget.repository';
 import { describeError } from '../common/error-mapping';
 import { newId } from '../common/ids';
 import { numberToDecimalString } from '../common/money';
@@ -114,7 +114,7 @@ export class AlertEvaluatorService {
     await this.refresher.repairOrphans();
     // Every scope's state is rewritten: the check may take a missing state for "no budget" again.
     await this.refresher.endRebuild(rebuild);
-    alerts += await this.backlog.drain((request) => this.evaluateUsage(request.orgId, request.apiKeyIds, request.days));
+    alerts += await this.backlog.drain((request) => this.evaluateUsage(request, request.days));
     if (marks.size > 0) {
       const pipeline = this.redis.pipeline();
       for (const mark of marks) pipeline.set(mark, '1', 'EX', PREVIOUS_WINDOW_MARK_TTL_S);
@@ -155,10 +155,10 @@ export class AlertEvaluatorService {
     return { budgets: evaluations.length, alerts: await this.recordCrossings(evaluations) };
   }
 
-  /** An ingest's evaluation run inline (from the backlog): the budgets of the org and keys, in the windows of the days. */
-  async evaluateUsage(orgId: string, apiKeyIds: string[], days: string[]): Promise<number> {
+  /** An ingest's evaluation run inline (from the backlog): the budgets of the org, keys, teams and end users, in the windows of the days. */
+  async evaluateUsage(scopes: UsageScopes, days: string[]): Promise<number> {
     const now = new Date();
-    const [budgets] = await this.repository.findForUsage([{ orgId, apiKeyIds }]);
+    const [budgets] = await this.repository.findForUsage([scopes]);
     return this.recordCrossings(await this.evaluator.evaluate(this.targetsHolding(budgets, days, now)));
   }
 

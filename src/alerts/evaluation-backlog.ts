@@ -5,6 +5,9 @@ import { DataSource } from 'typeorm';
 export interface BacklogEntry {
   orgId: string;
   apiKeyIds: string[];
+  /** Undefined: every team's or end user's budget of the org (rows kept before these were). */
+  teamIds?: string[];
+  userIds?: string[];
   /** UTC days (YYYY-MM-DD) of the records. */
   days: string[];
 }
@@ -20,7 +23,13 @@ export class EvaluationBacklog {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
   async add(entry: BacklogEntry): Promise<void> {
-    await this.dataSource.query(`INSERT INTO budget_evaluation_requests (org_id, api_key_ids, days) VALUES ($1, $2, $3)`, [entry.orgId, entry.apiKeyIds, entry.days]);
+    await this.dataSource.query(`INSERT INTO budget_evaluation_requests (org_id, api_key_ids, team_ids, user_ids, days) VALUES ($1, $2, $3, $4, $5)`, [
+      entry.orgId,
+      entry.apiKeyIds,
+      entry.teamIds ?? null,
+      entry.userIds ?? null,
+      entry.days,
+    ]);
   }
 
   /** Runs `evaluate` for each entry, oldest first, deleting each once it ran; returns the sum of what it returned. */
@@ -28,13 +37,13 @@ export class EvaluationBacklog {
     let total = 0;
     let after = '0';
     for (;;) {
-      const rows: Array<{ id: string; org_id: string; api_key_ids: string[]; days: string[] }> = await this.dataSource.query(
-        `SELECT id::text AS id, org_id, api_key_ids, days FROM budget_evaluation_requests WHERE id > $1 ORDER BY id LIMIT $2`,
+      const rows: Array<{ id: string; org_id: string; api_key_ids: string[]; team_ids: string[] | null; user_ids: string[] | null; days: string[] }> = await this.dataSource.query(
+        `SELECT id::text AS id, org_id, api_key_ids, team_ids, user_ids, days FROM budget_evaluation_requests WHERE id > $1 ORDER BY id LIMIT $2`,
         [after, DRAIN_PAGE],
       );
       if (rows.length === 0) return total;
       for (const row of rows) {
-        total += await evaluate({ orgId: row.org_id, apiKeyIds: row.api_key_ids, days: row.days });
+        total += await evaluate({ orgId: row.org_id, apiKeyIds: row.api_key_ids, teamIds: row.team_ids ?? undefined, userIds: row.user_ids ?? undefined, days: row.days });
         await this.dataSource.query(`DELETE FROM budget_evaluation_requests WHERE id = $1`, [row.id]);
       }
       after = rows[rows.length - 1].id;
