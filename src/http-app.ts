@@ -10,7 +10,7 @@ import { authenticateBeforeBody, limitBodies } from './auth/body-authentication'
 import { AllExceptionsFilter } from './common/all-exceptions.filter';
 import { MAX_REQUEST_HEAD_BYTES } from './common/api-responses';
 import { GATE_ROUTES } from './budgets/budget-gate.controller';
-import { registerContentEncodings } from './common/content-encoding';
+import { boundIgnoredBodies, registerContentEncodings } from './common/content-encoding';
 import { AppException, ErrorCode, ErrorType } from './common/errors';
 import { clientErrorHandler, frameworkErrorHandler, parseJsonObject } from './common/http-guards';
 import { stringifyExact } from './common/json-decimal';
@@ -130,6 +130,7 @@ export async function createHttpApp(
       done(err as Error, undefined);
     }
   });
+  boundIgnoredBodies(instance);
   // First: no body is decompressed or parsed for a caller without a valid key.
   if (!options.preview) authenticateBeforeBody(instance, app.get(ApiKeysService, { strict: false }));
   registerContentEncodings(instance, { discardOn: GATE_ROUTES, bodyLimit: config.bodyLimitBytes });

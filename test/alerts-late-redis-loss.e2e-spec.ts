@@ -5,7 +5,7 @@ import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-
 import { ingestOk, record } from './helpers/usage';
 
 /**
- * A late record's crossing (a window before yesterday: no budget's current or previous window,
+ * A late record's crossing (a window before today: maybe no budget's current or previous window,
  * which are all evaluate-all looks at) was evaluated only by its BullMQ job: Redis losing its data
  * before a worker ran the job lost the alert for good (review finding). Such days go to the
  * PostgreSQL backlog as well, which evaluate-all drains.
@@ -25,7 +25,7 @@ describe('late crossings survive Redis losing its data before a worker evaluates
     await redis.close();
   });
 
-  it('alerts a crossing five days back, of a key budget and an end user\'s, after a FLUSHDB that took its job', async () => {
+  it('alerts crossings five and two days back, of key budgets and an end user\'s, after a FLUSHDB that took their jobs', async () => {
     const ingestKey = (await createSystemKey(api, 'ingest')).key;
     const org = await seedOrg(api, 'LateLoss');
     const budget = (await api.put(`/api/v1/llm/budgets/apikey/${org.member.id}`, { period: 'daily', limit_kind: 'tokens', limit: 100, thresholds: [{ pct: 100, action: 'alert' }] })).body;
@@ -35,9 +35,16 @@ describe('late crossings survive Redis losing its data before a worker evaluates
     await backdateBudget(api, userBudget.id);
     const fiveDaysAgo = Math.floor(Date.now() / 1000) - 5 * 86_400;
     await ingestOk(api, ingestKey, [record(org.member.id, { created_at: fiveDaysAgo, input_tokens: 120, output_tokens: 0, user_id: 'ann' })]);
+    // The day before yesterday (UTC), at noon: neither the current nor the previous daily window.
+    const other = await org.make('member');
+    const otherBudget = (await api.put(`/api/v1/llm/budgets/apikey/${other.id}`, { period: 'daily', limit_kind: 'tokens', limit: 100, thresholds: [{ pct: 100, action: 'alert' }] })).body;
+    await backdateBudget(api, otherBudget.id);
+    const twoDaysAgoNoon = Math.floor(Date.now() / 86_400_000) * 86_400 - 2 * 86_400 + 12 * 3600;
+    await ingestOk(api, ingestKey, [record(other.id, { created_at: twoDaysAgoNoon, input_tokens: 120, output_tokens: 0 })]);
     // Today's records are in every budget's current window: not kept twice.
     await ingestOk(api, ingestKey, [record(org.member.id, { created_at: Math.floor(Date.now() / 1000), input_tokens: 1, output_tokens: 0 })]);
-    expect(await api.dataSource.query('SELECT days FROM budget_evaluation_requests')).toEqual([{ days: [new Date(fiveDaysAgo * 1000).toISOString().slice(0, 10)] }]);
+    const day = (seconds: number) => new Date(seconds * 1000).toISOString().slice(0, 10);
+    expect(await api.dataSource.query('SELECT days FROM budget_evaluation_requests ORDER BY id')).toEqual([{ days: [day(fiveDaysAgo)] }, { days: [day(twoDaysAgoNoon)] }]);
     await redis.command('FLUSHDB');
 
     worker = await startTestApp(
@@ -45,10 +52,10 @@ describe('late crossings survive Redis losing its data before a worker evaluates
       { database: api.db },
     );
     await worker.app.get(AlertEvaluatorService).evaluateAll();
-    for (const id of [budget.id, userBudget.id]) {
+    for (const [id, at] of [[budget.id, fiveDaysAgo], [userBudget.id, fiveDaysAgo], [otherBudget.id, twoDaysAgoNoon]] as const) {
       const rows = await alertRows(worker, id);
-      expect(rows.map((r) => [(r as unknown as { event_type: string }).event_type, Number(r.threshold_pct), new Date(r.window_start).toISOString().slice(0, 10)])).toEqual([
-        ['budget.threshold.crossed', 100, new Date(fiveDaysAgo * 1000).toISOString().slice(0, 10)],
+      expect(rows.map((r) => [(r as unknown as { event_type: string }).event_type, Number(r.threshold_pct), day(new Date(r.window_start).getTime() / 1000)])).toEqual([
+        ['budget.threshold.crossed', 100, day(at)],
       ]);
     }
     expect(await api.dataSource.query('SELECT count(*)::int AS n FROM budget_evaluation_requests')).toEqual([{ n: 0 }]);

@@ -281,6 +281,22 @@ describe('auth (SPEC §2)', () => {
       expect(conn.text).toMatch(/^HTTP\/1\.1 401 /);
     });
 
+    it.each([
+      ['GET /health/live', 'GET /health/live'],
+      ['HEAD /health/live', 'HEAD /health/live'],
+      ['GET of no route', 'GET /nowhere'],
+    ])('a %s with a body nobody reads is bounded like a refused one: a huge one closes the connection, a dripping one is closed', async (_name, line) => {
+      const huge = new RawConnection(t.baseUrl);
+      await huge.send(`${line} HTTP/1.1\r\nHost: x\r\nContent-Length: 8589934592\r\n\r\n`);
+      for (let i = 0; i < 64 && !huge.closed; i++) await huge.send(Buffer.alloc(64 * 1024, 0x30));
+      await waitFor(() => huge.closed, 'the server to close the connection', 10_000);
+      expect(huge.text.toLowerCase()).toContain('connection: close');
+      const dripping = new RawConnection(t.baseUrl);
+      await dripping.send(`${line} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nx`);
+      await waitFor(() => dripping.closed, 'the server to close the connection', 15_000);
+      expect(dripping.text).toMatch(/^HTTP\/1\.1 (200|404) /);
+    });
+
     it('reads no request body for a caller without a valid key: 401 before any decompression or parsing', async () => {
       const acme = await seedOrg(t, 'Bodyless');
       const post = (headers: Record<string, string>, body: Buffer | string) =>

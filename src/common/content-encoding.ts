@@ -32,6 +32,12 @@ const drainedOn = new WeakMap<object, number>();
  * Node would read and discard the rest of it however large.
  */
 export function refuseUnread(reply: FastifyReply, error: Error): never {
+  boundUnreadBody(reply);
+  throw error;
+}
+
+/** A body nobody will read is drained within the connection's budget, or the answer closes the connection. */
+function boundUnreadBody(reply: FastifyReply): void {
   const request = reply.request.raw;
   const length = Number(request.headers['content-length']);
   const drained = (drainedOn.get(request.socket) ?? 0) + length;
@@ -39,7 +45,18 @@ export function refuseUnread(reply: FastifyReply, error: Error): never {
     drainedOn.set(request.socket, drained);
     drainWithin(request, DRAIN_MS);
   } else reply.header('connection', 'close');
-  throw error;
+}
+
+/**
+ * A GET's or HEAD's body is never read (a probe may send one): bounded like a refused one, or a
+ * client with no key could stream gigabytes into a kept-alive connection to /health/live (found
+ * by a review: 1.8 GB in 10 s), or drip a byte every few seconds and hold it open.
+ */
+export function boundIgnoredBodies(fastify: FastifyInstance): void {
+  fastify.addHook('onRequest', (request, reply, done) => {
+    if ((request.method === 'GET' || request.method === 'HEAD') && hasRequestBody(request)) boundUnreadBody(reply);
+    done();
+  });
 }
 
 /** Node reads and drops the rest of a body nobody read once the answer is sent: for `ms` at most. */

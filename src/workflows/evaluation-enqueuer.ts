@@ -9,12 +9,10 @@ import type { UsageTouched } from '../usage/usage-ingest.service';
  * Step 5 of the ingest workflow: one evaluation per scope and UTC day of the records, from the
  * budgets the workflow read once, in one Redis round trip. What cannot be enqueued (Redis down)
  * goes to the PostgreSQL backlog that the worker's evaluate-all drains, and so do days before
- * yesterday in any case. (Merging them across
+ * today in any case. (Merging them across
  * concurrent ingests and enqueueing after the answer was tried; it made test/budget-block-state's
  * app close hang and was left out for now.)
  */
-/** Two days: any budget's previous daily window, in any time zone, ends less than that ago. */
-const LATE_AFTER_MS = 2 * 86_400_000;
 const utcDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 @Injectable()
@@ -39,11 +37,12 @@ export class EvaluationEnqueuer {
       await this.keep(touched);
       return;
     }
-    // Days before yesterday are in no budget's current or previous daily window, which are all
-    // evaluate-all looks at: a job for them lost with Redis' data (FLUSHDB, a restart) would lose
-    // their crossings for good. Kept in PostgreSQL as well (evaluate-all runs them once more;
-    // alerts are recorded once whoever finds them). Late records are rare: this costs them a row.
-    const lateDays = touched.days.filter((day) => day < utcDay(Date.now() - LATE_AFTER_MS));
+    // A day before today (UTC) may be in no current or previous daily window of a budget, which are
+    // all evaluate-all looks at (the day before yesterday in UTC; yesterday's first hours in a zone
+    // ahead of UTC): a job for it lost with Redis' data (FLUSHDB, a restart) would lose its
+    // crossings for good. Kept in PostgreSQL as well (evaluate-all runs them once more; alerts are
+    // recorded once whoever finds them). Records of past days are few: this costs them a row.
+    const lateDays = touched.days.filter((day) => day < utcDay(Date.now()));
     if (lateDays.length > 0) await this.keep({ ...touched, days: lateDays });
   }
 
