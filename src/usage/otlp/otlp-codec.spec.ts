@@ -36,7 +36,15 @@ function request(spansPerScope: number) {
     name: `chat ${n}`,
     startTimeUnixNano: '1796327321000000000',
     endTimeUnixNano: String(1796327322000000000n + BigInt(n)),
-    attributes: [kv('gen_ai.usage.input_tokens', { intValue: String(n) }), kv('gen_ai.request.model', { stringValue: 'm' }), kv('ratio', { doubleValue: 0.5 }), kv('flag', { boolValue: true })],
+    attributes: [
+      kv('gen_ai.usage.input_tokens', { intValue: String(n) }),
+      kv('gen_ai.request.model', { stringValue: 'm' }),
+      kv('ratio', { doubleValue: 0.5 }),
+      kv('flag', { boolValue: true }),
+      kv('negative', { intValue: '-5' }),
+      kv('list', { arrayValue: { values: [{ stringValue: 'a' }] } }),
+      kv('map', { kvlistValue: { values: [kv('k', { stringValue: 'v' })] } }),
+    ],
     events: [{ name: 'e', timeUnixNano: '1' }],
   });
   let n = 0;
@@ -87,6 +95,20 @@ describe('OTLP codec', () => {
     const { result, turns } = await countingTurns(() => decode(bytes, 'protobuf'));
     expect(result).toEqual([]);
     expect(turns).toBeGreaterThanOrEqual(4);
+  });
+
+  it('yields inside a resource or a span however they nest (one attribute list, one attribute value, events)', async () => {
+    const field = (n: number, bytes: Buffer) => Buffer.concat([varint(n * 8 + 2), varint(bytes.length), bytes]);
+    const many = (n: number, bytes: Buffer) => Buffer.concat(Array.from({ length: n }, () => bytes));
+    const emptyKeyValue = field(1, Buffer.alloc(0)); // an empty KeyValue in Resource.attributes (field 1)
+    const resource = many(200_000, emptyKeyValue);
+    // A span with 200,000 empty attributes (field 9), one attribute whose map holds 200,000 entries, and 200,000 empty events (field 11).
+    const bigMap = field(2, field(6, many(200_000, field(1, Buffer.alloc(0)))));
+    const span = Buffer.concat([many(200_000, field(9, Buffer.alloc(0))), field(9, Buffer.concat([field(1, Buffer.from('m')), bigMap])), many(200_000, field(11, Buffer.alloc(0)))]);
+    for (const body of [field(1, field(1, resource)), field(1, field(2, field(2, span)))]) {
+      const { turns } = await countingTurns(() => decode(body, 'protobuf'));
+      expect(turns).toBeGreaterThanOrEqual(4);
+    }
   });
 
   it('reads 64-bit integers sent as JSON numbers in any exact form, exponents included', async () => {

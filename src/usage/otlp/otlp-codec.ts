@@ -1,7 +1,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { AppException } from '../../common/errors';
 import { numberSource } from '../../common/exact-json';
-import { lengthDelimitedFields } from './protobuf-fields';
+import { protobufFields } from './protobuf-fields';
 
 /** An attribute value as the mapping reads it; arrays, maps and bytes are `undefined` (not used). */
 /**
@@ -31,30 +31,28 @@ export interface OtlpExportResult {
 export type OtlpEncoding = 'protobuf' | 'json';
 
 interface MessageType {
-  decode(reader: Uint8Array): object;
   encode(message: object): { finish(): Uint8Array };
   fromObject(object: object): object;
-  toObject(message: object, options: object): Record<string, unknown>;
 }
 
-type TraceMessages = Record<'ExportTraceServiceResponse' | 'Resource' | 'Span', MessageType>;
+type TraceMessages = Record<'ExportTraceServiceResponse', MessageType>;
 let traceMessages: TraceMessages | undefined;
 
 interface Root {
-  opentelemetry: { proto: { collector: { trace: { v1: { ExportTraceServiceResponse: MessageType } } }; resource: { v1: { Resource: MessageType } }; trace: { v1: { Span: MessageType } } } };
+  opentelemetry: { proto: { collector: { trace: { v1: { ExportTraceServiceResponse: MessageType } } } } };
 }
 
 /**
- * The official OTLP definitions, compiled by OpenTelemetry into a protobufjs root (decoders
- * included) and shipped in @opentelemetry/otlp-transformer up to 0.216; nothing is copied here.
- * Loaded on the first protobuf request: the root holds ~3.5 MB of the heap, which every API
- * process would otherwise carry (and the old generation grows in proportion to what it holds).
+ * The official OTLP definitions, compiled by OpenTelemetry into a protobufjs root and shipped in
+ * @opentelemetry/otlp-transformer up to 0.216; nothing is copied here. Used to encode the
+ * response (requests are read by {@link TraceRequestReader}); loaded on the first protobuf answer:
+ * the root holds ~3.5 MB of the heap, which every API process would otherwise carry.
  */
 function messages(): TraceMessages {
   if (!traceMessages) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { proto } = (require('@opentelemetry/otlp-transformer/build/src/generated/root') as Root).opentelemetry;
-    traceMessages = { ExportTraceServiceResponse: proto.collector.trace.v1.ExportTraceServiceResponse, Resource: proto.resource.v1.Resource, Span: proto.trace.v1.Span };
+    traceMessages = { ExportTraceServiceResponse: proto.collector.trace.v1.ExportTraceServiceResponse };
   }
   return traceMessages;
 }
@@ -74,57 +72,110 @@ const SPAN_WORK = 100;
  */
 export async function decodeTraceRequest(body: Buffer | unknown, encoding: OtlpEncoding): Promise<Iterable<OtlpSpan>> {
   if (encoding === 'protobuf') {
-    // Outside the try: definitions that cannot be loaded are the server's failure, not a bad body.
-    const types = messages();
     let object: Record<string, unknown>;
     try {
-      object = await protobufRequest(body as Buffer, types);
+      object = await new TraceRequestReader().request(body as Buffer);
     } catch (err) {
       throw invalid(`the body is not a protobuf ExportTraceServiceRequest (${(err as Error).message})`);
     }
-    return spansOf(object, 'base64');
+    return spansOf(object, 'hex');
   }
   return spansOf(body, 'hex');
 }
 
 /**
- * An ExportTraceServiceRequest as the plain object protobufjs' toObject makes, decoded a span at a
- * time (field numbers from trace_service.proto and trace.proto; other fields are not read).
+ * An ExportTraceServiceRequest read by hand as the plain object of OTLP/JSON (ids in hex), with
+ * only what the mapping reads: a span's ids, name, end time and attributes, a resource's
+ * attributes (field numbers from trace_service.proto, trace.proto, resource.proto and
+ * common.proto). Nothing else is decoded: events, links and nested attribute values (arrays,
+ * maps) are skipped by their length, so no part of a body, however it nests, is decoded in one
+ * piece; a turn of the event loop is given every SPANS_PER_TURN × SPAN_WORK fields read.
  */
-async function protobufRequest(bytes: Uint8Array, types: TraceMessages): Promise<Record<string, unknown>> {
-  const plain = (type: MessageType, part: Uint8Array) => type.toObject(type.decode(part), { longs: String, bytes: String, defaults: false, arrays: true });
-  const resourceSpans: Array<{ resource?: unknown; scopeSpans: Array<{ spans: unknown[] }> }> = [];
-  // Work since the last turn: a span decoded counts SPAN_WORK, any other field visited 1 (a
-  // tiny gzip body can hold millions of empty messages).
-  let work = 0;
-  const turnDue = (amount: number): boolean => {
-    work += amount;
-    if (work < SPANS_PER_TURN * SPAN_WORK) return false;
-    work = 0;
-    return true;
-  };
-  for (const [field, resourceBytes] of lengthDelimitedFields(bytes)) {
-    if (turnDue(1)) await nextTurn();
-    if (field !== 1 || !resourceBytes) continue; // ExportTraceServiceRequest.resource_spans
-    const entry: (typeof resourceSpans)[number] = { scopeSpans: [] };
-    for (const [part, partBytes] of lengthDelimitedFields(resourceBytes)) {
-      if (turnDue(1)) await nextTurn();
-      if (part === 1 && partBytes) entry.resource = plain(types.Resource, partBytes); // ResourceSpans.resource
-      if (part !== 2 || !partBytes) continue; // ResourceSpans.scope_spans
-      const spans: unknown[] = [];
-      for (const [spanField, spanBytes] of lengthDelimitedFields(partBytes)) {
-        if (turnDue(1)) await nextTurn();
-        if (spanField !== 2 || !spanBytes) continue; // ScopeSpans.spans
-        spans.push(plain(types.Span, spanBytes));
-        if (turnDue(SPAN_WORK)) await nextTurn();
+class TraceRequestReader {
+  private work = 0;
+
+  async request(bytes: Uint8Array): Promise<Record<string, unknown>> {
+    const resourceSpans: Array<{ resource: { attributes: unknown[] }; scopeSpans: Array<{ spans: unknown[] }> }> = [];
+    for (const f of protobufFields(bytes)) {
+      await this.did(1);
+      if (f.field !== 1 || f.wire !== 2) continue; // ExportTraceServiceRequest.resource_spans
+      const entry: (typeof resourceSpans)[number] = { resource: { attributes: [] }, scopeSpans: [] };
+      for (const part of protobufFields(f.bytes)) {
+        await this.did(1);
+        if (part.wire !== 2) continue;
+        if (part.field === 1) entry.resource = { attributes: await this.attributesOf(part.bytes, 1) }; // ResourceSpans.resource
+        if (part.field !== 2) continue; // ResourceSpans.scope_spans
+        const spans: unknown[] = [];
+        for (const s of protobufFields(part.bytes)) {
+          await this.did(1);
+          if (s.field === 2 && s.wire === 2) spans.push(await this.span(s.bytes)); // ScopeSpans.spans
+        }
+        // Scopes and resources without spans hold nothing to meter: not kept for the mapping to walk.
+        if (spans.length > 0) entry.scopeSpans.push({ spans });
       }
-      // Scopes and resources without spans hold nothing to meter: not kept for the mapping to walk.
-      if (spans.length > 0) entry.scopeSpans.push({ spans });
+      if (entry.scopeSpans.length > 0) resourceSpans.push(entry);
     }
-    if (entry.scopeSpans.length > 0) resourceSpans.push(entry);
+    return { resourceSpans };
   }
-  return { resourceSpans };
+
+  private async span(bytes: Uint8Array): Promise<Record<string, unknown>> {
+    await this.did(SPAN_WORK);
+    const span: Record<string, unknown> = { attributes: await this.attributesOf(bytes, 9) };
+    for (const f of protobufFields(bytes)) {
+      await this.did(1);
+      if (f.wire === 2 && f.field === 1) span.traceId = hex(f.bytes);
+      else if (f.wire === 2 && f.field === 2) span.spanId = hex(f.bytes);
+      else if (f.wire === 2 && f.field === 5) span.name = utf8(f.bytes);
+      else if (f.wire === 1 && f.field === 8) span.endTimeUnixNano = fixed64(f.bytes).toString();
+    }
+    return span;
+  }
+
+  /** The KeyValues in field `field` of a message (Span.attributes is 9, Resource.attributes 1). */
+  private async attributesOf(bytes: Uint8Array, field: number): Promise<unknown[]> {
+    const attributes: unknown[] = [];
+    for (const f of protobufFields(bytes)) {
+      await this.did(1);
+      if (f.field !== field || f.wire !== 2) continue;
+      let key = '';
+      let value: Record<string, unknown> = {};
+      for (const kv of protobufFields(f.bytes)) {
+        await this.did(1);
+        if (kv.field === 1 && kv.wire === 2) key = utf8(kv.bytes);
+        if (kv.field === 2 && kv.wire === 2) value = await this.anyValue(kv.bytes);
+      }
+      attributes.push({ key, value });
+    }
+    return attributes;
+  }
+
+  /** An AnyValue as OTLP/JSON writes it (the last value set wins, as protobuf's oneof); arrays and maps are not read. */
+  private async anyValue(bytes: Uint8Array): Promise<Record<string, unknown>> {
+    let value: Record<string, unknown> = {};
+    for (const f of protobufFields(bytes)) {
+      await this.did(1);
+      if (f.wire === 2 && f.field === 1) value = { stringValue: utf8(f.bytes) };
+      else if (f.wire === 0 && f.field === 2) value = { boolValue: f.varint !== 0n };
+      else if (f.wire === 0 && f.field === 3) value = { intValue: BigInt.asIntN(64, f.varint).toString() };
+      else if (f.wire === 1 && f.field === 4) value = { doubleValue: Buffer.from(f.bytes).readDoubleLE(0) };
+      else if (f.wire === 2 && f.field === 5) value = { arrayValue: {} };
+      else if (f.wire === 2 && f.field === 6) value = { kvlistValue: {} };
+      else if (f.wire === 2 && f.field === 7) value = { bytesValue: Buffer.from(f.bytes).toString('base64') };
+    }
+    return value;
+  }
+
+  private async did(amount: number): Promise<void> {
+    this.work += amount;
+    if (this.work < SPANS_PER_TURN * SPAN_WORK) return;
+    this.work = 0;
+    await nextTurn();
+  }
 }
+
+const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
+const utf8 = (bytes: Uint8Array) => Buffer.from(bytes).toString('utf8');
+const fixed64 = (bytes: Uint8Array) => Buffer.from(bytes).readBigUInt64LE(0);
 
 /** An ExportTraceServiceResponse in the request's encoding: empty when everything was accepted. */
 export function encodeTraceResponse(result: OtlpExportResult, encoding: OtlpEncoding): Buffer | Record<string, unknown> {

@@ -1,51 +1,51 @@
+/** One field of a protobuf message as read from the wire. */
+export type ProtobufField =
+  /** A varint (wire type 0), as the unsigned 64-bit integer it encodes. */
+  | { field: number; wire: 0; varint: bigint }
+  /** Fixed 64 bits (wire type 1), little-endian; fixed 32 bits (wire type 5). */
+  | { field: number; wire: 1 | 5; bytes: Uint8Array }
+  /** Length-delimited (wire type 2): a sub-message, a string or bytes, as a view of the message's bytes. */
+  | { field: number; wire: 2; bytes: Uint8Array };
+
 /**
- * The fields of one protobuf message, in order: a length-delimited one (sub-message, string,
- * bytes) as a view of its bytes, one of another wire type with `undefined` (skipped, but yielded:
- * the caller counts its work). Lets a large message be decoded a part at a time; a truncated or
- * malformed message throws.
+ * The fields of one protobuf message, in order, each read without decoding what it holds: lets
+ * a large message be decoded a part at a time, and a caller count its work per field. A truncated
+ * or malformed message throws.
  */
-export function* lengthDelimitedFields(bytes: Uint8Array): Generator<[field: number, value: Uint8Array | undefined]> {
+export function* protobufFields(bytes: Uint8Array): Generator<ProtobufField> {
   let pos = 0;
   while (pos < bytes.length) {
-    const [tag, afterTag] = varint(bytes, pos);
+    const [tagValue, afterTag] = varint(bytes, pos);
+    const tag = Number(tagValue);
     const field = Math.floor(tag / 8);
-    pos = afterTag;
-    switch (tag % 8) {
-      case 0:
-        pos = varint(bytes, pos)[1];
-        yield [field, undefined];
-        break;
-      case 1:
-        pos += 8;
-        yield [field, undefined];
-        break;
-      case 2: {
-        const [length, start] = varint(bytes, pos);
-        pos = start + length;
-        if (pos > bytes.length) throw new Error(`field ${field} runs past the end of the message`);
-        yield [field, bytes.subarray(start, pos)];
-        break;
-      }
-      case 5:
-        pos += 4;
-        yield [field, undefined];
-        break;
-      default:
-        throw new Error(`field ${field} has wire type ${tag % 8}, which this message cannot hold`);
-    }
     if (field === 0) throw new Error('a field number is 0');
+    pos = afterTag;
+    const wire = tag % 8;
+    if (wire === 0) {
+      const [value, after] = varint(bytes, pos);
+      pos = after;
+      yield { field, wire, varint: value };
+    } else if (wire === 1 || wire === 5 || wire === 2) {
+      let start = pos;
+      let length = wire === 1 ? 8 : 4;
+      if (wire === 2) [length, start] = varint(bytes, pos).map(Number) as [number, number];
+      pos = start + length;
+      if (pos > bytes.length) throw new Error(`field ${field} runs past the end of the message`);
+      yield { field, wire, bytes: bytes.subarray(start, pos) };
+    } else {
+      throw new Error(`field ${field} has wire type ${wire}, which this message cannot hold`);
+    }
   }
-  if (pos !== bytes.length) throw new Error('the message is truncated');
 }
 
-/** A varint at `pos` (up to 64 bits; exact below 2^53, which lengths and tags are) and the position after it. */
-function varint(bytes: Uint8Array, pos: number): [number, number] {
-  let value = 0;
-  for (let shift = 0; shift < 70; shift += 7) {
+/** A varint at `pos` (at most 10 bytes, 64 bits) and the position after it. */
+function varint(bytes: Uint8Array, pos: number): [bigint, number] {
+  let value = 0n;
+  for (let shift = 0n; shift < 70n; shift += 7n) {
     if (pos >= bytes.length) throw new Error('the message is truncated');
     const byte = bytes[pos++];
-    value += (byte & 0x7f) * 2 ** shift;
-    if (byte < 0x80) return [value, pos];
+    value |= BigInt(byte & 0x7f) << shift;
+    if (byte < 0x80) return [BigInt.asUintN(64, value), pos];
   }
   throw new Error('a varint is longer than 10 bytes');
 }
