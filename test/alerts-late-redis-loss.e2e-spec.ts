@@ -1,4 +1,5 @@
 import { AlertEvaluatorService } from '../src/alerts/alert-evaluator.service';
+import { EvaluationBacklog } from '../src/alerts/evaluation-backlog';
 import { alertRows, backdateBudget } from './helpers/alerts';
 import { startPrivateRedis, PrivateRedis } from './helpers/private-redis';
 import { createSystemKey, seedOrg, startTestApp, TestApp } from './helpers/test-app';
@@ -59,5 +60,20 @@ describe('late crossings survive Redis losing its data before a worker evaluates
       ]);
     }
     expect(await api.dataSource.query('SELECT count(*)::int AS n FROM budget_evaluation_requests')).toEqual([{ n: 0 }]);
+  });
+
+  it('one drain of the backlog ends: rows kept while it runs wait for the next evaluate-all', async () => {
+    const backlog = api.app.get(EvaluationBacklog);
+    const entry = { orgId: 'org_drain', apiKeyIds: ['key_drain'], teamIds: [], userIds: [], days: ['2026-11-01'] };
+    for (let i = 0; i < 3; i++) await backlog.add(entry);
+    let seen = 0;
+    await backlog.drain(async () => {
+      seen++;
+      await backlog.add(entry); // late records keep coming
+      return 0;
+    });
+    expect(seen).toBe(3);
+    expect(await api.dataSource.query(`SELECT count(*)::int AS n FROM budget_evaluation_requests WHERE org_id = 'org_drain'`)).toEqual([{ n: 3 }]);
+    await api.dataSource.query(`DELETE FROM budget_evaluation_requests WHERE org_id = 'org_drain'`);
   });
 });

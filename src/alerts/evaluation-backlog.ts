@@ -36,10 +36,13 @@ export class EvaluationBacklog {
   async drain(evaluate: (entry: BacklogEntry) => Promise<number>): Promise<number> {
     let total = 0;
     let after = '0';
+    // What was kept when the drain began: rows arriving meanwhile (late records keep coming) wait
+    // for the next run, so one run always ends and the repair pass keeps its pace.
+    const [{ last }] = (await this.dataSource.query(`SELECT coalesce(max(id), 0)::text AS last FROM budget_evaluation_requests`)) as Array<{ last: string }>;
     for (;;) {
       const rows: Array<{ id: string; org_id: string; api_key_ids: string[]; team_ids: string[] | null; user_ids: string[] | null; days: string[] }> = await this.dataSource.query(
-        `SELECT id::text AS id, org_id, api_key_ids, team_ids, user_ids, days FROM budget_evaluation_requests WHERE id > $1 ORDER BY id LIMIT $2`,
-        [after, DRAIN_PAGE],
+        `SELECT id::text AS id, org_id, api_key_ids, team_ids, user_ids, days FROM budget_evaluation_requests WHERE id > $1 AND id <= $3 ORDER BY id LIMIT $2`,
+        [after, DRAIN_PAGE, last],
       );
       if (rows.length === 0) return total;
       for (const row of rows) {
