@@ -297,6 +297,25 @@ describe('auth (SPEC §2)', () => {
       expect(dripping.text).toMatch(/^HTTP\/1\.1 (200|404) /);
     });
 
+    it('a slow GET that carries a small body gets its answer: the drain starts once it is sent', async () => {
+      // A report waiting for its statement: held here by a lock on budgets for 6 s.
+      const locker = await t.dataSource.createQueryRunner();
+      await locker.connect();
+      await locker.startTransaction();
+      await locker.query('LOCK TABLE budgets IN ACCESS EXCLUSIVE MODE');
+      const conn = new RawConnection(t.baseUrl);
+      try {
+        await conn.send(`GET /api/v1/llm/budgets HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${t.adminKey}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`);
+        await new Promise((resolve) => setTimeout(resolve, 6_000));
+      } finally {
+        await locker.commitTransaction();
+        await locker.release();
+      }
+      await waitFor(() => conn.answered() || conn.closed || null, 'the answer', 10_000);
+      expect(conn.text).toMatch(/^HTTP\/1\.1 200 /);
+      conn.socket.destroy();
+    });
+
     it('reads no request body for a caller without a valid key: 401 before any decompression or parsing', async () => {
       const acme = await seedOrg(t, 'Bodyless');
       const post = (headers: Record<string, string>, body: Buffer | string) =>

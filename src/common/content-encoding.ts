@@ -36,14 +36,18 @@ export function refuseUnread(reply: FastifyReply, error: Error): never {
   throw error;
 }
 
-/** A body nobody will read is drained within the connection's budget, or the answer closes the connection. */
-function boundUnreadBody(reply: FastifyReply): void {
+/**
+ * A body nobody will read is drained within the connection's budget (for DRAIN_MS from when the
+ * answer is sent, when `afterAnswer`), or the answer closes the connection.
+ */
+function boundUnreadBody(reply: FastifyReply, afterAnswer = false): void {
   const request = reply.request.raw;
   const length = Number(request.headers['content-length']);
   const drained = (drainedOn.get(request.socket) ?? 0) + length;
   if (Number.isSafeInteger(length) && drained <= DRAINED_BYTES) {
     drainedOn.set(request.socket, drained);
-    drainWithin(request, DRAIN_MS);
+    if (afterAnswer) reply.raw.once('finish', () => drainWithin(request, DRAIN_MS));
+    else drainWithin(request, DRAIN_MS);
   } else reply.header('connection', 'close');
 }
 
@@ -54,7 +58,8 @@ function boundUnreadBody(reply: FastifyReply): void {
  */
 export function boundIgnoredBodies(fastify: FastifyInstance): void {
   fastify.addHook('onRequest', (request, reply, done) => {
-    if ((request.method === 'GET' || request.method === 'HEAD') && hasRequestBody(request)) boundUnreadBody(reply);
+    // Its handler may take its time (a report waits for a slot): the drain starts with the answer.
+    if ((request.method === 'GET' || request.method === 'HEAD') && hasRequestBody(request)) boundUnreadBody(reply, true);
     done();
   });
 }

@@ -97,18 +97,27 @@ describe('OTLP codec', () => {
     expect(turns).toBeGreaterThanOrEqual(4);
   });
 
-  it('yields inside a resource or a span however they nest (one attribute list, one attribute value, events)', async () => {
+  it('yields inside a resource or a span however they nest (unknown fields, one attribute value, events)', async () => {
     const field = (n: number, bytes: Buffer) => Buffer.concat([varint(n * 8 + 2), varint(bytes.length), bytes]);
     const many = (n: number, bytes: Buffer) => Buffer.concat(Array.from({ length: n }, () => bytes));
-    const emptyKeyValue = field(1, Buffer.alloc(0)); // an empty KeyValue in Resource.attributes (field 1)
-    const resource = many(200_000, emptyKeyValue);
-    // A span with 200,000 empty attributes (field 9), one attribute whose map holds 200,000 entries, and 200,000 empty events (field 11).
+    const resource = many(200_000, field(7, Buffer.alloc(0))); // a Resource of 200,000 fields it does not define
+    // A span with one attribute whose map holds 200,000 entries, and 200,000 empty events (field 11).
     const bigMap = field(2, field(6, many(200_000, field(1, Buffer.alloc(0)))));
-    const span = Buffer.concat([many(200_000, field(9, Buffer.alloc(0))), field(9, Buffer.concat([field(1, Buffer.from('m')), bigMap])), many(200_000, field(11, Buffer.alloc(0)))]);
+    const span = Buffer.concat([field(9, Buffer.concat([field(1, Buffer.from('m')), bigMap])), many(200_000, field(11, Buffer.alloc(0)))]);
     for (const body of [field(1, field(1, resource)), field(1, field(2, field(2, span)))]) {
       const { turns } = await countingTurns(() => decode(body, 'protobuf'));
       expect(turns).toBeGreaterThanOrEqual(4);
     }
+  });
+
+  it('refuses a span or a resource with more than 1,000 attributes (a map of them would be built in one piece)', async () => {
+    const field = (n: number, bytes: Buffer) => Buffer.concat([varint(n * 8 + 2), varint(bytes.length), bytes]);
+    const keyValues = (n: number) => Buffer.concat(Array.from({ length: n }, (_v, i) => field(9, field(1, Buffer.from(`k${i}`)))));
+    const body = (n: number) => field(1, field(2, field(2, keyValues(n))));
+    expect(await decode(body(1_000), 'protobuf')).toHaveLength(1);
+    await expect(decode(body(1_001), 'protobuf')).rejects.toMatchObject({ status: 400 });
+    const json = { resourceSpans: [{ scopeSpans: [{ spans: [{ attributes: Array.from({ length: 1_001 }, (_v, i) => kv(`k${i}`, { stringValue: 'v' })) }] }] }] };
+    await expect(decode(json, 'json')).rejects.toMatchObject({ status: 400 });
   });
 
   it('reads 64-bit integers sent as JSON numbers in any exact form, exponents included', async () => {

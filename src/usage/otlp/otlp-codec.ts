@@ -145,6 +145,7 @@ class TraceRequestReader {
         if (kv.field === 2 && kv.wire === 2) value = await this.anyValue(kv.bytes);
       }
       attributes.push({ key, value });
+      if (attributes.length > MAX_ATTRIBUTES) throw new Error(`a span or resource holds more than ${MAX_ATTRIBUTES} attributes`);
     }
     return attributes;
   }
@@ -213,9 +214,17 @@ function spansOf(request: unknown, idEncoding: 'hex' | 'base64'): Iterable<OtlpS
   })();
 }
 
+/**
+ * Most attributes a span or a resource may have (OpenTelemetry SDKs keep 128 by default): a list of
+ * hundreds of thousands, a few MB, would be made into a map in one piece.
+ */
+const MAX_ATTRIBUTES = 1_000;
+
 function attributes(value: unknown, path: string): Map<string, AttributeValue> {
   const map = new Map<string, AttributeValue>();
-  list(value, path).forEach((kv, i) => {
+  const kvs = list(value, path);
+  if (kvs.length > MAX_ATTRIBUTES) throw invalid(`${path} holds more than ${MAX_ATTRIBUTES} attributes`);
+  kvs.forEach((kv, i) => {
     if (!isObject(kv) || typeof kv.key !== 'string') throw invalid(`${path}[${i}] must be a KeyValue with a string key`);
     map.set(kv.key, anyValue(kv.value));
   });
