@@ -69,7 +69,11 @@ function drainWithin(request: IncomingMessage, ms: number): void {
   if (request.complete) return;
   const timer = setTimeout(() => request.socket.destroy(), ms);
   timer.unref();
-  const done = (): void => clearTimeout(timer);
+  const done = (): void => {
+    clearTimeout(timer);
+    request.off('end', done);
+    request.socket.off('close', done);
+  };
   request.once('end', done);
   request.socket.once('close', done);
 }
